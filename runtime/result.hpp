@@ -1,0 +1,107 @@
+// SPDX-License-Identifier: MIT
+// result<T>: what an I/O operation produced, or the error the kernel reported. Errors on the I/O
+// path are values; exceptions are for setup failures and for user code.
+#pragma once
+
+#include <cassert>
+#include <cerrno>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+#include <variant>
+
+namespace corio {
+
+/// The error_code for a positive errno value, in the system category.
+[[nodiscard]] inline std::error_code errno_code(int err) noexcept {
+    return {err, std::system_category()};
+}
+
+/// A value of type T, or a std::error_code saying why there is none.
+/// `value()` throws std::system_error when there is no value; `*r` asserts instead.
+template <class T>
+class [[nodiscard]] result {
+public:
+    using value_type = T;
+
+    result(T value) noexcept(std::is_nothrow_move_constructible_v<T>)
+        : m_state(std::in_place_index<0>, std::move(value)) {}
+    result(std::error_code error) noexcept : m_state(std::in_place_index<1>, error) {
+        assert(error && "a result error must be an actual error");
+    }
+    result(std::errc error) noexcept : result(std::make_error_code(error)) {}
+
+    [[nodiscard]] bool has_value() const noexcept { return m_state.index() == 0; }
+    explicit operator bool() const noexcept { return has_value(); }
+
+    /// The error, or an empty error_code when there is a value.
+    [[nodiscard]] std::error_code error() const noexcept {
+        return has_value() ? std::error_code{} : std::get<1>(m_state);
+    }
+
+    [[nodiscard]] T& value() & { throw_if_error(); return std::get<0>(m_state); }
+    [[nodiscard]] const T& value() const& { throw_if_error(); return std::get<0>(m_state); }
+    [[nodiscard]] T&& value() && { throw_if_error(); return std::get<0>(std::move(m_state)); }
+
+    template <class U>
+    [[nodiscard]] T value_or(U&& fallback) const& {
+        return has_value() ? std::get<0>(m_state) : static_cast<T>(std::forward<U>(fallback));
+    }
+
+    T& operator*() & noexcept { assert(has_value()); return *std::get_if<0>(&m_state); }
+    const T& operator*() const& noexcept { assert(has_value()); return *std::get_if<0>(&m_state); }
+    T* operator->() noexcept { assert(has_value()); return std::get_if<0>(&m_state); }
+    const T* operator->() const noexcept { assert(has_value()); return std::get_if<0>(&m_state); }
+
+    friend bool operator==(const result& r, std::errc e) noexcept { return r.error() == e; }
+
+private:
+    void throw_if_error() const {
+        if (!has_value())
+            throw std::system_error(std::get<1>(m_state));
+    }
+
+    std::variant<T, std::error_code> m_state; // the value, or why there is none
+};
+
+/// Success or an error, for operations that produce nothing but their outcome.
+template <>
+class [[nodiscard]] result<void> {
+public:
+    using value_type = void;
+
+    result() noexcept = default;
+    result(std::error_code error) noexcept : m_error(error) {}
+    result(std::errc error) noexcept : m_error(std::make_error_code(error)) {}
+
+    [[nodiscard]] bool has_value() const noexcept { return !m_error; }
+    explicit operator bool() const noexcept { return has_value(); }
+    [[nodiscard]] std::error_code error() const noexcept { return m_error; }
+
+    /// Throws std::system_error when this holds an error.
+    void value() const {
+        if (m_error)
+            throw std::system_error(m_error);
+    }
+
+    friend bool operator==(const result& r, std::errc e) noexcept { return r.error() == e; }
+
+private:
+    std::error_code m_error; // empty on success
+};
+
+namespace detail {
+
+/// The one place where a completion's `res` becomes a result: negative values are -errno.
+template <class T>
+[[nodiscard]] result<T> result_from_res(int res) noexcept {
+    if (res < 0)
+        return errno_code(-res);
+    if constexpr (std::is_void_v<T>)
+        return {};
+    else
+        return static_cast<T>(res);
+}
+
+} // namespace detail
+} // namespace corio

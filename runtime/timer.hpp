@@ -1,0 +1,142 @@
+// SPDX-License-Identifier: MIT
+// Timers through the ring: sleep_for/sleep_until (IORING_OP_TIMEOUT) and a deadline for a single
+// operation (IORING_OP_LINK_TIMEOUT). A deadline for any task is timeout() in when_any.hpp.
+#pragma once
+
+#include "runtime/detail/io_op.hpp"
+#include "runtime/result.hpp"
+
+#include <liburing.h>
+
+#include <chrono>
+#include <coroutine>
+#include <utility>
+
+namespace corio {
+
+namespace detail {
+template <class Rep, class Period>
+[[nodiscard]] __kernel_timespec to_timespec(std::chrono::duration<Rep, Period> d) noexcept {
+    auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
+    if (ns < 0)
+        ns = 0;
+    return {.tv_sec = ns / 1'000'000'000, .tv_nsec = ns % 1'000'000'000};
+}
+} // namespace detail
+
+/// A timer. Resumes with success when it expires, with ECANCELED when cancelled first.
+class [[nodiscard]] sleep_op : public detail::basic_op<sleep_op> {
+public:
+    sleep_op(__kernel_timespec when, unsigned timeout_flags) noexcept
+        : m_when(when), m_timeout_flags(timeout_flags) {}
+
+    void prepare(io_uring_sqe* sqe) noexcept {
+        io_uring_prep_timeout(sqe, &m_when, 0, m_timeout_flags);
+    }
+
+    result<void> await_resume() const noexcept {
+        return m_res == -ETIME ? result<void>{} : detail::result_from_res<void>(m_res);
+    }
+
+private:
+    __kernel_timespec m_when;  // relative duration or absolute CLOCK_MONOTONIC time
+    unsigned m_timeout_flags;  // 0 or IORING_TIMEOUT_ABS
+};
+
+/// Suspends for `d` (at least; the loop resumes the timer on the turn after it fires).
+template <class Rep, class Period>
+[[nodiscard]] sleep_op sleep_for(std::chrono::duration<Rep, Period> d) noexcept {
+    return sleep_op(detail::to_timespec(d), 0);
+}
+
+/// Suspends until `deadline` on the steady clock (CLOCK_MONOTONIC on Linux).
+template <class Duration>
+[[nodiscard]] sleep_op
+sleep_until(std::chrono::time_point<std::chrono::steady_clock, Duration> deadline) noexcept {
+    return sleep_op(detail::to_timespec(deadline.time_since_epoch()), IORING_TIMEOUT_ABS);
+}
+
+/// An op with a deadline: the op's SQE linked to an IORING_OP_LINK_TIMEOUT. If the deadline
+/// passes first, the op completes with ETIMEDOUT (the kernel cancelled it). Resumes only after
+/// both completions have arrived, so the op's buffer is never left with the kernel.
+template <class Op>
+class [[nodiscard]] timed_op : private detail::io_op {
+public:
+    timed_op(Op op, __kernel_timespec limit) noexcept(std::is_nothrow_move_constructible_v<Op>)
+        : m_op(std::move(op)), m_limit(limit) {}
+    timed_op(const timed_op&) = delete;
+    timed_op& operator=(const timed_op&) = delete;
+
+    [[nodiscard]] bool await_ready() const noexcept { return false; }
+
+    template <class Promise>
+    bool await_suspend(std::coroutine_handle<Promise> waiter) {
+        stop_token token = detail::stop_token_of(waiter);
+        if (token.stop_requested()) {
+            m_op.m_res = -ECANCELED;
+            return false;
+        }
+        io_context& ctx = io_context::current();
+        ctx.reserve_sqes(2); // the pair must reach the kernel in one submission to stay linked
+        io_uring_sqe* sqe = ctx.get_sqe();
+        m_op.prepare(sqe);
+        sqe->flags |= IOSQE_IO_LINK;
+        m_complete = &on_op_done;
+        ctx.track(sqe, this);
+
+        io_uring_sqe* limit_sqe = ctx.get_sqe();
+        io_uring_prep_link_timeout(limit_sqe, &m_limit, 0);
+        m_timer.m_owner = this;
+        m_timer.m_complete = &on_timer_done;
+        ctx.track(limit_sqe, &m_timer);
+
+        m_waiter = waiter;
+        m_pending = 2;
+        m_canceller.arm(token, this);
+        return true;
+    }
+
+    decltype(auto) await_resume() {
+        if (m_timer_fired && m_op.m_res == -ECANCELED)
+            m_op.m_res = -ETIMEDOUT;
+        return m_op.await_resume();
+    }
+
+private:
+    struct timer_part : detail::io_op {
+        timed_op* m_owner = nullptr; // the pair this link timeout belongs to
+    };
+
+    static void on_op_done(detail::io_op* op, int res, unsigned flags) noexcept {
+        auto* self = static_cast<timed_op*>(op);
+        self->m_op.m_res = res;
+        self->m_op.m_flags = flags;
+        self->one_done();
+    }
+    static void on_timer_done(detail::io_op* op, int res, unsigned) noexcept {
+        timed_op* self = static_cast<timer_part*>(op)->m_owner;
+        self->m_timer_fired = (res == -ETIME);
+        self->one_done();
+    }
+    void one_done() noexcept {
+        if (--m_pending != 0)
+            return;
+        m_canceller.disarm();
+        m_ctx->post(this);
+    }
+
+    Op m_op;                          // the operation under a deadline (prepared, not started)
+    __kernel_timespec m_limit;        // read by the kernel when the pair is submitted
+    timer_part m_timer;               // the link timeout's own completion target
+    int m_pending = 0;                // completions still due (op and timer)
+    bool m_timer_fired = false;       // the deadline passed before the op finished
+    detail::op_canceller m_canceller; // cancelling the op also removes its link timeout
+};
+
+/// Gives the single operation `op` a deadline `d` (see timed_op). Kernel 5.5+.
+template <class Op, class Rep, class Period>
+[[nodiscard]] timed_op<Op> with_timeout(Op op, std::chrono::duration<Rep, Period> d) {
+    return timed_op<Op>(std::move(op), detail::to_timespec(d));
+}
+
+} // namespace corio
