@@ -1,0 +1,367 @@
+// SPDX-License-Identifier: MIT
+// Runtime micro benchmarks: one trip through the ring with corio next to the same work written by
+// hand against liburing (same ring flags, same size, ring fd registered), and the task machinery.
+#include "runtime/io_context.hpp"
+#include "runtime/sync_wait.hpp"
+#include "runtime/task.hpp"
+#include "runtime/task_scope.hpp"
+#include "runtime/uring_op.hpp"
+#include "runtime/when_all.hpp"
+
+#include <benchmark/benchmark.h>
+#include <liburing.h>
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <system_error>
+#include <vector>
+
+namespace {
+
+constexpr std::size_t k_batch = 32; // NOPs in flight in the batched variants
+
+// ----- the raw twin's ring: exactly what io_context sets up -----
+
+/// The IORING_SETUP_* flags a default io_context ends up with on this kernel (after its own
+/// fallback), so the raw twin never runs on a better or worse ring than corio.
+unsigned corio_ring_flags() {
+    static const unsigned flags = [] {
+        corio::io_context ctx;
+        return ctx.ring_flags();
+    }();
+    return flags;
+}
+
+/// A bare ring set up like io_context's: same SQ size, same flags, ring fd registered.
+class raw_ring {
+public:
+    raw_ring() {
+        io_uring_params params{};
+        params.flags = corio_ring_flags();
+        int rc = io_uring_queue_init_params(corio::io_context_options{}.sq_entries, &m_ring, &params);
+        if (rc < 0)
+            throw std::system_error(-rc, std::system_category(), "bench: io_uring_queue_init_params");
+        (void)io_uring_register_ring_fd(&m_ring); // io_context does the same
+    }
+    ~raw_ring() { io_uring_queue_exit(&m_ring); }
+    raw_ring(const raw_ring&) = delete;
+    raw_ring& operator=(const raw_ring&) = delete;
+
+    io_uring* get() noexcept { return &m_ring; }
+
+private:
+    io_uring m_ring{}; // the queues
+};
+
+void label_flags(benchmark::State& state) {
+    char text[32];
+    std::snprintf(text, sizeof text, "ring_flags=0x%x", corio_ring_flags());
+    state.SetLabel(text);
+}
+
+/// Kernel entries and loop turns per item: shows whether corio spends syscalls the twin does not.
+void count_loop(benchmark::State& state, const corio::io_context& ctx) {
+    corio::io_context_stats s = ctx.stats();
+    auto items = static_cast<double>(state.items_processed());
+    if (items == 0)
+        return;
+    state.counters["enters_per_item"] = static_cast<double>(s.kernel_enters) / items;
+    state.counters["turns_per_item"] = static_cast<double>(s.loop_turns) / items;
+}
+
+// ----- one NOP at a time -----
+
+corio::task<void> nop_single_loop(benchmark::State* state) {
+    for (auto _ : *state) {
+        corio::result<void> r = co_await corio::nop();
+        if (!r) {
+            state->SkipWithError("nop failed");
+            break;
+        }
+    }
+}
+
+void BM_runtime_nop_corio_single(benchmark::State& state) {
+    corio::io_context ctx;
+    corio::sync_wait(ctx, nop_single_loop(&state));
+    state.SetItemsProcessed(state.iterations());
+    label_flags(state);
+    count_loop(state, ctx);
+}
+BENCHMARK(BM_runtime_nop_corio_single);
+
+void BM_runtime_nop_raw_single(benchmark::State& state) {
+    raw_ring ring;
+    io_uring* r = ring.get();
+    for (auto _ : state) {
+        io_uring_sqe* sqe = io_uring_get_sqe(r);
+        io_uring_prep_nop(sqe);
+        io_uring_sqe_set_data64(sqe, 1);
+        int rc = io_uring_submit_and_wait(r, 1);
+        io_uring_cqe* cqe = nullptr;
+        if (rc < 0 || io_uring_peek_cqe(r, &cqe) != 0 || cqe->res < 0) {
+            state.SkipWithError("nop failed");
+            break;
+        }
+        io_uring_cqe_seen(r, cqe);
+    }
+    state.SetItemsProcessed(state.iterations());
+    label_flags(state);
+}
+BENCHMARK(BM_runtime_nop_raw_single);
+
+// ----- 32 NOPs in flight: one batch per iteration -----
+
+corio::task<void> nop_child(std::uint64_t* failures) {
+    corio::result<void> r = co_await corio::nop();
+    *failures += r ? 0 : 1;
+}
+
+// when_all over 32 fresh tasks: pays a frame allocation per NOP plus the vectors.
+corio::task<void> nop_batch_when_all_loop(benchmark::State* state) {
+    std::uint64_t failures = 0;
+    for (auto _ : *state) {
+        std::vector<corio::task<void>> tasks;
+        tasks.reserve(k_batch);
+        for (std::size_t i = 0; i < k_batch; ++i)
+            tasks.push_back(nop_child(&failures));
+        auto all = corio::when_all(std::move(tasks));
+        auto values = co_await all;
+        benchmark::DoNotOptimize(values);
+    }
+    if (failures != 0)
+        state->SkipWithError("nop failed");
+}
+
+void BM_runtime_nop_corio_batch32_whenall(benchmark::State& state) {
+    corio::io_context ctx;
+    corio::sync_wait(ctx, nop_batch_when_all_loop(&state));
+    state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(k_batch));
+    label_flags(state);
+    count_loop(state, ctx);
+}
+BENCHMARK(BM_runtime_nop_corio_batch32_whenall);
+
+// 32 fresh tasks spawned into a task_scope and joined: a frame allocation per NOP, no vectors,
+// but the children start one loop turn later and the joiner is resumed one turn after them.
+corio::task<void> nop_batch_scope_loop(benchmark::State* state) {
+    std::uint64_t failures = 0;
+    corio::task_scope scope;
+    for (auto _ : *state) {
+        for (std::size_t i = 0; i < k_batch; ++i)
+            scope.spawn(nop_child(&failures));
+        co_await scope.join();
+    }
+    if (failures != 0)
+        state->SkipWithError("nop failed");
+}
+
+void BM_runtime_nop_corio_batch32_scope(benchmark::State& state) {
+    corio::io_context ctx;
+    corio::sync_wait(ctx, nop_batch_scope_loop(&state));
+    state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(k_batch));
+    label_flags(state);
+    count_loop(state, ctx);
+}
+BENCHMARK(BM_runtime_nop_corio_batch32_scope);
+
+void BM_runtime_nop_raw_batch32(benchmark::State& state) {
+    raw_ring ring;
+    io_uring* r = ring.get();
+    std::uint64_t failures = 0;
+    for (auto _ : state) {
+        for (std::size_t i = 0; i < k_batch; ++i) {
+            io_uring_sqe* sqe = io_uring_get_sqe(r);
+            io_uring_prep_nop(sqe);
+            io_uring_sqe_set_data64(sqe, i);
+        }
+        int rc = io_uring_submit_and_wait(r, k_batch);
+        if (rc < 0) {
+            state.SkipWithError("submit failed");
+            break;
+        }
+        unsigned head;
+        unsigned seen = 0;
+        io_uring_cqe* cqe;
+        io_uring_for_each_cqe(r, head, cqe) {
+            ++seen;
+            failures += cqe->res < 0 ? 1 : 0;
+        }
+        io_uring_cq_advance(r, seen);
+    }
+    if (failures != 0)
+        state.SkipWithError("nop failed");
+    state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(k_batch));
+    label_flags(state);
+}
+BENCHMARK(BM_runtime_nop_raw_batch32);
+
+// ----- 32 long-lived workers, one NOP in flight each: the server shape -----
+
+struct worker_shared {
+    benchmark::State* state = nullptr; // driven by the pacer only
+    bool done = false;                 // the pacer ran out of iterations
+    std::uint64_t nops = 0;            // NOPs completed by all workers
+    std::uint64_t failures = 0;        // NOPs that completed with an error
+};
+
+// Worker 0 owns the benchmark loop: one iteration is one loop turn in which every worker
+// completes one NOP (all 32 are submitted by one io_uring_enter and reaped together).
+corio::task<void> nop_pacer(worker_shared* shared) {
+    for (auto _ : *shared->state) {
+        corio::result<void> r = co_await corio::nop();
+        ++shared->nops;
+        shared->failures += r ? 0 : 1;
+    }
+    shared->done = true;
+}
+
+corio::task<void> nop_worker(worker_shared* shared) {
+    while (!shared->done) {
+        corio::result<void> r = co_await corio::nop();
+        ++shared->nops;
+        shared->failures += r ? 0 : 1;
+    }
+}
+
+corio::task<void> nop_workers_main(worker_shared* shared) {
+    corio::task_scope scope;
+    scope.spawn(nop_pacer(shared));
+    for (std::size_t i = 1; i < k_batch; ++i)
+        scope.spawn(nop_worker(shared));
+    co_await scope.join();
+}
+
+void BM_runtime_nop_corio_batch32_workers(benchmark::State& state) {
+    corio::io_context ctx;
+    worker_shared shared;
+    shared.state = &state;
+    corio::sync_wait(ctx, nop_workers_main(&shared));
+    if (shared.failures != 0)
+        state.SkipWithError("nop failed");
+    state.SetItemsProcessed(static_cast<std::int64_t>(shared.nops));
+    label_flags(state);
+    count_loop(state, ctx);
+}
+BENCHMARK(BM_runtime_nop_corio_batch32_workers);
+
+// The hand-written state machine: each "connection" is a struct its SQE's user_data points at;
+// a completion updates it and re-arms it at once; one submit per loop turn carries all re-arms.
+struct raw_conn {
+    std::uint64_t done = 0; // NOPs this connection completed
+};
+
+void arm_nop(io_uring* r, raw_conn* conn) {
+    io_uring_sqe* sqe = io_uring_get_sqe(r);
+    io_uring_prep_nop(sqe);
+    io_uring_sqe_set_data(sqe, conn);
+}
+
+void BM_runtime_nop_raw_batch32_workers(benchmark::State& state) {
+    raw_ring ring;
+    io_uring* r = ring.get();
+    std::array<raw_conn, k_batch> conns{};
+    for (raw_conn& c : conns)
+        arm_nop(r, &c);
+    std::uint64_t nops = 0;
+    std::uint64_t failures = 0;
+    for (auto _ : state) {
+        int rc = io_uring_submit_and_wait(r, 1);
+        if (rc < 0) {
+            state.SkipWithError("submit failed");
+            break;
+        }
+        unsigned head;
+        unsigned seen = 0;
+        io_uring_cqe* cqe;
+        io_uring_for_each_cqe(r, head, cqe) {
+            ++seen;
+            auto* conn = static_cast<raw_conn*>(io_uring_cqe_get_data(cqe));
+            failures += cqe->res < 0 ? 1 : 0;
+            ++conn->done;
+            arm_nop(r, conn);
+        }
+        io_uring_cq_advance(r, seen);
+        nops += seen;
+    }
+    if (failures != 0)
+        state.SkipWithError("nop failed");
+    state.SetItemsProcessed(static_cast<std::int64_t>(nops));
+    label_flags(state);
+}
+BENCHMARK(BM_runtime_nop_raw_batch32_workers);
+
+// ----- the task machinery alone (no ring) -----
+
+corio::task<int> trivial_value(int v) { co_return v; }
+
+corio::task<void> create_await_loop(benchmark::State* state) {
+    int sum = 0;
+    for (auto _ : *state) {
+        int v = co_await trivial_value(1);
+        sum += v;
+    }
+    benchmark::DoNotOptimize(sum);
+}
+
+// Create a task<int>, await it, it completes synchronously: one frame allocation and free.
+void BM_runtime_task_create_await(benchmark::State& state) {
+    corio::io_context ctx;
+    corio::sync_wait(ctx, create_await_loop(&state));
+    state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_runtime_task_create_await);
+
+corio::task<void> trivial_void(std::uint64_t* count) {
+    ++*count;
+    co_return;
+}
+
+corio::task<void> spawn_join_loop(benchmark::State* state, std::size_t n) {
+    std::uint64_t count = 0;
+    corio::task_scope scope;
+    for (auto _ : *state) {
+        for (std::size_t i = 0; i < n; ++i)
+            scope.spawn(trivial_void(&count));
+        co_await scope.join();
+    }
+    benchmark::DoNotOptimize(count);
+}
+
+// Spawn N trivial tasks into a task_scope and join them: items are tasks.
+void BM_runtime_spawn_join(benchmark::State& state) {
+    auto n = static_cast<std::size_t>(state.range(0));
+    corio::io_context ctx;
+    corio::sync_wait(ctx, spawn_join_loop(&state, n));
+    state.SetItemsProcessed(state.iterations() * state.range(0));
+}
+BENCHMARK(BM_runtime_spawn_join)->Arg(1)->Arg(32)->Arg(1024);
+
+corio::task<void> when_all_loop(benchmark::State* state, std::size_t n) {
+    std::uint64_t count = 0;
+    for (auto _ : *state) {
+        std::vector<corio::task<void>> tasks;
+        tasks.reserve(n);
+        for (std::size_t i = 0; i < n; ++i)
+            tasks.push_back(trivial_void(&count));
+        auto all = corio::when_all(std::move(tasks));
+        auto values = co_await all;
+        benchmark::DoNotOptimize(values);
+    }
+    benchmark::DoNotOptimize(count);
+}
+
+// when_all over a vector of 100 trivial (synchronously completing) tasks: items are tasks.
+void BM_runtime_when_all_100(benchmark::State& state) {
+    constexpr std::size_t n = 100;
+    corio::io_context ctx;
+    corio::sync_wait(ctx, when_all_loop(&state, n));
+    state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(n));
+}
+BENCHMARK(BM_runtime_when_all_100);
+
+} // namespace
+
+BENCHMARK_MAIN();
