@@ -29,7 +29,7 @@ public:
 
     result<uring_completion> await_resume() const noexcept {
         if (this->m_res < 0)
-            return detail::result_from_res<uring_completion>(this->m_res).error();
+            return detail::result_from_res<int>(this->m_res).error();
         return uring_completion{this->m_res, this->m_flags};
     }
 
