@@ -322,6 +322,6 @@ detail::offload_pool& io_context::offload_pool() {
 
 void spawn(task<void> t) { io_context::current().root_scope().spawn(std::move(t)); }
 
-void spawn(io_context& ctx, task<void> t) { ctx.root_scope().spawn(std::move(t)); }
+void spawn(io_context& ctx, task<void> t) { ctx.root_scope().spawn(ctx, std::move(t)); }
 
 } // namespace corio

@@ -34,7 +34,7 @@ task_scope::~task_scope() {
         m_parent_state->remove(&m_parent_link);
 }
 
-void task_scope::spawn(task<void> t) {
+void task_scope::spawn(io_context& ctx, task<void> t) {
     auto frame = t.release();
     assert(frame && "spawning an empty task");
     detail::promise<void>& promise = frame.promise();
@@ -42,7 +42,7 @@ void task_scope::spawn(task<void> t) {
     promise.m_stop = m_stop.token();
     promise.m_scope_entry.m_waiter = frame;
     link(&promise.m_scope_entry);
-    io_context::current().post(&promise.m_scope_entry);
+    ctx.post(&promise.m_scope_entry);
 }
 
 void task_scope::on_child_done(detail::completion_hook* hook, detail::promise_base& child,

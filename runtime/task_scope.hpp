@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <exception>
 #include <functional>
+#include <utility>
 
 namespace corio {
 
@@ -31,9 +32,12 @@ public:
     task_scope(const task_scope&) = delete;
     task_scope& operator=(const task_scope&) = delete;
 
-    /// Takes ownership of `t` and schedules it: it starts on the next loop turn, with this
-    /// scope's stop token.
-    void spawn(task<void> t);
+    /// Takes ownership of `t` and schedules it on the current io_context: it starts on the next
+    /// loop turn, with this scope's stop token.
+    void spawn(task<void> t) { spawn(io_context::current(), std::move(t)); }
+
+    /// Same, on `ctx` (which need not be the current context yet).
+    void spawn(io_context& ctx, task<void> t);
 
     class join_awaitable;
     /// Waits until every child has finished; rethrows the first exception one of them threw.

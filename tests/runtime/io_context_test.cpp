@@ -213,3 +213,14 @@ TEST_CASE("an exception escaping a spawned task reaches the context's handler") 
     ctx.run();
     CHECK(caught == "escaped");
 }
+
+TEST_CASE("spawn on a context that is not current runs the task on that context") {
+    io_context first;
+    io_context second; // now the current context of this thread
+    std::vector<int> hits(1, 0);
+    spawn(first, nop_and_count(&hits[0]));
+    second.run();
+    CHECK(hits[0] == 0); // nothing was queued on the wrong loop
+    first.run();
+    CHECK(hits[0] == 1);
+}
