@@ -1,0 +1,263 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# The test command: builds build/debug (g++ -O0) and build/asan (g++, ASan+UBSan), runs every
+# doctest binary of both, then checks that an installed corio works from an outside meson project.
+# The last line is always "N passed, N failed"; the exit status is non-zero on any failure.
+#
+# Environment: CORIO_TEST_TIMEOUT (seconds per test binary, default 900), CORIO_SKIP_DEPS=1,
+# CORIO_TEST_BUILDS="debug asan" (which of the two builds to run), extra ASAN_OPTIONS and
+# UBSAN_OPTIONS (appended to the ones below, so they can override them).
+set -uo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
+root=$(pwd)
+# shellcheck source=scripts/deps.sh
+source scripts/deps.sh
+
+jobs=$(nproc 2>/dev/null || echo 2)
+timeout_s=${CORIO_TEST_TIMEOUT:-900}
+read -ra builds <<<"${CORIO_TEST_BUILDS:-debug asan}"
+log_dir=build/test-logs
+
+# The options of each build folder, as `name=value` pairs as meson introspection reports them
+# (`|` joins the items of an array option). b_sanitize adds -fno-omit-frame-pointer itself.
+# NOTE: werror stays on (the project default) in both builds: a warning is a failure here too.
+declare -A build_options=(
+    [debug]="buildtype=debug"
+    [asan]="debug=true optimization=1 b_sanitize=address,undefined b_lundef=false
+            cpp_args=-fno-sanitize-recover=all"
+)
+
+asan_env=(
+    "ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:abort_on_error=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+    "UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
+)
+
+total_passed=0
+total_failed=0
+
+# Prints the final line and exits with the matching status.
+finish() {
+    echo "${total_passed} passed, ${total_failed} failed"
+    if ((total_failed > 0)); then
+        exit 1
+    fi
+    exit 0
+}
+
+# A build step failed: nothing was tested.
+build_failed() {
+    echo "FAILED: $*" >&2
+    total_passed=0
+    total_failed=1
+    finish
+}
+
+# Turns build_options[$1] into meson -D arguments (`|` separates the items of an array option).
+meson_args() {
+    local pair
+    local -a pairs
+    read -ra pairs <<<"${build_options[$1]//$'\n'/ }"
+    for pair in "${pairs[@]}"; do
+        printf -- '-D%s\n' "${pair//|/ }"
+    done
+}
+
+# Prints the `name=value` pairs of build_options[$2] that build folder $1 does not have yet.
+stale_options() {
+    local -a pairs
+    read -ra pairs <<<"${build_options[$2]//$'\n'/ }"
+    meson introspect "$1" --buildoptions | python3 -c '
+import json, sys
+have = {}
+for o in json.load(sys.stdin):
+    v = o["value"]
+    if isinstance(v, bool):
+        v = "true" if v else "false"
+    elif isinstance(v, list):
+        v = "|".join(v)
+    have[o["name"]] = str(v)
+for pair in sys.argv[1:]:
+    name, _, want = pair.partition("=")
+    if have.get(name) != want:
+        print(pair)
+' "${pairs[@]}"
+}
+
+# Configures build/$1 when it is new or its options drifted, then builds it.
+configure_and_build() {
+    local name=$1 dir=build/$1 setup_log=$log_dir/setup-$1.log
+    local -a args
+    mapfile -t args < <(meson_args "$name")
+    if [[ ! -f $dir/meson-private/coredata.dat ]]; then
+        echo "==> configuring $dir"
+        if ! CXX=g++ meson setup "$dir" "${args[@]}" >"$setup_log" 2>&1; then
+            cat "$setup_log"
+            build_failed "meson setup $dir"
+        fi
+    elif [[ -n $(stale_options "$dir" "$name" 2>/dev/null || echo unreadable) ]]; then
+        echo "==> reconfiguring $dir"
+        # A folder meson cannot reconfigure (made by another meson version, say) is set up anew.
+        if ! meson setup --reconfigure "$dir" "${args[@]}" >"$setup_log" 2>&1 &&
+            ! CXX=g++ meson setup --wipe "$dir" "${args[@]}" >"$setup_log" 2>&1; then
+            cat "$setup_log"
+            build_failed "meson setup --reconfigure $dir"
+        fi
+    fi
+    echo "==> building $dir (ninja -j$jobs)"
+    ninja -C "$dir" -j "$jobs" || build_failed "ninja -C $dir"
+}
+
+# Runs one doctest binary ($2) of build $1 and adds its counts to the totals.
+run_binary() {
+    local name=$1 bin=$2
+    local label="$name: ${bin#build/"$name"/}"
+    local log
+    log="$log_dir/$name-$(basename "$bin").log"
+    local -a env_vars=()
+    if [[ $name == asan ]]; then
+        env_vars=("${asan_env[@]}")
+    fi
+    echo "==> $label"
+    local start=$SECONDS rc=0
+    env "${env_vars[@]}" timeout --kill-after=10 "$timeout_s" "$bin" --no-colors=true \
+        >"$log" 2>&1 </dev/null || rc=$?
+    local took=$((SECONDS - start))
+
+    if ((rc == 77)); then
+        echo "    SKIPPED (exit 77): $(tail -n 1 "$log")"
+        return
+    fi
+    local summary passed=0 failed=0 skipped=0
+    summary=$(grep -E '^\[doctest\] test cases:' "$log" | tail -n 1)
+    if [[ $summary =~ ([0-9]+)\ passed\ *\|\ *([0-9]+)\ failed\ *\|\ *([0-9]+)\ skipped ]]; then
+        passed=${BASH_REMATCH[1]}
+        failed=${BASH_REMATCH[2]}
+        skipped=${BASH_REMATCH[3]}
+    fi
+    local verdict=""
+    if ((rc == 124 || rc == 137)); then
+        verdict="timed out after ${timeout_s}s"
+    elif [[ -z $summary ]] && ((rc > 128)); then
+        verdict="killed by SIG$(kill -l $((rc - 128)) 2>/dev/null || echo $((rc - 128))) before its summary"
+    elif [[ -z $summary ]]; then
+        verdict="exited with status $rc and no doctest summary"
+    elif ((rc != 0 && failed == 0)); then
+        verdict="exited with status $rc after its summary (sanitizer report at exit?)"
+    fi
+    if [[ -n $verdict ]]; then
+        failed=$((failed + 1))
+    fi
+    total_passed=$((total_passed + passed))
+    total_failed=$((total_failed + failed))
+    echo "    $passed passed, $failed failed, $skipped skipped (${took}s)${verdict:+ -- $verdict}"
+    if ((failed > 0)); then
+        echo "    ---- output of $bin (last 200 lines; full log: $log) ----"
+        tail -n 200 "$log" | sed 's/^/    | /'
+    fi
+}
+
+# Every public header in the source tree must be installed under <prefix>/include.
+check_installed_headers() {
+    local include_dir=$1 header absent=0
+    while IFS= read -r header; do
+        if [[ ! -f $include_dir/$header ]]; then
+            echo "    not installed: $header"
+            absent=1
+        fi
+    done < <(find corio.hpp runtime net fs -name '*.hpp' 2>/dev/null | sort)
+    return "$absent"
+}
+
+# Installs build/debug into a temporary DESTDIR and builds and runs tests/install_consumer
+# against it through pkg-config alone. Prints why on failure.
+install_check() {
+    local tmp=$1 stage=$1/stage
+    meson install -C build/debug --no-rebuild --destdir "$stage" >"$tmp/install.log" 2>&1 ||
+        { cat "$tmp/install.log"; echo "    meson install failed"; return 1; }
+    local pc
+    pc=$(find "$stage" -name corio.pc -path '*/pkgconfig/*' | head -n 1)
+    if [[ -z $pc ]]; then
+        echo "    no corio.pc was installed"
+        return 1
+    fi
+    local include_dir
+    include_dir=$(dirname "$(find "$stage" -name corio.hpp -path '*/include/*' | head -n 1)")
+    check_installed_headers "$include_dir" || { echo "    headers missing from the install"; return 1; }
+    # NOTE: PKG_CONFIG_SYSROOT_DIR maps the installed corio.pc (prefix /usr/local, unchanged) onto
+    # the DESTDIR, so the very file a user gets is the one tested.
+    local -a pc_env=("PKG_CONFIG_PATH=$(dirname "$pc")" "PKG_CONFIG_SYSROOT_DIR=$stage")
+    env "${pc_env[@]}" CXX=g++ meson setup "$tmp/build" tests/install_consumer \
+        >"$tmp/setup.log" 2>&1 ||
+        { cat "$tmp/setup.log"; echo "    configuring the consumer failed"; return 1; }
+    env "${pc_env[@]}" ninja -C "$tmp/build" >"$tmp/build.log" 2>&1 ||
+        { cat "$tmp/build.log"; echo "    building the consumer failed"; return 1; }
+    local rc=0
+    timeout 60 "$tmp/build/consumer" || rc=$?
+    if ((rc == 77)); then
+        return 77
+    fi
+    ((rc == 0)) || { echo "    the consumer exited with status $rc"; return 1; }
+    local printed
+    printed=$(timeout 60 "$tmp/build/readme_sample") ||
+        { echo "    the README sample exited with status $?"; return 1; }
+    [[ $printed == 126 ]] || { echo "    the README sample printed '$printed', not 126"; return 1; }
+    check_readme_sample
+}
+
+# README.md must show tests/install_consumer/readme_sample.cpp (from its first #include line on) as
+# its first ```cpp block, so the sample a reader copies is the one that was just built and run.
+check_readme_sample() {
+    python3 - README.md tests/install_consumer/readme_sample.cpp <<'PY'
+import re, sys
+readme, sample = (open(p).read() for p in sys.argv[1:3])
+blocks = re.findall(r"^```cpp\n(.*?)^```$", readme, re.S | re.M)
+code = sample[re.search(r"^#include", sample, re.M).start():]
+if not blocks or blocks[0] != code:
+    sys.exit("    README.md's first ```cpp block differs from "
+             "tests/install_consumer/readme_sample.cpp (from its first #include line on)")
+PY
+}
+
+run_install_check() {
+    echo "==> install consumer: meson install (build/debug) + tests/install_consumer via pkg-config"
+    local tmp rc=0
+    tmp=$(mktemp -d "${TMPDIR:-/tmp}/corio-install.XXXXXX")
+    install_check "$tmp" || rc=$?
+    rm -rf "$tmp"
+    case $rc in
+        0) total_passed=$((total_passed + 1)); echo "    1 passed, 0 failed" ;;
+        77) echo "    SKIPPED (exit 77: io_uring unavailable)" ;;
+        *) total_failed=$((total_failed + 1)); echo "    0 passed, 1 failed" ;;
+    esac
+}
+
+main() {
+    local began=$SECONDS
+    corio_install_deps || build_failed "installing the Debian packages"
+    mkdir -p "$log_dir"
+    local name
+    for name in "${builds[@]}"; do
+        [[ -n ${build_options[$name]:-} ]] || build_failed "unknown build '$name'"
+        configure_and_build "$name"
+    done
+    for name in "${builds[@]}"; do
+        local bin found=0
+        for bin in build/"$name"/tests/test_*; do
+            [[ -f $bin && -x $bin ]] || continue
+            found=1
+            run_binary "$name" "$bin"
+        done
+        if ((found == 0)); then
+            echo "==> $name: no test binaries in build/$name/tests"
+            total_failed=$((total_failed + 1))
+        fi
+    done
+    if [[ " ${builds[*]} " == *" debug "* ]]; then
+        run_install_check
+    fi
+    echo "==> done in $((SECONDS - began))s (logs in $root/$log_dir)"
+    finish
+}
+
+main

@@ -1,0 +1,46 @@
+// SPDX-License-Identifier: MIT
+// Install check: a program built against an installed corio (headers, static library and
+// corio.pc) that runs one round trip through the ring. Exits 0 on success, 77 without io_uring.
+#include "runtime/sync_wait.hpp"
+#include "runtime/uring_op.hpp"
+
+// The umbrella header too: every public header must be installed and compile outside the tree.
+#include "corio.hpp"
+
+#include <liburing.h>
+
+#include <cstdio>
+#include <cstring>
+
+namespace {
+
+corio::task<int> round_trip() {
+    corio::result<void> done = co_await corio::nop();
+    if (!done) {
+        std::fprintf(stderr, "nop failed: %s\n", done.error().message().c_str());
+        co_return 1;
+    }
+    co_return 0;
+}
+
+/// 0 when a ring can be created; otherwise the errno that refused it.
+int probe_io_uring() {
+    io_uring ring;
+    int rc = io_uring_queue_init(4, &ring, 0);
+    if (rc < 0)
+        return -rc;
+    io_uring_queue_exit(&ring);
+    return 0;
+}
+
+} // namespace
+
+int main() {
+    if (int err = probe_io_uring(); err != 0) {
+        std::fprintf(stderr, "io_uring unavailable (%s): skipping\n", std::strerror(err));
+        return 77;
+    }
+    int rc = corio::sync_wait(round_trip());
+    std::printf("install consumer: nop round trip %s\n", rc == 0 ? "ok" : "FAILED");
+    return rc;
+}
