@@ -1,0 +1,207 @@
+// SPDX-License-Identifier: MIT
+// The read/write awaiters behind corio::file: contiguous and vectored, `_some` (one SQE) and the
+// loops (`read_at`, `_exact`, `_all`), with the O_DIRECT alignment check done before submission.
+#pragma once
+
+#include "fs/detail/transfer_op.hpp"
+#include "fs/fs_error.hpp"
+#include "runtime/result.hpp"
+
+#include <liburing.h>
+#include <sys/uio.h>
+
+#include <cassert>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <new>
+#include <span>
+#include <vector>
+
+namespace corio::fs_detail {
+
+/// How far a read or write goes.
+enum class transfer_mode : unsigned char {
+    some,      // one SQE; whatever it transfers
+    until_eof, // reads: until the buffer is full or end of file (a short count means EOF)
+    exact,     // reads: until full; end of file first is fs_errc::unexpected_eof
+    all,       // writes: until everything is written
+};
+
+/// The most one read/write SQE moves (Linux MAX_RW_COUNT); larger requests loop or are partial.
+inline constexpr std::size_t k_max_rw_chunk = 0x7ffff000;
+
+/// Offsets above this would be taken as "the current position" (-1) or rejected by the kernel.
+inline constexpr std::uint64_t k_max_offset = std::numeric_limits<std::int64_t>::max();
+
+[[nodiscard]] inline unsigned clamp_chunk(std::size_t n) noexcept {
+    return static_cast<unsigned>(n < k_max_rw_chunk ? n : k_max_rw_chunk);
+}
+
+/// True when `value` is a multiple of `alignment` (a power of two; 0 means "no O_DIRECT").
+[[nodiscard]] inline bool is_aligned(std::uint64_t value, std::size_t alignment) noexcept {
+    return alignment == 0 || (value & (alignment - 1)) == 0;
+}
+
+[[nodiscard]] inline bool is_direct_request_ok(const void* data, std::uint64_t offset,
+                                               std::size_t size, std::size_t alignment) noexcept {
+    return is_aligned(reinterpret_cast<std::uintptr_t>(data), alignment) &&
+        is_aligned(offset, alignment) && is_aligned(size, alignment);
+}
+
+/// The outcome of a (possibly looping) transfer, shared by every read/write op.
+[[nodiscard]] inline result<std::size_t> transfer_result(const std::error_code& early, int res,
+                                                         std::size_t done, std::size_t wanted,
+                                                         transfer_mode mode,
+                                                         bool is_write) noexcept {
+    if (early)
+        return early;
+    if (res < 0)
+        return errno_code(-res);
+    if (done < wanted && mode == transfer_mode::exact)
+        return make_error_code(fs_errc::unexpected_eof);
+    if (done < wanted && mode == transfer_mode::all && is_write)
+        return make_error_code(fs_errc::write_made_no_progress);
+    return done;
+}
+
+/// A contiguous read (IORING_OP_READ, kernel 5.6+). Resumes with the bytes read.
+class [[nodiscard]] read_op : public transfer_op<read_op> {
+public:
+    read_op(int fd, std::span<std::byte> buffer, std::uint64_t offset, transfer_mode mode,
+            std::size_t direct_alignment) noexcept
+        : m_fd(fd), m_data(buffer.data()), m_size(buffer.size()), m_offset(offset), m_mode(mode) {
+        assert(offset <= k_max_offset && "file offsets are at most INT64_MAX");
+        if (!is_direct_request_ok(m_data, offset, m_size, direct_alignment))
+            refuse(make_error_code(fs_errc::misaligned_direct_io));
+        else if (m_size == 0)
+            skip();
+    }
+
+    void prepare(io_uring_sqe* sqe) noexcept {
+        io_uring_prep_read(sqe, m_fd, m_data + m_done, clamp_chunk(m_size - m_done),
+                           m_offset + m_done);
+    }
+    bool advance(int res) noexcept {
+        m_done += static_cast<std::size_t>(res);
+        return m_mode != transfer_mode::some && m_done < m_size;
+    }
+    result<std::size_t> await_resume() const noexcept {
+        return transfer_result(early_error(), m_res, m_done, m_size, m_mode, false);
+    }
+
+private:
+    int m_fd;              // the file
+    std::byte* m_data;     // the caller's buffer (owned by the caller until resumption)
+    std::size_t m_size;    // bytes wanted
+    std::uint64_t m_offset; // file offset of m_data[0]
+    std::size_t m_done = 0; // bytes read so far
+    transfer_mode m_mode;  // how far to go
+};
+
+/// A contiguous write (IORING_OP_WRITE, kernel 5.6+). Resumes with the bytes written.
+class [[nodiscard]] write_op : public transfer_op<write_op> {
+public:
+    write_op(int fd, std::span<const std::byte> buffer, std::uint64_t offset, transfer_mode mode,
+             std::size_t direct_alignment) noexcept
+        : m_fd(fd), m_data(buffer.data()), m_size(buffer.size()), m_offset(offset), m_mode(mode) {
+        assert(offset <= k_max_offset && "file offsets are at most INT64_MAX");
+        if (!is_direct_request_ok(m_data, offset, m_size, direct_alignment))
+            refuse(make_error_code(fs_errc::misaligned_direct_io));
+        else if (m_size == 0)
+            skip();
+    }
+
+    void prepare(io_uring_sqe* sqe) noexcept {
+        io_uring_prep_write(sqe, m_fd, m_data + m_done, clamp_chunk(m_size - m_done),
+                            m_offset + m_done);
+    }
+    bool advance(int res) noexcept {
+        m_done += static_cast<std::size_t>(res);
+        return m_mode != transfer_mode::some && m_done < m_size;
+    }
+    result<std::size_t> await_resume() const noexcept {
+        return transfer_result(early_error(), m_res, m_done, m_size, m_mode, true);
+    }
+
+private:
+    int m_fd;                    // the file
+    const std::byte* m_data;     // the caller's bytes (owned by the caller until resumption)
+    std::size_t m_size;          // bytes to write
+    std::uint64_t m_offset;      // file offset of m_data[0]
+    std::size_t m_done = 0;      // bytes written so far
+    transfer_mode m_mode;        // how far to go
+};
+
+/// A vectored read or write (IORING_OP_READV/WRITEV, kernel 5.1+). Resumes with the bytes moved.
+/// When a loop continues after a partial transfer, the rest of the vector is copied into the op
+/// (the caller's iovec array is never modified).
+template <bool IsWrite>
+class [[nodiscard]] vectored_op : public transfer_op<vectored_op<IsWrite>> {
+public:
+    vectored_op(int fd, std::span<const iovec> vec, std::uint64_t offset, transfer_mode mode,
+                std::size_t direct_alignment) noexcept
+        : m_fd(fd), m_vec(vec), m_offset(offset), m_mode(mode) {
+        assert(offset <= k_max_offset && "file offsets are at most INT64_MAX");
+        bool aligned = is_aligned(offset, direct_alignment);
+        for (const iovec& v : vec) {
+            m_total += v.iov_len;
+            aligned = aligned && is_direct_request_ok(v.iov_base, 0, v.iov_len, direct_alignment);
+        }
+        if (!aligned)
+            this->refuse(make_error_code(fs_errc::misaligned_direct_io));
+        else if (m_total == 0)
+            this->skip();
+    }
+
+    void prepare(io_uring_sqe* sqe) noexcept {
+        std::span<const iovec> rest = m_done == 0 ? m_vec : std::span<const iovec>(m_rest);
+        auto count = static_cast<unsigned>(rest.size());
+        if constexpr (IsWrite)
+            io_uring_prep_writev(sqe, m_fd, rest.data(), count, m_offset + m_done);
+        else
+            io_uring_prep_readv(sqe, m_fd, rest.data(), count, m_offset + m_done);
+    }
+
+    bool advance(int res) noexcept {
+        m_done += static_cast<std::size_t>(res);
+        if (m_mode == transfer_mode::some || m_done >= m_total)
+            return false;
+        try {
+            rebuild_rest();
+        } catch (const std::bad_alloc&) {
+            this->m_res = -ENOMEM;
+            return false;
+        }
+        return true;
+    }
+
+    result<std::size_t> await_resume() const noexcept {
+        return transfer_result(this->early_error(), this->m_res, m_done, m_total, m_mode, IsWrite);
+    }
+
+private:
+    /// m_rest = the caller's vector minus the first m_done bytes.
+    void rebuild_rest() {
+        m_rest.clear();
+        std::size_t skip = m_done;
+        for (const iovec& v : m_vec) {
+            if (skip >= v.iov_len) {
+                skip -= v.iov_len;
+                continue;
+            }
+            m_rest.push_back({static_cast<char*>(v.iov_base) + skip, v.iov_len - skip});
+            skip = 0;
+        }
+    }
+
+    int m_fd;                       // the file
+    std::span<const iovec> m_vec;   // the caller's vector (and its buffers) until resumption
+    std::uint64_t m_offset;         // file offset of the first byte
+    std::size_t m_total = 0;        // bytes the vector describes
+    std::size_t m_done = 0;         // bytes moved so far
+    transfer_mode m_mode;           // how far to go
+    std::vector<iovec> m_rest;      // what is left after a partial transfer (loops only)
+};
+
+} // namespace corio::fs_detail
