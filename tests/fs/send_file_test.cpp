@@ -1,0 +1,175 @@
+// SPDX-License-Identifier: MIT
+#include "fs/send_file.hpp"
+
+#include "fs/file.hpp"
+#include "runtime/sync_wait.hpp"
+#include "tests/fs/temp_dir.hpp"
+
+#include <arpa/inet.h>
+#include <doctest/doctest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <stdexcept>
+#include <string>
+#include <thread>
+
+using namespace corio;
+using corio::test::pattern;
+using corio::test::temp_dir;
+
+namespace {
+
+/// A connected pair of stream sockets and a thread that reads the receiving end to EOF.
+class socket_sink {
+public:
+    /// Unix socketpair (tcp = false) or a TCP connection over 127.0.0.1, port 0.
+    explicit socket_sink(bool tcp) {
+        if (tcp)
+            connect_tcp();
+        else if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, m_fds) != 0)
+            throw std::runtime_error("socketpair failed");
+        m_reader = std::thread([this] {
+            char buf[65536];
+            for (;;) {
+                ssize_t n = ::read(m_fds[1], buf, sizeof buf);
+                if (n <= 0)
+                    break;
+                m_received.append(buf, static_cast<std::size_t>(n));
+            }
+        });
+    }
+    ~socket_sink() {
+        finish();
+        ::close(m_fds[0]);
+        ::close(m_fds[1]);
+    }
+    socket_sink(const socket_sink&) = delete;
+    socket_sink& operator=(const socket_sink&) = delete;
+
+    [[nodiscard]] int sender() const noexcept { return m_fds[0]; }
+
+    /// Ends the stream and returns everything the reader got.
+    const std::string& finish() {
+        if (m_reader.joinable()) {
+            ::shutdown(m_fds[0], SHUT_WR);
+            m_reader.join();
+        }
+        return m_received;
+    }
+
+private:
+    void connect_tcp() {
+        int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_in addr{};
+        addr.sin_family = AF_INET;
+        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        socklen_t len = sizeof addr;
+        if (listener < 0 || ::bind(listener, reinterpret_cast<sockaddr*>(&addr), len) != 0 ||
+            ::listen(listener, 1) != 0 ||
+            ::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
+            throw std::runtime_error("tcp listener failed");
+        m_fds[0] = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (::connect(m_fds[0], reinterpret_cast<sockaddr*>(&addr), len) != 0)
+            throw std::runtime_error("tcp connect failed");
+        m_fds[1] = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+        ::close(listener);
+        if (m_fds[1] < 0)
+            throw std::runtime_error("tcp accept failed");
+    }
+
+    int m_fds[2] = {-1, -1};  // [0] sends (under test), [1] is drained by m_reader
+    std::thread m_reader;     // reads m_fds[1] to EOF
+    std::string m_received;   // what arrived
+};
+
+task<result<std::uint64_t>> send_range(std::string path, std::uint64_t offset,
+                                       std::uint64_t length, int socket_fd,
+                                       send_file_strategy strategy, std::size_t chunk) {
+    result<file> opened = co_await file::open(std::move(path));
+    file f = std::move(opened.value());
+    send_file_options options;
+    options.strategy = strategy;
+    options.chunk_size = chunk;
+    result<std::uint64_t> sent = co_await send_file_range(f, offset, length, socket_fd, options);
+    co_return sent;
+}
+
+const char* name_of(send_file_strategy s) {
+    return s == send_file_strategy::splice ? "splice" : "read_send";
+}
+
+} // namespace
+
+TEST_CASE("send_file_range delivers the exact bytes of a range with both strategies") {
+    temp_dir dir;
+    std::string bytes = pattern((2u << 20) + 333, 21);
+    test::write_plain(dir / "f", bytes);
+    for (send_file_strategy strategy : {send_file_strategy::read_send, send_file_strategy::splice}) {
+        for (bool tcp : {false, true}) {
+            CAPTURE(name_of(strategy));
+            CAPTURE(tcp);
+            socket_sink sink(tcp);
+            const std::uint64_t offset = 4097, length = bytes.size() - 4097 - 1000;
+            result<std::uint64_t> sent = sync_wait(
+                send_range(dir / "f", offset, length, sink.sender(), strategy, 128 * 1024));
+            CHECK(sent.value() == length);
+            const std::string& got = sink.finish();
+            CHECK(got.size() == length);
+            CHECK(got == bytes.substr(offset, length));
+        }
+    }
+}
+
+TEST_CASE("send_file_range stops short at end of file and reports the bytes sent") {
+    temp_dir dir;
+    std::string bytes = pattern(300000, 22);
+    test::write_plain(dir / "f", bytes);
+    for (send_file_strategy strategy : {send_file_strategy::read_send, send_file_strategy::splice}) {
+        CAPTURE(name_of(strategy));
+        socket_sink sink(false);
+        result<std::uint64_t> sent =
+            sync_wait(send_range(dir / "f", 1000, 1u << 20, sink.sender(), strategy, 65536));
+        CHECK(sent.value() == bytes.size() - 1000);
+        CHECK(sink.finish() == bytes.substr(1000));
+    }
+}
+
+TEST_CASE("send_file_range of an empty range or past the end sends nothing") {
+    temp_dir dir;
+    test::write_plain(dir / "f", "abc");
+    for (send_file_strategy strategy : {send_file_strategy::read_send, send_file_strategy::splice}) {
+        CAPTURE(name_of(strategy));
+        socket_sink sink(false);
+        CHECK(sync_wait(send_range(dir / "f", 0, 0, sink.sender(), strategy, 4096)).value() == 0);
+        CHECK(sync_wait(send_range(dir / "f", 10, 5, sink.sender(), strategy, 4096)).value() == 0);
+        CHECK(sink.finish().empty());
+    }
+}
+
+TEST_CASE("send_file_range to a socket whose peer is gone is broken_pipe, not a signal") {
+    temp_dir dir;
+    test::write_plain(dir / "f", pattern(100000, 23));
+    for (send_file_strategy strategy : {send_file_strategy::read_send, send_file_strategy::splice}) {
+        CAPTURE(name_of(strategy));
+        int fds[2];
+        REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) == 0);
+        ::close(fds[1]);
+        result<std::uint64_t> sent =
+            sync_wait(send_range(dir / "f", 0, 100000, fds[0], strategy, 65536));
+        CHECK(sent == std::errc::broken_pipe);
+        ::close(fds[0]);
+    }
+}
+
+TEST_CASE("send_file_range to something that is not a socket reports the kernel's error") {
+    temp_dir dir;
+    test::write_plain(dir / "f", "abc");
+    int fd = ::open((dir / "f").c_str(), O_RDONLY | O_CLOEXEC);
+    REQUIRE(fd >= 0);
+    result<std::uint64_t> sent =
+        sync_wait(send_range(dir / "f", 0, 3, fd, send_file_strategy::read_send, 4096));
+    CHECK(sent == std::errc::not_a_socket);
+    ::close(fd);
+}
