@@ -2,9 +2,13 @@
 // The umbrella header for examples and quick programs: every public corio header.
 #pragma once
 
+#include "runtime/channel.hpp"
+#include "runtime/event.hpp"
 #include "runtime/io_context.hpp"
+#include "runtime/mutex.hpp"
 #include "runtime/offload.hpp"
 #include "runtime/result.hpp"
+#include "runtime/semaphore.hpp"
 #include "runtime/stop.hpp"
 #include "runtime/sync_wait.hpp"
 #include "runtime/task.hpp"
