@@ -1,0 +1,228 @@
+// SPDX-License-Identifier: MIT
+// The provided-buffer ring set up by hand (liburing 2.3 has no io_uring_setup_buf_ring) and the
+// multishot recv stream that fills it.
+#include "net/buffer_ring.hpp"
+
+#include "net/socket.hpp"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <system_error>
+
+namespace corio::net {
+
+namespace detail {
+
+namespace {
+
+/// Next group id tried when the caller lets corio pick one (ids are per ring; one counter per
+/// thread keeps two rings of one loop apart, EEXIST moves past ids taken by someone else).
+thread_local std::uint16_t t_next_group_id = 0x100;
+
+std::size_t round_to_pages(std::size_t bytes) {
+    auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+    return (bytes + page - 1) / page * page;
+}
+
+void* map_anonymous(std::size_t bytes, const char* what) {
+    void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        throw std::system_error(errno, std::system_category(), what);
+    return p;
+}
+
+} // namespace
+
+buffer_group::buffer_group(io_context& ctx, unsigned count, std::uint32_t size, int group_id)
+    : m_ring(ctx.native_handle()), m_count(count), m_size(size),
+      m_mask(io_uring_buf_ring_mask(count)), m_available(count) {
+    if (count == 0 || count > 32768 || (count & (count - 1)) != 0 || size == 0 ||
+        group_id > 0xffff)
+        throw std::system_error(EINVAL, std::system_category(),
+                                "corio: buffer_ring needs a power-of-two count up to 32768, a "
+                                "non-zero buffer size and a group id below 65536");
+    m_br_bytes = round_to_pages(count * sizeof(io_uring_buf));
+    m_buffers_bytes = round_to_pages(std::size_t{count} * size);
+    // The kernel wants the descriptor ring page aligned: mmap gives exactly that.
+    m_br = static_cast<io_uring_buf_ring*>(map_anonymous(m_br_bytes, "corio: buffer_ring mmap"));
+    try {
+        m_buffers = static_cast<std::byte*>(map_anonymous(m_buffers_bytes,
+                                                          "corio: buffer_ring buffers mmap"));
+    } catch (...) {
+        ::munmap(m_br, m_br_bytes);
+        throw;
+    }
+    io_uring_buf_ring_init(m_br);
+
+    io_uring_buf_reg reg{};
+    reg.ring_addr = reinterpret_cast<std::uintptr_t>(m_br);
+    reg.ring_entries = count;
+    int rc = -EEXIST;
+    for (int attempt = 0; attempt < 64 && rc == -EEXIST; ++attempt) {
+        m_id = group_id >= 0 ? static_cast<std::uint16_t>(group_id) : t_next_group_id++;
+        reg.bgid = m_id;
+        rc = io_uring_register_buf_ring(m_ring, &reg, 0);
+        if (group_id >= 0)
+            break;
+    }
+    if (rc < 0) {
+        ::munmap(m_buffers, m_buffers_bytes);
+        ::munmap(m_br, m_br_bytes);
+        throw std::system_error(-rc, std::system_category(),
+                                "corio: io_uring_register_buf_ring (kernel 5.19+)");
+    }
+    for (unsigned bid = 0; bid < count; ++bid)
+        io_uring_buf_ring_add(m_br, buffer(static_cast<std::uint16_t>(bid)), size,
+                              static_cast<unsigned short>(bid), m_mask, static_cast<int>(bid));
+    io_uring_buf_ring_advance(m_br, static_cast<int>(count));
+}
+
+buffer_group::~buffer_group() {
+    (void)io_uring_unregister_buf_ring(m_ring, m_id);
+    ::munmap(m_buffers, m_buffers_bytes);
+    ::munmap(m_br, m_br_bytes);
+}
+
+void buffer_group::give_back(std::uint16_t bid) noexcept {
+    io_uring_buf_ring_add(m_br, buffer(bid), m_size, bid, m_mask, 0);
+    io_uring_buf_ring_advance(m_br, 1);
+    ++m_available;
+    wake_one();
+}
+
+void buffer_group::wake_one() noexcept {
+    // One buffer feeds one starved stream: waking them all would send every one of them back to
+    // the kernel to find the ring empty again.
+    if (starved_node* node = m_starved_head) {
+        remove_starved(node);
+        node->m_wake(node);
+    }
+}
+
+void buffer_group::add_starved(starved_node* node) noexcept {
+    if (node->m_linked)
+        return;
+    node->m_linked = true;
+    node->m_next = nullptr;
+    node->m_prev = m_starved_tail;
+    (m_starved_tail ? m_starved_tail->m_next : m_starved_head) = node;
+    m_starved_tail = node;
+}
+
+void buffer_group::remove_starved(starved_node* node) noexcept {
+    if (!node->m_linked)
+        return;
+    (node->m_prev ? node->m_prev->m_next : m_starved_head) = node->m_next;
+    (node->m_next ? node->m_next->m_prev : m_starved_tail) = node->m_prev;
+    node->m_prev = node->m_next = nullptr;
+    node->m_linked = false;
+}
+
+// ----- recv_state -----
+
+recv_state::recv_state(io_context& ctx, const basic_socket& socket, buffer_group& group)
+    : multishot_state(ctx), m_socket(&socket), m_group(&group) {
+    group.ref();
+    m_wake = [](starved_node* node) noexcept {
+        static_cast<recv_state*>(node)->request_service();
+    };
+}
+
+recv_state::~recv_state() {
+    m_group->remove_starved(this);
+    while (!m_queue.empty())
+        m_group->give_back(m_queue.pop().bid);
+    m_group->unref();
+}
+
+void recv_state::prepare(io_uring_sqe* sqe) noexcept {
+    io_uring_prep_recv_multishot(sqe, m_socket->native_handle(), nullptr, 0, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = m_group->id();
+}
+
+void recv_state::on_cqe(int res, unsigned flags) noexcept {
+    if (flags & IORING_CQE_F_BUFFER) {
+        // Only a buffer the kernel reports as selected is ours to hand out or recycle.
+        auto bid = static_cast<std::uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT);
+        m_group->taken();
+        if (res > 0 && !m_orphaned) {
+            try {
+                m_queue.push({bid, static_cast<std::uint32_t>(res)});
+            } catch (...) {
+                std::terminate(); // bounded by the ring's buffer count: growth is rare and tiny
+            }
+            m_received += static_cast<std::uint64_t>(res);
+            wake();
+            return;
+        }
+        m_group->give_back(bid);
+    }
+    if (m_orphaned || res > 0)
+        return;
+    if (res == 0) {
+        m_eof = true;
+        wake();
+        return;
+    }
+    if (res == -ENOBUFS) {
+        // The ring ran dry and the kernel ended the multishot; the bytes stay in the socket.
+        ++m_starvations;
+        if (m_waiter)
+            request_service();
+        return;
+    }
+    m_error = errno_code(-res);
+    wake();
+}
+
+void recv_state::arm_or_starve() {
+    if (m_group->available() == 0) {
+        m_group->add_starved(this); // give_back() wakes us through request_service()
+        return;
+    }
+    arm();
+}
+
+void recv_state::service() {
+    bool starved = starved_node::m_linked;
+    if (m_waiter && !m_armed && !starved && !has_item()) {
+        arm_or_starve();
+        return;
+    }
+    // Woken for a buffer nobody here wants any more: pass it on.
+    if (!m_waiter && m_group->available() > 0 && !starved)
+        m_group->wake_one();
+}
+
+void recv_state::on_waiter_left() noexcept { m_group->remove_starved(this); }
+
+void recv_state::wait(stream_waiter& waiter, std::coroutine_handle<> h, stop_token token) {
+    waiter.enqueue(*this, h, token);
+    if (waiter.m_cancelled || m_armed || starved_node::m_linked)
+        return;
+    arm_or_starve();
+}
+
+result<buffer_lease> recv_state::take() noexcept {
+    if (!m_queue.empty()) {
+        item next = m_queue.pop();
+        return buffer_lease(*m_group, next.bid, next.size);
+    }
+    if (m_error)
+        return m_error;
+    assert(m_eof && "a recv_stream consumer woke with nothing to take");
+    return buffer_lease();
+}
+
+} // namespace detail
+
+buffer_ring::buffer_ring(io_context& ctx, unsigned count, std::uint32_t buffer_size, int group_id)
+    : m_group(new detail::buffer_group(ctx, count, buffer_size, group_id)) {}
+
+recv_stream::recv_stream(const basic_socket& socket, buffer_ring& ring)
+    : m_state(new detail::recv_state(io_context::current(), socket, ring.group())) {}
+
+} // namespace corio::net

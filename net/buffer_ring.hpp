@@ -1,0 +1,211 @@
+// SPDX-License-Identifier: MIT
+// Receiving into runtime-owned buffers: a provided-buffer ring shared with the kernel, multishot
+// recv that picks buffers from it, and move-only leases that put each buffer back when dropped.
+#pragma once
+
+#include "net/detail/buffer_group.hpp"
+#include "net/detail/multishot.hpp"
+#include "runtime/io_context.hpp"
+#include "runtime/result.hpp"
+
+#include <coroutine>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <utility>
+
+namespace corio::net {
+
+class basic_socket;
+
+/// A provided-buffer ring (kernel 5.19+): `count` buffers of `buffer_size` bytes registered with
+/// the io_context's ring under one buffer group. A recv that selects from it needs no buffer of
+/// its own while it waits, so idle connections cost no buffer memory. The memory stays until the
+/// ring, every lease and every recv_stream using it are gone; all must go before the io_context.
+class buffer_ring {
+public:
+    /// Sets the ring up (mmap, register). `count` is a power of two up to 32768. `group_id` -1
+    /// picks a free group id. Throws std::system_error naming the failing call.
+    buffer_ring(io_context& ctx, unsigned count, std::uint32_t buffer_size, int group_id = -1);
+    ~buffer_ring() { m_group->unref(); }
+    buffer_ring(const buffer_ring&) = delete;
+    buffer_ring& operator=(const buffer_ring&) = delete;
+
+    /// The buffer group id SQEs select from.
+    [[nodiscard]] std::uint16_t group_id() const noexcept { return m_group->id(); }
+    [[nodiscard]] unsigned count() const noexcept { return m_group->count(); }
+    [[nodiscard]] std::uint32_t buffer_size() const noexcept { return m_group->buffer_size(); }
+    /// Buffers the kernel can pick now (neither leased nor queued in a stream).
+    [[nodiscard]] unsigned available() const noexcept { return m_group->available(); }
+
+    /// For recv_stream.
+    [[nodiscard]] detail::buffer_group& group() const noexcept { return *m_group; }
+
+private:
+    detail::buffer_group* m_group; // shared with leases and streams
+};
+
+/// One buffer of a buffer_ring holding received bytes. Move-only; dropping it (destruction,
+/// reset(), assignment) puts the buffer back into the ring for the kernel to fill again.
+class buffer_lease {
+public:
+    /// An empty lease: what recv_stream::next() gives at orderly EOF.
+    buffer_lease() noexcept = default;
+    buffer_lease(detail::buffer_group& group, std::uint16_t bid, std::uint32_t size) noexcept
+        : m_group(&group), m_bid(bid), m_size(size) {
+        group.ref();
+    }
+    buffer_lease(buffer_lease&& other) noexcept
+        : m_group(std::exchange(other.m_group, nullptr)), m_bid(other.m_bid),
+          m_size(std::exchange(other.m_size, 0)) {}
+    buffer_lease& operator=(buffer_lease&& other) noexcept {
+        if (this != &other) {
+            reset();
+            m_group = std::exchange(other.m_group, nullptr);
+            m_bid = other.m_bid;
+            m_size = std::exchange(other.m_size, 0);
+        }
+        return *this;
+    }
+    buffer_lease(const buffer_lease&) = delete;
+    buffer_lease& operator=(const buffer_lease&) = delete;
+    ~buffer_lease() { reset(); }
+
+    /// The received bytes. Valid until the lease is dropped.
+    [[nodiscard]] std::span<std::byte> data() const noexcept {
+        return m_group ? std::span<std::byte>(m_group->buffer(m_bid), m_size)
+                       : std::span<std::byte>();
+    }
+    [[nodiscard]] std::size_t size() const noexcept { return m_size; }
+    [[nodiscard]] bool empty() const noexcept { return m_size == 0; }
+    /// The buffer id the kernel reported (for tests and statistics).
+    [[nodiscard]] std::uint16_t buffer_id() const noexcept { return m_bid; }
+
+    /// Returns the buffer to its ring now.
+    void reset() noexcept {
+        if (detail::buffer_group* g = std::exchange(m_group, nullptr)) {
+            g->give_back(m_bid);
+            g->unref();
+        }
+        m_size = 0;
+    }
+
+private:
+    detail::buffer_group* m_group = nullptr; // the ring the buffer goes back to; null when empty
+    std::uint16_t m_bid = 0;                 // the buffer's id in that ring
+    std::uint32_t m_size = 0;                // bytes received into it
+};
+
+namespace detail {
+
+/// The state of a multishot recv: buffers received and not yet handed out, EOF, errors, and the
+/// wait for a buffer when the ring ran dry.
+class recv_state final : public multishot_state, private starved_node {
+public:
+    /// `socket` is read at every arm: once it is closed (fd -1) arming fails with EBADF instead
+    /// of reaching a socket that reused the fd number.
+    recv_state(io_context& ctx, const basic_socket& socket, buffer_group& group);
+    ~recv_state() override;
+
+    /// Called by next() before suspending: is something ready?
+    [[nodiscard]] bool has_item() const noexcept {
+        return !m_queue.empty() || m_error || m_eof;
+    }
+    /// The oldest item: a lease, an empty lease at EOF, or the error.
+    [[nodiscard]] result<buffer_lease> take() noexcept;
+    /// Registers the consumer and makes sure something will wake it.
+    void wait(stream_waiter& waiter, std::coroutine_handle<> h, stop_token token);
+
+    std::uint64_t m_starvations = 0; // ENOBUFS completions (ring empty: slowed down)
+    std::uint64_t m_received = 0;    // bytes received
+
+private:
+    struct item {
+        std::uint16_t bid = 0;  // the buffer the kernel filled
+        std::uint32_t size = 0; // bytes in it
+    };
+
+    void prepare(io_uring_sqe* sqe) noexcept override;
+    void on_cqe(int res, unsigned flags) noexcept override;
+    void service() override;
+    void on_waiter_left() noexcept override;
+    void arm_or_starve();
+
+    const basic_socket* m_socket;    // the connected socket (its fd is read at every arm)
+    buffer_group* m_group;           // where buffers come from (a reference held)
+    small_queue<item> m_queue;       // filled buffers not yet handed out
+    std::error_code m_error;         // sticky: the error that ended the stream
+    bool m_eof = false;              // sticky: the peer shut its side down
+};
+
+} // namespace detail
+
+/// Multishot recv into a buffer_ring (kernel 6.0+): one SQE stays armed and every chunk of bytes
+/// that arrives lands in a ring buffer, handed out by next() as a buffer_lease. When the ring
+/// runs dry (ENOBUFS) the stream stops reading until a lease comes back; the bytes wait in the
+/// socket, nothing is lost. One consumer at a time. The socket must stay open while the stream
+/// is in use, at the same address (not moved); closing it (close()) ends the stream with
+/// ECANCELED, and a stream whose socket was closed never arms again.
+class recv_stream {
+public:
+    class next_op;
+
+    /// Creates the stream; nothing is armed until the first next().
+    recv_stream(const basic_socket& socket, buffer_ring& ring);
+    ~recv_stream() {
+        if (m_state)
+            m_state->orphan();
+    }
+    recv_stream(recv_stream&& other) noexcept : m_state(std::exchange(other.m_state, nullptr)) {}
+    recv_stream& operator=(recv_stream&&) = delete;
+    recv_stream(const recv_stream&) = delete;
+    recv_stream& operator=(const recv_stream&) = delete;
+
+    /// Awaits the next chunk: a non-empty lease with bytes in arrival order, an empty lease at
+    /// orderly EOF (sticky: later calls give it again), or the error that ended the stream
+    /// (sticky too: ECONNRESET, ECANCELED after close(), …). errc::operation_canceled when the
+    /// awaiting task is cancelled; the stream stays usable.
+    [[nodiscard]] next_op next() noexcept;
+
+    /// ENOBUFS completions so far: how often this stream was slowed down by an empty ring.
+    [[nodiscard]] std::uint64_t starvations() const noexcept { return m_state->m_starvations; }
+    /// SQEs armed so far (the first and every re-arm).
+    [[nodiscard]] std::uint64_t arms() const noexcept { return m_state->arms(); }
+
+private:
+    detail::recv_state* m_state; // heap: outlives this object while the kernel still has it
+};
+
+class [[nodiscard]] recv_stream::next_op {
+public:
+    explicit next_op(detail::recv_state& state) noexcept : m_state(&state) {}
+
+    [[nodiscard]] bool await_ready() const noexcept { return false; }
+
+    template <class Promise>
+    bool await_suspend(std::coroutine_handle<Promise> h) {
+        stop_token token = corio::detail::stop_token_of(h);
+        if (token.stop_requested()) {
+            m_waiter.m_cancelled = true;
+            return false;
+        }
+        if (m_state->has_item())
+            return false;
+        m_state->wait(m_waiter, h, token);
+        return true;
+    }
+
+    result<buffer_lease> await_resume() noexcept {
+        if (m_waiter.m_cancelled)
+            return std::errc::operation_canceled;
+        return m_state->take();
+    }
+
+private:
+    detail::recv_state* m_state;   // the stream
+    detail::stream_waiter m_waiter; // the wait, while suspended
+};
+
+inline recv_stream::next_op recv_stream::next() noexcept { return next_op(*m_state); }
+
+} // namespace corio::net

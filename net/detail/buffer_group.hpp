@@ -1,0 +1,76 @@
+// SPDX-License-Identifier: MIT
+// The shared state of a provided-buffer ring: the mmap'd io_uring_buf_ring, the buffers, the count
+// of buffers the kernel can still pick, and the streams waiting because it could not (ENOBUFS).
+#pragma once
+
+#include "runtime/io_context.hpp"
+
+#include <liburing.h>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace corio::net::detail {
+
+/// A stream that got ENOBUFS and waits for a buffer to come back.
+struct starved_node {
+    void (*m_wake)(starved_node*) noexcept = nullptr; // called when a buffer returns
+    starved_node* m_prev = nullptr;                   // neighbours while starved
+    starved_node* m_next = nullptr;
+    bool m_linked = false;                            // in the starved list
+};
+
+/// Reference counted: the buffer_ring object, every live lease and every recv stream hold a
+/// reference, so the kernel's view of the ring and the memory stay until the last one goes.
+class buffer_group {
+public:
+    /// mmaps and registers `count` buffers of `size` bytes. Throws std::system_error.
+    buffer_group(io_context& ctx, unsigned count, std::uint32_t size, int group_id);
+    buffer_group(const buffer_group&) = delete;
+    buffer_group& operator=(const buffer_group&) = delete;
+
+    void ref() noexcept { ++m_refs; }
+    /// Drops a reference; the last one unregisters the ring and unmaps the memory.
+    void unref() noexcept {
+        if (--m_refs == 0)
+            delete this;
+    }
+
+    [[nodiscard]] std::uint16_t id() const noexcept { return m_id; }
+    [[nodiscard]] unsigned count() const noexcept { return m_count; }
+    [[nodiscard]] std::uint32_t buffer_size() const noexcept { return m_size; }
+    /// Buffers the kernel can pick right now, as far as the completions seen so far tell.
+    [[nodiscard]] unsigned available() const noexcept { return m_available; }
+    [[nodiscard]] std::byte* buffer(std::uint16_t bid) const noexcept {
+        return m_buffers + std::size_t{bid} * m_size;
+    }
+
+    /// A completion carried buffer `bid` (IORING_CQE_F_BUFFER): the kernel took it.
+    void taken() noexcept { --m_available; }
+    /// Puts buffer `bid` back into the ring and wakes one starved stream.
+    void give_back(std::uint16_t bid) noexcept;
+    /// Wakes the oldest starved stream, if any (one buffer feeds one stream).
+    void wake_one() noexcept;
+
+    void add_starved(starved_node* node) noexcept;
+    void remove_starved(starved_node* node) noexcept;
+
+private:
+    ~buffer_group();
+
+    io_uring* m_ring;                   // where the buffer ring is registered
+    io_uring_buf_ring* m_br = nullptr;  // the ring of buffer descriptors shared with the kernel
+    std::size_t m_br_bytes = 0;         // mmap'd size of m_br
+    std::byte* m_buffers = nullptr;     // count × size bytes, contiguous
+    std::size_t m_buffers_bytes = 0;    // mmap'd size of m_buffers
+    unsigned m_count;                   // buffers (a power of two)
+    std::uint32_t m_size;               // bytes per buffer
+    int m_mask;                         // io_uring_buf_ring_mask(m_count)
+    std::uint16_t m_id = 0;             // the buffer group id SQEs name
+    unsigned m_available;               // buffers in the ring (not leased, not queued)
+    int m_refs = 1;                     // owners (the creator holds the first)
+    starved_node* m_starved_head = nullptr; // streams waiting for a buffer, oldest first
+    starved_node* m_starved_tail = nullptr;
+};
+
+} // namespace corio::net::detail

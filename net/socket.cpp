@@ -1,0 +1,119 @@
+// SPDX-License-Identifier: MIT
+// basic_socket and stream_socket: options, addresses, close through the ring, the looping ops.
+#include "net/socket.hpp"
+
+#include <unistd.h>
+
+#include <cerrno>
+
+namespace corio::net {
+
+// ----- close_op -----
+
+bool close_op::await_ready() const noexcept { return !m_socket->is_open(); }
+
+void close_op::await_suspend(std::coroutine_handle<> waiter) {
+    io_context& ctx = io_context::current();
+    ctx.reserve_sqes(2); // the cancel and the close must reach the kernel as one linked pair
+    int fd = m_socket->release();
+
+    io_uring_sqe* cancel = ctx.get_sqe();
+    io_uring_prep_cancel_fd(cancel, fd, IORING_ASYNC_CANCEL_ALL);
+    // A hard link: the close runs after the cancel even when there was nothing to cancel
+    // (ENOENT), and never before it (the cancel looks the fd up when it runs).
+    cancel->flags |= IOSQE_IO_HARDLINK;
+    io_uring_sqe_set_data(cancel, nullptr); // internal: the loop ignores its completion
+
+    io_uring_sqe* close = ctx.get_sqe();
+    io_uring_prep_close(close, fd);
+    m_waiter = waiter;
+    m_complete = &on_complete;
+    ctx.track(close, this);
+}
+
+void close_op::on_complete(corio::detail::io_op* op, int res, unsigned flags) noexcept {
+    op->m_res = res;
+    op->m_flags = flags;
+    op->m_ctx->post(op);
+}
+
+// ----- basic_socket -----
+
+void basic_socket::reset(int fd) noexcept {
+    if (m_fd >= 0)
+        ::close(m_fd);
+    m_fd = fd;
+}
+
+result<socket_address> basic_socket::local_address() const {
+    socket_address addr;
+    socklen_t len = socket_address::capacity();
+    if (::getsockname(m_fd, addr.data(), &len) != 0)
+        return errno_code(errno);
+    addr.resize(len);
+    return addr;
+}
+
+result<socket_address> basic_socket::peer_address() const {
+    socket_address addr;
+    socklen_t len = socket_address::capacity();
+    if (::getpeername(m_fd, addr.data(), &len) != 0)
+        return errno_code(errno);
+    addr.resize(len);
+    return addr;
+}
+
+result<void> basic_socket::set_option(int level, int name, int value) noexcept {
+    if (::setsockopt(m_fd, level, name, &value, sizeof value) != 0)
+        return errno_code(errno);
+    return {};
+}
+
+result<int> basic_socket::option(int level, int name) const noexcept {
+    int value = 0;
+    socklen_t len = sizeof value;
+    if (::getsockopt(m_fd, level, name, &value, &len) != 0)
+        return errno_code(errno);
+    return value;
+}
+
+result<void> basic_socket::set_linger_reset() noexcept {
+    linger l{.l_onoff = 1, .l_linger = 0};
+    if (::setsockopt(m_fd, SOL_SOCKET, SO_LINGER, &l, sizeof l) != 0)
+        return errno_code(errno);
+    return {};
+}
+
+// ----- the looping ops -----
+
+namespace detail {
+
+task<result<std::size_t>> send_all_task(int fd, std::span<const std::byte> data) {
+    std::size_t sent = 0;
+    while (sent < data.size()) {
+        send_op op(fd, data.subspan(sent), 0);
+        result<std::size_t> n = co_await op;
+        if (!n)
+            co_return n.error();
+        sent += *n;
+    }
+    co_return sent;
+}
+
+task<result<std::size_t>> recv_exact_task(int fd, std::span<std::byte> buffer) {
+    std::size_t received = 0;
+    while (received < buffer.size()) {
+        recv_op op(fd, buffer.subspan(received), 0);
+        result<std::size_t> n = co_await op;
+        if (!n)
+            co_return n.error();
+        if (*n == 0)
+            break; // orderly EOF: the short count says so
+        received += *n;
+    }
+    co_return received;
+}
+
+} // namespace detail
+
+} // namespace corio::net

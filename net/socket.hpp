@@ -1,0 +1,236 @@
+// SPDX-License-Identifier: MIT
+// What every socket shares (an owned fd, options, addresses, close through the ring) and what
+// every stream socket shares (recv/send in their _some/_exact/_all forms, shutdown, multishot
+// recv). TCP and Unix stream sockets are thin layers on top.
+#pragma once
+
+#include "net/address.hpp"
+#include "net/buffer_ring.hpp"
+#include "runtime/detail/io_op.hpp"
+#include "runtime/io_context.hpp"
+#include "runtime/result.hpp"
+#include "runtime/task.hpp"
+
+#include <liburing.h>
+#include <sys/socket.h>
+
+#include <climits>
+#include <coroutine>
+#include <cstddef>
+#include <span>
+#include <string_view>
+#include <utility>
+
+namespace corio::net {
+
+namespace detail {
+/// The most one recv/send asks for: io_uring's len is 32 bits and res an int (the kernel caps
+/// a single transfer at MAX_RW_COUNT anyway). _some is allowed to be partial.
+inline constexpr std::size_t k_max_transfer = 0x7ffff000;
+
+[[nodiscard]] inline unsigned clamp_len(std::size_t n) noexcept {
+    return static_cast<unsigned>(n < k_max_transfer ? n : k_max_transfer);
+}
+} // namespace detail
+
+/// IORING_OP_RECV into a caller-owned buffer. Resumes with the byte count (0: orderly EOF).
+class [[nodiscard]] recv_op : public corio::detail::basic_op<recv_op> {
+public:
+    recv_op(int fd, std::span<std::byte> buffer, int flags) noexcept
+        : m_fd(fd), m_buffer(buffer), m_flags(flags) {}
+
+    void prepare(io_uring_sqe* sqe) noexcept {
+        io_uring_prep_recv(sqe, m_fd, m_buffer.data(), detail::clamp_len(m_buffer.size()),
+                           m_flags);
+    }
+    result<std::size_t> await_resume() const noexcept {
+        return corio::detail::result_from_res<std::size_t>(m_res);
+    }
+
+private:
+    int m_fd;                     // the socket
+    std::span<std::byte> m_buffer; // where the kernel writes; the caller's until resumption
+    int m_flags;                  // MSG_* flags
+};
+
+/// IORING_OP_SEND with MSG_NOSIGNAL always: a reset peer gives EPIPE/ECONNRESET, never SIGPIPE.
+class [[nodiscard]] send_op : public corio::detail::basic_op<send_op> {
+public:
+    send_op(int fd, std::span<const std::byte> data, int flags) noexcept
+        : m_fd(fd), m_data(data), m_flags(flags | MSG_NOSIGNAL) {}
+
+    void prepare(io_uring_sqe* sqe) noexcept {
+        io_uring_prep_send(sqe, m_fd, m_data.data(), detail::clamp_len(m_data.size()), m_flags);
+    }
+    result<std::size_t> await_resume() const noexcept {
+        return corio::detail::result_from_res<std::size_t>(m_res);
+    }
+
+private:
+    int m_fd;                          // the socket
+    std::span<const std::byte> m_data; // what the kernel reads; the caller's until resumption
+    int m_flags;                       // MSG_* flags, MSG_NOSIGNAL included
+};
+
+/// IORING_OP_SHUTDOWN (kernel 5.11+).
+class [[nodiscard]] shutdown_op : public corio::detail::basic_op<shutdown_op> {
+public:
+    shutdown_op(int fd, int how) noexcept : m_fd(fd), m_how(how) {}
+
+    void prepare(io_uring_sqe* sqe) noexcept { io_uring_prep_shutdown(sqe, m_fd, m_how); }
+    result<void> await_resume() const noexcept {
+        return corio::detail::result_from_res<void>(m_res);
+    }
+
+private:
+    int m_fd;  // the socket
+    int m_how; // SHUT_RD, SHUT_WR or SHUT_RDWR
+};
+
+class basic_socket;
+
+/// Closes a socket through the ring: IORING_OP_ASYNC_CANCEL of every op on the fd
+/// (IORING_ASYNC_CANCEL_FD | IORING_ASYNC_CANCEL_ALL), hard-linked to IORING_OP_CLOSE. Ops queued
+/// earlier reach the kernel first and are cancelled; the fd number is freed only after that, so a
+/// stale op can never act on the socket that reuses the number. Not cancellable: a close always
+/// happens. Kernel 5.19+.
+class [[nodiscard]] close_op : private corio::detail::io_op {
+public:
+    explicit close_op(basic_socket& socket) noexcept : m_socket(&socket) {}
+    close_op(const close_op&) = delete;
+    close_op& operator=(const close_op&) = delete;
+
+    /// Closing a socket that is not open succeeds at once.
+    [[nodiscard]] bool await_ready() const noexcept;
+    void await_suspend(std::coroutine_handle<> waiter);
+    result<void> await_resume() const noexcept {
+        return corio::detail::result_from_res<void>(m_res);
+    }
+
+private:
+    static void on_complete(corio::detail::io_op* op, int res, unsigned flags) noexcept;
+
+    basic_socket* m_socket; // gives up its fd when the close is submitted
+};
+
+/// An owned socket fd. Move-only. Destroying an open socket closes it with close(2) at once;
+/// prefer `co_await s.close()`, which also cancels the socket's pending ops first (an op still
+/// queued on a destroyed socket could otherwise meet a new socket that got the same fd number).
+class basic_socket {
+public:
+    basic_socket() noexcept = default;
+    /// Adopts `fd` (closed by this object from now on).
+    explicit basic_socket(int fd) noexcept : m_fd(fd) {}
+    basic_socket(basic_socket&& other) noexcept : m_fd(std::exchange(other.m_fd, -1)) {}
+    basic_socket& operator=(basic_socket&& other) noexcept {
+        if (this != &other)
+            reset(std::exchange(other.m_fd, -1));
+        return *this;
+    }
+    basic_socket(const basic_socket&) = delete;
+    basic_socket& operator=(const basic_socket&) = delete;
+    ~basic_socket() { reset(-1); }
+
+    /// The fd, or -1.
+    [[nodiscard]] int native_handle() const noexcept { return m_fd; }
+    [[nodiscard]] bool is_open() const noexcept { return m_fd >= 0; }
+    /// Gives the fd up without closing it.
+    [[nodiscard]] int release() noexcept { return std::exchange(m_fd, -1); }
+
+    /// Closes through the ring after cancelling the socket's pending ops (see close_op).
+    /// Afterwards the socket is not open. Await it at once.
+    [[nodiscard]] close_op close() noexcept { return close_op(*this); }
+
+    /// getsockname(): for a listener bound to port 0, the port the kernel picked.
+    [[nodiscard]] result<socket_address> local_address() const;
+    /// getpeername().
+    [[nodiscard]] result<socket_address> peer_address() const;
+
+    /// setsockopt() with an int value (a plain syscall: it never blocks).
+    result<void> set_option(int level, int name, int value) noexcept;
+    /// getsockopt() of an int value.
+    [[nodiscard]] result<int> option(int level, int name) const noexcept;
+
+    /// SO_SNDBUF / SO_RCVBUF (the kernel doubles the value and applies its limits).
+    result<void> set_send_buffer_size(int bytes) noexcept {
+        return set_option(SOL_SOCKET, SO_SNDBUF, bytes);
+    }
+    result<void> set_recv_buffer_size(int bytes) noexcept {
+        return set_option(SOL_SOCKET, SO_RCVBUF, bytes);
+    }
+    [[nodiscard]] result<int> send_buffer_size() const noexcept {
+        return option(SOL_SOCKET, SO_SNDBUF);
+    }
+    [[nodiscard]] result<int> recv_buffer_size() const noexcept {
+        return option(SOL_SOCKET, SO_RCVBUF);
+    }
+
+    /// SO_LINGER with a zero timeout: the next close sends RST instead of FIN (for tests and for
+    /// dropping abusive peers without TIME_WAIT).
+    result<void> set_linger_reset() noexcept;
+
+private:
+    void reset(int fd) noexcept;
+
+    int m_fd = -1; // the owned socket, or -1
+};
+
+namespace detail {
+task<result<std::size_t>> send_all_task(int fd, std::span<const std::byte> data);
+task<result<std::size_t>> recv_exact_task(int fd, std::span<std::byte> buffer);
+} // namespace detail
+
+/// A connected stream socket (TCP or Unix). All ops take the fd when they are created: await
+/// them at once, and never across a close() of the same socket.
+class stream_socket : public basic_socket {
+public:
+    using basic_socket::basic_socket;
+
+    /// One recv: up to buffer.size() bytes, at least 1 unless the peer shut down (0: orderly
+    /// EOF) or the buffer is empty. Errors: ECONNRESET, ECANCELED (cancelled or socket closed),
+    /// ETIMEDOUT under with_timeout. `buffer` must stay valid until the co_await returns.
+    [[nodiscard]] recv_op recv_some(std::span<std::byte> buffer, int flags = 0) noexcept {
+        return recv_op(native_handle(), buffer, flags);
+    }
+    [[nodiscard]] recv_op recv_some(std::span<char> buffer, int flags = 0) noexcept {
+        return recv_some(std::as_writable_bytes(buffer), flags);
+    }
+
+    /// One send: some prefix of `data` (maybe all of it). MSG_NOSIGNAL: a reset peer gives
+    /// EPIPE or ECONNRESET, never a signal.
+    [[nodiscard]] send_op send_some(std::span<const std::byte> data, int flags = 0) noexcept {
+        return send_op(native_handle(), data, flags);
+    }
+    [[nodiscard]] send_op send_some(std::string_view text, int flags = 0) noexcept {
+        return send_some(std::as_bytes(std::span<const char>(text)), flags);
+    }
+
+    /// Receives until `buffer` is full or the peer shuts down: buffer.size(), or fewer bytes
+    /// only at EOF. Errors as recv_some (bytes already received are then lost to the caller).
+    [[nodiscard]] task<result<std::size_t>> recv_exact(std::span<std::byte> buffer) {
+        return detail::recv_exact_task(native_handle(), buffer);
+    }
+    [[nodiscard]] task<result<std::size_t>> recv_exact(std::span<char> buffer) {
+        return recv_exact(std::as_writable_bytes(buffer));
+    }
+
+    /// Sends all of `data` (as many send SQEs as it takes): data.size(), or the error.
+    [[nodiscard]] task<result<std::size_t>> send_all(std::span<const std::byte> data) {
+        return detail::send_all_task(native_handle(), data);
+    }
+    [[nodiscard]] task<result<std::size_t>> send_all(std::string_view text) {
+        return send_all(std::as_bytes(std::span<const char>(text)));
+    }
+
+    /// shutdown(): SHUT_WR sends FIN after the queued bytes (the peer reads EOF); the socket
+    /// stays open for reading.
+    [[nodiscard]] shutdown_op shutdown(int how = SHUT_WR) noexcept {
+        return shutdown_op(native_handle(), how);
+    }
+
+    /// A multishot recv into `ring` (see recv_stream). The socket must outlive the stream and stay
+    /// where it is (not moved) meanwhile.
+    [[nodiscard]] recv_stream recv_multishot(buffer_ring& ring) { return recv_stream(*this, ring); }
+};
+
+} // namespace corio::net
