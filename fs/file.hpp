@@ -164,6 +164,23 @@ public:
         return {m_fd, vec, offset, fs_detail::transfer_mode::all, m_direct_alignment};
     }
 
+    // ----- at the file position (pipes, terminals, stdin/stdout) -----
+
+    /// One read at the file position, which it advances (offset -1 in the SQE, kernel 5.6+): for
+    /// descriptors without offsets (pipes, terminals, sockets). May be partial; 0 means EOF.
+    [[nodiscard]] read_op read_some(std::span<std::byte> buffer) const noexcept {
+        return read_some_at(buffer, fs_detail::k_current_position);
+    }
+    /// One write at the file position (O_APPEND files: at the end). May be partial.
+    [[nodiscard]] write_op write_some(std::span<const std::byte> data) const noexcept {
+        return write_some_at(data, fs_detail::k_current_position);
+    }
+    /// Writes all of `data` at the file position, looping over partial writes (a pipe or a
+    /// terminal may take less than asked). Resumes with data.size().
+    [[nodiscard]] write_op write_all(std::span<const std::byte> data) const noexcept {
+        return write_all_at(data, fs_detail::k_current_position);
+    }
+
     // ----- metadata and durability -----
 
     /// Flushes data and metadata to the device (IORING_OP_FSYNC, kernel 5.1+).

@@ -34,6 +34,15 @@ inline constexpr std::size_t k_max_rw_chunk = 0x7ffff000;
 /// Offsets above this would be taken as "the current position" (-1) or rejected by the kernel.
 inline constexpr std::uint64_t k_max_offset = std::numeric_limits<std::int64_t>::max();
 
+/// The offset that means "at the file position, and advance it" (-1; kernel 5.6+): for pipes,
+/// terminals and sockets, and for stdout that may be a file opened with O_APPEND.
+inline constexpr std::uint64_t k_current_position = ~std::uint64_t{0};
+
+/// The offset of the next SQE of a loop that has moved `done` bytes.
+[[nodiscard]] inline std::uint64_t offset_after(std::uint64_t offset, std::size_t done) noexcept {
+    return offset == k_current_position ? offset : offset + done;
+}
+
 [[nodiscard]] inline unsigned clamp_chunk(std::size_t n) noexcept {
     return static_cast<unsigned>(n < k_max_rw_chunk ? n : k_max_rw_chunk);
 }
@@ -46,7 +55,8 @@ inline constexpr std::uint64_t k_max_offset = std::numeric_limits<std::int64_t>:
 [[nodiscard]] inline bool is_direct_request_ok(const void* data, std::uint64_t offset,
                                                std::size_t size, std::size_t alignment) noexcept {
     return is_aligned(reinterpret_cast<std::uintptr_t>(data), alignment) &&
-        is_aligned(offset, alignment) && is_aligned(size, alignment);
+        (offset == k_current_position || is_aligned(offset, alignment)) &&
+        is_aligned(size, alignment);
 }
 
 /// The outcome of a (possibly looping) transfer, shared by every read/write op.
@@ -71,7 +81,7 @@ public:
     read_op(int fd, std::span<std::byte> buffer, std::uint64_t offset, transfer_mode mode,
             std::size_t direct_alignment) noexcept
         : m_fd(fd), m_data(buffer.data()), m_size(buffer.size()), m_offset(offset), m_mode(mode) {
-        assert(offset <= k_max_offset && "file offsets are at most INT64_MAX");
+        assert((offset <= k_max_offset || offset == k_current_position) && "offset: <= INT64_MAX");
         if (!is_direct_request_ok(m_data, offset, m_size, direct_alignment))
             refuse(make_error_code(fs_errc::misaligned_direct_io));
         else if (m_size == 0)
@@ -80,7 +90,7 @@ public:
 
     void prepare(io_uring_sqe* sqe) noexcept {
         io_uring_prep_read(sqe, m_fd, m_data + m_done, clamp_chunk(m_size - m_done),
-                           m_offset + m_done);
+                           offset_after(m_offset, m_done));
     }
     bool advance(int res) noexcept {
         m_done += static_cast<std::size_t>(res);
@@ -105,7 +115,7 @@ public:
     write_op(int fd, std::span<const std::byte> buffer, std::uint64_t offset, transfer_mode mode,
              std::size_t direct_alignment) noexcept
         : m_fd(fd), m_data(buffer.data()), m_size(buffer.size()), m_offset(offset), m_mode(mode) {
-        assert(offset <= k_max_offset && "file offsets are at most INT64_MAX");
+        assert((offset <= k_max_offset || offset == k_current_position) && "offset: <= INT64_MAX");
         if (!is_direct_request_ok(m_data, offset, m_size, direct_alignment))
             refuse(make_error_code(fs_errc::misaligned_direct_io));
         else if (m_size == 0)
@@ -114,7 +124,7 @@ public:
 
     void prepare(io_uring_sqe* sqe) noexcept {
         io_uring_prep_write(sqe, m_fd, m_data + m_done, clamp_chunk(m_size - m_done),
-                            m_offset + m_done);
+                            offset_after(m_offset, m_done));
     }
     bool advance(int res) noexcept {
         m_done += static_cast<std::size_t>(res);
@@ -142,8 +152,8 @@ public:
     vectored_op(int fd, std::span<const iovec> vec, std::uint64_t offset, transfer_mode mode,
                 std::size_t direct_alignment) noexcept
         : m_fd(fd), m_vec(vec), m_offset(offset), m_mode(mode) {
-        assert(offset <= k_max_offset && "file offsets are at most INT64_MAX");
-        bool aligned = is_aligned(offset, direct_alignment);
+        assert((offset <= k_max_offset || offset == k_current_position) && "offset: <= INT64_MAX");
+        bool aligned = offset == k_current_position || is_aligned(offset, direct_alignment);
         for (const iovec& v : vec) {
             m_total += v.iov_len;
             aligned = aligned && is_direct_request_ok(v.iov_base, 0, v.iov_len, direct_alignment);
@@ -158,9 +168,9 @@ public:
         std::span<const iovec> rest = m_done == 0 ? m_vec : std::span<const iovec>(m_rest);
         auto count = static_cast<unsigned>(rest.size());
         if constexpr (IsWrite)
-            io_uring_prep_writev(sqe, m_fd, rest.data(), count, m_offset + m_done);
+            io_uring_prep_writev(sqe, m_fd, rest.data(), count, offset_after(m_offset, m_done));
         else
-            io_uring_prep_readv(sqe, m_fd, rest.data(), count, m_offset + m_done);
+            io_uring_prep_readv(sqe, m_fd, rest.data(), count, offset_after(m_offset, m_done));
     }
 
     bool advance(int res) noexcept {

@@ -200,6 +200,28 @@ task<result<std::size_t>> exact_with_deadline(int fd, std::string* out) {
     co_return r;
 }
 
+task<std::string> through_a_pipe(int read_fd, int write_fd) {
+    file in(read_fd), out(write_fd);
+    std::string text = pattern(3000, 31);
+    result<std::size_t> w = co_await out.write_all(std::as_bytes(std::span(text)));
+    CHECK(w.value() == 3000);
+    std::string got(4000, '\0');
+    result<std::size_t> r = co_await in.read_some(writable(got));
+    got.resize(r.value());
+    (void)in.release(); // the pipe_pair owns both descriptors
+    (void)out.release();
+    co_return got == text ? "same" : "different";
+}
+
+task<void> append_twice(std::string path) {
+    result<file> opened = co_await file::open(path, O_WRONLY | O_APPEND);
+    file f = std::move(opened.value());
+    result<std::size_t> a = co_await f.write_all(std::as_bytes(std::span("-one", 4)));
+    result<std::size_t> b = co_await f.write_some(std::as_bytes(std::span("-two", 4)));
+    CHECK(a.value() == 4);
+    CHECK(b.value() == 4);
+}
+
 // ----- O_DIRECT -----
 
 struct direct_outcome {
@@ -390,4 +412,16 @@ TEST_CASE("O_DIRECT: aligned I/O works; misaligned buffer, offset or length is r
         CHECK(r->error().message().find("O_DIRECT") != std::string::npos);
     }
     CHECK(out.submitted_by_misaligned == 0); // refused before the ring saw anything
+}
+
+TEST_CASE("write_all and read_some at the file position work on a pipe") {
+    test::pipe_pair pipe;
+    CHECK(sync_wait(through_a_pipe(pipe.read_end, pipe.write_end)) == "same");
+}
+
+TEST_CASE("writes at the file position on an O_APPEND file append in order") {
+    temp_dir dir;
+    test::write_plain(dir / "log", "start");
+    sync_wait(append_twice(dir / "log"));
+    CHECK(test::read_plain(dir / "log") == "start-one-two");
 }
