@@ -2,6 +2,12 @@
 // The umbrella header for examples and quick programs: every public corio header.
 #pragma once
 
+#include "fs/aligned_buffer.hpp"
+#include "fs/file.hpp"
+#include "fs/fs_error.hpp"
+#include "fs/path_ops.hpp"
+#include "fs/send_file.hpp"
+#include "fs/whole_file.hpp"
 #include "runtime/channel.hpp"
 #include "runtime/event.hpp"
 #include "runtime/io_context.hpp"

@@ -35,11 +35,11 @@
 
 namespace {
 
-constexpr std::size_t k_depth = 32;                  // reads in flight
-constexpr std::size_t k_block = 4096;                // bytes per read
-constexpr std::uint64_t k_file_size = 256ull << 20;  // the random-read file
+constexpr std::size_t k_depth = 32;                 // reads in flight
+constexpr std::size_t k_block = 4096;               // bytes per read
+constexpr std::uint64_t k_file_size = 256ull << 20; // the random-read file
 constexpr std::uint64_t k_blocks = k_file_size / k_block;
-constexpr std::uint64_t k_send_size = 8ull << 20;    // bytes per send_file_range iteration
+constexpr std::uint64_t k_send_size = 8ull << 20; // bytes per send_file_range iteration
 
 // ----- fixtures -----
 
@@ -119,8 +119,8 @@ public:
     raw_ring() {
         io_uring_params params{};
         params.flags = corio_ring_flags();
-        int rc = io_uring_queue_init_params(corio::io_context_options{}.sq_entries, &m_ring,
-                                            &params);
+        int rc =
+            io_uring_queue_init_params(corio::io_context_options{}.sq_entries, &m_ring, &params);
         if (rc < 0)
             throw std::system_error(-rc, std::system_category(), "bench: io_uring setup");
         (void)io_uring_register_ring_fd(&m_ring); // io_context does the same
@@ -183,8 +183,8 @@ corio::task<void> read_pacer(read_shared* shared) {
     std::uint64_t reads_before = shared->m_reads;
     double cpu_before = thread_cpu_ns();
     for (auto _ : *shared->m_state) {
-        corio::result<std::size_t> r = co_await shared->m_file->read_some_at(buffer.span(),
-                                                                              gen.next());
+        corio::result<std::size_t> r =
+            co_await shared->m_file->read_some_at(buffer.span(), gen.next());
         ++shared->m_reads;
         shared->m_failures += (r && *r == k_block) ? 0 : 1;
     }
@@ -197,8 +197,8 @@ corio::task<void> read_worker(read_shared* shared, std::uint64_t seed) {
     corio::aligned_buffer buffer(k_block);
     offset_gen gen{seed};
     while (!shared->m_done) {
-        corio::result<std::size_t> r = co_await shared->m_file->read_some_at(buffer.span(),
-                                                                              gen.next());
+        corio::result<std::size_t> r =
+            co_await shared->m_file->read_some_at(buffer.span(), gen.next());
         ++shared->m_reads;
         shared->m_failures += (r && *r == k_block) ? 0 : 1;
     }
@@ -436,14 +436,30 @@ void BM_fs_send_file_splice_tcp(benchmark::State& state) {
     run_send(state, corio::send_file_strategy::splice, true);
 }
 // Process CPU time: splice runs on io_uring's io-wq threads, which belong to this process.
-BENCHMARK(BM_fs_send_file_read_send_unix)->Arg(64 << 10)->Arg(128 << 10)->Arg(512 << 10)
-    ->MeasureProcessCPUTime()->UseRealTime();
-BENCHMARK(BM_fs_send_file_splice_unix)->Arg(64 << 10)->Arg(128 << 10)->Arg(512 << 10)
-    ->MeasureProcessCPUTime()->UseRealTime();
-BENCHMARK(BM_fs_send_file_read_send_tcp)->Arg(64 << 10)->Arg(128 << 10)->Arg(512 << 10)
-    ->MeasureProcessCPUTime()->UseRealTime();
-BENCHMARK(BM_fs_send_file_splice_tcp)->Arg(64 << 10)->Arg(128 << 10)->Arg(512 << 10)
-    ->MeasureProcessCPUTime()->UseRealTime();
+BENCHMARK(BM_fs_send_file_read_send_unix)
+    ->Arg(64 << 10)
+    ->Arg(128 << 10)
+    ->Arg(512 << 10)
+    ->MeasureProcessCPUTime()
+    ->UseRealTime();
+BENCHMARK(BM_fs_send_file_splice_unix)
+    ->Arg(64 << 10)
+    ->Arg(128 << 10)
+    ->Arg(512 << 10)
+    ->MeasureProcessCPUTime()
+    ->UseRealTime();
+BENCHMARK(BM_fs_send_file_read_send_tcp)
+    ->Arg(64 << 10)
+    ->Arg(128 << 10)
+    ->Arg(512 << 10)
+    ->MeasureProcessCPUTime()
+    ->UseRealTime();
+BENCHMARK(BM_fs_send_file_splice_tcp)
+    ->Arg(64 << 10)
+    ->Arg(128 << 10)
+    ->Arg(512 << 10)
+    ->MeasureProcessCPUTime()
+    ->UseRealTime();
 
 } // namespace
 

@@ -30,7 +30,7 @@ public:
         std::size_t rounded = (size + alignment - 1) / alignment * alignment;
         if (rounded == 0)
             return;
-        m_data = static_cast<std::byte*>(::operator new(rounded, std::align_val_t{alignment}));
+        m_data = static_cast<std::byte*>(::operator new (rounded, std::align_val_t{alignment}));
         std::memset(m_data, 0, rounded);
     }
 
@@ -68,7 +68,7 @@ public:
 private:
     void release() noexcept {
         if (m_data)
-            ::operator delete(m_data, std::align_val_t{m_alignment});
+            ::operator delete (m_data, std::align_val_t{m_alignment});
         m_data = nullptr;
     }
 

@@ -112,7 +112,8 @@ public:
     /// Reads until `buffer` is full or end of file (pread-in-a-loop semantics). Resumes with the
     /// bytes read; fewer than buffer.size() means the file ended. On an error after a partial
     /// read, the error is reported (the bytes already read are in the buffer).
-    [[nodiscard]] read_op read_at(std::span<std::byte> buffer, std::uint64_t offset) const noexcept {
+    [[nodiscard]] read_op read_at(std::span<std::byte> buffer,
+                                  std::uint64_t offset) const noexcept {
         return {m_fd, buffer, offset, fs_detail::transfer_mode::until_eof, m_direct_alignment};
     }
     /// Reads exactly buffer.size() bytes. End of file first is an error:
@@ -140,7 +141,8 @@ public:
         return {m_fd, data, offset, fs_detail::transfer_mode::some, m_direct_alignment};
     }
     /// write_some_at for text (the characters must outlive the co_await).
-    [[nodiscard]] write_op write_some_at(std::string_view text, std::uint64_t offset) const noexcept {
+    [[nodiscard]] write_op write_some_at(std::string_view text,
+                                         std::uint64_t offset) const noexcept {
         return write_some_at(std::as_bytes(std::span(text.data(), text.size())), offset);
     }
     /// Writes all of `data` at `offset`, looping over partial writes. Resumes with data.size().
@@ -150,7 +152,8 @@ public:
         return {m_fd, data, offset, fs_detail::transfer_mode::all, m_direct_alignment};
     }
     /// write_all_at for text (the characters must outlive the co_await).
-    [[nodiscard]] write_op write_all_at(std::string_view text, std::uint64_t offset) const noexcept {
+    [[nodiscard]] write_op write_all_at(std::string_view text,
+                                        std::uint64_t offset) const noexcept {
         return write_all_at(std::as_bytes(std::span(text.data(), text.size())), offset);
     }
     /// One vectored write (IORING_OP_WRITEV); may be partial.
@@ -224,10 +227,10 @@ public:
     }
 
 private:
-    int m_dir_fd;        // AT_FDCWD or the directory `m_path` is relative to
-    std::string m_path;  // read by the kernel; lives here until the completion
-    int m_flags;         // open(2) flags (O_CLOEXEC added)
-    mode_t m_mode;       // permissions for O_CREAT/O_TMPFILE
+    int m_dir_fd;       // AT_FDCWD or the directory `m_path` is relative to
+    std::string m_path; // read by the kernel; lives here until the completion
+    int m_flags;        // open(2) flags (O_CLOEXEC added)
+    mode_t m_mode;      // permissions for O_CREAT/O_TMPFILE
 };
 
 /// Awaits IORING_OP_CLOSE; resumes with result<void>. Owns the descriptor until then.
@@ -289,11 +292,11 @@ public:
     }
 
 private:
-    int m_dir_fd;            // the file itself (with AT_EMPTY_PATH) or a directory
-    std::string m_path;      // "" for the descriptor itself; lives here until the completion
-    int m_at_flags;          // AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW...
-    unsigned m_mask;         // STATX_* fields wanted
-    file_status m_status{};  // written by the kernel
+    int m_dir_fd;           // the file itself (with AT_EMPTY_PATH) or a directory
+    std::string m_path;     // "" for the descriptor itself; lives here until the completion
+    int m_at_flags;         // AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW...
+    unsigned m_mask;        // STATX_* fields wanted
+    file_status m_status{}; // written by the kernel
 };
 
 /// Awaits IORING_OP_FALLOCATE; resumes with result<void>.
@@ -324,8 +327,12 @@ inline open_op file::open_at(int dir_fd, std::string path, int flags, mode_t mod
 inline open_op file::create(std::string path, mode_t mode, int extra_flags) {
     return open_op(AT_FDCWD, std::move(path), O_WRONLY | O_CREAT | O_TRUNC | extra_flags, mode);
 }
-inline fsync_op file::fsync() const noexcept { return fsync_op(m_fd, 0); }
-inline fsync_op file::fdatasync() const noexcept { return fsync_op(m_fd, IORING_FSYNC_DATASYNC); }
+inline fsync_op file::fsync() const noexcept {
+    return fsync_op(m_fd, 0);
+}
+inline fsync_op file::fdatasync() const noexcept {
+    return fsync_op(m_fd, IORING_FSYNC_DATASYNC);
+}
 inline statx_op file::statx(unsigned mask) const {
     return statx_op(m_fd, std::string(), AT_EMPTY_PATH, mask);
 }
@@ -333,7 +340,9 @@ inline fallocate_op file::fallocate(std::uint64_t offset, std::uint64_t length,
                                     int mode) const noexcept {
     return fallocate_op(m_fd, mode, offset, length);
 }
-inline close_op file::close() noexcept { return close_op(std::exchange(m_fd, -1)); }
+inline close_op file::close() noexcept {
+    return close_op(std::exchange(m_fd, -1));
+}
 
 /// The status of `path` (IORING_OP_STATX, kernel 5.6+); `at_flags` e.g. AT_SYMLINK_NOFOLLOW.
 [[nodiscard]] inline statx_op stat_path(std::string path, unsigned mask = STATX_BASIC_STATS,

@@ -16,27 +16,43 @@ namespace {
 
 file_type from_dirent_type(unsigned char d_type) noexcept {
     switch (d_type) {
-    case DT_REG: return file_type::regular;
-    case DT_DIR: return file_type::directory;
-    case DT_LNK: return file_type::symlink;
-    case DT_BLK: return file_type::block_device;
-    case DT_CHR: return file_type::character_device;
-    case DT_FIFO: return file_type::fifo;
-    case DT_SOCK: return file_type::socket;
-    default: return file_type::unknown;
+    case DT_REG:
+        return file_type::regular;
+    case DT_DIR:
+        return file_type::directory;
+    case DT_LNK:
+        return file_type::symlink;
+    case DT_BLK:
+        return file_type::block_device;
+    case DT_CHR:
+        return file_type::character_device;
+    case DT_FIFO:
+        return file_type::fifo;
+    case DT_SOCK:
+        return file_type::socket;
+    default:
+        return file_type::unknown;
     }
 }
 
 file_type from_mode(mode_t mode) noexcept {
     switch (mode & S_IFMT) {
-    case S_IFREG: return file_type::regular;
-    case S_IFDIR: return file_type::directory;
-    case S_IFLNK: return file_type::symlink;
-    case S_IFBLK: return file_type::block_device;
-    case S_IFCHR: return file_type::character_device;
-    case S_IFIFO: return file_type::fifo;
-    case S_IFSOCK: return file_type::socket;
-    default: return file_type::unknown;
+    case S_IFREG:
+        return file_type::regular;
+    case S_IFDIR:
+        return file_type::directory;
+    case S_IFLNK:
+        return file_type::symlink;
+    case S_IFBLK:
+        return file_type::block_device;
+    case S_IFCHR:
+        return file_type::character_device;
+    case S_IFIFO:
+        return file_type::fifo;
+    case S_IFSOCK:
+        return file_type::socket;
+    default:
+        return file_type::unknown;
     }
 }
 

@@ -80,8 +80,8 @@ private:
     return rename_op(AT_FDCWD, std::move(from), AT_FDCWD, std::move(to), flags);
 }
 /// rename() with each path relative to its own directory descriptor (or AT_FDCWD).
-[[nodiscard]] inline rename_op rename_at(int from_dir, std::string from, int to_dir,
-                                         std::string to, unsigned flags = 0) {
+[[nodiscard]] inline rename_op rename_at(int from_dir, std::string from, int to_dir, std::string to,
+                                         unsigned flags = 0) {
     return rename_op(from_dir, std::move(from), to_dir, std::move(to), flags);
 }
 

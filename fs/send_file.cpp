@@ -40,9 +40,8 @@ task<result<void>> send_rest(int socket_fd, const std::byte* data, std::size_t d
     co_return result<void>();
 }
 
-task<result<std::uint64_t>> read_send_range(int file_fd, std::uint64_t offset,
-                                            std::uint64_t length, int socket_fd,
-                                            std::size_t chunk) {
+task<result<std::uint64_t>> read_send_range(int file_fd, std::uint64_t offset, std::uint64_t length,
+                                            int socket_fd, std::size_t chunk) {
     std::unique_ptr<std::byte[]> buffer(new std::byte[chunk]); // reused for every chunk
     std::uint64_t sent = 0;
     while (sent < length) {
@@ -114,7 +113,8 @@ task<result<std::uint64_t>> splice_range(int file_fd, std::uint64_t offset, std:
     // A pipe holds 64 KiB by default; grow it to a chunk (capped by /proc/sys/fs/pipe-max-size).
     (void)::fcntl(pipe.write_end, F_SETPIPE_SZ, static_cast<int>(chunk));
     int capacity = ::fcntl(pipe.write_end, F_GETPIPE_SZ);
-    std::size_t per_trip = capacity > 0 ? std::min(chunk, static_cast<std::size_t>(capacity)) : chunk;
+    std::size_t per_trip =
+        capacity > 0 ? std::min(chunk, static_cast<std::size_t>(capacity)) : chunk;
 
     std::uint64_t sent = 0;
     while (sent < length) {
@@ -122,9 +122,8 @@ task<result<std::uint64_t>> splice_range(int file_fd, std::uint64_t offset, std:
         auto at = static_cast<std::int64_t>(offset + sent);
         int pipe_in = pipe.write_end;
         int pipe_out = pipe.read_end;
-        fs_detail::sqe_template fill = fs_detail::make_sqe([&](io_uring_sqe* s) {
-            io_uring_prep_splice(s, file_fd, at, pipe_in, -1, want, 0);
-        });
+        fs_detail::sqe_template fill = fs_detail::make_sqe(
+            [&](io_uring_sqe* s) { io_uring_prep_splice(s, file_fd, at, pipe_in, -1, want, 0); });
         fs_detail::sqe_template drain = fs_detail::make_sqe([&](io_uring_sqe* s) {
             io_uring_prep_splice(s, pipe_out, -1, socket_fd, -1, want, 0);
         });

@@ -67,8 +67,8 @@ task<result<void>> sync_directory(std::string dir) {
 /// Creates/truncates `temp`, writes `*contents`, fsyncs (when asked) and closes it.
 task<result<void>> write_temp(std::string temp, const std::string* contents,
                               write_file_options options) {
-    result<file> opened = co_await file::open(std::move(temp), O_WRONLY | O_CREAT | O_TRUNC,
-                                              options.mode);
+    result<file> opened =
+        co_await file::open(std::move(temp), O_WRONLY | O_CREAT | O_TRUNC, options.mode);
     if (!opened)
         co_return opened.error();
     file f = std::move(*opened);
@@ -89,13 +89,13 @@ task<result<void>> write_temp(std::string temp, const std::string* contents,
 }
 
 struct copy_state {
-    const file* m_src = nullptr;  // the source (open for reading)
-    const file* m_dst = nullptr;  // the destination (open for writing)
-    std::uint64_t m_size = 0;     // source size from statx: the pipelined part
-    std::size_t m_chunk = 0;      // bytes per read/write
-    std::uint64_t m_next = 0;     // next chunk offset to claim
-    std::uint64_t m_copied = 0;   // bytes written so far
-    std::error_code m_error;      // first failure: the other workers stop claiming chunks
+    const file* m_src = nullptr; // the source (open for reading)
+    const file* m_dst = nullptr; // the destination (open for writing)
+    std::uint64_t m_size = 0;    // source size from statx: the pipelined part
+    std::size_t m_chunk = 0;     // bytes per read/write
+    std::uint64_t m_next = 0;    // next chunk offset to claim
+    std::uint64_t m_copied = 0;  // bytes written so far
+    std::error_code m_error;     // first failure: the other workers stop claiming chunks
 };
 
 /// One of the pipelined workers: claims the next chunk below m_size, reads it, writes it.
@@ -103,8 +103,8 @@ task<void> copy_worker(copy_state* st) {
     std::vector<std::byte> buffer(st->m_chunk);
     while (!st->m_error && st->m_next < st->m_size) {
         std::uint64_t offset = st->m_next;
-        std::size_t want = static_cast<std::size_t>(
-            std::min<std::uint64_t>(st->m_chunk, st->m_size - offset));
+        std::size_t want =
+            static_cast<std::size_t>(std::min<std::uint64_t>(st->m_chunk, st->m_size - offset));
         st->m_next += want;
         std::span<std::byte> chunk = std::span(buffer).first(want);
         result<std::size_t> got = co_await st->m_src->read_at(chunk, offset);
@@ -164,7 +164,7 @@ task<result<std::uint64_t>> copy_open_files(const file* src, const file* dst, st
 
 bool same_file(const file_status& a, const file_status& b) noexcept {
     return a.stx_ino == b.stx_ino && a.stx_dev_major == b.stx_dev_major &&
-        a.stx_dev_minor == b.stx_dev_minor;
+           a.stx_dev_minor == b.stx_dev_minor;
 }
 
 } // namespace
@@ -226,8 +226,7 @@ task<result<std::uint64_t>> copy_file(std::string src, std::string dst) {
     co_return r;
 }
 
-task<result<std::uint64_t>> copy_file(std::string src, std::string dst,
-                                      copy_file_options options) {
+task<result<std::uint64_t>> copy_file(std::string src, std::string dst, copy_file_options options) {
     result<file> in_opened = co_await file::open(std::move(src), O_RDONLY);
     if (!in_opened)
         co_return in_opened.error();
@@ -243,7 +242,8 @@ task<result<std::uint64_t>> copy_file(std::string src, std::string dst,
     if (!out_opened)
         co_return out_opened.error();
     file out = std::move(*out_opened);
-    result<std::uint64_t> copied = co_await copy_open_files(&in, &out, in_status->stx_size, options);
+    result<std::uint64_t> copied =
+        co_await copy_open_files(&in, &out, in_status->stx_size, options);
     result<void> out_closed = co_await out.close();
     result<void> in_closed = co_await in.close();
     (void)in_closed;

@@ -55,8 +55,8 @@ inline constexpr std::uint64_t k_current_position = ~std::uint64_t{0};
 [[nodiscard]] inline bool is_direct_request_ok(const void* data, std::uint64_t offset,
                                                std::size_t size, std::size_t alignment) noexcept {
     return is_aligned(reinterpret_cast<std::uintptr_t>(data), alignment) &&
-        (offset == k_current_position || is_aligned(offset, alignment)) &&
-        is_aligned(size, alignment);
+           (offset == k_current_position || is_aligned(offset, alignment)) &&
+           is_aligned(size, alignment);
 }
 
 /// The outcome of a (possibly looping) transfer, shared by every read/write op.
@@ -101,12 +101,12 @@ public:
     }
 
 private:
-    int m_fd;              // the file
-    std::byte* m_data;     // the caller's buffer (owned by the caller until resumption)
-    std::size_t m_size;    // bytes wanted
+    int m_fd;               // the file
+    std::byte* m_data;      // the caller's buffer (owned by the caller until resumption)
+    std::size_t m_size;     // bytes wanted
     std::uint64_t m_offset; // file offset of m_data[0]
     std::size_t m_done = 0; // bytes read so far
-    transfer_mode m_mode;  // how far to go
+    transfer_mode m_mode;   // how far to go
 };
 
 /// A contiguous write (IORING_OP_WRITE, kernel 5.6+). Resumes with the bytes written.
@@ -135,12 +135,12 @@ public:
     }
 
 private:
-    int m_fd;                    // the file
-    const std::byte* m_data;     // the caller's bytes (owned by the caller until resumption)
-    std::size_t m_size;          // bytes to write
-    std::uint64_t m_offset;      // file offset of m_data[0]
-    std::size_t m_done = 0;      // bytes written so far
-    transfer_mode m_mode;        // how far to go
+    int m_fd;                // the file
+    const std::byte* m_data; // the caller's bytes (owned by the caller until resumption)
+    std::size_t m_size;      // bytes to write
+    std::uint64_t m_offset;  // file offset of m_data[0]
+    std::size_t m_done = 0;  // bytes written so far
+    transfer_mode m_mode;    // how far to go
 };
 
 /// A vectored read or write (IORING_OP_READV/WRITEV, kernel 5.1+). Resumes with the bytes moved.
@@ -205,13 +205,13 @@ private:
         }
     }
 
-    int m_fd;                       // the file
-    std::span<const iovec> m_vec;   // the caller's vector (and its buffers) until resumption
-    std::uint64_t m_offset;         // file offset of the first byte
-    std::size_t m_total = 0;        // bytes the vector describes
-    std::size_t m_done = 0;         // bytes moved so far
-    transfer_mode m_mode;           // how far to go
-    std::vector<iovec> m_rest;      // what is left after a partial transfer (loops only)
+    int m_fd;                     // the file
+    std::span<const iovec> m_vec; // the caller's vector (and its buffers) until resumption
+    std::uint64_t m_offset;       // file offset of the first byte
+    std::size_t m_total = 0;      // bytes the vector describes
+    std::size_t m_done = 0;       // bytes moved so far
+    transfer_mode m_mode;         // how far to go
+    std::vector<iovec> m_rest;    // what is left after a partial transfer (loops only)
 };
 
 } // namespace corio::fs_detail

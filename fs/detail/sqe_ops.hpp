@@ -56,7 +56,8 @@ struct pair_result {
 /// Awaits two SQEs submitted as one IOSQE_IO_LINK chain: the second starts only after the first
 /// completed in full (a short first result breaks the link: the second ends with -ECANCELED).
 /// Resumes after both completions; cancelling the awaiter cancels whichever is still in flight.
-class [[nodiscard]] linked_pair_op : private detail::ready_node, private detail::stop_callback_node {
+class [[nodiscard]] linked_pair_op : private detail::ready_node,
+                                     private detail::stop_callback_node {
 public:
     linked_pair_op(const sqe_template& first, const sqe_template& second) noexcept
         : m_templates{first, second} {}
@@ -131,11 +132,11 @@ private:
         self->m_ctx->post(self);
     }
 
-    sqe_template m_templates[2];             // what to submit (buffers belong to the caller)
-    part m_parts[2];                         // each SQE's completion target
-    io_context* m_ctx = nullptr;             // the loop the pair was submitted on
-    int m_pending = 0;                       // completions still due
-    detail::stop_state* m_state = nullptr;   // where the cancel callback is registered, or null
+    sqe_template m_templates[2];           // what to submit (buffers belong to the caller)
+    part m_parts[2];                       // each SQE's completion target
+    io_context* m_ctx = nullptr;           // the loop the pair was submitted on
+    int m_pending = 0;                     // completions still due
+    detail::stop_state* m_state = nullptr; // where the cancel callback is registered, or null
 };
 
 } // namespace corio::fs_detail

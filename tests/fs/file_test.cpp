@@ -30,7 +30,9 @@ using corio::test::temp_dir;
 
 namespace {
 
-std::span<std::byte> writable(std::string& s) { return std::as_writable_bytes(std::span(s)); }
+std::span<std::byte> writable(std::string& s) {
+    return std::as_writable_bytes(std::span(s));
+}
 
 /// Creates `path` with `bytes` through the ring, reads it back with read_exact_at, closes.
 task<std::string> round_trip(std::string path, std::string bytes) {
@@ -48,8 +50,8 @@ task<std::string> round_trip(std::string path, std::string bytes) {
     CHECK(got.value() == bytes.size());
     // One byte more is end of file: a some-read there returns 0.
     char extra = 0;
-    result<std::size_t> eof = co_await in.read_some_at(std::as_writable_bytes(std::span(&extra, 1)),
-                                                       bytes.size());
+    result<std::size_t> eof =
+        co_await in.read_some_at(std::as_writable_bytes(std::span(&extra, 1)), bytes.size());
     CHECK(eof.value() == 0);
     result<void> closed_in = co_await in.close();
     closed_in.value();

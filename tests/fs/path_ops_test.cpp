@@ -63,7 +63,7 @@ TEST_CASE("mkdir creates a directory with its mode, and a second mkdir is file_e
     REQUIRE(::stat((dir / "d").c_str(), &st) == 0);
     CHECK(S_ISDIR(st.st_mode));
     mode_t mask = ::umask(0); // read the umask...
-    ::umask(mask);             // ...and put it back
+    ::umask(mask);            // ...and put it back
     CHECK((st.st_mode & 07777) == (0750 & ~mask));
     CHECK(sync_wait(make_dir(dir / "d")) == std::errc::file_exists);
     CHECK(sync_wait(make_dir(dir / "missing/d")) == std::errc::no_such_file_or_directory);

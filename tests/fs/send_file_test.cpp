@@ -91,14 +91,14 @@ private:
             throw std::runtime_error("tcp accept failed");
     }
 
-    int m_fds[2] = {-1, -1};  // [0] sends (under test), [1] is drained by m_reader
-    std::thread m_reader;     // reads m_fds[1] to EOF
-    std::string m_received;   // what arrived
+    int m_fds[2] = {-1, -1}; // [0] sends (under test), [1] is drained by m_reader
+    std::thread m_reader;    // reads m_fds[1] to EOF
+    std::string m_received;  // what arrived
 };
 
-task<result<std::uint64_t>> send_range(std::string path, std::uint64_t offset,
-                                       std::uint64_t length, int socket_fd,
-                                       send_file_strategy strategy, std::size_t chunk) {
+task<result<std::uint64_t>> send_range(std::string path, std::uint64_t offset, std::uint64_t length,
+                                       int socket_fd, send_file_strategy strategy,
+                                       std::size_t chunk) {
     result<file> opened = co_await file::open(std::move(path));
     file f = std::move(opened.value());
     send_file_options options;
@@ -118,7 +118,8 @@ TEST_CASE("send_file_range delivers the exact bytes of a range with both strateg
     temp_dir dir;
     std::string bytes = pattern((2u << 20) + 333, 21);
     test::write_plain(dir / "f", bytes);
-    for (send_file_strategy strategy : {send_file_strategy::read_send, send_file_strategy::splice}) {
+    for (send_file_strategy strategy :
+         {send_file_strategy::read_send, send_file_strategy::splice}) {
         for (bool tcp : {false, true}) {
             CAPTURE(name_of(strategy));
             CAPTURE(tcp);
@@ -138,7 +139,8 @@ TEST_CASE("send_file_range stops short at end of file and reports the bytes sent
     temp_dir dir;
     std::string bytes = pattern(300000, 22);
     test::write_plain(dir / "f", bytes);
-    for (send_file_strategy strategy : {send_file_strategy::read_send, send_file_strategy::splice}) {
+    for (send_file_strategy strategy :
+         {send_file_strategy::read_send, send_file_strategy::splice}) {
         CAPTURE(name_of(strategy));
         socket_sink sink(false);
         result<std::uint64_t> sent =
@@ -151,7 +153,8 @@ TEST_CASE("send_file_range stops short at end of file and reports the bytes sent
 TEST_CASE("send_file_range of an empty range or past the end sends nothing") {
     temp_dir dir;
     test::write_plain(dir / "f", "abc");
-    for (send_file_strategy strategy : {send_file_strategy::read_send, send_file_strategy::splice}) {
+    for (send_file_strategy strategy :
+         {send_file_strategy::read_send, send_file_strategy::splice}) {
         CAPTURE(name_of(strategy));
         socket_sink sink(false);
         CHECK(sync_wait(send_range(dir / "f", 0, 0, sink.sender(), strategy, 4096)).value() == 0);
@@ -163,7 +166,8 @@ TEST_CASE("send_file_range of an empty range or past the end sends nothing") {
 TEST_CASE("send_file_range to a socket whose peer is gone is broken_pipe, not a signal") {
     temp_dir dir;
     test::write_plain(dir / "f", pattern(100000, 23));
-    for (send_file_strategy strategy : {send_file_strategy::read_send, send_file_strategy::splice}) {
+    for (send_file_strategy strategy :
+         {send_file_strategy::read_send, send_file_strategy::splice}) {
         for (bool tcp : {false, true}) {
             CAPTURE(name_of(strategy));
             CAPTURE(tcp);
@@ -180,7 +184,8 @@ TEST_CASE("send_file_range to a socket whose peer is gone is broken_pipe, not a 
                     result<std::uint64_t> sent =
                         sync_wait(send_range(dir / "f", 0, 100000, sink.sender(), strategy, 65536));
                     code = (sent == std::errc::broken_pipe || sent == std::errc::connection_reset)
-                        ? 0 : 1;
+                               ? 0
+                               : 1;
                 } catch (...) {
                 }
                 ::_exit(code);

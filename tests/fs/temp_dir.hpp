@@ -40,7 +40,9 @@ public:
 
     [[nodiscard]] const std::string& path() const noexcept { return m_path; }
     /// The path of `name` inside the directory.
-    [[nodiscard]] std::string operator/(const std::string& name) const { return m_path + "/" + name; }
+    [[nodiscard]] std::string operator/(const std::string& name) const {
+        return m_path + "/" + name;
+    }
 
     /// True when the directory's filesystem is tmpfs (no O_DIRECT there).
     [[nodiscard]] bool is_tmpfs() const noexcept { return is_tmpfs(m_path); }
@@ -117,6 +119,8 @@ inline bool exists(const std::string& path) {
 }
 
 /// True when `fd` is an open descriptor of this process.
-inline bool is_open_fd(int fd) { return ::fcntl(fd, F_GETFD) != -1; }
+inline bool is_open_fd(int fd) {
+    return ::fcntl(fd, F_GETFD) != -1;
+}
 
 } // namespace corio::test
