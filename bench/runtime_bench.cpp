@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Runtime micro benchmarks: one trip through the ring with corio next to the same work written by
 // hand against liburing (same ring flags, same size, ring fd registered), and the task machinery.
+#include "runtime/channel.hpp"
 #include "runtime/io_context.hpp"
 #include "runtime/sync_wait.hpp"
 #include "runtime/task.hpp"
@@ -16,6 +17,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -361,6 +363,63 @@ void BM_runtime_when_all_100(benchmark::State& state) {
     state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(n));
 }
 BENCHMARK(BM_runtime_when_all_100);
+
+// ----- channels -----
+
+// Sends a value on `ping` and waits for it to come back on `pong`, once per iteration; closes
+// `ping` at the end so the echoer stops.
+corio::task<void> ping_loop(benchmark::State* state, corio::channel<int>* ping,
+                            corio::channel<int>* pong, std::uint64_t* failures) {
+    int value = 0;
+    for (auto _ : *state) {
+        int out = value;
+        corio::result<void> sent = co_await ping->send(std::move(out));
+        corio::result<int> back = co_await pong->recv();
+        if (!sent || !back) {
+            ++*failures;
+            break;
+        }
+        value = *back + 1;
+    }
+    ping->close();
+}
+
+corio::task<void> echo_loop(corio::channel<int>* ping, corio::channel<int>* pong,
+                            std::uint64_t* failures) {
+    for (;;) {
+        corio::result<int> got = co_await ping->recv();
+        if (!got)
+            co_return; // broken_pipe: the pinger is done
+        int back = *got;
+        corio::result<void> sent = co_await pong->send(std::move(back));
+        if (!sent) {
+            ++*failures;
+            co_return;
+        }
+    }
+}
+
+corio::task<void> pingpong_main(benchmark::State* state, std::uint64_t* failures) {
+    corio::channel<int> ping(1);
+    corio::channel<int> pong(1);
+    corio::task_scope scope;
+    scope.spawn(echo_loop(&ping, &pong, failures));
+    scope.spawn(ping_loop(state, &ping, &pong, failures));
+    co_await scope.join();
+}
+
+// Two tasks bounce a value through two channels of capacity 1: items are round trips (two
+// messages, two resumptions, no ring work).
+void BM_runtime_channel_pingpong(benchmark::State& state) {
+    corio::io_context ctx;
+    std::uint64_t failures = 0;
+    corio::sync_wait(ctx, pingpong_main(&state, &failures));
+    if (failures != 0)
+        state.SkipWithError("channel operation failed");
+    state.SetItemsProcessed(state.iterations());
+    count_loop(state, ctx);
+}
+BENCHMARK(BM_runtime_channel_pingpong);
 
 } // namespace
 
