@@ -93,12 +93,21 @@ void buffer_group::give_back(std::uint16_t bid) noexcept {
 }
 
 void buffer_group::wake_one() noexcept {
-    // One buffer feeds one starved stream: waking them all would send every one of them back to
-    // the kernel to find the ring empty again.
-    if (starved_node* node = m_starved_head) {
-        remove_starved(node);
-        node->m_wake(node);
-    }
+    starved_node* node = m_starved_head;
+    if (!node || !has_unpromised())
+        return;
+    remove_starved(node);
+    node->m_woken = true;
+    ++m_waking;
+    node->m_wake(node);
+}
+
+void buffer_group::woken_done(starved_node* node) noexcept {
+    if (!node->m_woken)
+        return;
+    node->m_woken = false;
+    --m_waking;
+    wake_one();
 }
 
 void buffer_group::add_starved(starved_node* node) noexcept {
@@ -132,6 +141,7 @@ recv_state::recv_state(io_context& ctx, const basic_socket& socket, buffer_group
 
 recv_state::~recv_state() {
     m_group->remove_starved(this);
+    m_group->woken_done(this);
     while (!m_queue.empty())
         m_group->give_back(m_queue.pop().bid);
     m_group->unref();
@@ -144,10 +154,13 @@ void recv_state::prepare(io_uring_sqe* sqe) noexcept {
 }
 
 void recv_state::on_cqe(int res, unsigned flags) noexcept {
-    if (flags & IORING_CQE_F_BUFFER) {
-        // Only a buffer the kernel reports as selected is ours to hand out or recycle.
-        auto bid = static_cast<std::uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT);
+    // Only a buffer the kernel reports as selected is ours to hand out or recycle.
+    bool has_buffer = flags & IORING_CQE_F_BUFFER;
+    auto bid = static_cast<std::uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT);
+    if (has_buffer)
         m_group->taken();
+    m_group->woken_done(this); // the re-arm after a wake-up has had its answer
+    if (has_buffer) {
         if (res > 0 && !m_orphaned) {
             try {
                 m_queue.push({bid, static_cast<std::uint32_t>(res)});
@@ -169,9 +182,12 @@ void recv_state::on_cqe(int res, unsigned flags) noexcept {
     }
     if (res == -ENOBUFS) {
         // The ring ran dry and the kernel ended the multishot; the bytes stay in the socket.
+        // Wait in line for a returned buffer (a consumer not waiting re-arms from next()).
         ++m_starvations;
-        if (m_waiter)
-            request_service();
+        if (m_waiter) {
+            m_group->add_starved(this);
+            m_group->wake_one(); // a buffer may have come back since the kernel looked
+        }
         return;
     }
     m_error = errno_code(-res);
@@ -179,7 +195,7 @@ void recv_state::on_cqe(int res, unsigned flags) noexcept {
 }
 
 void recv_state::arm_or_starve() {
-    if (m_group->available() == 0) {
+    if (!m_group->has_unpromised()) {
         m_group->add_starved(this); // give_back() wakes us through request_service()
         return;
     }
@@ -187,17 +203,21 @@ void recv_state::arm_or_starve() {
 }
 
 void recv_state::service() {
-    bool starved = starved_node::m_linked;
-    if (m_waiter && !m_armed && !starved && !has_item()) {
-        arm_or_starve();
+    if (m_waiter && !m_armed && !starved_node::m_linked && !has_item()) {
+        if (starved_node::m_woken)
+            arm(); // a buffer was promised to us: take it (woken_done on the completion)
+        else
+            arm_or_starve();
         return;
     }
-    // Woken for a buffer nobody here wants any more: pass it on.
-    if (!m_waiter && m_group->available() > 0 && !starved)
-        m_group->wake_one();
+    m_group->woken_done(this); // woken for a buffer nobody here wants any more: pass it on
 }
 
-void recv_state::on_waiter_left() noexcept { m_group->remove_starved(this); }
+void recv_state::on_waiter_left() noexcept {
+    m_group->remove_starved(this);
+    if (!m_armed)
+        m_group->woken_done(this);
+}
 
 void recv_state::wait(stream_waiter& waiter, std::coroutine_handle<> h, stop_token token) {
     waiter.enqueue(*this, h, token);

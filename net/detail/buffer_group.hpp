@@ -18,6 +18,7 @@ struct starved_node {
     starved_node* m_prev = nullptr;                   // neighbours while starved
     starved_node* m_next = nullptr;
     bool m_linked = false;                            // in the starved list
+    bool m_woken = false; // woken for a buffer; counts in waking() until its next completion
 };
 
 /// Reference counted: the buffer_ring object, every live lease and every recv stream hold a
@@ -49,8 +50,16 @@ public:
     void taken() noexcept { --m_available; }
     /// Puts buffer `bid` back into the ring and wakes one starved stream.
     void give_back(std::uint16_t bid) noexcept;
-    /// Wakes the oldest starved stream, if any (one buffer feeds one stream).
+    /// Wakes the oldest starved stream if a buffer is free that no woken stream was promised:
+    /// one buffer feeds one stream (waking them all would send each of them back to the kernel
+    /// to find the ring empty again).
     void wake_one() noexcept;
+    /// A woken stream had its next completion (or gave up): its promised buffer is free again.
+    void woken_done(starved_node* node) noexcept;
+    /// Woken streams whose re-armed recv has not completed yet.
+    [[nodiscard]] unsigned waking() const noexcept { return m_waking; }
+    /// Buffers no woken stream was promised: arming now has a chance.
+    [[nodiscard]] bool has_unpromised() const noexcept { return m_available > m_waking; }
 
     void add_starved(starved_node* node) noexcept;
     void remove_starved(starved_node* node) noexcept;
@@ -68,6 +77,7 @@ private:
     int m_mask;                         // io_uring_buf_ring_mask(m_count)
     std::uint16_t m_id = 0;             // the buffer group id SQEs name
     unsigned m_available;               // buffers in the ring (not leased, not queued)
+    unsigned m_waking = 0;              // woken streams not yet completed (see wake_one)
     int m_refs = 1;                     // owners (the creator holds the first)
     starved_node* m_starved_head = nullptr; // streams waiting for a buffer, oldest first
     starved_node* m_starved_tail = nullptr;

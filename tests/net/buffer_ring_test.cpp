@@ -1,0 +1,336 @@
+// SPDX-License-Identifier: MIT
+// Provided-buffer rings and multishot recv: leases return their buffers, an empty ring slows a
+// connection down without losing a byte, EOF and errors are sticky, and 200 senders sharing 4
+// buffers deliver everything.
+#include "net/buffer_ring.hpp"
+
+#include "net/tcp_listener.hpp"
+#include "net/tcp_stream.hpp"
+#include "net/unix_socket.hpp"
+#include "runtime/sync_wait.hpp"
+#include "runtime/task_scope.hpp"
+#include "runtime/when_all.hpp"
+#include "tests/net/net_support.hpp"
+
+#include <doctest/doctest.h>
+
+#include <cstring>
+#include <map>
+#include <string>
+#include <vector>
+
+using namespace corio;
+using net::buffer_lease;
+using net::buffer_ring;
+using net::recv_stream;
+using net::socket_address;
+using net::tcp_stream;
+using net::unix_stream;
+using test::text_of;
+
+namespace {
+
+std::pair<unix_stream, unix_stream> socket_pair() {
+    auto p = unix_stream::pair();
+    REQUIRE(p.has_value());
+    return std::move(*p);
+}
+
+task<void> send_text(net::stream_socket* s, std::string text) {
+    result<std::size_t> n = co_await s->send_all(text);
+    REQUIRE(n.value() == text.size());
+}
+
+/// Everything until EOF, through leases; each lease is dropped as soon as it is copied.
+task<std::string> drain(recv_stream* rs) {
+    std::string out;
+    for (;;) {
+        result<buffer_lease> lease = co_await rs->next();
+        REQUIRE(lease.has_value());
+        if (lease->empty())
+            co_return out;
+        out += text_of(lease->data());
+    }
+}
+
+task<void> leases_carry_bytes(buffer_ring* ring, std::string* got, unsigned* available_held) {
+    auto [a, b] = socket_pair();
+    recv_stream rs = b.recv_multishot(*ring);
+    co_await send_text(&a, "hello");
+    result<buffer_lease> lease = co_await rs.next();
+    REQUIRE(lease.has_value());
+    *got = text_of(lease->data());
+    *available_held = ring->available();
+    lease->reset();
+}
+
+task<void> eof_is_sticky() {
+    io_context& ctx = io_context::current();
+    buffer_ring ring(ctx, 4, 64);
+    auto [a, b] = socket_pair();
+    recv_stream rs = b.recv_multishot(ring);
+    co_await send_text(&a, "last words");
+    result<void> shut = co_await a.shutdown();
+    REQUIRE(shut.has_value());
+    std::string got = co_await drain(&rs);
+    CHECK(got == "last words");
+    result<buffer_lease> again = co_await rs.next();
+    REQUIRE(again.has_value());
+    CHECK(again->empty());
+    CHECK(ring.available() == 4);
+}
+
+/// One buffer of 16 bytes: the consumer holds it, the kernel finds the ring empty (ENOBUFS) and
+/// ends the multishot; the rest waits in the socket until the lease is dropped.
+task<std::uint64_t> starved_connection_loses_nothing() {
+    io_context& ctx = io_context::current();
+    buffer_ring ring(ctx, 1, 16);
+    auto [a, b] = socket_pair();
+    recv_stream rs = b.recv_multishot(ring);
+    std::vector<std::byte> payload = test::make_payload(7, 1000);
+    result<std::size_t> sent = co_await a.send_all(payload);
+    REQUIRE(sent.value() == 1000);
+
+    result<buffer_lease> held = co_await rs.next();
+    REQUIRE(held.has_value());
+    REQUIRE(held->size() == 16);
+    auto starved = [&rs] { return rs.starvations() > 0; };
+    task<void> wait = test::turn_until(starved, 10'000);
+    co_await std::move(wait);
+    CHECK(ring.available() == 0);
+
+    std::vector<std::byte> got(held->data().begin(), held->data().end());
+    held->reset(); // back into the ring: the stream re-arms
+    result<void> shut = co_await a.shutdown();
+    REQUIRE(shut.has_value());
+    for (;;) {
+        result<buffer_lease> lease = co_await rs.next();
+        REQUIRE(lease.has_value());
+        if (lease->empty())
+            break;
+        got.insert(got.end(), lease->data().begin(), lease->data().end());
+    }
+    CHECK(got.size() == 1000);
+    CHECK(test::first_mismatch(got, 7) == got.size());
+    CHECK(ring.available() == 1);
+    co_return rs.starvations();
+}
+
+task<std::error_code> close_ends_stream() {
+    io_context& ctx = io_context::current();
+    buffer_ring ring(ctx, 4, 64);
+    auto [a, b] = socket_pair();
+    recv_stream rs = b.recv_multishot(ring);
+    auto closer = [](unix_stream* s) -> task<void> {
+        result<void> y = co_await nop(); // the recv is armed first
+        y.value();
+        result<void> closed = co_await s->close();
+        REQUIRE(closed.has_value());
+    };
+    auto reader = [](recv_stream* r) -> task<int> {
+        result<buffer_lease> lease = co_await r->next();
+        co_return lease.error().value();
+    };
+    auto both = when_all(reader(&rs), closer(&b));
+    auto [err, done] = co_await both;
+    // Sticky, and never re-armed on the closed (and possibly reused) fd number.
+    std::uint64_t arms = rs.arms();
+    result<buffer_lease> again = co_await rs.next();
+    CHECK(again == std::errc::operation_canceled);
+    CHECK(rs.arms() == arms);
+    co_return std::error_code(err, std::system_category());
+}
+
+task<std::error_code> reset_ends_stream() {
+    io_context& ctx = io_context::current();
+    buffer_ring ring(ctx, 4, 64);
+    auto [client, server] = co_await test::tcp_pair();
+    recv_stream rs = client.recv_multishot(ring);
+    REQUIRE(server.set_linger_reset().has_value());
+    result<void> closed = co_await server.close();
+    REQUIRE(closed.has_value());
+    result<buffer_lease> lease = co_await rs.next();
+    co_return lease.error();
+}
+
+/// One connection of the many-senders test: an id, then `size` bytes of pattern `id`.
+task<void> sender(socket_address addr, std::uint32_t id, std::size_t size) {
+    result<tcp_stream> s = co_await tcp_stream::connect(addr);
+    REQUIRE(s.has_value());
+    std::vector<std::byte> message(sizeof id);
+    std::memcpy(message.data(), &id, sizeof id);
+    std::vector<std::byte> payload = test::make_payload(id, size);
+    message.insert(message.end(), payload.begin(), payload.end());
+    // Several sends, so the receiver sees the bytes arrive in pieces.
+    std::size_t step = message.size() / 3 + 1;
+    for (std::size_t off = 0; off < message.size(); off += step) {
+        std::span<const std::byte> piece(message.data() + off,
+                                         std::min(step, message.size() - off));
+        result<std::size_t> n = co_await s->send_all(piece);
+        REQUIRE(n.value() == piece.size());
+    }
+    result<void> closed = co_await s->close();
+    REQUIRE(closed.has_value());
+}
+
+struct many_result {
+    std::map<std::uint32_t, std::vector<std::byte>> received; // by sender id
+    std::uint64_t starvations = 0;                           // ENOBUFS over all streams
+};
+
+task<void> receiver(tcp_stream s, buffer_ring* ring, many_result* out) {
+    recv_stream rs = s.recv_multishot(*ring);
+    std::vector<std::byte> all;
+    for (;;) {
+        result<buffer_lease> lease = co_await rs.next();
+        REQUIRE(lease.has_value());
+        if (lease->empty())
+            break;
+        all.insert(all.end(), lease->data().begin(), lease->data().end());
+    }
+    out->starvations += rs.starvations();
+    REQUIRE(all.size() >= 4);
+    std::uint32_t id = 0;
+    std::memcpy(&id, all.data(), sizeof id);
+    out->received[id] = std::vector<std::byte>(all.begin() + 4, all.end());
+}
+
+task<void> acceptor(net::tcp_listener* listener, int n, buffer_ring* ring, many_result* out) {
+    net::tcp_accept_stream stream = listener->accept_multishot();
+    task_scope readers;
+    for (int i = 0; i < n; ++i) {
+        result<tcp_stream> s = co_await stream.next();
+        REQUIRE(s.has_value());
+        readers.spawn(receiver(std::move(*s), ring, out));
+    }
+    co_await readers.join();
+}
+
+task<void> connectors(socket_address addr, int n, std::size_t size) {
+    task_scope senders;
+    for (int i = 0; i < n; ++i)
+        senders.spawn(sender(addr, static_cast<std::uint32_t>(i), size));
+    co_await senders.join();
+}
+
+task<void> many_senders(int n, std::size_t size, buffer_ring* ring, many_result* out) {
+    net::tcp_listener listener = test::loopback_listener();
+    socket_address addr = listener.local_address().value();
+    auto both = when_all(acceptor(&listener, n, ring, out), connectors(addr, n, size));
+    co_await both;
+}
+
+} // namespace
+
+TEST_CASE("a buffer ring hands its buffers to the kernel and takes them back from leases") {
+    io_context ctx;
+    buffer_ring ring(ctx, 8, 256);
+    CHECK(ring.count() == 8);
+    CHECK(ring.buffer_size() == 256);
+    CHECK(ring.available() == 8);
+    std::string got;
+    unsigned held = 0;
+    sync_wait(ctx, leases_carry_bytes(&ring, &got, &held));
+    CHECK(got == "hello");
+    CHECK(held == 7);
+    CHECK(ring.available() == 8);
+}
+
+TEST_CASE("a buffer ring rejects a count that is not a power of two") {
+    io_context ctx;
+    CHECK_THROWS_AS(buffer_ring(ctx, 3, 64), std::system_error);
+    CHECK_THROWS_AS(buffer_ring(ctx, 4, 0), std::system_error);
+}
+
+TEST_CASE("two buffer rings on one loop get different group ids") {
+    io_context ctx;
+    buffer_ring a(ctx, 2, 64);
+    buffer_ring b(ctx, 2, 64);
+    CHECK(a.group_id() != b.group_id());
+}
+
+TEST_CASE("a moved lease returns its buffer exactly once") {
+    io_context ctx;
+    buffer_ring ring(ctx, 2, 64);
+    auto run = [](buffer_ring* r) -> task<void> {
+        auto [a, b] = socket_pair();
+        recv_stream rs = b.recv_multishot(*r);
+        co_await send_text(&a, "x");
+        result<buffer_lease> lease = co_await rs.next();
+        REQUIRE(lease.has_value());
+        buffer_lease moved = std::move(*lease);
+        CHECK(lease->empty());
+        CHECK(text_of(moved.data()) == "x");
+        CHECK(r->available() == 1);
+        buffer_lease assigned;
+        assigned = std::move(moved);
+        CHECK(r->available() == 1);
+        assigned = buffer_lease();
+        CHECK(r->available() == 2);
+    };
+    sync_wait(ctx, run(&ring));
+    CHECK(ring.available() == 2);
+}
+
+TEST_CASE("multishot recv gives an empty lease at EOF, and again on every later call") {
+    sync_wait(eof_is_sticky());
+}
+
+TEST_CASE("an empty buffer ring slows a connection down (ENOBUFS) without losing a byte") {
+    std::uint64_t starvations = sync_wait(starved_connection_loses_nothing());
+    CHECK(starvations >= 1);
+}
+
+TEST_CASE("closing the socket ends its recv stream with ECANCELED, for good") {
+    CHECK(sync_wait(close_ends_stream()) == std::errc::operation_canceled);
+}
+
+TEST_CASE("a peer reset ends a recv stream with ECONNRESET") {
+    CHECK(sync_wait(reset_ends_stream()) == std::errc::connection_reset);
+}
+
+TEST_CASE("200 concurrent senders through a ring of 4 buffers: every byte arrives") {
+    io_context ctx;
+    buffer_ring ring(ctx, 4, 1024);
+    many_result out;
+    constexpr int k_senders = 200;
+    constexpr std::size_t k_size = 8 * 1024;
+    sync_wait(ctx, many_senders(k_senders, k_size, &ring, &out));
+    REQUIRE(out.received.size() == k_senders);
+    for (auto& [id, bytes] : out.received) {
+        CAPTURE(id);
+        REQUIRE(bytes.size() == k_size);
+        CHECK(test::first_mismatch(bytes, id) == k_size);
+    }
+    CHECK(ring.available() == 4);
+    // Starved streams are woken one per returned buffer: about one ENOBUFS per buffer filled,
+    // not one per stream per returned buffer.
+    std::size_t fills = k_senders * ((k_size + 4) / 1024 + 1);
+    CAPTURE(fills);
+    CHECK(out.starvations <= 3 * fills);
+    MESSAGE("ENOBUFS completions: ", out.starvations, " for at least ", fills, " buffer fills");
+}
+
+TEST_CASE("a recv stream destroyed while armed gives its buffers back once the kernel is done") {
+    io_context ctx;
+    buffer_ring ring(ctx, 4, 64);
+    auto [a, b] = socket_pair();
+    auto run = [](buffer_ring* r, unix_stream* sender, unix_stream* receiver) -> task<void> {
+        recv_stream rs = receiver->recv_multishot(*r);
+        co_await send_text(sender, "one");
+        result<buffer_lease> first = co_await rs.next();
+        REQUIRE(first.has_value());
+        co_await send_text(sender, "two"); // queued in the stream, never claimed
+        auto queued = [r] { return r->available() == 2; };
+        task<void> wait = test::turn_until(queued, 10'000);
+        co_await std::move(wait);
+    }; // the stream is orphaned with a live SQE and a queued buffer; the lease is dropped
+    sync_wait(ctx, run(&ring, &a, &b));
+    auto settle = []() -> task<void> {
+        result<void> y = co_await nop();
+        y.value();
+    };
+    sync_wait(ctx, settle());
+    CHECK(ctx.stats().ops_in_flight == 0);
+    CHECK(ring.available() == 4);
+}
