@@ -31,14 +31,23 @@ class close_op;
 class fsync_op;
 class statx_op;
 class fallocate_op;
-/// Resumes with the bytes read: read_some_at, read_at, read_exact_at.
-using read_op = fs_detail::read_op;
-/// Resumes with the bytes written: write_some_at, write_all_at.
-using write_op = fs_detail::write_op;
-/// Resumes with the bytes read into the vector: readv_some_at, readv_exact_at.
+/// One read SQE (read_some_at, read_some); resumes with the bytes read. Works with with_timeout().
+using read_op = fs_detail::contiguous_op<false>;
+/// One write SQE (write_some_at, write_some); resumes with the bytes written.
+using write_op = fs_detail::contiguous_op<true>;
+/// One readv SQE (readv_some_at); resumes with the bytes read into the vector.
 using readv_op = fs_detail::vectored_op<false>;
-/// Resumes with the bytes written from the vector: writev_some_at, writev_all_at.
+/// One writev SQE (writev_some_at); resumes with the bytes written from the vector.
 using writev_op = fs_detail::vectored_op<true>;
+/// Reads until full (read_at: or end of file; read_exact_at: end of file is an error). Loops
+/// inside the ring; for a deadline use timeout(task), not with_timeout().
+using read_exact_op = fs_detail::loop_op<read_op>;
+/// Writes until everything is written (write_all_at, write_all). Same deadline note.
+using write_all_op = fs_detail::loop_op<write_op>;
+/// readv until every iovec is full (readv_exact_at). Same deadline note.
+using readv_exact_op = fs_detail::loop_op<readv_op>;
+/// writev until every iovec is written (writev_all_at). Same deadline note.
+using writev_all_op = fs_detail::loop_op<writev_op>;
 
 /// An open file descriptor, owned. Move-only. Every operation is an awaitable that goes through
 /// the current io_context's ring; none blocks the loop. Buffers (and iovec arrays) belong to the
@@ -112,14 +121,14 @@ public:
     /// Reads until `buffer` is full or end of file (pread-in-a-loop semantics). Resumes with the
     /// bytes read; fewer than buffer.size() means the file ended. On an error after a partial
     /// read, the error is reported (the bytes already read are in the buffer).
-    [[nodiscard]] read_op read_at(std::span<std::byte> buffer,
-                                  std::uint64_t offset) const noexcept {
+    [[nodiscard]] read_exact_op read_at(std::span<std::byte> buffer,
+                                        std::uint64_t offset) const noexcept {
         return {m_fd, buffer, offset, fs_detail::transfer_mode::until_eof, m_direct_alignment};
     }
     /// Reads exactly buffer.size() bytes. End of file first is an error:
     /// fs_errc::unexpected_eof. Resumes with buffer.size() on success.
-    [[nodiscard]] read_op read_exact_at(std::span<std::byte> buffer,
-                                        std::uint64_t offset) const noexcept {
+    [[nodiscard]] read_exact_op read_exact_at(std::span<std::byte> buffer,
+                                              std::uint64_t offset) const noexcept {
         return {m_fd, buffer, offset, fs_detail::transfer_mode::exact, m_direct_alignment};
     }
     /// One vectored read (IORING_OP_READV): fills the iovecs in order; may be partial.
@@ -128,8 +137,8 @@ public:
         return {m_fd, vec, offset, fs_detail::transfer_mode::some, m_direct_alignment};
     }
     /// Vectored read that fills every iovec; end of file first is fs_errc::unexpected_eof.
-    [[nodiscard]] readv_op readv_exact_at(std::span<const iovec> vec,
-                                          std::uint64_t offset) const noexcept {
+    [[nodiscard]] readv_exact_op readv_exact_at(std::span<const iovec> vec,
+                                                std::uint64_t offset) const noexcept {
         return {m_fd, vec, offset, fs_detail::transfer_mode::exact, m_direct_alignment};
     }
 
@@ -147,13 +156,13 @@ public:
     }
     /// Writes all of `data` at `offset`, looping over partial writes. Resumes with data.size().
     /// A write that makes no progress ends with fs_errc::write_made_no_progress.
-    [[nodiscard]] write_op write_all_at(std::span<const std::byte> data,
-                                        std::uint64_t offset) const noexcept {
+    [[nodiscard]] write_all_op write_all_at(std::span<const std::byte> data,
+                                            std::uint64_t offset) const noexcept {
         return {m_fd, data, offset, fs_detail::transfer_mode::all, m_direct_alignment};
     }
     /// write_all_at for text (the characters must outlive the co_await).
-    [[nodiscard]] write_op write_all_at(std::string_view text,
-                                        std::uint64_t offset) const noexcept {
+    [[nodiscard]] write_all_op write_all_at(std::string_view text,
+                                            std::uint64_t offset) const noexcept {
         return write_all_at(std::as_bytes(std::span(text.data(), text.size())), offset);
     }
     /// One vectored write (IORING_OP_WRITEV); may be partial.
@@ -162,8 +171,8 @@ public:
         return {m_fd, vec, offset, fs_detail::transfer_mode::some, m_direct_alignment};
     }
     /// Vectored write of every iovec, looping over partial writes.
-    [[nodiscard]] writev_op writev_all_at(std::span<const iovec> vec,
-                                          std::uint64_t offset) const noexcept {
+    [[nodiscard]] writev_all_op writev_all_at(std::span<const iovec> vec,
+                                              std::uint64_t offset) const noexcept {
         return {m_fd, vec, offset, fs_detail::transfer_mode::all, m_direct_alignment};
     }
 
@@ -180,7 +189,7 @@ public:
     }
     /// Writes all of `data` at the file position, looping over partial writes (a pipe or a
     /// terminal may take less than asked). Resumes with data.size().
-    [[nodiscard]] write_op write_all(std::span<const std::byte> data) const noexcept {
+    [[nodiscard]] write_all_op write_all(std::span<const std::byte> data) const noexcept {
         return write_all_at(data, fs_detail::k_current_position);
     }
 

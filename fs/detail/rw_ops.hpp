@@ -16,6 +16,7 @@
 #include <limits>
 #include <new>
 #include <span>
+#include <type_traits>
 #include <vector>
 
 namespace corio::fs_detail {
@@ -59,7 +60,8 @@ inline constexpr std::uint64_t k_current_position = ~std::uint64_t{0};
            is_aligned(size, alignment);
 }
 
-/// The outcome of a (possibly looping) transfer, shared by every read/write op.
+/// The outcome of a (possibly looping) transfer, shared by every read/write op. A `some` op
+/// reports its one completion's res directly, so it is right also when with_timeout() drove it.
 [[nodiscard]] inline result<std::size_t> transfer_result(const std::error_code& early, int res,
                                                          std::size_t done, std::size_t wanted,
                                                          transfer_mode mode,
@@ -68,6 +70,8 @@ inline constexpr std::uint64_t k_current_position = ~std::uint64_t{0};
         return early;
     if (res < 0)
         return errno_code(-res);
+    if (mode == transfer_mode::some)
+        return static_cast<std::size_t>(res);
     if (done < wanted && mode == transfer_mode::exact)
         return make_error_code(fs_errc::unexpected_eof);
     if (done < wanted && mode == transfer_mode::all && is_write)
@@ -75,84 +79,62 @@ inline constexpr std::uint64_t k_current_position = ~std::uint64_t{0};
     return done;
 }
 
-/// A contiguous read (IORING_OP_READ, kernel 5.6+). Resumes with the bytes read.
-class [[nodiscard]] read_op : public transfer_op<read_op> {
+/// A contiguous read or write (IORING_OP_READ/WRITE, kernel 5.6+). Resumes with the bytes moved.
+/// In `some` mode it is a plain single-SQE op (usable with with_timeout(): a refused or empty
+/// request then submits a NOP and still reports its own outcome).
+template <bool IsWrite>
+class [[nodiscard]] contiguous_op : public transfer_op<contiguous_op<IsWrite>> {
 public:
-    read_op(int fd, std::span<std::byte> buffer, std::uint64_t offset, transfer_mode mode,
-            std::size_t direct_alignment) noexcept
+    using byte_type = std::conditional_t<IsWrite, const std::byte, std::byte>;
+
+    contiguous_op(int fd, std::span<byte_type> buffer, std::uint64_t offset, transfer_mode mode,
+                  std::size_t direct_alignment) noexcept
         : m_fd(fd), m_data(buffer.data()), m_size(buffer.size()), m_offset(offset), m_mode(mode) {
-        assert((offset <= k_max_offset || offset == k_current_position) && "offset: <= INT64_MAX");
+        assert((offset <= k_max_offset || offset == k_current_position) && "offset > INT64_MAX");
         if (!is_direct_request_ok(m_data, offset, m_size, direct_alignment))
-            refuse(make_error_code(fs_errc::misaligned_direct_io));
+            this->refuse(make_error_code(fs_errc::misaligned_direct_io));
         else if (m_size == 0)
-            skip();
+            this->skip();
     }
 
     void prepare(io_uring_sqe* sqe) noexcept {
-        io_uring_prep_read(sqe, m_fd, m_data + m_done, clamp_chunk(m_size - m_done),
-                           offset_after(m_offset, m_done));
+        if (this->is_settled()) {
+            io_uring_prep_nop(sqe); // only under with_timeout(), which skips await_ready
+            return;
+        }
+        std::uint64_t at = offset_after(m_offset, m_done);
+        if constexpr (IsWrite)
+            io_uring_prep_write(sqe, m_fd, m_data + m_done, clamp_chunk(m_size - m_done), at);
+        else
+            io_uring_prep_read(sqe, m_fd, m_data + m_done, clamp_chunk(m_size - m_done), at);
     }
     bool advance(int res) noexcept {
         m_done += static_cast<std::size_t>(res);
         return m_mode != transfer_mode::some && m_done < m_size;
     }
     result<std::size_t> await_resume() const noexcept {
-        return transfer_result(early_error(), m_res, m_done, m_size, m_mode, false);
+        return transfer_result(this->early_error(), this->m_res, m_done, m_size, m_mode, IsWrite);
     }
 
 private:
     int m_fd;               // the file
-    std::byte* m_data;      // the caller's buffer (owned by the caller until resumption)
-    std::size_t m_size;     // bytes wanted
-    std::uint64_t m_offset; // file offset of m_data[0]
-    std::size_t m_done = 0; // bytes read so far
+    byte_type* m_data;      // the caller's buffer (owned by the caller until resumption)
+    std::size_t m_size;     // bytes to move
+    std::uint64_t m_offset; // file offset of m_data[0], or k_current_position
+    std::size_t m_done = 0; // bytes moved so far
     transfer_mode m_mode;   // how far to go
-};
-
-/// A contiguous write (IORING_OP_WRITE, kernel 5.6+). Resumes with the bytes written.
-class [[nodiscard]] write_op : public transfer_op<write_op> {
-public:
-    write_op(int fd, std::span<const std::byte> buffer, std::uint64_t offset, transfer_mode mode,
-             std::size_t direct_alignment) noexcept
-        : m_fd(fd), m_data(buffer.data()), m_size(buffer.size()), m_offset(offset), m_mode(mode) {
-        assert((offset <= k_max_offset || offset == k_current_position) && "offset: <= INT64_MAX");
-        if (!is_direct_request_ok(m_data, offset, m_size, direct_alignment))
-            refuse(make_error_code(fs_errc::misaligned_direct_io));
-        else if (m_size == 0)
-            skip();
-    }
-
-    void prepare(io_uring_sqe* sqe) noexcept {
-        io_uring_prep_write(sqe, m_fd, m_data + m_done, clamp_chunk(m_size - m_done),
-                            offset_after(m_offset, m_done));
-    }
-    bool advance(int res) noexcept {
-        m_done += static_cast<std::size_t>(res);
-        return m_mode != transfer_mode::some && m_done < m_size;
-    }
-    result<std::size_t> await_resume() const noexcept {
-        return transfer_result(early_error(), m_res, m_done, m_size, m_mode, true);
-    }
-
-private:
-    int m_fd;                // the file
-    const std::byte* m_data; // the caller's bytes (owned by the caller until resumption)
-    std::size_t m_size;      // bytes to write
-    std::uint64_t m_offset;  // file offset of m_data[0]
-    std::size_t m_done = 0;  // bytes written so far
-    transfer_mode m_mode;    // how far to go
 };
 
 /// A vectored read or write (IORING_OP_READV/WRITEV, kernel 5.1+). Resumes with the bytes moved.
 /// When a loop continues after a partial transfer, the rest of the vector is copied into the op
-/// (the caller's iovec array is never modified).
+/// (the caller's iovec array is never modified). `some` mode works with with_timeout().
 template <bool IsWrite>
 class [[nodiscard]] vectored_op : public transfer_op<vectored_op<IsWrite>> {
 public:
     vectored_op(int fd, std::span<const iovec> vec, std::uint64_t offset, transfer_mode mode,
                 std::size_t direct_alignment) noexcept
         : m_fd(fd), m_vec(vec), m_offset(offset), m_mode(mode) {
-        assert((offset <= k_max_offset || offset == k_current_position) && "offset: <= INT64_MAX");
+        assert((offset <= k_max_offset || offset == k_current_position) && "offset > INT64_MAX");
         bool aligned = offset == k_current_position || is_aligned(offset, direct_alignment);
         for (const iovec& v : vec) {
             m_total += v.iov_len;
@@ -165,12 +147,17 @@ public:
     }
 
     void prepare(io_uring_sqe* sqe) noexcept {
+        if (this->is_settled()) {
+            io_uring_prep_nop(sqe); // only under with_timeout(), which skips await_ready
+            return;
+        }
         std::span<const iovec> rest = m_done == 0 ? m_vec : std::span<const iovec>(m_rest);
         auto count = static_cast<unsigned>(rest.size());
+        std::uint64_t at = offset_after(m_offset, m_done);
         if constexpr (IsWrite)
-            io_uring_prep_writev(sqe, m_fd, rest.data(), count, offset_after(m_offset, m_done));
+            io_uring_prep_writev(sqe, m_fd, rest.data(), count, at);
         else
-            io_uring_prep_readv(sqe, m_fd, rest.data(), count, offset_after(m_offset, m_done));
+            io_uring_prep_readv(sqe, m_fd, rest.data(), count, at);
     }
 
     bool advance(int res) noexcept {
@@ -207,11 +194,23 @@ private:
 
     int m_fd;                     // the file
     std::span<const iovec> m_vec; // the caller's vector (and its buffers) until resumption
-    std::uint64_t m_offset;       // file offset of the first byte
+    std::uint64_t m_offset;       // file offset of the first byte, or k_current_position
     std::size_t m_total = 0;      // bytes the vector describes
     std::size_t m_done = 0;       // bytes moved so far
     transfer_mode m_mode;         // how far to go
     std::vector<iovec> m_rest;    // what is left after a partial transfer (loops only)
+};
+
+/// A looping op: the same awaiter with its SQE machinery hidden, so that with_timeout(), which
+/// drives a single SQE, cannot be handed a loop (it would stop after the first SQE). Put a
+/// deadline on a loop with timeout(task) instead.
+template <class Op>
+class [[nodiscard]] loop_op : private Op {
+public:
+    using Op::await_ready;
+    using Op::await_resume;
+    using Op::await_suspend;
+    using Op::Op;
 };
 
 } // namespace corio::fs_detail

@@ -32,7 +32,7 @@ public:
     transfer_op& operator=(const transfer_op&) = delete;
 
     /// True when the op finishes without the ring: refused up front, or nothing to transfer.
-    [[nodiscard]] bool await_ready() const noexcept { return m_skip || m_early; }
+    [[nodiscard]] bool await_ready() const noexcept { return is_settled(); }
 
     template <class Promise>
     bool await_suspend(std::coroutine_handle<Promise> waiter) {
@@ -53,6 +53,8 @@ protected:
     /// Completes the op without submission and without error (an empty transfer).
     void skip() noexcept { m_skip = true; }
     [[nodiscard]] const std::error_code& early_error() const noexcept { return m_early; }
+    /// Refused or empty: the outcome is known without the ring.
+    [[nodiscard]] bool is_settled() const noexcept { return m_skip || m_early; }
 
 private:
     void submit(io_context& ctx) {
