@@ -1,11 +1,14 @@
 // SPDX-License-Identifier: MIT
-// Install check: a program built against an installed corio (headers, static library and
+// Install check: a program built against an installed corio (headers, static libraries and
 // corio.pc) that runs one round trip through the ring. Exits 0 on success, 77 without io_uring.
 #include "runtime/sync_wait.hpp"
 #include "runtime/uring_op.hpp"
 
 // The umbrella header too: every public header must be installed and compile outside the tree.
 #include "corio.hpp"
+// One out-of-line function of each module library, so corio.pc must link them all.
+#include "fs/fs_error.hpp"
+#include "net/address.hpp"
 
 #include <liburing.h>
 
@@ -40,6 +43,8 @@ int main() {
         std::fprintf(stderr, "io_uring unavailable (%s): skipping\n", std::strerror(err));
         return 77;
     }
+    std::printf("install consumer: linked %s and %s\n", corio::net::address_category().name(),
+                corio::fs_category().name());
     int rc = corio::sync_wait(round_trip());
     std::printf("install consumer: nop round trip %s\n", rc == 0 ? "ok" : "FAILED");
     return rc;
