@@ -3,6 +3,7 @@
 // and `_exact` loops) without a coroutine frame, and that can refuse a request before submission.
 #pragma once
 
+#include "fs/detail/resubmit_queue.hpp"
 #include "runtime/detail/io_op.hpp"
 #include "runtime/io_context.hpp"
 #include "runtime/stop.hpp"
@@ -19,16 +20,17 @@ namespace corio::fs_detail {
 /// CRTP base. Derived provides:
 ///   `void prepare(io_uring_sqe*)`  - preps the SQE for what is still to do;
 ///   `bool advance(int res)`        - records a positive completion, true when another SQE is due;
-///   `R await_resume()`             - maps the outcome (check `has_early_result()` and `m_res`).
-/// While the op loops, the next SQE is prepared during reaping (no coroutine is resumed there) and
-/// goes out with the loop's next batch; the awaiter is resumed once, at the end.
+///   `R await_resume()`             - maps the outcome (early_error() first, then `m_res`).
+/// While the op loops, its next SQE is queued from the ready queue in the same turn (never inside
+/// the CQE iteration) and goes out with the loop's next batch; the awaiter is resumed once, at
+/// the end.
 template <class Derived>
-class transfer_op : public detail::io_op {
+class transfer_op : public detail::io_op, private resubmit_node {
 public:
     transfer_op() noexcept = default;
     // The kernel holds this object's address while in flight: never copy or move it then.
     transfer_op(const transfer_op& other) noexcept
-        : io_op(), m_early(other.m_early), m_skip(other.m_skip) {}
+        : io_op(), resubmit_node(), m_early(other.m_early), m_skip(other.m_skip) {}
     transfer_op& operator=(const transfer_op&) = delete;
 
     /// True when the op finishes without the ring: refused up front, or nothing to transfer.
@@ -68,10 +70,23 @@ private:
         auto* self = static_cast<transfer_op*>(op);
         self->m_res = res;
         self->m_flags = flags;
-        if (res > 0 && static_cast<Derived*>(self)->advance(res) && self->continue_loop())
+        if (res > 0 && static_cast<Derived*>(self)->advance(res)) {
+            self->m_resubmit = &on_resubmit;
+            defer_resubmit(*self->m_ctx, self);
             return;
-        self->m_canceller.disarm();
-        self->m_ctx->post(self);
+        }
+        self->finish();
+    }
+
+    static void on_resubmit(resubmit_node* node) noexcept {
+        auto* self = static_cast<transfer_op*>(node);
+        if (!self->continue_loop())
+            self->finish();
+    }
+
+    void finish() noexcept {
+        m_canceller.disarm();
+        m_ctx->post(this);
     }
 
     /// Queues the next SQE of a loop; false (with m_res set to the reason) when it must end.

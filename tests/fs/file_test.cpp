@@ -252,6 +252,37 @@ static_assert(!std::is_convertible_v<read_exact_op*, detail::io_op*>);
 static_assert(!std::is_convertible_v<write_all_op*, detail::io_op*>);
 static_assert(std::is_convertible_v<read_op*, detail::io_op*>);
 
+task<std::size_t> exact_reads(std::vector<int> fds, std::vector<std::string>* outs) {
+    std::vector<task<result<std::size_t>>> reads;
+    for (std::size_t i = 0; i < fds.size(); ++i)
+        reads.push_back(read_exact_pipe(fds[i], &(*outs)[i]));
+    auto all = when_all(std::move(reads));
+    std::vector<result<std::size_t>> done = co_await all;
+    std::size_t full = 0;
+    for (const result<std::size_t>& r : done)
+        full += (r && *r == 10) ? 1 : 0;
+    co_return full;
+}
+
+task<void> later_writes(std::vector<int> fds) {
+    std::vector<task<void>> writes;
+    for (int fd : fds)
+        writes.push_back(write_later(fd, "456789"));
+    auto all = when_all(std::move(writes));
+    co_await all;
+}
+
+/// Every read completes partially in the same turn, more than the SQ holds, so the loops'
+/// resubmissions overflow the SQ (get_sqe flushes it) - outside the CQE iteration.
+task<std::size_t> many_partial_loops(std::vector<int> read_fds, std::vector<int> write_fds,
+                                     std::vector<std::string>* outs) {
+    auto both =
+        when_all(exact_reads(std::move(read_fds), outs), later_writes(std::move(write_fds)));
+    auto [full, done] = co_await both;
+    (void)done;
+    co_return full;
+}
+
 // ----- O_DIRECT -----
 
 struct direct_outcome {
@@ -476,4 +507,24 @@ TEST_CASE("with_timeout on a misaligned O_DIRECT read still reports the clear er
         return;
     }
     CHECK(r.error() == fs_errc::misaligned_direct_io);
+}
+
+TEST_CASE("32 loops that all continue in one turn on a 4-entry SQ all finish with every byte") {
+    constexpr std::size_t n = 32;
+    std::vector<test::pipe_pair> pipes(n);
+    std::vector<int> read_fds, write_fds;
+    for (test::pipe_pair& p : pipes) {
+        REQUIRE(::write(p.write_end, "0123", 4) == 4);
+        read_fds.push_back(p.read_end);
+        write_fds.push_back(p.write_end);
+    }
+    io_context_options options;
+    options.sq_entries = 4;
+    io_context ctx(options);
+    std::vector<std::string> outs(n);
+    CHECK(sync_wait(ctx, many_partial_loops(read_fds, write_fds, &outs)) == n);
+    for (const std::string& out : outs)
+        CHECK(out == "0123456789");
+    CHECK(ctx.stats().sq_full_flushes > 0);
+    CHECK(ctx.stats().ops_in_flight == 0);
 }

@@ -1,0 +1,23 @@
+// SPDX-License-Identifier: MIT
+// Where a looping op waits between a partial completion and its next SQE: a per-loop queue that
+// is drained from the ready queue, so no SQE is ever prepared inside the CQE iteration.
+#pragma once
+
+namespace corio {
+class io_context;
+}
+
+namespace corio::fs_detail {
+
+/// An op waiting to submit its next SQE.
+struct resubmit_node {
+    void (*m_resubmit)(resubmit_node*) noexcept = nullptr; // queues the next SQE (or finishes)
+    resubmit_node* m_next_resubmit = nullptr;              // next waiting op
+};
+
+/// Queues `node`; its m_resubmit runs later in this turn, from `ctx`'s ready queue.
+/// NOTE: io_context::get_sqe() may submit and, on EBUSY, reap: calling it while the loop is
+/// iterating the CQ would reap the same CQEs twice. Hence the detour.
+void defer_resubmit(io_context& ctx, resubmit_node* node) noexcept;
+
+} // namespace corio::fs_detail
