@@ -37,11 +37,11 @@ inline constexpr std::size_t k_max_transfer = 0x7ffff000;
 class [[nodiscard]] recv_op : public corio::detail::basic_op<recv_op> {
 public:
     recv_op(int fd, std::span<std::byte> buffer, int flags) noexcept
-        : m_fd(fd), m_buffer(buffer), m_flags(flags) {}
+        : m_fd(fd), m_buffer(buffer), m_msg_flags(flags) {}
 
     void prepare(io_uring_sqe* sqe) noexcept {
         io_uring_prep_recv(sqe, m_fd, m_buffer.data(), detail::clamp_len(m_buffer.size()),
-                           m_flags);
+                           m_msg_flags);
     }
     result<std::size_t> await_resume() const noexcept {
         return corio::detail::result_from_res<std::size_t>(m_res);
@@ -50,17 +50,17 @@ public:
 private:
     int m_fd;                     // the socket
     std::span<std::byte> m_buffer; // where the kernel writes; the caller's until resumption
-    int m_flags;                  // MSG_* flags
+    int m_msg_flags;              // MSG_* flags
 };
 
 /// IORING_OP_SEND with MSG_NOSIGNAL always: a reset peer gives EPIPE/ECONNRESET, never SIGPIPE.
 class [[nodiscard]] send_op : public corio::detail::basic_op<send_op> {
 public:
     send_op(int fd, std::span<const std::byte> data, int flags) noexcept
-        : m_fd(fd), m_data(data), m_flags(flags | MSG_NOSIGNAL) {}
+        : m_fd(fd), m_data(data), m_msg_flags(flags | MSG_NOSIGNAL) {}
 
     void prepare(io_uring_sqe* sqe) noexcept {
-        io_uring_prep_send(sqe, m_fd, m_data.data(), detail::clamp_len(m_data.size()), m_flags);
+        io_uring_prep_send(sqe, m_fd, m_data.data(), detail::clamp_len(m_data.size()), m_msg_flags);
     }
     result<std::size_t> await_resume() const noexcept {
         return corio::detail::result_from_res<std::size_t>(m_res);
@@ -69,7 +69,7 @@ public:
 private:
     int m_fd;                          // the socket
     std::span<const std::byte> m_data; // what the kernel reads; the caller's until resumption
-    int m_flags;                       // MSG_* flags, MSG_NOSIGNAL included
+    int m_msg_flags;                   // MSG_* flags, MSG_NOSIGNAL included
 };
 
 /// IORING_OP_SHUTDOWN (kernel 5.11+).

@@ -297,10 +297,11 @@ TEST_CASE("200 concurrent senders through a ring of 4 buffers: every byte arrive
     constexpr std::size_t k_size = 8 * 1024;
     sync_wait(ctx, many_senders(k_senders, k_size, &ring, &out));
     REQUIRE(out.received.size() == k_senders);
-    for (auto& [id, bytes] : out.received) {
+    for (const auto& entry : out.received) {
+        std::uint32_t id = entry.first; // NOTE: clang 14 cannot capture a structured binding
         CAPTURE(id);
-        REQUIRE(bytes.size() == k_size);
-        CHECK(test::first_mismatch(bytes, id) == k_size);
+        REQUIRE(entry.second.size() == k_size);
+        CHECK(test::first_mismatch(entry.second, id) == k_size);
     }
     CHECK(ring.available() == 4);
     // Starved streams are woken one per returned buffer: about one ENOBUFS per buffer filled,
