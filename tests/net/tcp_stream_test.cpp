@@ -248,6 +248,20 @@ task<cancel_outcome> close_with_recv_in_kernel() {
     co_return out;
 }
 
+/// Regression: recv_op once had a member named m_flags, hiding io_op::m_flags that timed_op
+/// writes, so with_timeout(recv_some(...)) did not compile.
+task<result<std::size_t>> recv_with_deadline(std::chrono::milliseconds limit, bool send_first) {
+    auto [client, server] = co_await tcp_pair();
+    if (send_first) {
+        result<std::size_t> sent = co_await server.send_all(std::string("in time"));
+        REQUIRE(sent.has_value());
+    }
+    char buffer[16];
+    auto recv = with_timeout(client.recv_some(std::span<char>(buffer)), limit);
+    result<std::size_t> n = co_await recv;
+    co_return n;
+}
+
 task<std::pair<bool, bool>> nodelay_both_sides() {
     auto [client, server] = co_await tcp_pair();
     co_return std::pair<bool, bool>(client.no_delay().value(), server.no_delay().value());
@@ -360,6 +374,13 @@ TEST_CASE("closing a socket that is not open succeeds and does nothing") {
         co_return r;
     };
     CHECK(sync_wait(closing()).has_value());
+}
+
+TEST_CASE("recv_some under with_timeout expires with timed_out when nothing arrives") {
+    io_context ctx;
+    CHECK(sync_wait(ctx, recv_with_deadline(10ms, false)) == std::errc::timed_out);
+    CHECK(ctx.stats().ops_in_flight == 0);
+    CHECK(sync_wait(ctx, recv_with_deadline(10s, true)).value() == 7);
 }
 
 TEST_CASE("TCP_NODELAY is on for connected and for accepted streams") {

@@ -1,0 +1,245 @@
+// SPDX-License-Identifier: MIT
+// net micro benchmarks: a 64-byte ping-pong over a Unix socketpair, written with corio coroutines
+// and as a hand-made liburing state machine on a ring set up exactly like io_context's (same
+// flags, same size, ring fd registered). One item is one round trip: four recv/send ops.
+#include "net/buffer_ring.hpp"
+#include "net/unix_socket.hpp"
+#include "runtime/io_context.hpp"
+#include "runtime/sync_wait.hpp"
+#include "runtime/task.hpp"
+#include "runtime/when_all.hpp"
+
+#include <benchmark/benchmark.h>
+#include <liburing.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <system_error>
+#include <utility>
+
+namespace {
+
+constexpr std::size_t k_message = 64; // bytes per ping and per pong
+
+using corio::net::unix_stream;
+
+// ----- the raw twin's ring: exactly what io_context sets up -----
+
+unsigned corio_ring_flags() {
+    static const unsigned flags = [] {
+        corio::io_context ctx;
+        return ctx.ring_flags();
+    }();
+    return flags;
+}
+
+class raw_ring {
+public:
+    raw_ring() {
+        io_uring_params params{};
+        params.flags = corio_ring_flags();
+        int rc = io_uring_queue_init_params(corio::io_context_options{}.sq_entries, &m_ring,
+                                            &params);
+        if (rc < 0)
+            throw std::system_error(-rc, std::system_category(), "bench: io_uring_queue_init_params");
+        (void)io_uring_register_ring_fd(&m_ring); // io_context does the same
+    }
+    ~raw_ring() { io_uring_queue_exit(&m_ring); }
+    raw_ring(const raw_ring&) = delete;
+    raw_ring& operator=(const raw_ring&) = delete;
+
+    io_uring* get() noexcept { return &m_ring; }
+
+private:
+    io_uring m_ring{}; // the queues
+};
+
+void label_flags(benchmark::State& state) {
+    char text[32];
+    std::snprintf(text, sizeof text, "ring_flags=0x%x", corio_ring_flags());
+    state.SetLabel(text);
+}
+
+void count_loop(benchmark::State& state, const corio::io_context& ctx) {
+    corio::io_context_stats s = ctx.stats();
+    auto items = static_cast<double>(state.iterations());
+    if (items == 0)
+        return;
+    state.counters["enters_per_item"] = static_cast<double>(s.kernel_enters) / items;
+    state.counters["turns_per_item"] = static_cast<double>(s.loop_turns) / items;
+}
+
+std::pair<int, int> raw_socketpair() {
+    int fds[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0)
+        throw std::system_error(errno, std::system_category(), "bench: socketpair");
+    return {fds[0], fds[1]};
+}
+
+// ----- corio: two coroutines, each reading like blocking code -----
+
+corio::task<void> pinger(benchmark::State* state, unix_stream* s, std::uint64_t* failures) {
+    std::array<std::byte, k_message> out{};
+    std::array<std::byte, k_message> in{};
+    for (auto _ : *state) {
+        corio::result<std::size_t> sent = co_await s->send_some(out);
+        corio::result<std::size_t> got = co_await s->recv_some(in);
+        if (!sent || !got || *got != k_message) {
+            ++*failures;
+            break;
+        }
+    }
+    corio::result<void> shut = co_await s->shutdown(); // the ponger sees EOF and stops
+    (void)shut;
+}
+
+corio::task<void> ponger(unix_stream* s, std::uint64_t* failures) {
+    std::array<std::byte, k_message> buffer{};
+    for (;;) {
+        corio::result<std::size_t> got = co_await s->recv_some(buffer);
+        if (!got || *got == 0)
+            co_return; // EOF: the pinger is done
+        corio::result<std::size_t> sent = co_await s->send_some(std::span(buffer).first(*got));
+        if (!sent) {
+            ++*failures;
+            co_return;
+        }
+    }
+}
+
+corio::task<void> pingpong(benchmark::State* state, std::uint64_t* failures) {
+    auto pair = unix_stream::pair();
+    auto& [a, b] = pair.value();
+    auto both = corio::when_all(ponger(&b, failures), pinger(state, &a, failures));
+    co_await both;
+}
+
+void BM_net_pingpong_corio(benchmark::State& state) {
+    corio::io_context ctx;
+    std::uint64_t failures = 0;
+    corio::sync_wait(ctx, pingpong(&state, &failures));
+    if (failures != 0)
+        state.SkipWithError("a recv or send failed");
+    state.SetItemsProcessed(state.iterations());
+    state.SetBytesProcessed(state.iterations() * 2 * static_cast<std::int64_t>(k_message));
+    label_flags(state);
+    count_loop(state, ctx);
+}
+BENCHMARK(BM_net_pingpong_corio);
+
+// ----- raw liburing: the same four ops per round trip as an explicit state machine -----
+
+enum class raw_op : std::uint64_t { ping_send = 1, ping_recv, pong_recv, pong_send };
+
+void queue_op(io_uring* ring, raw_op op, int fd, void* buffer, std::size_t len) {
+    io_uring_sqe* sqe = io_uring_get_sqe(ring);
+    if (op == raw_op::ping_send || op == raw_op::pong_send)
+        io_uring_prep_send(sqe, fd, buffer, len, MSG_NOSIGNAL);
+    else
+        io_uring_prep_recv(sqe, fd, buffer, len, 0);
+    io_uring_sqe_set_data64(sqe, static_cast<std::uint64_t>(op));
+}
+
+void BM_net_pingpong_raw(benchmark::State& state) {
+    raw_ring ring;
+    io_uring* r = ring.get();
+    auto [a, b] = raw_socketpair();
+    std::array<std::byte, k_message> ping_out{}, ping_in{}, pong_buf{};
+    bool failed = false;
+
+    queue_op(r, raw_op::pong_recv, b, pong_buf.data(), k_message);
+    for (auto _ : state) {
+        // One round trip: ping send → pong recv → pong send → ping recv, the pong side always
+        // re-arming its recv, like the corio ponger.
+        queue_op(r, raw_op::ping_send, a, ping_out.data(), k_message);
+        bool round_trip_done = false;
+        while (!round_trip_done && !failed) {
+            if (io_uring_submit_and_wait(r, 1) < 0) {
+                failed = true;
+                break;
+            }
+            unsigned head;
+            unsigned count = 0;
+            io_uring_cqe* cqe;
+            io_uring_for_each_cqe(r, head, cqe) {
+                ++count;
+                if (cqe->res <= 0) {
+                    failed = true;
+                    continue;
+                }
+                switch (static_cast<raw_op>(cqe->user_data)) {
+                case raw_op::ping_send:
+                    queue_op(r, raw_op::ping_recv, a, ping_in.data(), k_message);
+                    break;
+                case raw_op::ping_recv:
+                    round_trip_done = true;
+                    break;
+                case raw_op::pong_recv:
+                    queue_op(r, raw_op::pong_send, b, pong_buf.data(),
+                             static_cast<std::size_t>(cqe->res));
+                    break;
+                case raw_op::pong_send:
+                    queue_op(r, raw_op::pong_recv, b, pong_buf.data(), k_message);
+                    break;
+                }
+            }
+            io_uring_cq_advance(r, count);
+        }
+        if (failed) {
+            state.SkipWithError("a recv or send failed");
+            break;
+        }
+    }
+    ::close(a); // the pending pong recv completes with EOF on teardown of the ring
+    ::close(b);
+    state.SetItemsProcessed(state.iterations());
+    state.SetBytesProcessed(state.iterations() * 2 * static_cast<std::int64_t>(k_message));
+    label_flags(state);
+}
+BENCHMARK(BM_net_pingpong_raw);
+
+// ----- corio with the ponger reading through a provided-buffer ring (multishot recv) -----
+
+corio::task<void> ring_ponger(unix_stream* s, corio::net::buffer_ring* ring,
+                              std::uint64_t* failures) {
+    corio::net::recv_stream chunks = s->recv_multishot(*ring);
+    for (;;) {
+        corio::result<corio::net::buffer_lease> lease = co_await chunks.next();
+        if (!lease || lease->empty())
+            co_return;
+        corio::result<std::size_t> sent = co_await s->send_some(lease->data());
+        if (!sent) {
+            ++*failures;
+            co_return;
+        }
+    }
+}
+
+corio::task<void> pingpong_multishot(benchmark::State* state, std::uint64_t* failures) {
+    corio::net::buffer_ring ring(corio::io_context::current(), 16, 4096);
+    auto pair = unix_stream::pair();
+    auto& [a, b] = pair.value();
+    auto both = corio::when_all(ring_ponger(&b, &ring, failures), pinger(state, &a, failures));
+    co_await both;
+}
+
+void BM_net_pingpong_corio_multishot(benchmark::State& state) {
+    corio::io_context ctx;
+    std::uint64_t failures = 0;
+    corio::sync_wait(ctx, pingpong_multishot(&state, &failures));
+    if (failures != 0)
+        state.SkipWithError("a recv or send failed");
+    state.SetItemsProcessed(state.iterations());
+    state.SetBytesProcessed(state.iterations() * 2 * static_cast<std::int64_t>(k_message));
+    label_flags(state);
+    count_loop(state, ctx);
+}
+BENCHMARK(BM_net_pingpong_corio_multishot);
+
+} // namespace
+
+BENCHMARK_MAIN();
