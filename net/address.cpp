@@ -205,34 +205,41 @@ void socket_address::set_port(std::uint16_t port) noexcept {
         reinterpret_cast<sockaddr_in6*>(&m_storage)->sin6_port = htons(port);
 }
 
+// NOTE: the strings below are built with append(), not `"x" + std::string(...)`: g++ 12 at -O3
+// reports a false -Wrestrict inside operator+(const char*, string&&) (GCC PR 105329).
 std::string socket_address::path() const {
     if (!is_unix() || m_size <= offsetof(sockaddr_un, sun_path))
         return {};
     const auto* sun = reinterpret_cast<const sockaddr_un*>(&m_storage);
     std::size_t len = m_size - offsetof(sockaddr_un, sun_path);
-    if (sun->sun_path[0] == '\0') // abstract: exactly len bytes, the first one a NUL
-        return "@" + std::string(sun->sun_path + 1, len - 1);
-    return std::string(sun->sun_path, strnlen(sun->sun_path, len));
+    std::string out;
+    if (sun->sun_path[0] == '\0') { // abstract: exactly len bytes, the first one a NUL
+        out.append(1, '@');
+        out.append(sun->sun_path + 1, len - 1);
+        return out;
+    }
+    out.append(sun->sun_path, strnlen(sun->sun_path, len));
+    return out;
 }
 
 std::string socket_address::to_string() const {
     char host[INET6_ADDRSTRLEN];
+    std::string out;
     if (is_ipv4()) {
         const auto* sin = reinterpret_cast<const sockaddr_in*>(&m_storage);
         ::inet_ntop(AF_INET, &sin->sin_addr, host, sizeof host);
-        return std::string(host) + ":" + std::to_string(port());
-    }
-    if (is_ipv6()) {
+        out.append(host).append(1, ':').append(std::to_string(port()));
+    } else if (is_ipv6()) {
         const auto* sin6 = reinterpret_cast<const sockaddr_in6*>(&m_storage);
         ::inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof host);
-        return "[" + std::string(host) + "]:" + std::to_string(port());
-    }
-    if (is_unix()) {
+        out.append(1, '[').append(host).append("]:").append(std::to_string(port()));
+    } else if (is_unix()) {
         std::string p = path();
-        return p.empty() || p.front() == '/' || p.front() == '@' ? (p.empty() ? "unix:" : p)
-                                                                  : "unix:" + p;
+        if (p.empty() || (p.front() != '/' && p.front() != '@'))
+            out.append("unix:");
+        out.append(p);
     }
-    return {};
+    return out;
 }
 
 bool operator==(const socket_address& a, const socket_address& b) noexcept {
