@@ -72,6 +72,7 @@ public:
 
     /// AF_INET, AF_INET6, AF_UNIX or AF_UNSPEC.
     [[nodiscard]] int family() const noexcept { return m_storage.ss_family; }
+    /// Family tests.
     [[nodiscard]] bool is_ipv4() const noexcept { return family() == AF_INET; }
     [[nodiscard]] bool is_ipv6() const noexcept { return family() == AF_INET6; }
     [[nodiscard]] bool is_unix() const noexcept { return family() == AF_UNIX; }

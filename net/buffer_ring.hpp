@@ -51,13 +51,16 @@ class buffer_lease {
 public:
     /// An empty lease: what recv_stream::next() gives at orderly EOF.
     buffer_lease() noexcept = default;
+    /// Takes buffer `bid` of `group` holding `size` received bytes (what recv_stream does).
     buffer_lease(detail::buffer_group& group, std::uint16_t bid, std::uint32_t size) noexcept
         : m_group(&group), m_bid(bid), m_size(size) {
         group.ref();
     }
+    /// Moving transfers the buffer; the moved-from lease is empty.
     buffer_lease(buffer_lease&& other) noexcept
         : m_group(std::exchange(other.m_group, nullptr)), m_bid(other.m_bid),
           m_size(std::exchange(other.m_size, 0)) {}
+    /// Returns this lease's buffer, then takes `other`'s.
     buffer_lease& operator=(buffer_lease&& other) noexcept {
         if (this != &other) {
             reset();
@@ -69,6 +72,7 @@ public:
     }
     buffer_lease(const buffer_lease&) = delete;
     buffer_lease& operator=(const buffer_lease&) = delete;
+    /// Returns the buffer to its ring.
     ~buffer_lease() { reset(); }
 
     /// The received bytes. Valid until the lease is dropped.
@@ -152,6 +156,7 @@ public:
 
     /// Creates the stream; nothing is armed until the first next().
     recv_stream(const basic_socket& socket, buffer_ring& ring);
+    /// Cancels the armed recv; the state (and the buffers it queued) goes when the kernel is done.
     ~recv_stream() {
         if (m_state)
             m_state->orphan();
@@ -176,6 +181,7 @@ private:
     detail::recv_state* m_state; // heap: outlives this object while the kernel still has it
 };
 
+/// The awaiter of recv_stream::next(). Lives in the awaiting frame.
 class [[nodiscard]] recv_stream::next_op {
 public:
     explicit next_op(detail::recv_state& state) noexcept : m_state(&state) {}

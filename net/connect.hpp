@@ -25,6 +25,7 @@ class [[nodiscard]] connect_op : public corio::detail::basic_op<connect_op<Strea
 public:
     using options_type = typename Stream::options_type;
 
+    /// Touches nothing yet: the socket is made when the op starts.
     connect_op(socket_address peer, options_type options) noexcept
         : m_peer(peer), m_options(options) {}
     // Copied only before it starts (with_timeout takes it by value): no fd to share yet.
@@ -32,11 +33,13 @@ public:
         : corio::detail::basic_op<connect_op<Stream>>(other), m_peer(other.m_peer),
           m_options(other.m_options) {}
     connect_op& operator=(const connect_op&) = delete;
+    /// Closes a socket that was made but not handed out (failed, cancelled, timed out).
     ~connect_op() {
         if (m_fd >= 0)
             ::close(m_fd);
     }
 
+    /// socket(), Stream::configure(), then IORING_OP_CONNECT (a NOP carries a setup error).
     void prepare(io_uring_sqe* sqe) noexcept {
         m_fd = ::socket(m_peer.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (m_fd < 0) {
@@ -53,6 +56,7 @@ public:
         io_uring_prep_connect(sqe, m_fd, m_peer.data(), m_peer.size());
     }
 
+    /// The connected stream, or why there is none.
     result<Stream> await_resume() noexcept {
         if (m_setup_error != 0)
             return errno_code(m_setup_error);

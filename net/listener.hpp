@@ -31,6 +31,7 @@ struct listen_options {
 template <class Stream>
 class [[nodiscard]] accept_op : public corio::detail::basic_op<accept_op<Stream>> {
 public:
+    /// Accepts on listening socket `fd`.
     explicit accept_op(int fd) noexcept : m_fd(fd) {}
 
     void prepare(io_uring_sqe* sqe) noexcept {
@@ -65,8 +66,11 @@ class basic_accept_stream {
 public:
     class next_op;
 
+    /// A stream on `listener` that pauses at `queue_limit` unclaimed connections. Nothing is
+    /// armed before the first next().
     basic_accept_stream(const basic_socket& listener, std::size_t queue_limit)
         : m_state(new detail::accept_state(io_context::current(), listener, queue_limit)) {}
+    /// Cancels the armed accept; connections it queued are closed when the kernel is done.
     ~basic_accept_stream() {
         if (m_state)
             m_state->orphan(); // cancels the accept; queued connections are closed
@@ -91,6 +95,7 @@ private:
     detail::accept_state* m_state; // heap: outlives this object while the kernel still has it
 };
 
+/// The awaiter of basic_accept_stream::next(). Lives in the awaiting frame.
 template <class Stream>
 class [[nodiscard]] basic_accept_stream<Stream>::next_op {
 public:
@@ -140,6 +145,7 @@ public:
     using stream_type = Stream;
     using accept_stream = basic_accept_stream<Stream>;
 
+    /// Not open.
     basic_listener() noexcept = default;
     /// Adopts a listening socket fd.
     explicit basic_listener(int fd) noexcept : basic_socket(fd) {}

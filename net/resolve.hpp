@@ -32,6 +32,7 @@ enum class resolve_error {
 /// The category of resolve_error.
 [[nodiscard]] const std::error_category& resolve_category() noexcept;
 
+/// Makes resolve_error usable as a std::error_code.
 [[nodiscard]] inline std::error_code make_error_code(resolve_error e) noexcept {
     return {static_cast<int>(e), resolve_category()};
 }

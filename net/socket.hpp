@@ -36,6 +36,7 @@ inline constexpr std::size_t k_max_transfer = 0x7ffff000;
 /// IORING_OP_RECV into a caller-owned buffer. Resumes with the byte count (0: orderly EOF).
 class [[nodiscard]] recv_op : public corio::detail::basic_op<recv_op> {
 public:
+    /// Receives on `fd` into `buffer` with MSG_* `flags`.
     recv_op(int fd, std::span<std::byte> buffer, int flags) noexcept
         : m_fd(fd), m_buffer(buffer), m_msg_flags(flags) {}
 
@@ -56,6 +57,7 @@ private:
 /// IORING_OP_SEND with MSG_NOSIGNAL always: a reset peer gives EPIPE/ECONNRESET, never SIGPIPE.
 class [[nodiscard]] send_op : public corio::detail::basic_op<send_op> {
 public:
+    /// Sends `data` on `fd` with MSG_* `flags` (MSG_NOSIGNAL added).
     send_op(int fd, std::span<const std::byte> data, int flags) noexcept
         : m_fd(fd), m_data(data), m_msg_flags(flags | MSG_NOSIGNAL) {}
 
@@ -75,6 +77,7 @@ private:
 /// IORING_OP_SHUTDOWN (kernel 5.11+).
 class [[nodiscard]] shutdown_op : public corio::detail::basic_op<shutdown_op> {
 public:
+    /// Shuts `fd` down in direction `how`.
     shutdown_op(int fd, int how) noexcept : m_fd(fd), m_how(how) {}
 
     void prepare(io_uring_sqe* sqe) noexcept { io_uring_prep_shutdown(sqe, m_fd, m_how); }
@@ -96,12 +99,14 @@ class basic_socket;
 /// happens. Kernel 5.19+.
 class [[nodiscard]] close_op : private corio::detail::io_op {
 public:
+    /// Closes `socket` (which gives up its fd when the close is submitted).
     explicit close_op(basic_socket& socket) noexcept : m_socket(&socket) {}
     close_op(const close_op&) = delete;
     close_op& operator=(const close_op&) = delete;
 
     /// Closing a socket that is not open succeeds at once.
     [[nodiscard]] bool await_ready() const noexcept;
+    /// Queues the linked cancel and close; the socket is no longer open from here on.
     void await_suspend(std::coroutine_handle<> waiter);
     result<void> await_resume() const noexcept {
         return corio::detail::result_from_res<void>(m_res);

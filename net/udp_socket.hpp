@@ -28,6 +28,7 @@ struct datagram {
 /// IORING_OP_SENDMSG of one datagram to `to` (MSG_NOSIGNAL). Resumes with the bytes sent.
 class [[nodiscard]] send_to_op : public corio::detail::basic_op<send_to_op> {
 public:
+    /// Sends `data` on `fd` to `to` (the address is copied into the op).
     send_to_op(int fd, std::span<const std::byte> data, const socket_address& to) noexcept
         : m_fd(fd), m_data(data), m_to(to) {}
 
@@ -56,6 +57,7 @@ private:
 /// IORING_OP_RECVMSG of one datagram into `buffer`. Resumes with a `datagram`.
 class [[nodiscard]] recv_from_op : public corio::detail::basic_op<recv_from_op> {
 public:
+    /// Receives one datagram on `fd` into `buffer`.
     recv_from_op(int fd, std::span<std::byte> buffer) noexcept : m_fd(fd), m_buffer(buffer) {}
 
     void prepare(io_uring_sqe* sqe) noexcept {
