@@ -214,6 +214,35 @@ task<emfile_report> emfile_backoff() {
     co_return report;
 }
 
+task<result<tcp_stream>> accept_while_out_of_fds() {
+    tcp_listener listener = test::loopback_listener();
+    socket_address addr = listener.local_address().value();
+    int raw = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(raw >= 0);
+    tcp_stream client(raw);
+    test::nofile_limit limit(static_cast<rlim_t>(lowest_free_fd()));
+    REQUIRE(::connect(raw, addr.data(), addr.size()) == 0);
+    result<tcp_stream> r = co_await listener.accept();
+    co_return r;
+}
+
+task<result<tcp_stream>> accept_cancelled_by_close() {
+    tcp_listener listener = test::loopback_listener();
+    auto closer = [](tcp_listener* l) -> task<void> {
+        result<void> y = co_await nop(); // the accept is in the kernel first
+        y.value();
+        result<void> closed = co_await l->close();
+        REQUIRE(closed.has_value());
+    };
+    auto accepting = [](tcp_listener* l) -> task<result<tcp_stream>> {
+        result<tcp_stream> r = co_await l->accept();
+        co_return r;
+    };
+    auto both = when_all(accepting(&listener), closer(&listener));
+    auto [accepted, done] = co_await both;
+    co_return std::move(accepted);
+}
+
 } // namespace
 
 TEST_CASE("a listener bound to port 0 reports the port the kernel picked") {
@@ -343,4 +372,12 @@ TEST_CASE("an accept stream destroyed while armed closes what it queued and leak
     };
     sync_wait(ctx, settle());
     CHECK(ctx.stats().ops_in_flight == 0);
+}
+
+TEST_CASE("a one-shot accept reports EMFILE as it comes (only the accept stream backs off)") {
+    CHECK(sync_wait(accept_while_out_of_fds()) == std::errc::too_many_files_open);
+}
+
+TEST_CASE("closing the listener cancels a pending one-shot accept") {
+    CHECK(sync_wait(accept_cancelled_by_close()) == std::errc::operation_canceled);
 }
