@@ -7,6 +7,7 @@
 #include "runtime/io_context.hpp"
 #include "runtime/sync_wait.hpp"
 #include "runtime/task.hpp"
+#include "runtime/task_scope.hpp"
 #include "runtime/when_all.hpp"
 
 #include <benchmark/benchmark.h>
@@ -18,6 +19,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <ctime>
 #include <system_error>
 #include <utility>
 
@@ -144,24 +146,32 @@ void queue_op(io_uring* ring, raw_op op, int fd, void* buffer, std::size_t len) 
     io_uring_sqe_set_data64(sqe, static_cast<std::uint64_t>(op));
 }
 
-void BM_net_pingpong_raw(benchmark::State& state) {
-    raw_ring ring;
-    io_uring* r = ring.get();
-    auto [a, b] = raw_socketpair();
-    std::array<std::byte, k_message> ping_out{}, ping_in{}, pong_buf{};
-    bool failed = false;
+/// The raw twin's state: a ring like io_context's, the socketpair, and the pong side's recv
+/// that stays armed between round trips.
+class raw_pingpong {
+public:
+    raw_pingpong() {
+        auto [a, b] = raw_socketpair();
+        m_a = a;
+        m_b = b;
+        queue_op(m_ring.get(), raw_op::pong_recv, m_b, m_pong.data(), k_message);
+    }
+    ~raw_pingpong() {
+        ::close(m_a);
+        ::close(m_b);
+    }
+    raw_pingpong(const raw_pingpong&) = delete;
+    raw_pingpong& operator=(const raw_pingpong&) = delete;
 
-    queue_op(r, raw_op::pong_recv, b, pong_buf.data(), k_message);
-    for (auto _ : state) {
-        // One round trip: ping send → pong recv → pong send → ping recv, the pong side always
-        // re-arming its recv, like the corio ponger.
-        queue_op(r, raw_op::ping_send, a, ping_out.data(), k_message);
-        bool round_trip_done = false;
-        while (!round_trip_done && !failed) {
-            if (io_uring_submit_and_wait(r, 1) < 0) {
-                failed = true;
-                break;
-            }
+    /// One round trip: ping send → pong recv → pong send → ping recv. False on a failure.
+    bool round_trip() {
+        io_uring* r = m_ring.get();
+        queue_op(r, raw_op::ping_send, m_a, m_out.data(), k_message);
+        bool done = false;
+        bool failed = false;
+        while (!done && !failed) {
+            if (io_uring_submit_and_wait(r, 1) < 0)
+                return false;
             unsigned head;
             unsigned count = 0;
             io_uring_cqe* cqe;
@@ -173,29 +183,42 @@ void BM_net_pingpong_raw(benchmark::State& state) {
                 }
                 switch (static_cast<raw_op>(cqe->user_data)) {
                 case raw_op::ping_send:
-                    queue_op(r, raw_op::ping_recv, a, ping_in.data(), k_message);
+                    queue_op(r, raw_op::ping_recv, m_a, m_in.data(), k_message);
                     break;
                 case raw_op::ping_recv:
-                    round_trip_done = true;
+                    done = true;
                     break;
                 case raw_op::pong_recv:
-                    queue_op(r, raw_op::pong_send, b, pong_buf.data(),
+                    queue_op(r, raw_op::pong_send, m_b, m_pong.data(),
                              static_cast<std::size_t>(cqe->res));
                     break;
                 case raw_op::pong_send:
-                    queue_op(r, raw_op::pong_recv, b, pong_buf.data(), k_message);
+                    queue_op(r, raw_op::pong_recv, m_b, m_pong.data(), k_message);
                     break;
                 }
             }
             io_uring_cq_advance(r, count);
         }
-        if (failed) {
+        return !failed;
+    }
+
+private:
+    raw_ring m_ring;                             // set up like io_context's
+    int m_a = -1;                                // the ping end
+    int m_b = -1;                                // the pong end
+    std::array<std::byte, k_message> m_out{};    // ping payload
+    std::array<std::byte, k_message> m_in{};     // ping receive buffer
+    std::array<std::byte, k_message> m_pong{};   // pong receive/send buffer
+};
+
+void BM_net_pingpong_raw(benchmark::State& state) {
+    raw_pingpong pp;
+    for (auto _ : state) {
+        if (!pp.round_trip()) {
             state.SkipWithError("a recv or send failed");
             break;
         }
     }
-    ::close(a); // the pending pong recv completes with EOF on teardown of the ring
-    ::close(b);
     state.SetItemsProcessed(state.iterations());
     state.SetBytesProcessed(state.iterations() * 2 * static_cast<std::int64_t>(k_message));
     label_flags(state);
@@ -239,6 +262,75 @@ void BM_net_pingpong_corio_multishot(benchmark::State& state) {
     count_loop(state, ctx);
 }
 BENCHMARK(BM_net_pingpong_corio_multishot);
+
+// ----- paired: corio and raw alternate in one run, so machine noise hits both alike -----
+
+constexpr int k_batch_round_trips = 256; // round trips per batch; batches alternate A, B, A, B…
+
+corio::task<void> ping_batch(unix_stream* s, int n, std::uint64_t* failures) {
+    std::array<std::byte, k_message> out{};
+    std::array<std::byte, k_message> in{};
+    for (int i = 0; i < n; ++i) {
+        corio::result<std::size_t> sent = co_await s->send_some(out);
+        corio::result<std::size_t> got = co_await s->recv_some(in);
+        if (!sent || !got || *got != k_message) {
+            ++*failures;
+            co_return;
+        }
+    }
+}
+
+corio::task<void> shut_down(unix_stream* s) {
+    corio::result<void> shut = co_await s->shutdown();
+    (void)shut;
+}
+
+/// CPU time of this thread (user + system: with DEFER_TASKRUN the kernel's share of the I/O runs
+/// here too).
+std::int64_t thread_cpu_ns() {
+    timespec ts{};
+    ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+}
+
+/// One item is a corio batch plus a raw batch. Counters: CPU per round trip of each, and their
+/// ratio over the whole run (the number to quote: corio CPU / raw CPU).
+void BM_net_pingpong_paired(benchmark::State& state) {
+    corio::io_context ctx;
+    auto pair = unix_stream::pair();
+    auto& [a, b] = pair.value();
+    std::uint64_t failures = 0;
+    corio::spawn(ctx, ponger(&b, &failures)); // stays suspended on its recv between batches
+    raw_pingpong raw;
+    std::int64_t corio_ns = 0;
+    std::int64_t raw_ns = 0;
+    for (auto _ : state) {
+        std::int64_t t0 = thread_cpu_ns();
+        corio::sync_wait(ctx, ping_batch(&a, k_batch_round_trips, &failures));
+        std::int64_t t1 = thread_cpu_ns();
+        for (int i = 0; i < k_batch_round_trips; ++i)
+            if (!raw.round_trip())
+                ++failures;
+        std::int64_t t2 = thread_cpu_ns();
+        corio_ns += t1 - t0;
+        raw_ns += t2 - t1;
+        if (failures != 0) {
+            state.SkipWithError("a recv or send failed");
+            break;
+        }
+    }
+    corio::sync_wait(ctx, shut_down(&a));
+    auto trips = static_cast<double>(state.iterations()) * k_batch_round_trips;
+    if (trips > 0 && raw_ns > 0) {
+        state.counters["corio_cpu_ns"] = static_cast<double>(corio_ns) / trips;
+        state.counters["raw_cpu_ns"] = static_cast<double>(raw_ns) / trips;
+        state.counters["corio_over_raw"] = static_cast<double>(corio_ns) /
+                                           static_cast<double>(raw_ns);
+    }
+    state.SetItemsProcessed(state.iterations() * 2 * k_batch_round_trips);
+    label_flags(state);
+}
+BENCHMARK(BM_net_pingpong_paired);
 
 } // namespace
 
