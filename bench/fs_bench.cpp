@@ -391,35 +391,41 @@ private:
 };
 
 corio::task<void> send_loop(benchmark::State* state, std::string path, int socket_fd,
-                            corio::send_file_options options) {
+                            std::uint64_t length, corio::send_file_options options) {
     corio::result<corio::file> opened = co_await corio::file::open(path);
     if (!opened) {
         state->SkipWithError("open failed");
         co_return;
     }
     corio::file f = std::move(*opened);
+    std::uint64_t offset = 0;
     for (auto _ : *state) {
         corio::result<std::uint64_t> sent =
-            co_await corio::send_file_range(f, 0, k_send_size, socket_fd, options);
-        if (!sent || *sent != k_send_size) {
+            co_await corio::send_file_range(f, offset, length, socket_fd, options);
+        if (!sent || *sent != length) {
             state->SkipWithError("send_file_range failed");
             break;
         }
+        offset = (offset + length) % k_send_size; // ranges that stay inside the file
+        if (offset + length > k_send_size)
+            offset = 0;
     }
     corio::result<void> closed = co_await f.close();
     (void)closed;
 }
 
+// Args: {range length, chunk size}. Items are calls, bytes are the range.
 void run_send(benchmark::State& state, corio::send_file_strategy strategy, bool tcp) {
     std::string path = data_file("send.dat", k_send_size);
     drained_socket sink(tcp);
+    auto length = static_cast<std::uint64_t>(state.range(0));
     corio::send_file_options options;
     options.strategy = strategy;
-    options.chunk_size = static_cast<std::size_t>(state.range(0));
+    options.chunk_size = static_cast<std::size_t>(state.range(1));
     corio::io_context ctx;
-    corio::sync_wait(ctx, send_loop(&state, path, sink.fd(), options));
+    corio::sync_wait(ctx, send_loop(&state, path, sink.fd(), length, options));
     state.SetItemsProcessed(state.iterations());
-    state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(k_send_size));
+    state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(length));
     label(state, tcp ? "tcp loopback" : "unix socketpair");
 }
 
@@ -435,31 +441,19 @@ void BM_fs_send_file_read_send_tcp(benchmark::State& state) {
 void BM_fs_send_file_splice_tcp(benchmark::State& state) {
     run_send(state, corio::send_file_strategy::splice, true);
 }
-// Process CPU time: splice runs on io_uring's io-wq threads, which belong to this process.
-BENCHMARK(BM_fs_send_file_read_send_unix)
-    ->Arg(64 << 10)
-    ->Arg(128 << 10)
-    ->Arg(512 << 10)
-    ->MeasureProcessCPUTime()
-    ->UseRealTime();
-BENCHMARK(BM_fs_send_file_splice_unix)
-    ->Arg(64 << 10)
-    ->Arg(128 << 10)
-    ->Arg(512 << 10)
-    ->MeasureProcessCPUTime()
-    ->UseRealTime();
-BENCHMARK(BM_fs_send_file_read_send_tcp)
-    ->Arg(64 << 10)
-    ->Arg(128 << 10)
-    ->Arg(512 << 10)
-    ->MeasureProcessCPUTime()
-    ->UseRealTime();
-BENCHMARK(BM_fs_send_file_splice_tcp)
-    ->Arg(64 << 10)
-    ->Arg(128 << 10)
-    ->Arg(512 << 10)
-    ->MeasureProcessCPUTime()
-    ->UseRealTime();
+
+void send_args(benchmark::internal::Benchmark* b) {
+    for (std::int64_t length : {16 << 10, 256 << 10, 8 << 20})
+        b->Args({length, 128 << 10});
+    b->Args({8 << 20, 64 << 10});
+    b->Args({8 << 20, 512 << 10});
+    // Process CPU time: splice runs on io_uring's io-wq threads, which belong to this process.
+    b->MeasureProcessCPUTime()->UseRealTime();
+}
+BENCHMARK(BM_fs_send_file_read_send_unix)->Apply(send_args);
+BENCHMARK(BM_fs_send_file_splice_unix)->Apply(send_args);
+BENCHMARK(BM_fs_send_file_read_send_tcp)->Apply(send_args);
+BENCHMARK(BM_fs_send_file_splice_tcp)->Apply(send_args);
 
 } // namespace
 

@@ -3,6 +3,7 @@
 
 #include "fs/file.hpp"
 #include "runtime/sync_wait.hpp"
+#include "runtime/when_any.hpp"
 #include "tests/fs/temp_dir.hpp"
 
 #include <arpa/inet.h>
@@ -12,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <csignal>
 
 #include <stdexcept>
@@ -106,6 +108,14 @@ task<result<std::uint64_t>> send_range(std::string path, std::uint64_t offset, s
     options.chunk_size = chunk;
     result<std::uint64_t> sent = co_await send_file_range(f, offset, length, socket_fd, options);
     co_return sent;
+}
+
+task<result<std::uint64_t>> send_range_within(std::string path, std::uint64_t length, int socket_fd,
+                                              std::chrono::seconds limit) {
+    result<std::uint64_t> r = co_await timeout(
+        send_range(std::move(path), 0, length, socket_fd, send_file_strategy::splice, 65536),
+        limit);
+    co_return r;
 }
 
 const char* name_of(send_file_strategy s) {
@@ -208,4 +218,34 @@ TEST_CASE("send_file_range to something that is not a socket reports the kernel'
         sync_wait(send_range(dir / "f", 0, 3, fd, send_file_strategy::read_send, 4096));
     CHECK(sent == std::errc::not_a_socket);
     ::close(fd);
+}
+
+TEST_CASE("regression: a forked child's failed splice leaves the parent's idle pipe clean "
+          "(the child used the inherited pipe, left it full, and the parent's next splice "
+          "blocked forever)") {
+    temp_dir dir;
+    std::string bytes = pattern(100000, 24);
+    test::write_plain(dir / "f", bytes);
+    {
+        socket_sink warm(false); // leaves an idle pipe in this thread's cache
+        CHECK(sync_wait(send_range_within(dir / "f", 1000, warm.sender(), std::chrono::seconds(5)))
+                  .value() == 1000);
+    }
+    pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        socket_sink gone(false);
+        gone.close_receiver();
+        result<std::uint64_t> r =
+            sync_wait(send_range_within(dir / "f", 100000, gone.sender(), std::chrono::seconds(5)));
+        ::_exit(r ? 1 : 0);
+    }
+    int status = 0;
+    REQUIRE(::waitpid(child, &status, 0) == child);
+    CHECK(WIFEXITED(status));
+    socket_sink sink(false);
+    result<std::uint64_t> sent =
+        sync_wait(send_range_within(dir / "f", 100000, sink.sender(), std::chrono::seconds(5)));
+    CHECK(sent.value() == 100000);
+    CHECK(sink.finish() == bytes);
 }
