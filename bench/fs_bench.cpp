@@ -443,7 +443,7 @@ void BM_fs_send_file_splice_tcp(benchmark::State& state) {
 }
 
 void send_args(benchmark::internal::Benchmark* b) {
-    for (std::int64_t length : {16 << 10, 256 << 10, 8 << 20})
+    for (std::int64_t length : {16 << 10, 64 << 10, 128 << 10, 256 << 10, 8 << 20})
         b->Args({length, 128 << 10});
     b->Args({8 << 20, 64 << 10});
     b->Args({8 << 20, 512 << 10});

@@ -261,7 +261,11 @@ task<result<std::uint64_t>> send_file_range(const file& f, std::uint64_t offset,
                                             send_file_options options) {
     // Not a coroutine: the tasks below take the descriptor by value, never the file by reference.
     std::size_t chunk = std::max<std::size_t>(options.chunk_size, 4096);
-    if (options.strategy == send_file_strategy::splice)
+    send_file_strategy strategy = options.strategy;
+    if (strategy == send_file_strategy::automatic)
+        strategy = length >= k_splice_min_length ? send_file_strategy::splice
+                                                 : send_file_strategy::read_send;
+    if (strategy == send_file_strategy::splice)
         return splice_range(f.native_handle(), offset, length, socket_fd, chunk);
     return read_send_range(f.native_handle(), offset, length, socket_fd, chunk);
 }

@@ -119,7 +119,15 @@ task<result<std::uint64_t>> send_range_within(std::string path, std::uint64_t le
 }
 
 const char* name_of(send_file_strategy s) {
-    return s == send_file_strategy::splice ? "splice" : "read_send";
+    switch (s) {
+    case send_file_strategy::automatic:
+        return "automatic";
+    case send_file_strategy::read_send:
+        return "read_send";
+    case send_file_strategy::splice:
+        return "splice";
+    }
+    return "?";
 }
 
 } // namespace
@@ -248,4 +256,20 @@ TEST_CASE("regression: a forked child's failed splice leaves the parent's idle p
         sync_wait(send_range_within(dir / "f", 100000, sink.sender(), std::chrono::seconds(5)));
     CHECK(sent.value() == 100000);
     CHECK(sink.finish() == bytes);
+}
+
+TEST_CASE("the default strategy delivers short and long ranges byte for byte") {
+    temp_dir dir;
+    std::string bytes = pattern(600000, 25);
+    test::write_plain(dir / "f", bytes);
+    CHECK(send_file_options{}.strategy == send_file_strategy::automatic);
+    for (std::uint64_t length : {std::uint64_t{1}, std::uint64_t{5000}, k_splice_min_length - 1,
+                                 k_splice_min_length, std::uint64_t{599999}}) {
+        CAPTURE(length);
+        socket_sink sink(false);
+        result<std::uint64_t> sent = sync_wait(send_range(
+            dir / "f", 1, length, sink.sender(), send_file_strategy::automatic, 128 << 10));
+        CHECK(sent.value() == length);
+        CHECK(sink.finish() == bytes.substr(1, length));
+    }
 }
