@@ -32,22 +32,22 @@ class fsync_op;
 class statx_op;
 class fallocate_op;
 /// One read SQE (read_some_at, read_some); resumes with the bytes read. Works with with_timeout().
-using read_op = fs_detail::contiguous_op<false>;
+using read_op = fs_detail::contiguous_op<false, false>;
 /// One write SQE (write_some_at, write_some); resumes with the bytes written.
-using write_op = fs_detail::contiguous_op<true>;
+using write_op = fs_detail::contiguous_op<true, false>;
 /// One readv SQE (readv_some_at); resumes with the bytes read into the vector.
-using readv_op = fs_detail::vectored_op<false>;
+using readv_op = fs_detail::vectored_op<false, false>;
 /// One writev SQE (writev_some_at); resumes with the bytes written from the vector.
-using writev_op = fs_detail::vectored_op<true>;
+using writev_op = fs_detail::vectored_op<true, false>;
 /// Reads until full (read_at: or end of file; read_exact_at: end of file is an error). Loops
 /// inside the ring; for a deadline use timeout(task), not with_timeout().
-using read_exact_op = fs_detail::loop_op<read_op>;
+using read_exact_op = fs_detail::loop_op<fs_detail::contiguous_op<false, true>>;
 /// Writes until everything is written (write_all_at, write_all). Same deadline note.
-using write_all_op = fs_detail::loop_op<write_op>;
+using write_all_op = fs_detail::loop_op<fs_detail::contiguous_op<true, true>>;
 /// readv until every iovec is full (readv_exact_at). Same deadline note.
-using readv_exact_op = fs_detail::loop_op<readv_op>;
+using readv_exact_op = fs_detail::loop_op<fs_detail::vectored_op<false, true>>;
 /// writev until every iovec is written (writev_all_at). Same deadline note.
-using writev_all_op = fs_detail::loop_op<writev_op>;
+using writev_all_op = fs_detail::loop_op<fs_detail::vectored_op<true, true>>;
 
 /// An open file descriptor, owned. Move-only. Every operation is an awaitable that goes through
 /// the current io_context's ring; none blocks the loop. Buffers (and iovec arrays) belong to the

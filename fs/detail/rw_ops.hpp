@@ -5,6 +5,7 @@
 
 #include "fs/detail/transfer_op.hpp"
 #include "fs/fs_error.hpp"
+#include "runtime/detail/io_op.hpp"
 #include "runtime/result.hpp"
 
 #include <liburing.h>
@@ -79,26 +80,53 @@ inline constexpr std::uint64_t k_current_position = ~std::uint64_t{0};
     return done;
 }
 
+/// What a request looks like before it reaches the ring: refused (misaligned O_DIRECT) or empty.
+class request_check {
+public:
+    /// Refused or empty: the outcome is known without the ring.
+    [[nodiscard]] bool is_settled() const noexcept { return m_skip || m_early; }
+
+protected:
+    /// Refuses the op before submission with `error` (await_resume reports it).
+    void refuse(std::error_code error) noexcept { m_early = error; }
+    /// Completes the op without submission and without error (an empty transfer).
+    void skip() noexcept { m_skip = true; }
+    [[nodiscard]] const std::error_code& early_error() const noexcept { return m_early; }
+
+private:
+    std::error_code m_early; // refused before submission (e.g. misaligned O_DIRECT)
+    bool m_skip = false;     // nothing to do: complete without the ring
+};
+
+/// The single-SQE ops build on the runtime's basic_op (the canonical op); the loops on
+/// transfer_op, which can issue several SQEs for one co_await.
+template <class Derived, bool Loop>
+using rw_base = std::conditional_t<Loop, transfer_op<Derived>, detail::basic_op<Derived>>;
+
 /// A contiguous read or write (IORING_OP_READ/WRITE, kernel 5.6+). Resumes with the bytes moved.
-/// In `some` mode it is a plain single-SQE op (usable with with_timeout(): a refused or empty
-/// request then submits a NOP and still reports its own outcome).
-template <bool IsWrite>
-class [[nodiscard]] contiguous_op : public transfer_op<contiguous_op<IsWrite>> {
+/// Single-SQE (Loop = false) it also works under with_timeout(): a refused or empty request then
+/// submits a NOP and still reports its own outcome.
+template <bool IsWrite, bool Loop>
+class [[nodiscard]] contiguous_op : public rw_base<contiguous_op<IsWrite, Loop>, Loop>,
+                                    public request_check {
 public:
     using byte_type = std::conditional_t<IsWrite, const std::byte, std::byte>;
 
     contiguous_op(int fd, std::span<byte_type> buffer, std::uint64_t offset, transfer_mode mode,
                   std::size_t direct_alignment) noexcept
         : m_fd(fd), m_data(buffer.data()), m_size(buffer.size()), m_offset(offset), m_mode(mode) {
+        assert((mode == transfer_mode::some) != Loop && "a loop mode needs a looping op");
         assert((offset <= k_max_offset || offset == k_current_position) && "offset > INT64_MAX");
         if (!is_direct_request_ok(m_data, offset, m_size, direct_alignment))
-            this->refuse(make_error_code(fs_errc::misaligned_direct_io));
+            refuse(make_error_code(fs_errc::misaligned_direct_io));
         else if (m_size == 0)
-            this->skip();
+            skip();
     }
 
+    [[nodiscard]] bool await_ready() const noexcept { return is_settled(); }
+
     void prepare(io_uring_sqe* sqe) noexcept {
-        if (this->is_settled()) {
+        if (is_settled()) {
             io_uring_prep_nop(sqe); // only under with_timeout(), which skips await_ready
             return;
         }
@@ -110,10 +138,10 @@ public:
     }
     bool advance(int res) noexcept {
         m_done += static_cast<std::size_t>(res);
-        return m_mode != transfer_mode::some && m_done < m_size;
+        return m_done < m_size;
     }
     result<std::size_t> await_resume() const noexcept {
-        return transfer_result(this->early_error(), this->m_res, m_done, m_size, m_mode, IsWrite);
+        return transfer_result(early_error(), this->m_res, m_done, m_size, m_mode, IsWrite);
     }
 
 private:
@@ -121,19 +149,21 @@ private:
     byte_type* m_data;      // the caller's buffer (owned by the caller until resumption)
     std::size_t m_size;     // bytes to move
     std::uint64_t m_offset; // file offset of m_data[0], or k_current_position
-    std::size_t m_done = 0; // bytes moved so far
+    std::size_t m_done = 0; // bytes moved so far (loops)
     transfer_mode m_mode;   // how far to go
 };
 
 /// A vectored read or write (IORING_OP_READV/WRITEV, kernel 5.1+). Resumes with the bytes moved.
 /// When a loop continues after a partial transfer, the rest of the vector is copied into the op
-/// (the caller's iovec array is never modified). `some` mode works with with_timeout().
-template <bool IsWrite>
-class [[nodiscard]] vectored_op : public transfer_op<vectored_op<IsWrite>> {
+/// (the caller's iovec array is never modified). Single-SQE it works under with_timeout().
+template <bool IsWrite, bool Loop>
+class [[nodiscard]] vectored_op : public rw_base<vectored_op<IsWrite, Loop>, Loop>,
+                                  public request_check {
 public:
     vectored_op(int fd, std::span<const iovec> vec, std::uint64_t offset, transfer_mode mode,
                 std::size_t direct_alignment) noexcept
         : m_fd(fd), m_vec(vec), m_offset(offset), m_mode(mode) {
+        assert((mode == transfer_mode::some) != Loop && "a loop mode needs a looping op");
         assert((offset <= k_max_offset || offset == k_current_position) && "offset > INT64_MAX");
         bool aligned = offset == k_current_position || is_aligned(offset, direct_alignment);
         for (const iovec& v : vec) {
@@ -141,13 +171,15 @@ public:
             aligned = aligned && is_direct_request_ok(v.iov_base, 0, v.iov_len, direct_alignment);
         }
         if (!aligned)
-            this->refuse(make_error_code(fs_errc::misaligned_direct_io));
+            refuse(make_error_code(fs_errc::misaligned_direct_io));
         else if (m_total == 0)
-            this->skip();
+            skip();
     }
 
+    [[nodiscard]] bool await_ready() const noexcept { return is_settled(); }
+
     void prepare(io_uring_sqe* sqe) noexcept {
-        if (this->is_settled()) {
+        if (is_settled()) {
             io_uring_prep_nop(sqe); // only under with_timeout(), which skips await_ready
             return;
         }
@@ -162,7 +194,7 @@ public:
 
     bool advance(int res) noexcept {
         m_done += static_cast<std::size_t>(res);
-        if (m_mode == transfer_mode::some || m_done >= m_total)
+        if (m_done >= m_total)
             return false;
         try {
             rebuild_rest();
@@ -174,7 +206,7 @@ public:
     }
 
     result<std::size_t> await_resume() const noexcept {
-        return transfer_result(this->early_error(), this->m_res, m_done, m_total, m_mode, IsWrite);
+        return transfer_result(early_error(), this->m_res, m_done, m_total, m_mode, IsWrite);
     }
 
 private:
@@ -196,7 +228,7 @@ private:
     std::span<const iovec> m_vec; // the caller's vector (and its buffers) until resumption
     std::uint64_t m_offset;       // file offset of the first byte, or k_current_position
     std::size_t m_total = 0;      // bytes the vector describes
-    std::size_t m_done = 0;       // bytes moved so far
+    std::size_t m_done = 0;       // bytes moved so far (loops)
     transfer_mode m_mode;         // how far to go
     std::vector<iovec> m_rest;    // what is left after a partial transfer (loops only)
 };

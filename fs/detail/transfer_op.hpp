@@ -17,10 +17,11 @@
 
 namespace corio::fs_detail {
 
-/// CRTP base. Derived provides:
+/// CRTP base of the looping ops. Derived provides:
+///   `bool is_settled()`            - refused or empty: finish without the ring (await_ready);
 ///   `void prepare(io_uring_sqe*)`  - preps the SQE for what is still to do;
 ///   `bool advance(int res)`        - records a positive completion, true when another SQE is due;
-///   `R await_resume()`             - maps the outcome (early_error() first, then `m_res`).
+///   `R await_resume()`             - maps the outcome.
 /// While the op loops, its next SQE is queued from the ready queue in the same turn (never inside
 /// the CQE iteration) and goes out with the loop's next batch; the awaiter is resumed once, at
 /// the end.
@@ -29,12 +30,12 @@ class transfer_op : public detail::io_op, private resubmit_node {
 public:
     transfer_op() noexcept = default;
     // The kernel holds this object's address while in flight: never copy or move it then.
-    transfer_op(const transfer_op& other) noexcept
-        : io_op(), resubmit_node(), m_early(other.m_early), m_skip(other.m_skip) {}
+    transfer_op(const transfer_op&) noexcept : io_op(), resubmit_node() {}
     transfer_op& operator=(const transfer_op&) = delete;
 
-    /// True when the op finishes without the ring: refused up front, or nothing to transfer.
-    [[nodiscard]] bool await_ready() const noexcept { return is_settled(); }
+    [[nodiscard]] bool await_ready() const noexcept {
+        return static_cast<const Derived*>(this)->is_settled();
+    }
 
     template <class Promise>
     bool await_suspend(std::coroutine_handle<Promise> waiter) {
@@ -48,15 +49,6 @@ public:
         m_canceller.arm(token, this);
         return true;
     }
-
-protected:
-    /// Refuses the op before submission with `error` (await_resume reports it).
-    void refuse(std::error_code error) noexcept { m_early = error; }
-    /// Completes the op without submission and without error (an empty transfer).
-    void skip() noexcept { m_skip = true; }
-    [[nodiscard]] const std::error_code& early_error() const noexcept { return m_early; }
-    /// Refused or empty: the outcome is known without the ring.
-    [[nodiscard]] bool is_settled() const noexcept { return m_skip || m_early; }
 
 private:
     void submit(io_context& ctx) {
