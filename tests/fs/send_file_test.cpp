@@ -118,6 +118,14 @@ task<result<std::uint64_t>> send_range_within(std::string path, std::uint64_t le
     co_return r;
 }
 
+task<result<std::uint64_t>> send_with_deadline(std::string path, std::uint64_t length,
+                                               int socket_fd, send_file_strategy strategy) {
+    result<std::uint64_t> r =
+        co_await timeout(send_range(std::move(path), 0, length, socket_fd, strategy, 65536),
+                         std::chrono::milliseconds(50));
+    co_return r;
+}
+
 const char* name_of(send_file_strategy s) {
     switch (s) {
     case send_file_strategy::automatic:
@@ -271,5 +279,23 @@ TEST_CASE("the default strategy delivers short and long ranges byte for byte") {
             dir / "f", 1, length, sink.sender(), send_file_strategy::automatic, 128 << 10));
         CHECK(sent.value() == length);
         CHECK(sink.finish() == bytes.substr(1, length));
+    }
+}
+
+TEST_CASE("cancelling send_file_range to a peer that never reads ends it with nothing in flight") {
+    temp_dir dir;
+    test::write_plain(dir / "f", pattern(4u << 20, 26));
+    for (send_file_strategy strategy :
+         {send_file_strategy::read_send, send_file_strategy::splice}) {
+        CAPTURE(name_of(strategy));
+        int fds[2];
+        REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) == 0);
+        io_context ctx;
+        result<std::uint64_t> r =
+            sync_wait(ctx, send_with_deadline(dir / "f", 4u << 20, fds[0], strategy));
+        CHECK(r == std::errc::timed_out);
+        CHECK(ctx.stats().ops_in_flight == 0);
+        ::close(fds[0]);
+        ::close(fds[1]);
     }
 }
