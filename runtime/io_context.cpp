@@ -141,17 +141,6 @@ void io_context::run_until(const bool& done) {
     }
 }
 
-bool io_context::has_work() const noexcept {
-    return !m_ready.empty() || m_inflight > 0 || io_uring_sq_ready(&m_ring) > 0;
-}
-
-void io_context::turn() {
-    ++m_stats.loop_turns;
-    enter(m_ready.empty() && m_inflight > 0);
-    reap();
-    run_ready();
-}
-
 void io_context::enter(bool wait) {
     for (;;) {
         unsigned kflags = IO_URING_READ_ONCE(*m_ring.sq.kflags);
@@ -180,19 +169,31 @@ void io_context::enter(bool wait) {
 }
 
 unsigned io_context::reap() noexcept {
-    unsigned head;
+    io_uring_cq& cq = m_ring.cq;
+    unsigned tail = io_uring_smp_load_acquire(cq.ktail);
     unsigned count = 0;
-    io_uring_cqe* cqe;
-    io_uring_for_each_cqe(&m_ring, head, cqe) {
+    for (;;) {
+        // Re-read the head each time: a handler that had to submit may have reaped (on EBUSY)
+        // and moved it. Only this thread moves it.
+        unsigned head = *cq.khead;
+        if (head == tail)
+            break;
+        const io_uring_cqe& cqe = cq.cqes[head & cq.ring_mask];
+        auto* op = reinterpret_cast<detail::io_op*>(static_cast<std::uintptr_t>(cqe.user_data));
+        int res = cqe.res;
+        unsigned flags = cqe.flags;
+        // Hand the slot back before running the handler, so a nested reap never sees it again.
+        io_uring_smp_store_release(cq.khead, head + 1);
         ++count;
-        auto* op = static_cast<detail::io_op*>(io_uring_cqe_get_data(cqe));
         if (op == nullptr)
             continue; // internal: an async cancel's own completion
-        if (!(cqe->flags & IORING_CQE_F_MORE))
+        if (!(flags & IORING_CQE_F_MORE))
             --m_inflight;
-        op->m_complete(op, cqe->res, cqe->flags);
+        if (op->m_complete == &detail::single_shot_op::complete)
+            detail::single_shot_op::complete(op, res, flags); // the common case, inlined
+        else
+            op->m_complete(op, res, flags);
     }
-    io_uring_cq_advance(&m_ring, count);
     m_stats.completed += count;
     return count;
 }
@@ -232,12 +233,6 @@ void io_context::reserve_sqes(unsigned n) {
         else if (rc < 0)
             throw_uring_error(-rc, "corio: io_uring_submit (reserve)");
     }
-}
-
-void io_context::track(io_uring_sqe* sqe, detail::io_op* op) noexcept {
-    op->m_ctx = this;
-    io_uring_sqe_set_data(sqe, op);
-    ++m_inflight;
 }
 
 void io_context::cancel(detail::io_op* op) {

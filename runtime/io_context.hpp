@@ -68,6 +68,10 @@ public:
         return *t_current;
     }
 
+    /// The context running on this thread (or the most recently created one), or null: for
+    /// destructors that may run outside any loop and must then fall back to plain syscalls.
+    [[nodiscard]] static io_context* current_or_null() noexcept { return t_current; }
+
     /// Runs until stop() is called or nothing is left to do: no operation in flight, nothing
     /// ready, no offloaded job outstanding.
     void run();
@@ -107,7 +111,7 @@ public:
     void reserve_sqes(unsigned n);
 
     /// Marks `sqe` as belonging to `op`: its completion will be delivered to op->m_complete.
-    void track(io_uring_sqe* sqe, detail::io_op* op) noexcept;
+    inline void track(io_uring_sqe* sqe, detail::io_op* op) noexcept; // in detail/io_op.hpp
 
     /// Queues a coroutine to be resumed by the loop (never resumes inline).
     void post(detail::ready_node* node) noexcept { m_ready.push(node); }
@@ -131,11 +135,18 @@ public:
 private:
     io_uring_sqe* get_sqe_slow();
     void setup_ring(const options& opts);
-    void turn();
+    void turn() {
+        ++m_stats.loop_turns;
+        enter(m_ready.empty() && m_inflight > 0);
+        reap();
+        run_ready();
+    }
     unsigned reap() noexcept;
     void run_ready();
     void enter(bool wait);
-    [[nodiscard]] bool has_work() const noexcept;
+    [[nodiscard]] bool has_work() const noexcept {
+        return !m_ready.empty() || m_inflight > 0 || io_uring_sq_ready(&m_ring) > 0;
+    }
     void arm_wake();
     static void on_wake(detail::io_op* op, int res, unsigned flags) noexcept;
     void drain_and_close() noexcept;

@@ -71,23 +71,29 @@ public:
     using value_type = void;
 
     result() noexcept = default;
-    result(std::error_code error) noexcept : m_error(error) {}
-    result(std::errc error) noexcept : m_error(std::make_error_code(error)) {}
+    result(std::error_code error) noexcept
+        : m_category(error ? &error.category() : nullptr), m_value(error.value()) {}
+    result(std::errc error) noexcept : result(std::make_error_code(error)) {}
 
-    [[nodiscard]] bool has_value() const noexcept { return !m_error; }
+    [[nodiscard]] bool has_value() const noexcept { return m_category == nullptr; }
     explicit operator bool() const noexcept { return has_value(); }
-    [[nodiscard]] std::error_code error() const noexcept { return m_error; }
+    [[nodiscard]] std::error_code error() const noexcept {
+        return m_category ? std::error_code(m_value, *m_category) : std::error_code{};
+    }
 
     /// Throws std::system_error when this holds an error.
     void value() const {
-        if (m_error)
-            throw std::system_error(m_error);
+        if (m_category)
+            throw std::system_error(error());
     }
 
     friend bool operator==(const result& r, std::errc e) noexcept { return r.error() == e; }
 
 private:
-    std::error_code m_error; // empty on success
+    // Not a std::error_code: building an empty one calls into libstdc++ (system_category()) on
+    // every successful operation; a null pointer costs nothing.
+    const std::error_category* m_category = nullptr; // null on success
+    int m_value = 0;                                  // the error's value, when there is one
 };
 
 namespace detail {

@@ -16,10 +16,16 @@ struct stop_access;
 
 /// An intrusive callback registered with a stop_source. Unlinked before it is invoked.
 struct stop_callback_node {
-    void (*m_invoke)(stop_callback_node*) noexcept = nullptr; // what to do on stop
-    stop_callback_node* m_prev = nullptr;                      // neighbours while registered
-    stop_callback_node* m_next = nullptr;
-    bool m_linked = false; // registered and not yet invoked
+    stop_callback_node() noexcept
+        : m_invoke(nullptr), m_prev(nullptr), m_next(nullptr), m_linked(false) {}
+    /// For nodes that set m_invoke and m_linked = false right before registering (hot paths).
+    struct unset_t {};
+    explicit stop_callback_node(unset_t) noexcept {}
+
+    void (*m_invoke)(stop_callback_node*) noexcept; // what to do on stop
+    stop_callback_node* m_prev;                      // neighbours while registered
+    stop_callback_node* m_next;
+    bool m_linked; // registered and not yet invoked
 };
 
 /// The state shared by a source and its tokens.

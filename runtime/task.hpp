@@ -4,6 +4,7 @@
 #pragma once
 
 #include "runtime/detail/counters.hpp"
+#include "runtime/detail/frame_allocator.hpp"
 #include "runtime/detail/ready_queue.hpp"
 #include "runtime/stop.hpp"
 
@@ -22,6 +23,15 @@ class task;
 namespace detail {
 
 struct promise_base;
+struct io_op;
+
+/// Cancels the operation a task is suspended on. Registered with the task's stop token when the
+/// task starts its first cancellable op and kept until the frame dies: a connection's task pays
+/// for the registration once, not on every read and write.
+struct op_slot : stop_callback_node {
+    io_op* m_op = nullptr;         // the op in flight, or null between ops
+    stop_state* m_state = nullptr; // where this slot is registered, or null
+};
 
 /// Receives a task's completion in place of a continuation: how when_all, when_any, spawn and
 /// sync_wait learn that a task they started has finished. Called inside final_suspend, so it
@@ -53,9 +63,18 @@ struct final_awaiter {
 
 struct promise_base {
     promise_base() noexcept { ++t_live_tasks; }
-    ~promise_base() { --t_live_tasks; }
+    ~promise_base() {
+        if (m_op_slot.m_state)
+            m_op_slot.m_state->remove(&m_op_slot);
+        --t_live_tasks;
+    }
     promise_base(const promise_base&) = delete;
     promise_base& operator=(const promise_base&) = delete;
+
+    static void* operator new(std::size_t bytes) { return frame_allocator::allocate(bytes); }
+    static void operator delete(void* frame, std::size_t bytes) noexcept {
+        frame_allocator::deallocate(frame, bytes);
+    }
 
     std::suspend_always initial_suspend() const noexcept { return {}; }
     final_awaiter final_suspend() const noexcept { return {}; }
@@ -74,6 +93,7 @@ struct promise_base {
     std::exception_ptr m_exception;         // what escaped the body, for the awaiter
     corio::stop_token m_stop;               // inherited from the awaiter or given by the owner
     scope_entry m_scope_entry;              // used only while detached in a task_scope
+    op_slot m_op_slot;                      // cancels the op this task waits on
     run_state m_state = run_state::idle;    // see run_state
 };
 

@@ -73,7 +73,7 @@ public:
     bool await_suspend(std::coroutine_handle<Promise> waiter) {
         stop_token token = detail::stop_token_of(waiter);
         if (token.stop_requested()) {
-            m_op.m_res = -ECANCELED;
+            op_result().m_res = -ECANCELED;
             return false;
         }
         io_context& ctx = io_context::current();
@@ -97,20 +97,24 @@ public:
     }
 
     decltype(auto) await_resume() {
-        if (m_timer_fired && m_op.m_res == -ECANCELED)
-            m_op.m_res = -ETIMEDOUT;
+        if (m_timer_fired && op_result().m_res == -ECANCELED)
+            op_result().m_res = -ETIMEDOUT;
         return m_op.await_resume();
     }
 
 private:
+    /// The inner op's completion fields, named through io_op so that an op declaring a member
+    /// of the same name (say, its own m_flags) cannot shadow them.
+    detail::io_op& op_result() noexcept { return static_cast<detail::io_op&>(m_op); }
+
     struct timer_part : detail::io_op {
         timed_op* m_owner = nullptr; // the pair this link timeout belongs to
     };
 
     static void on_op_done(detail::io_op* op, int res, unsigned flags) noexcept {
         auto* self = static_cast<timed_op*>(op);
-        self->m_op.m_res = res;
-        self->m_op.m_flags = flags;
+        self->op_result().m_res = res;
+        self->op_result().m_flags = flags;
         self->one_done();
     }
     static void on_timer_done(detail::io_op* op, int res, unsigned) noexcept {

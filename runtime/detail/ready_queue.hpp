@@ -7,9 +7,15 @@
 
 namespace corio::detail {
 
+/// Tag for constructors that leave fields to be written before first use (hot-path ops).
+struct uninitialized_t {};
+
 /// One entry of the ready queue: a suspended coroutine and the link to the next entry.
 struct ready_node {
-    ready_node* m_next = nullptr;         // next entry while queued
+    ready_node() noexcept : m_next(nullptr) {}
+    explicit ready_node(uninitialized_t) noexcept {}
+
+    ready_node* m_next;                   // next entry while queued
     std::coroutine_handle<> m_waiter;     // what to resume
 };
 

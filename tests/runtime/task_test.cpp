@@ -170,3 +170,19 @@ TEST_CASE("a million synchronously completing awaits run on a 1 MiB stack") {
 TEST_CASE("a chain of 1000 nested tasks resumes through every level after a real suspension") {
     CHECK(sync_wait(nested(1000)) == 1000);
 }
+
+TEST_CASE("a freed task frame is reused for the next frame of its size class") {
+    void* first = detail::frame_allocator::allocate(200);
+    detail::frame_allocator::deallocate(first, 200);
+    void* second = detail::frame_allocator::allocate(240); // same 64-byte class: 193..256 bytes
+    void* other = detail::frame_allocator::allocate(240);
+#if CORIO_FRAME_POOL
+    CHECK(second == first);
+#endif
+    CHECK(other != second);
+    detail::frame_allocator::deallocate(second, 240);
+    detail::frame_allocator::deallocate(other, 240);
+    void* large = detail::frame_allocator::allocate(5000); // beyond the pooled classes
+    CHECK(large != nullptr);
+    detail::frame_allocator::deallocate(large, 5000);
+}

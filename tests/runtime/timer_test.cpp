@@ -84,3 +84,25 @@ TEST_CASE("with_timeout passes a read that completes in time through untouched")
     CHECK(r->res == 1);
     CHECK(byte == 'k');
 }
+
+namespace {
+/// An op with a member named like io_op's own: with_timeout must not write into it.
+struct shadowing_nop : detail::basic_op<shadowing_nop> {
+    unsigned m_flags = 7; // deliberately shadows io_op::m_flags
+    void prepare(io_uring_sqe* sqe) noexcept { io_uring_prep_nop(sqe); }
+    result<unsigned> await_resume() const noexcept { return m_flags; }
+};
+
+task<result<unsigned>> shadowed_with_deadline() {
+    auto op = with_timeout(shadowing_nop{}, 1h);
+    result<unsigned> r = co_await op;
+    co_return r;
+}
+} // namespace
+
+TEST_CASE("with_timeout stores the completion in io_op even when the op shadows its names") {
+    // Regression: timed_op wrote m_op.m_flags by name and clobbered the op's own member.
+    result<unsigned> r = sync_wait(shadowed_with_deadline());
+    REQUIRE(r.has_value());
+    CHECK(*r == 7);
+}
