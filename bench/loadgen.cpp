@@ -1,0 +1,917 @@
+// SPDX-License-Identifier: MIT
+// loadgen: the laboratory's closed-loop load generator, built on corio (one thread, one ring).
+// C connections each keep D requests in flight (echo messages or file-range requests), every
+// byte of every reply is checked against a known pattern, latencies go into a log-linear
+// histogram, and one JSON line on stdout sums up the measured phase. bench/lab/run.py drives it.
+// Try: build/release/examples/echo --port 0   then
+//      build/release/bench/loadgen --port PORT --connections 50 --size 64 --duration 2
+#include "corio.hpp"
+
+#include <dirent.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <charconv>
+#include <chrono>
+#include <cinttypes>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace net = corio::net;
+using namespace std::chrono_literals;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+// ----- options -----
+
+enum class job { echo, files };
+
+struct file_spec {
+    std::string name;     // as sent in GET requests
+    std::uint64_t size;   // its size on the server's disk
+    std::uint8_t seed;    // pattern seed: file_seed(name)
+};
+
+struct options {
+    std::string host = "127.0.0.1";   // server address (an IPv4/IPv6 literal)
+    std::uint16_t port = 0;           // server port (required)
+    std::size_t connections = 1;      // connections to open
+    std::size_t size = 64;            // echo: bytes per message
+    unsigned pipeline = 1;            // requests in flight per connection
+    double warmup_s = 1.0;            // seconds before measuring
+    double duration_s = 5.0;          // measured seconds
+    job mode = job::echo;             // echo or files
+    std::vector<file_spec> files;     // files: what the server has
+    std::uint64_t range_size = 0;     // files: bytes per request (0: whole files)
+    std::uint64_t align = 1;          // files: offsets are multiples of this
+    std::size_t connect_batch = 256;  // connects in flight at once
+    std::chrono::milliseconds connect_timeout = 5s; // per connect attempt
+    std::chrono::milliseconds grace = 2s; // after the measured phase: time to drain replies
+    std::uint64_t max_requests = 0;   // total replies after which sending stops (0: no limit)
+    std::uint64_t seed = 1;           // request choice (files)
+    int server_pid = 0;               // >0: sample this process's CPU/RSS/threads from /proc
+    int server_cpu = -1;              // >=0: also that core's busy time from /proc/stat
+    unsigned sq_entries = 1024;       // ring sizes
+    unsigned cq_entries = 32768;
+};
+
+// ----- reply patterns -----
+
+/// Echo: connection `id` sends the byte stream R[(g + shift(id)) % k_period] for g = 0, 1, ...
+/// (R pseudo-random, a prime period so that a shifted or repeated chunk does not match).
+constexpr std::size_t k_period = 4093;
+
+struct echo_pattern {
+    std::vector<std::byte> bytes; // R repeated: k_period + the longest window ever compared
+
+    explicit echo_pattern(std::size_t window) : bytes(k_period + window) {
+        std::uint64_t x = 0x9e3779b97f4a7c15ull;
+        for (std::size_t i = 0; i < k_period; ++i) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            bytes[i] = static_cast<std::byte>(x >> 24);
+        }
+        for (std::size_t i = k_period; i < bytes.size(); ++i)
+            bytes[i] = bytes[i % k_period];
+    }
+    /// `n` stream bytes of connection `shift` from stream offset `g` (n <= window).
+    [[nodiscard]] std::span<const std::byte> window(std::uint64_t g, std::size_t shift,
+                                                    std::size_t n) const {
+        return std::span(bytes).subspan((g + shift) % k_period, n);
+    }
+};
+
+/// Files: byte i of file `name` is (lo * 131 + 17 b + 101 (b >> 8) + 7 (b >> 16) + seed) mod 256
+/// with lo = i mod 256, b = i / 256, seed = FNV-1a of the name mod 256 (bench/lab/run.py writes
+/// the same bytes). Within a 256-byte block it is a rotation of lo * 131, so a reply is checked
+/// with memcmp per block, and a range off by any multiple of 256 bytes (up to 2^24 blocks) fails.
+std::uint8_t file_seed(std::string_view name) {
+    std::uint32_t h = 2166136261u;
+    for (char c : name) {
+        h ^= static_cast<unsigned char>(c);
+        h *= 16777619u;
+    }
+    return static_cast<std::uint8_t>(h);
+}
+
+constexpr unsigned inverse_131() {
+    for (unsigned x = 1; x < 256; ++x)
+        if ((131 * x) % 256 == 1)
+            return x;
+    return 0;
+}
+
+struct file_pattern {
+    std::array<std::byte, 512> base{}; // base[j] = j * 131 mod 256
+
+    file_pattern() {
+        for (std::size_t j = 0; j < base.size(); ++j)
+            base[j] = static_cast<std::byte>((j * 131) & 0xff);
+    }
+    static unsigned block_constant(std::uint64_t b, std::uint8_t seed) {
+        return static_cast<unsigned>((17 * b + 101 * (b >> 8) + 7 * (b >> 16) + seed) & 0xff);
+    }
+    /// True when `got` equals the file's bytes from offset `at`.
+    [[nodiscard]] bool matches(std::span<const std::byte> got, std::uint64_t at,
+                               std::uint8_t seed) const {
+        while (!got.empty()) {
+            std::uint64_t lo = at & 0xff;
+            std::size_t n = std::min<std::size_t>(got.size(), 256 - lo);
+            unsigned c = block_constant(at >> 8, seed);
+            // lo * 131 + c = (lo + c * 131^-1) * 131 (mod 256): a window of `base`.
+            std::size_t start = (lo + c * inverse_131()) & 0xff;
+            if (std::memcmp(got.data(), base.data() + start, n) != 0)
+                return false;
+            got = got.subspan(n);
+            at += n;
+        }
+        return true;
+    }
+};
+
+// ----- latency histogram -----
+
+/// Log-linear buckets over nanoseconds: 16 per power of two (within 6.25%), exact below 16 ns.
+class histogram {
+public:
+    static constexpr unsigned k_sub_bits = 4;
+
+    void record(std::uint64_t ns) noexcept {
+        ++m_counts[index(ns)];
+        ++m_total;
+    }
+    [[nodiscard]] std::uint64_t total() const noexcept { return m_total; }
+
+    /// The q-quantile in microseconds (a bucket's midpoint), 0 when empty.
+    [[nodiscard]] double quantile_us(double q) const noexcept {
+        if (m_total == 0)
+            return 0;
+        auto rank = static_cast<std::uint64_t>(q * static_cast<double>(m_total));
+        rank = std::clamp<std::uint64_t>(rank, 1, m_total);
+        std::uint64_t seen = 0;
+        for (std::size_t i = 0; i < m_counts.size(); ++i) {
+            seen += m_counts[i];
+            if (seen >= rank)
+                return midpoint_ns(i) / 1000.0;
+        }
+        return midpoint_ns(m_counts.size() - 1) / 1000.0;
+    }
+
+private:
+    static std::size_t index(std::uint64_t ns) noexcept {
+        constexpr std::uint64_t linear = 1u << k_sub_bits;
+        if (ns < linear)
+            return static_cast<std::size_t>(ns);
+        unsigned msb = 63u - static_cast<unsigned>(__builtin_clzll(ns));
+        unsigned shift = msb - k_sub_bits;
+        return ((shift + 1) << k_sub_bits) + ((ns >> shift) & (linear - 1));
+    }
+    static double midpoint_ns(std::size_t i) noexcept {
+        constexpr std::size_t linear = 1u << k_sub_bits;
+        if (i < linear)
+            return static_cast<double>(i);
+        std::size_t shift = (i >> k_sub_bits) - 1;
+        double low = static_cast<double>((linear + (i & (linear - 1))) << shift);
+        return low + static_cast<double>(std::size_t{1} << shift) / 2;
+    }
+
+    std::array<std::uint64_t, (64 + 1) << k_sub_bits> m_counts{}; // requests per bucket
+    std::uint64_t m_total = 0;                                    // requests recorded
+};
+
+// ----- shared run state (one thread: no locks) -----
+
+enum class phase { warmup, measure, stop };
+
+struct run_state {
+    const options* opt = nullptr;
+    const echo_pattern* echo = nullptr;   // echo: the stream pattern
+    const file_pattern* files = nullptr;  // files: the content pattern
+    phase now = phase::warmup;            // what a completed reply counts towards
+    std::uint64_t replies = 0;            // every reply, warm-up included (for --max-requests)
+    std::uint64_t warmup_requests = 0;    // replies completed during warm-up
+    std::uint64_t requests = 0;           // replies completed during the measured phase
+    std::uint64_t bytes = 0;              // reply payload bytes in the measured phase
+    std::uint64_t errors = 0;             // broken connections, ERR replies, protocol errors
+    std::uint64_t err_replies = 0;        // files: ERR replies (also counted in errors)
+    std::uint64_t mismatches = 0;         // replies whose bytes or length were wrong
+    std::size_t live = 0;                 // client tasks still running
+    histogram latency;                    // measured-phase reply latencies
+    std::string first_error;              // the first error seen, for the report
+
+    [[nodiscard]] bool may_send() const noexcept {
+        return now != phase::stop && (opt->max_requests == 0 || replies < opt->max_requests);
+    }
+    void note_error(std::string_view what) {
+        ++errors;
+        if (first_error.empty())
+            first_error = what;
+    }
+    void complete(clock_type::time_point sent, clock_type::time_point done, std::uint64_t n) {
+        ++replies;
+        if (now == phase::warmup) {
+            ++warmup_requests;
+        } else if (now == phase::measure) {
+            ++requests;
+            bytes += n;
+            latency.record(static_cast<std::uint64_t>(
+                std::chrono::duration_cast<std::chrono::nanoseconds>(done - sent).count()));
+        }
+    }
+};
+
+/// A broken connection: counted unless it is our own cancellation at the end of the run.
+void connection_failed(run_state* st, const char* what, std::error_code ec) {
+    if (st->now == phase::stop && ec == std::errc::operation_canceled)
+        return;
+    st->note_error(std::string(what) + ": " + ec.message());
+}
+
+/// Sends all of `data` (one SQE unless the socket buffer is full).
+corio::task<bool> send_all(net::tcp_stream* conn, std::span<const std::byte> data,
+                           run_state* st) {
+    while (!data.empty()) {
+        corio::result<std::size_t> sent = co_await conn->send_some(data);
+        if (!sent) {
+            connection_failed(st, "send", sent.error());
+            co_return false;
+        }
+        data = data.subspan(*sent);
+    }
+    co_return true;
+}
+
+// ----- echo client -----
+
+/// One connection's closed loop: keep `pipeline` messages in flight, check the echoed stream
+/// byte for byte, time each message from its send to the arrival of its last byte.
+corio::task<void> echo_client(net::tcp_stream* conn, std::size_t id, run_state* st) {
+    const options& opt = *st->opt;
+    const std::size_t size = opt.size;
+    const std::size_t depth = opt.pipeline;
+    const std::size_t shift = (id * 977) % k_period;
+    std::vector<std::byte> in(std::min<std::size_t>(size * depth, 65536));
+    std::vector<clock_type::time_point> sent_at(depth);
+    std::uint64_t next_seq = 0; // messages sent
+    std::uint64_t head_seq = 0; // messages fully received
+    std::size_t head_off = 0;   // bytes of message head_seq received
+    bool head_bad = false;      // message head_seq had a wrong byte
+    bool broken = false;        // the stream can no longer be matched to what was sent
+
+    while (!broken) {
+        if (st->may_send() && next_seq - head_seq < depth) {
+            std::size_t n = depth - static_cast<std::size_t>(next_seq - head_seq);
+            clock_type::time_point t = clock_type::now();
+            for (std::size_t k = 0; k < n; ++k)
+                sent_at[(next_seq + k) % depth] = t;
+            auto out = st->echo->window(next_seq * size, shift, n * size);
+            next_seq += n;
+            bool ok = co_await send_all(conn, out, st);
+            if (!ok)
+                break;
+        }
+        if (next_seq == head_seq)
+            break; // stopping, and every reply is in
+        corio::result<std::size_t> got = co_await conn->recv_some(in);
+        if (!got) {
+            connection_failed(st, "recv", got.error());
+            break;
+        }
+        if (*got == 0) {
+            st->note_error("recv: server closed the connection");
+            break;
+        }
+        clock_type::time_point now = clock_type::now();
+        std::span<const std::byte> chunk(in.data(), *got);
+        while (!chunk.empty()) {
+            if (head_seq == next_seq) { // bytes nobody asked for
+                ++st->mismatches;
+                st->note_error("echo: more bytes than were sent");
+                broken = true;
+                break;
+            }
+            std::size_t take = std::min(chunk.size(), size - head_off);
+            auto expected = st->echo->window(head_seq * size + head_off, shift, take);
+            head_bad |= std::memcmp(chunk.data(), expected.data(), take) != 0;
+            chunk = chunk.subspan(take);
+            head_off += take;
+            if (head_off < size)
+                continue;
+            st->mismatches += head_bad;
+            st->complete(sent_at[head_seq % depth], now, size);
+            ++head_seq;
+            head_off = 0;
+            head_bad = false;
+        }
+    }
+    corio::result<void> closed = co_await conn->close();
+    (void)closed;
+    --st->live;
+}
+
+// ----- files client -----
+
+struct file_request {
+    std::size_t file = 0;           // index into opt.files
+    std::uint64_t offset = 0;       // asked-for range
+    std::uint64_t expect = 0;       // bytes the reply must carry
+    clock_type::time_point sent_at; // for the latency
+};
+
+std::uint64_t next_random(std::uint64_t& x) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return x;
+}
+
+file_request pick_request(const options& opt, std::uint64_t& rng) {
+    file_request r;
+    r.file = static_cast<std::size_t>(next_random(rng) % opt.files.size());
+    const file_spec& f = opt.files[r.file];
+    std::uint64_t length = f.size;
+    if (opt.range_size > 0 && f.size > 0) {
+        length = opt.range_size;
+        std::uint64_t span = f.size > length ? f.size - length + 1 : 1;
+        r.offset = next_random(rng) % span / opt.align * opt.align;
+    }
+    r.expect = r.offset >= f.size ? 0 : std::min(length, f.size - r.offset);
+    return r;
+}
+
+void append_request(std::string& out, const options& opt, const file_request& r) {
+    const file_spec& f = opt.files[r.file];
+    std::uint64_t length = opt.range_size > 0 ? opt.range_size : f.size;
+    char line[64];
+    int n = std::snprintf(line, sizeof line, " %" PRIu64 " %" PRIu64 "\n", r.offset, length);
+    out += "GET ";
+    out += f.name;
+    out.append(line, static_cast<std::size_t>(n));
+}
+
+/// Reads "OK <n>" into `n`; false for anything else.
+bool parse_ok(std::string_view line, std::uint64_t& n) {
+    if (!line.starts_with("OK "))
+        return false;
+    line.remove_prefix(3);
+    auto [end, ec] = std::from_chars(line.data(), line.data() + line.size(), n);
+    return ec == std::errc{} && end == line.data() + line.size();
+}
+
+/// One connection's closed loop over GET requests: header line, then exactly n bytes, each
+/// checked against the file's pattern. An ERR reply counts as an error and the loop goes on.
+corio::task<void> files_client(net::tcp_stream* conn, std::size_t id, run_state* st) {
+    const options& opt = *st->opt;
+    const std::size_t depth = opt.pipeline;
+    std::uint64_t rng = (opt.seed + id) * 0x9e3779b97f4a7c15ull | 1;
+    std::vector<std::byte> in(65536);
+    std::vector<file_request> queue(depth); // in flight, oldest at head % depth
+    std::uint64_t next_seq = 0;
+    std::uint64_t head_seq = 0;
+    std::string out;
+    std::string header;          // the reply line being collected
+    bool in_body = false;        // reading the body of the head reply
+    std::uint64_t body_left = 0; // its bytes still due
+    std::uint64_t body_at = 0;   // file offset of the next body byte
+    std::uint64_t body_len = 0;  // the length the server announced
+    bool head_bad = false;       // a wrong byte or length in the head reply
+    bool broken = false;         // protocol lost: stop
+
+    while (!broken) {
+        if (st->may_send() && next_seq - head_seq < depth) {
+            out.clear();
+            clock_type::time_point t = clock_type::now();
+            for (; next_seq - head_seq < depth; ++next_seq) {
+                file_request r = pick_request(opt, rng);
+                r.sent_at = t;
+                append_request(out, opt, r);
+                queue[next_seq % depth] = r;
+            }
+            bool ok = co_await send_all(conn, std::as_bytes(std::span(out)), st);
+            if (!ok)
+                break;
+        }
+        if (next_seq == head_seq)
+            break;
+        corio::result<std::size_t> got = co_await conn->recv_some(in);
+        if (!got) {
+            connection_failed(st, "recv", got.error());
+            break;
+        }
+        if (*got == 0) {
+            st->note_error("recv: server closed the connection");
+            break;
+        }
+        clock_type::time_point now = clock_type::now();
+        std::span<const std::byte> chunk(in.data(), *got);
+        while (!chunk.empty() && !broken) {
+            if (head_seq == next_seq) {
+                ++st->mismatches;
+                st->note_error("files: bytes after the last reply");
+                broken = true;
+                break;
+            }
+            file_request& r = queue[head_seq % depth];
+            if (!in_body) {
+                const char* text = reinterpret_cast<const char*>(chunk.data());
+                const void* nl = std::memchr(text, '\n', chunk.size());
+                std::size_t take = nl ? static_cast<std::size_t>(static_cast<const char*>(nl) - text) + 1
+                                      : chunk.size();
+                header.append(text, take);
+                chunk = chunk.subspan(take);
+                if (!nl) {
+                    if (header.size() > 256) {
+                        ++st->mismatches;
+                        st->note_error("files: reply line longer than 256 bytes");
+                        broken = true;
+                    }
+                    continue;
+                }
+                std::string_view line(header.data(), header.size() - 1);
+                if (line.starts_with("ERR")) {
+                    ++st->err_replies;
+                    st->note_error("files: " + std::string(line));
+                    st->complete(r.sent_at, now, 0);
+                    ++head_seq;
+                    header.clear();
+                    continue;
+                }
+                if (!parse_ok(line, body_len)) {
+                    ++st->mismatches;
+                    st->note_error("files: bad reply line '" + std::string(line.substr(0, 64)) + "'");
+                    broken = true;
+                    break;
+                }
+                header.clear();
+                head_bad = body_len != r.expect;
+                body_left = body_len;
+                body_at = r.offset;
+                in_body = true;
+            }
+            std::size_t take = static_cast<std::size_t>(std::min<std::uint64_t>(chunk.size(), body_left));
+            if (!head_bad)
+                head_bad = !st->files->matches(chunk.first(take), body_at,
+                                               opt.files[r.file].seed);
+            chunk = chunk.subspan(take);
+            body_left -= take;
+            body_at += take;
+            if (body_left > 0)
+                continue;
+            in_body = false;
+            st->mismatches += head_bad;
+            st->complete(r.sent_at, now, body_len);
+            ++head_seq;
+        }
+    }
+    corio::result<void> closed = co_await conn->close();
+    (void)closed;
+    --st->live;
+}
+
+// ----- the server's counters from /proc -----
+
+struct proc_sample {
+    bool ok = false;
+    double cpu_s = 0;            // utime + stime of the server process
+    double core_busy_s = 0;      // busy time of --server-cpu (softirq included)
+    long rss_kb = -1;            // VmRSS
+    long threads = -1;           // Threads
+    long voluntary_cs = -1;      // voluntary_ctxt_switches (summed over threads)
+    long involuntary_cs = -1;    // nonvoluntary_ctxt_switches
+};
+
+std::string read_text(const std::string& path) {
+    std::ifstream in(path);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+long status_field(const std::string& status, std::string_view key) {
+    std::size_t at = status.find(key);
+    if (at == std::string::npos)
+        return -1;
+    return std::strtol(status.c_str() + at + key.size(), nullptr, 10);
+}
+
+/// NOTE: a few small /proc reads on the loop thread, only at the two phase boundaries.
+proc_sample sample_server(const options& opt) {
+    proc_sample s;
+    if (opt.server_pid <= 0)
+        return s;
+    const double tick = static_cast<double>(::sysconf(_SC_CLK_TCK));
+    std::string dir = "/proc/" + std::to_string(opt.server_pid);
+    std::string stat = read_text(dir + "/stat");
+    std::size_t paren = stat.rfind(')');
+    if (paren == std::string::npos)
+        return s;
+    std::istringstream fields(stat.substr(paren + 2));
+    std::string field;
+    unsigned long long utime = 0;
+    unsigned long long stime = 0;
+    for (int i = 3; i <= 15 && fields >> field; ++i) { // fields 14 and 15: utime, stime
+        if (i == 14)
+            utime = std::stoull(field);
+        if (i == 15)
+            stime = std::stoull(field);
+    }
+    s.cpu_s = static_cast<double>(utime + stime) / tick;
+    std::string status = read_text(dir + "/status");
+    s.rss_kb = status_field(status, "VmRSS:");
+    s.threads = status_field(status, "Threads:");
+    // The process's status shows the main thread's switches only; sum the threads' (cheap
+    // enough at the phase boundaries, also with 10,000 threads).
+    long vol = 0;
+    long invol = 0;
+    std::string tasks = dir + "/task/";
+    if (DIR* threads = ::opendir(tasks.c_str())) {
+        while (const dirent* entry = ::readdir(threads)) {
+            if (entry->d_name[0] == '.')
+                continue;
+            std::string ts = read_text(tasks + entry->d_name + "/status");
+            vol += std::max(0L, status_field(ts, "\nvoluntary_ctxt_switches:"));
+            invol += std::max(0L, status_field(ts, "nonvoluntary_ctxt_switches:"));
+        }
+        ::closedir(threads);
+    }
+    s.voluntary_cs = vol;
+    s.involuntary_cs = invol;
+    if (opt.server_cpu >= 0) {
+        std::istringstream lines(read_text("/proc/stat"));
+        std::string line;
+        std::string want = "cpu" + std::to_string(opt.server_cpu) + " ";
+        while (std::getline(lines, line)) {
+            if (!line.starts_with(want))
+                continue;
+            std::istringstream v(line.substr(want.size()));
+            unsigned long long user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0,
+                               softirq = 0, steal = 0;
+            v >> user >> nice >> system >> idle >> iowait >> irq >> softirq >> steal;
+            s.core_busy_s =
+                static_cast<double>(user + nice + system + irq + softirq + steal) / tick;
+        }
+    }
+    s.ok = true;
+    return s;
+}
+
+// ----- the run -----
+
+corio::task<corio::result<net::tcp_stream>> connect_one(net::socket_address peer,
+                                                        std::chrono::milliseconds limit) {
+    auto op = net::tcp_stream::connect(peer, limit);
+    corio::result<net::tcp_stream> conn = co_await op;
+    co_return conn;
+}
+
+struct connect_report {
+    std::size_t failed = 0;     // attempts that failed
+    std::string first_error;    // why the first one failed
+    bool fd_capped = false;     // fewer attempted than asked: RLIMIT_NOFILE
+};
+
+/// Opens up to opt.connections streams, `connect_batch` at a time. Stops early when a whole
+/// batch fails (the server or the fd table is full: more attempts would fail the same way).
+corio::task<void> connect_all(net::socket_address peer, const options* opt,
+                              std::vector<net::tcp_stream>* streams, connect_report* report) {
+    std::size_t want = opt->connections;
+    rlimit fds{};
+    if (::getrlimit(RLIMIT_NOFILE, &fds) == 0 && fds.rlim_cur != RLIM_INFINITY) {
+        std::size_t room = fds.rlim_cur > 64 ? static_cast<std::size_t>(fds.rlim_cur) - 64 : 0;
+        if (want > room) {
+            want = room;
+            report->fd_capped = true;
+        }
+    }
+    streams->reserve(want);
+    while (streams->size() < want) {
+        std::size_t n = std::min(opt->connect_batch, want - streams->size());
+        std::vector<corio::task<corio::result<net::tcp_stream>>> batch;
+        batch.reserve(n);
+        for (std::size_t i = 0; i < n; ++i)
+            batch.push_back(connect_one(peer, opt->connect_timeout));
+        auto all = corio::when_all(std::move(batch));
+        std::vector<corio::result<net::tcp_stream>> done = co_await all;
+        std::size_t opened = 0;
+        for (corio::result<net::tcp_stream>& c : done) {
+            if (c) {
+                streams->push_back(std::move(*c));
+                ++opened;
+                continue;
+            }
+            if (report->failed++ == 0)
+                report->first_error = "connect: " + c.error().message();
+        }
+        if (opened == 0)
+            break;
+    }
+}
+
+std::string json_escape(std::string_view s) {
+    std::string out;
+    for (char c : s) {
+        if (c == '"' || c == '\\')
+            out += '\\';
+        if (static_cast<unsigned char>(c) < 0x20)
+            c = ' ';
+        out += c;
+    }
+    return out;
+}
+
+corio::task<void> join(corio::task_scope* scope) { co_await scope->join(); }
+
+corio::task<int> run(options opt) {
+    std::string where = opt.host.find(':') != std::string::npos ? "[" + opt.host + "]" : opt.host;
+    corio::result<net::socket_address> peer =
+        net::socket_address::parse(where + ":" + std::to_string(opt.port));
+    if (!peer) {
+        std::fprintf(stderr, "loadgen: --host %s: %s\n", opt.host.c_str(),
+                     peer.error().message().c_str());
+        co_return 2;
+    }
+
+    std::vector<net::tcp_stream> streams;
+    connect_report connected;
+    clock_type::time_point connect_start = clock_type::now();
+    co_await connect_all(*peer, &opt, &streams, &connected);
+    double connect_s = std::chrono::duration<double>(clock_type::now() - connect_start).count();
+
+    std::size_t window = std::max<std::size_t>(opt.size * opt.pipeline, 65536);
+    echo_pattern echo(opt.mode == job::echo ? window : 0);
+    file_pattern files;
+    run_state st;
+    st.opt = &opt;
+    st.echo = &echo;
+    st.files = &files;
+
+    corio::task_scope clients;
+    for (std::size_t i = 0; i < streams.size(); ++i) {
+        ++st.live;
+        if (opt.mode == job::echo)
+            clients.spawn(echo_client(&streams[i], i, &st));
+        else
+            clients.spawn(files_client(&streams[i], i, &st));
+    }
+
+    // Phases: warm-up, measured, then stop sending and drain. Polled every few milliseconds so
+    // a run whose clients all ended (or hit --max-requests) finishes early.
+    using seconds = std::chrono::duration<double>;
+    auto started = clock_type::now();
+    auto warm_end = started + std::chrono::duration_cast<clock_type::duration>(seconds(opt.warmup_s));
+    auto measure_start = warm_end;
+    auto measure_end = warm_end;
+    proc_sample before;
+    proc_sample after;
+    rusage self_before{};
+    rusage self_after{};
+    for (;;) {
+        clock_type::time_point now = clock_type::now();
+        bool over = st.live == 0 || (opt.max_requests != 0 && st.replies >= opt.max_requests);
+        if (st.now == phase::warmup && (now >= warm_end || over)) {
+            st.now = phase::measure;
+            measure_start = now;
+            measure_end = now + std::chrono::duration_cast<clock_type::duration>(
+                                    seconds(opt.duration_s));
+            before = sample_server(opt);
+            ::getrusage(RUSAGE_SELF, &self_before);
+        }
+        if (st.now == phase::measure && (now >= measure_end || over)) {
+            after = sample_server(opt);
+            ::getrusage(RUSAGE_SELF, &self_after);
+            measure_end = clock_type::now();
+            st.now = phase::stop;
+            break;
+        }
+        clock_type::time_point next = st.now == phase::warmup ? warm_end : measure_end;
+        auto nap = std::min<clock_type::duration>(next - now, 20ms);
+        corio::result<void> slept = co_await corio::sleep_for(nap);
+        (void)slept;
+    }
+    auto draining = corio::timeout(join(&clients), opt.grace);
+    corio::result<void> drained = co_await std::move(draining);
+    std::size_t cut = drained ? 0 : st.live;
+
+    double seconds_measured = std::chrono::duration<double>(measure_end - measure_start).count();
+    auto cpu = [](const rusage& r) {
+        return static_cast<double>(r.ru_utime.tv_sec + r.ru_stime.tv_sec) +
+               static_cast<double>(r.ru_utime.tv_usec + r.ru_stime.tv_usec) / 1e6;
+    };
+    std::string mode = opt.mode == job::echo ? "echo" : "files";
+    std::printf("{\"mode\":\"%s\",\"connections_requested\":%zu,\"connections_open\":%zu,"
+                "\"connect_failures\":%zu,\"fd_capped\":%s,\"connect_seconds\":%.3f,"
+                "\"size\":%zu,\"pipeline\":%u,\"warmup_requests\":%" PRIu64 ","
+                "\"requests\":%" PRIu64 ",\"seconds\":%.6f,\"rps\":%.1f,"
+                "\"p50_us\":%.2f,\"p99_us\":%.2f,\"p999_us\":%.2f,\"max_us\":%.2f,"
+                "\"errors\":%" PRIu64 ",\"err_replies\":%" PRIu64 ",\"mismatches\":%" PRIu64 ","
+                "\"bytes\":%" PRIu64 ",\"cut_at_end\":%zu,\"client_cpu_s\":%.4f",
+                mode.c_str(), opt.connections, streams.size(), connected.failed,
+                connected.fd_capped ? "true" : "false", connect_s, opt.size, opt.pipeline,
+                st.warmup_requests, st.requests, seconds_measured,
+                seconds_measured > 0 ? static_cast<double>(st.requests) / seconds_measured : 0.0,
+                st.latency.quantile_us(0.50), st.latency.quantile_us(0.99),
+                st.latency.quantile_us(0.999), st.latency.quantile_us(1.0), st.errors,
+                st.err_replies, st.mismatches, st.bytes, cut, cpu(self_after) - cpu(self_before));
+    if (before.ok && after.ok) {
+        std::printf(",\"server_cpu_s\":%.4f,\"server_rss_kb\":%ld,\"server_threads\":%ld,"
+                    "\"server_voluntary_cs\":%ld,\"server_involuntary_cs\":%ld",
+                    after.cpu_s - before.cpu_s, after.rss_kb, after.threads,
+                    after.voluntary_cs - before.voluntary_cs,
+                    after.involuntary_cs - before.involuntary_cs);
+        if (opt.server_cpu >= 0)
+            std::printf(",\"core_busy_s\":%.4f", after.core_busy_s - before.core_busy_s);
+    }
+    std::string first = !connected.first_error.empty() && st.first_error.empty()
+                            ? connected.first_error
+                            : st.first_error;
+    std::printf(",\"first_error\":\"%s\"}\n", json_escape(first).c_str());
+    std::fflush(stdout);
+    co_return streams.empty() ? 1 : 0;
+}
+
+// ----- command line -----
+
+[[noreturn]] void usage(int status) {
+    std::fprintf(status == 0 ? stdout : stderr,
+        "usage: loadgen --port N [--host ADDR] [--connections C] [--pipeline D]\n"
+        "               [--warmup SECONDS] [--duration SECONDS] [--max-requests N]\n"
+        "               [--mode echo] [--size BYTES]\n"
+        "               [--mode files --files NAME:SIZE,... [--range-size B] [--align A]]\n"
+        "               [--server-pid PID [--server-cpu CPU]] [--connect-batch N]\n"
+        "               [--connect-timeout-ms MS] [--grace-ms MS] [--seed N]\n"
+        "               [--sq-entries N] [--cq-entries N]\n"
+        "  Closed loop: each connection keeps D requests in flight. Every reply byte is checked.\n"
+        "  Prints one JSON line (requests, rps, p50/p99/p99.9 us, errors, mismatches, ...).\n"
+        "  --server-pid adds the server's CPU seconds, RSS, threads and context switches over\n"
+        "  the measured phase; --server-cpu adds that core's busy seconds (softirq included).\n"
+        "  Files: byte i of NAME is (i%%256*131 + 17b + 101(b>>8) + 7(b>>16) + fnv1a(NAME))\n"
+        "  mod 256, b = i/256 (bench/lab/run.py creates such files).\n");
+    std::exit(status);
+}
+
+std::uint64_t number(std::string_view flag, std::string_view text, std::uint64_t max) {
+    std::uint64_t v = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+    std::uint64_t scale = 1;
+    std::string_view rest(end, static_cast<std::size_t>(text.data() + text.size() - end));
+    if (rest == "k" || rest == "K")
+        scale = 1024;
+    else if (rest == "m" || rest == "M")
+        scale = 1024 * 1024;
+    else if (rest == "g" || rest == "G")
+        scale = 1024ull * 1024 * 1024;
+    else if (!rest.empty())
+        ec = std::errc::invalid_argument;
+    if (ec != std::errc{} || v > max / scale || v * scale > max) {
+        std::fprintf(stderr, "loadgen: %.*s wants a number up to %" PRIu64 ", got '%.*s'\n",
+                     static_cast<int>(flag.size()), flag.data(), max,
+                     static_cast<int>(text.size()), text.data());
+        usage(2);
+    }
+    return v * scale;
+}
+
+double real_number(std::string_view flag, const char* text) {
+    char* end = nullptr;
+    double v = std::strtod(text, &end);
+    if (end == text || *end != '\0' || !(v >= 0) || v > 86400) {
+        std::fprintf(stderr, "loadgen: %.*s wants seconds, got '%s'\n",
+                     static_cast<int>(flag.size()), flag.data(), text);
+        usage(2);
+    }
+    return v;
+}
+
+std::vector<file_spec> parse_files(std::string_view text) {
+    std::vector<file_spec> files;
+    while (!text.empty()) {
+        std::size_t comma = text.find(',');
+        std::string_view item = text.substr(0, comma);
+        text = comma == std::string_view::npos ? std::string_view{} : text.substr(comma + 1);
+        std::size_t colon = item.rfind(':');
+        if (colon == std::string_view::npos || colon == 0) {
+            std::fprintf(stderr, "loadgen: --files wants NAME:SIZE items, got '%.*s'\n",
+                         static_cast<int>(item.size()), item.data());
+            usage(2);
+        }
+        std::string_view name = item.substr(0, colon);
+        if (name.find_first_of(" \n\r\t") != std::string_view::npos) {
+            std::fprintf(stderr, "loadgen: file names cannot contain white space\n");
+            usage(2);
+        }
+        files.push_back({std::string(name),
+                         number("--files", item.substr(colon + 1), std::uint64_t{1} << 40),
+                         file_seed(name)});
+    }
+    return files;
+}
+
+options parse_args(int argc, char** argv) {
+    options opt;
+    bool have_port = false;
+    for (int i = 1; i < argc; ++i) {
+        std::string_view flag = argv[i];
+        if (flag == "--help" || flag == "-h")
+            usage(0);
+        if (i + 1 >= argc)
+            usage(2);
+        const char* value = argv[++i];
+        if (flag == "--host")
+            opt.host = value;
+        else if (flag == "--port") {
+            opt.port = static_cast<std::uint16_t>(number(flag, value, 65535));
+            have_port = true;
+        } else if (flag == "--connections")
+            opt.connections = number(flag, value, 1'000'000);
+        else if (flag == "--size")
+            opt.size = number(flag, value, 1 << 24);
+        else if (flag == "--pipeline")
+            opt.pipeline = static_cast<unsigned>(number(flag, value, 4096));
+        else if (flag == "--warmup")
+            opt.warmup_s = real_number(flag, value);
+        else if (flag == "--duration")
+            opt.duration_s = real_number(flag, value);
+        else if (flag == "--max-requests")
+            opt.max_requests = number(flag, value, ~std::uint64_t{0});
+        else if (flag == "--mode") {
+            std::string_view m = value;
+            if (m != "echo" && m != "files")
+                usage(2);
+            opt.mode = m == "echo" ? job::echo : job::files;
+        } else if (flag == "--files")
+            opt.files = parse_files(value);
+        else if (flag == "--range-size")
+            opt.range_size = number(flag, value, std::uint64_t{1} << 32);
+        else if (flag == "--align")
+            opt.align = number(flag, value, 1 << 24);
+        else if (flag == "--server-pid")
+            opt.server_pid = static_cast<int>(number(flag, value, 1 << 30));
+        else if (flag == "--server-cpu")
+            opt.server_cpu = static_cast<int>(number(flag, value, 4096));
+        else if (flag == "--connect-batch")
+            opt.connect_batch = number(flag, value, 65536);
+        else if (flag == "--connect-timeout-ms")
+            opt.connect_timeout = std::chrono::milliseconds(number(flag, value, 600'000));
+        else if (flag == "--grace-ms")
+            opt.grace = std::chrono::milliseconds(number(flag, value, 600'000));
+        else if (flag == "--seed")
+            opt.seed = number(flag, value, ~std::uint64_t{0});
+        else if (flag == "--sq-entries")
+            opt.sq_entries = static_cast<unsigned>(number(flag, value, 32768));
+        else if (flag == "--cq-entries")
+            opt.cq_entries = static_cast<unsigned>(number(flag, value, 65536));
+        else
+            usage(2);
+    }
+    if (!have_port || opt.port == 0 || opt.size == 0 || opt.pipeline == 0 ||
+        opt.connect_batch == 0 || opt.align == 0)
+        usage(2);
+    if (opt.mode == job::files && opt.files.empty()) {
+        std::fprintf(stderr, "loadgen: --mode files needs --files NAME:SIZE,...\n");
+        usage(2);
+    }
+    // The whole pipeline of echo messages is sent before any reply is read: keep it within
+    // what the socket buffers hold, or client and server would both block on full buffers.
+    if (opt.mode == job::echo && opt.size * opt.pipeline > (1u << 20)) {
+        std::fprintf(stderr, "loadgen: --size x --pipeline must stay within 1 MiB\n");
+        usage(2);
+    }
+    return opt;
+}
+
+/// Raises the soft fd limit to the hard one: 10,000 connections need 10,000 fds.
+void raise_fd_limit() {
+    rlimit fds{};
+    if (::getrlimit(RLIMIT_NOFILE, &fds) != 0 || fds.rlim_cur == fds.rlim_max)
+        return;
+    fds.rlim_cur = fds.rlim_max;
+    (void)::setrlimit(RLIMIT_NOFILE, &fds);
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    options opt = parse_args(argc, argv);
+    raise_fd_limit();
+    try {
+        corio::io_context ctx({.sq_entries = opt.sq_entries,
+                               .cq_entries = std::max(opt.cq_entries, 2 * opt.sq_entries)});
+        return corio::sync_wait(ctx, run(opt));
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "loadgen: %s\n", e.what());
+        return 1;
+    }
+}
