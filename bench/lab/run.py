@@ -1,0 +1,716 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+# The laboratory's harness: runs the lab servers (examples/lab, four styles per job) against
+# bench/loadgen cell by cell, and writes a table, CSV, a Markdown report and gnuplot charts.
+# Usage: bench/lab/run.py [--quick] [--build build/release] [--styles threads,epoll,uring,corio]
+"""Run the laboratory matrix and report medians and paired ratios.
+
+Each cell starts a fresh server (pinned to CPU 0 when there are two or more CPUs) and one load
+generator (pinned to CPU 1). Within a cell group (job, variant, connections, size) every
+repetition runs every style back to back, the order rotated per repetition, so that paired
+ratios to the baseline style compare runs that were close in time: on a shared VM the noise
+between separate runs is larger than the differences being measured.
+"""
+
+import argparse
+import csv
+import datetime
+import json
+import os
+import platform
+import resource
+import select
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+STYLES = ["threads", "epoll", "uring", "corio"]
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+# ----- file content: must match bench/loadgen.cpp (file_pattern) -----
+
+
+def file_seed(name):
+    h = 2166136261
+    for c in name.encode():
+        h ^= c
+        h = (h * 16777619) & 0xFFFFFFFF
+    return h & 0xFF
+
+
+def write_pattern_file(path, name, size):
+    """Byte i = (lo*131 + 17b + 101(b>>8) + 7(b>>16) + seed) mod 256, lo = i%256, b = i//256."""
+    seed = file_seed(name)
+    rotations = [bytes(((lo * 131 + c) & 0xFF) for lo in range(256)) for c in range(256)]
+    blocks = (size + 255) // 256
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        chunk = []
+        for b in range(blocks):
+            chunk.append(rotations[(17 * b + 101 * (b >> 8) + 7 * (b >> 16) + seed) & 0xFF])
+            if len(chunk) == 4096:
+                f.write(b"".join(chunk))
+                chunk = []
+        f.write(b"".join(chunk))
+        f.truncate(size)
+    os.replace(tmp, path)
+
+
+def ensure_files(root, files):
+    os.makedirs(root, exist_ok=True)
+    for name, size in files:
+        path = os.path.join(root, name)
+        if os.path.exists(path) and os.path.getsize(path) == size:
+            continue
+        log(f"creating {path} ({size} bytes)")
+        write_pattern_file(path, name, size)
+
+
+# ----- the job definitions -----
+
+SMALL_FILES = [(f"small{i:02d}", 64 * 1024) for i in range(16)]
+LARGE_FILES = [(f"large{i}", 32 * 1024 * 1024) for i in range(4)]
+
+
+def spec(files):
+    return ",".join(f"{n}:{s}" for n, s in files)
+
+
+def files_variants(args):
+    """The file job's cells: (variant, [loadgen argument lists], server extra args, cold)."""
+    small = ["--mode", "files", "--files", spec(SMALL_FILES), "--range-size", "1024"]
+    small_aligned = ["--mode", "files", "--files", spec(SMALL_FILES), "--range-size", "4096",
+                     "--align", "4096"]
+    large = ["--mode", "files", "--files", spec(LARGE_FILES), "--range-size", str(1024 * 1024),
+             "--align", "4096", "--connections", str(args.large_connections)]
+    out = {
+        "small": ([small], [], False),
+        "large": ([large], [], False),
+        "mixed": ([small, large], [], False),
+        # Disk-bound: the cache is dropped before the cell (root), or the servers read with
+        # O_DIRECT: the mixed load's large reads then stall an epoll loop for a disk access each.
+        "cold": ([small_aligned, large], [] if args.cold_method == "drop" else ["--direct"], True),
+    }
+    return [(v, *out[v]) for v in args.files_variants]
+
+
+# ----- small helpers -----
+
+PROGRESS = sys.stderr
+
+
+def log(text):
+    print(text, file=PROGRESS, flush=True)
+
+
+def read_status(pid):
+    out = {}
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                out[key] = value.strip()
+    except OSError:
+        pass
+    return out
+
+
+def status_kb(status, key):
+    try:
+        return int(status.get(key, "").split()[0])
+    except (IndexError, ValueError):
+        return None
+
+
+def cpu_busy(cpu):
+    """Busy clock ticks of one core (user nice system irq softirq steal; idle and iowait not)."""
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith(f"cpu{cpu} "):
+                v = [int(x) for x in line.split()[1:9]]
+                return v[0] + v[1] + v[2] + v[5] + v[6] + v[7]
+    return 0
+
+
+def handler_loc(path):
+    """Non-blank, non-comment lines between // LAB-HANDLER-BEGIN and // LAB-HANDLER-END."""
+    try:
+        with open(path) as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    count, inside, in_block = 0, False, False
+    for line in lines:
+        s = line.strip()
+        if "LAB-HANDLER-BEGIN" in s:
+            inside = True
+            continue
+        if "LAB-HANDLER-END" in s:
+            inside = False
+            continue
+        if not inside or not s:
+            continue
+        if in_block:
+            in_block = "*/" not in s
+            continue
+        if s.startswith("//"):
+            continue
+        if s.startswith("/*"):
+            in_block = "*/" not in s
+            continue
+        count += 1
+    return count if count else None
+
+
+def median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def fmt(v, digits=1):
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        if abs(v) >= 1000:
+            return f"{v:,.0f}"
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+# ----- one cell -----
+
+
+class Cell:
+    def __init__(self, job, variant, connections, size, rep, style):
+        self.job, self.variant, self.connections = job, variant, connections
+        self.size, self.rep, self.style = size, rep, style
+
+    def key(self):
+        return (self.job, self.variant, self.connections, self.size)
+
+    def name(self):
+        return f"{self.job}/{self.variant} c={self.connections} s={self.size} rep{self.rep} {self.style}"
+
+
+def start_server(binary, args, cpu, log_path):
+    cmd = ([ "taskset", "-c", str(cpu)] if cpu is not None else []) + [binary] + args
+    err = open(log_path, "w")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL)
+    err.close()
+    deadline = time.monotonic() + 10
+    port = None
+    fd = proc.stdout.fileno()
+    buf = b""
+    while port is None and time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.05)
+        if not ready:
+            if proc.poll() is not None:
+                break
+            continue
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            break
+        buf += chunk
+        for line in buf.decode(errors="replace").splitlines():
+            if line.startswith("listening on "):
+                port = int(line.split()[2])
+    if port is None:
+        stop_server(proc)
+        raise RuntimeError(f"no 'listening on' line within 10 s: {' '.join(cmd)}")
+
+    def drain():  # whatever else the server prints to stdout, so that it never blocks on it
+        with open(log_path + ".stdout", "wb") as out:
+            out.write(buf)
+            for chunk in iter(lambda: os.read(fd, 65536), b""):
+                out.write(chunk)
+
+    threading.Thread(target=drain, daemon=True).start()
+    return proc, port
+
+
+def stop_server(proc):
+    """SIGTERM, then SIGKILL after 10 s. Returns (exit status, seconds to exit)."""
+    if proc.poll() is not None:
+        return proc.returncode, 0.0
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return "killed", time.monotonic() - t0
+    return proc.returncode, time.monotonic() - t0
+
+
+def parse_server_stats(log_path):
+    stats = {}
+    try:
+        with open(log_path) as f:
+            for line in f:
+                if line.startswith("stats:"):
+                    for item in line.split()[1:]:
+                        k, _, v = item.partition("=")
+                        if v.isdigit():
+                            stats[k] = int(v)
+    except OSError:
+        pass
+    return stats
+
+
+def drop_caches():
+    os.sync()
+    with open("/proc/sys/vm/drop_caches", "w") as f:
+        f.write("1\n")
+
+
+def run_cell(cell, args, binary, server_args, loadgens, cold, cell_dir):
+    """Runs one server and its load generator(s); returns a result row (a dict)."""
+    row = {"job": cell.job, "variant": cell.variant, "connections": cell.connections,
+           "size": cell.size, "rep": cell.rep, "style": cell.style, "status": "ok"}
+    tag = f"{cell.job}-{cell.variant}-c{cell.connections}-s{cell.size}-r{cell.rep}-{cell.style}"
+    server_log = os.path.join(cell_dir, tag + ".server.log")
+    if cold and args.cold_method == "drop":
+        drop_caches()
+    srv_args = ["--port", "0", "--bind", "127.0.0.1", "--buffer-size", str(args.buffer_size
+               if cell.job == "echo" else args.files_buffer_size),
+               "--max-connections", str(cell.connections + 128)] + server_args
+    try:
+        proc, port = start_server(binary, srv_args, args.server_cpu, server_log)
+    except (RuntimeError, OSError) as e:
+        row["status"] = f"server did not start: {e}"
+        return row
+    try:
+        status = read_status(proc.pid)
+        row["rss_idle_kb"] = status_kb(status, "VmRSS")
+        # Background load on the server's core while the server idles (others share this VM).
+        if args.server_cpu is not None:
+            b0 = cpu_busy(args.server_cpu)
+            time.sleep(0.2)
+            row["core_background"] = (cpu_busy(args.server_cpu) - b0) / CLK_TCK / 0.2
+        procs = []
+        for i, extra in enumerate(loadgens):
+            cmd = ([ "taskset", "-c", str(args.client_cpu)] if args.client_cpu is not None else [])
+            cmd += [args.loadgen, "--port", str(port), "--connections", str(cell.connections),
+                    "--warmup", str(args.warmup), "--duration", str(args.duration),
+                    "--pipeline", str(args.pipeline)]
+            if cell.job == "echo":
+                cmd += ["--size", str(cell.size)]
+            if i == 0:  # the first load generator samples the server
+                cmd += ["--server-pid", str(proc.pid)]
+                if args.server_cpu is not None:
+                    cmd += ["--server-cpu", str(args.server_cpu)]
+            cmd += extra  # may override --connections (the large readers of a mixed load)
+            procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                          text=True))
+        limit = args.warmup + args.duration + 60 + cell.connections / 500
+        results = []
+        for p in procs:
+            try:
+                out, err = p.communicate(timeout=limit)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                out, err = p.communicate()
+                row["status"] = "loadgen timed out"
+            line = out.strip().splitlines()[-1] if out.strip() else ""
+            try:
+                results.append(json.loads(line))
+            except json.JSONDecodeError:
+                results.append(None)
+                row["status"] = f"loadgen failed (exit {p.returncode}): {err.strip()[:200]}"
+    finally:
+        exit_status, exit_s = stop_server(proc)
+    row["server_exit"] = exit_status
+    row["server_exit_s"] = round(exit_s, 3)
+    stats = parse_server_stats(server_log)
+    row["server_requests_total"] = stats.get("requests")
+    if not results or results[0] is None:
+        return row
+    main = results[0]
+    row.update({
+        "connections_open": main.get("connections_open"),
+        "connect_failures": main.get("connect_failures"),
+        "fd_capped": main.get("fd_capped"),
+        "rps": main.get("rps"), "p50_us": main.get("p50_us"), "p99_us": main.get("p99_us"),
+        "p999_us": main.get("p999_us"), "requests": main.get("requests"),
+        "seconds": main.get("seconds"),
+        "errors": sum((r or {}).get("errors", 0) for r in results),
+        "mismatches": sum((r or {}).get("mismatches", 0) for r in results),
+        "first_error": next((r["first_error"] for r in results if r and r.get("first_error")), ""),
+        "client_cpu_s": main.get("client_cpu_s"),
+        "rss_kb": main.get("server_rss_kb"), "threads": main.get("server_threads"),
+        "voluntary_cs": main.get("server_voluntary_cs"),
+        "involuntary_cs": main.get("server_involuntary_cs"),
+    })
+    requests = sum((r or {}).get("requests", 0) for r in results)
+    if len(results) > 1 and results[1]:
+        row["large_rps"] = results[1].get("rps")
+        row["large_mib_s"] = results[1].get("bytes", 0) / max(results[1].get("seconds", 1), 1e-9) / 2**20
+    if requests and main.get("server_cpu_s") is not None:
+        row["cpu_us_per_req"] = main["server_cpu_s"] / requests * 1e6
+    if requests and main.get("core_busy_s") is not None:
+        row["core_us_per_req"] = main["core_busy_s"] / requests * 1e6
+    if row.get("voluntary_cs") is not None and requests:
+        row["cs_per_req"] = (row["voluntary_cs"] + row["involuntary_cs"]) / requests
+    opened = main.get("connections_open") or 0
+    if opened and row.get("rss_kb") is not None and row.get("rss_idle_kb") is not None:
+        row["rss_per_conn_b"] = (row["rss_kb"] - row["rss_idle_kb"]) * 1024 / opened
+    if row["status"] == "ok" and (opened < cell.connections):
+        row["status"] = f"only {opened}/{cell.connections} connections opened"
+    if row["status"] == "ok" and (row["errors"] or row["mismatches"]):
+        row["status"] = f"errors={row['errors']} mismatches={row['mismatches']}"
+    return row
+
+
+# ----- aggregation and output -----
+
+METRICS = ["rps", "p50_us", "p99_us", "cpu_us_per_req", "core_us_per_req", "rss_kb",
+           "rss_per_conn_b", "threads", "cs_per_req", "large_mib_s", "core_background"]
+RATIO_METRICS = ["rps", "cpu_us_per_req", "core_us_per_req", "p99_us"]
+
+
+def summarize(rows, styles, baseline):
+    groups = {}
+    for r in rows:
+        key = (r["job"], r["variant"], r["connections"], r["size"])
+        groups.setdefault(key, {}).setdefault(r["style"], []).append(r)
+    summary = []
+    for key, by_style in groups.items():
+        for style in styles:
+            runs = by_style.get(style)
+            if not runs:
+                continue
+            s = {"job": key[0], "variant": key[1], "connections": key[2], "size": key[3],
+                 "style": style, "runs": len(runs),
+                 "failed": sum(1 for r in runs if r["status"] != "ok"),
+                 "connections_open": min((r.get("connections_open") or 0) for r in runs),
+                 "errors": sum(r.get("errors") or 0 for r in runs),
+                 "mismatches": sum(r.get("mismatches") or 0 for r in runs),
+                 "loc": runs[0].get("loc")}
+            for m in METRICS:
+                s[m] = median([r.get(m) for r in runs])
+            base = {r["rep"]: r for r in by_style.get(baseline, [])}
+            for m in RATIO_METRICS:
+                ratios = [r[m] / base[r["rep"]][m] for r in runs
+                          if r.get(m) and base.get(r["rep"], {}).get(m)]
+                s[f"{m}_ratio"] = median(ratios)
+            notes = sorted({r["status"] for r in runs if r["status"] != "ok"})
+            s["notes"] = "; ".join(notes)
+            summary.append(s)
+    return summary
+
+
+def write_csv(path, rows):
+    keys = []
+    for r in rows:
+        for k in r:
+            if k not in keys:
+                keys.append(k)
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)
+
+
+def table(summary, baseline, cpu_key):
+    cols = [("style", "style"), ("conns", "connections_open"), ("req/s", "rps"),
+            ("p50 us", "p50_us"), ("p99 us", "p99_us"), ("cpu us/req", "cpu_us_per_req"),
+            ("core us/req", "core_us_per_req"), (f"{cpu_key.split('_')[0]} x{baseline}",
+                                                  f"{cpu_key}_ratio"),
+            (f"rps x{baseline}", "rps_ratio"), ("RSS KiB", "rss_kb"),
+            ("RSS B/conn", "rss_per_conn_b"), ("threads", "threads"), ("cs/req", "cs_per_req"),
+            ("LoC", "loc"), ("err", "errors"), ("bad", "mismatches")]
+    blocks = []
+    groups = {}
+    for s in summary:
+        groups.setdefault((s["job"], s["variant"], s["connections"], s["size"]), []).append(s)
+    for key, items in groups.items():
+        job, variant, conns, size = key
+        title = f"{job}" + (f" {variant}" if variant != "-" else "") + f", {conns} connections"
+        if job == "echo":
+            title += f", {size} B"
+        extra = any(i.get("large_mib_s") for i in items)
+        c = cols + ([("large MiB/s", "large_mib_s")] if extra else [])
+        rows = [[h for h, _ in c]]
+        for i in items:
+            cells = []
+            for _, k in c:
+                v = i.get(k)
+                cells.append(fmt(v, 2 if k.endswith("ratio") or k == "cs_per_req" else 1))
+            rows.append(cells)
+        notes = [f"{i['style']}: {i['notes']}" for i in items if i.get("notes")]
+        blocks.append((title, rows, notes))
+    return blocks
+
+
+def print_tables(blocks):
+    for title, rows, notes in blocks:
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        print(f"\n== {title}")
+        for r in rows:
+            print("  ".join(v.rjust(w) for v, w in zip(r, widths)))
+        for n in notes:
+            print(f"   note: {n}")
+
+
+def markdown_tables(blocks):
+    out = []
+    for title, rows, notes in blocks:
+        out.append(f"\n### {title}\n")
+        out.append("| " + " | ".join(rows[0]) + " |")
+        out.append("|" + "|".join("---" if i == 0 else "---:" for i in range(len(rows[0]))) + "|")
+        for r in rows[1:]:
+            out.append("| " + " | ".join(r) + " |")
+        for n in notes:
+            out.append(f"\n_note: {n}_")
+    return "\n".join(out) + "\n"
+
+
+def charts(out_dir, summary, styles, cpu_key):
+    if not shutil.which("gnuplot"):
+        log("gnuplot not found (Debian: gnuplot-nox): no charts")
+        return []
+    made = []
+    for size in sorted({s["size"] for s in summary if s["job"] == "echo"}):
+        pts = [s for s in summary if s["job"] == "echo" and s["size"] == size]
+        conns = sorted({s["connections"] for s in pts})
+        if len(conns) < 2:
+            continue
+        for metric, label in [(cpu_key, "server CPU per request (us)"),
+                              ("p99_us", "p99 latency (us)"),
+                              ("rss_per_conn_b", "RSS per connection (bytes)")]:
+            present = [st for st in styles if any(p["style"] == st for p in pts)]
+            dat = os.path.join(out_dir, f"echo-{size}-{metric}.dat")
+            with open(dat, "w") as f:
+                f.write("connections " + " ".join(present) + "\n")
+                for c in conns:
+                    vals = []
+                    for st in present:
+                        v = next((p.get(metric) for p in pts
+                                  if p["style"] == st and p["connections"] == c), None)
+                        vals.append("NaN" if v is None else f"{v:.6g}")
+                    f.write(f"{c} " + " ".join(vals) + "\n")
+            png = os.path.join(out_dir, f"echo-{size}-{metric}.png")
+            script = f"""
+set terminal png size 800,500
+set output '{png}'
+set title 'echo {size} B: {label}'
+set xlabel 'connections'
+set ylabel '{label}'
+set logscale x
+set key top left
+set grid
+set datafile missing 'NaN'
+plot for [i=2:{len(present) + 1}] '{dat}' using 1:i with linespoints lw 2 title columnhead(i)
+"""
+            r = subprocess.run(["gnuplot"], input=script, text=True, capture_output=True)
+            if r.returncode == 0:
+                made.append(os.path.basename(png))
+            else:
+                log(f"gnuplot failed for {png}: {r.stderr.strip()[:200]}")
+    return made
+
+
+def machine_line():
+    model = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{platform.node()}: {os.cpu_count()} CPUs ({model}), Linux {platform.release()}"
+
+
+# ----- main -----
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--build", default=os.path.join(ROOT, "build", "release"),
+                   help="release build folder with bench/loadgen and examples/lab "
+                        "(configure with -Dbenchmarks=true)")
+    p.add_argument("--styles", default=",".join(STYLES),
+                   help="comma list; NAME=PATH runs that binary as style NAME (echo job)")
+    p.add_argument("--jobs", default="echo,files")
+    p.add_argument("--connections", default="1,50,1000,10000")
+    p.add_argument("--sizes", default="64,4096", help="echo message sizes")
+    p.add_argument("--files-connections", default="50",
+                   help="connections of the small-request load in the files job")
+    p.add_argument("--files-variants", default="small,large,mixed,cold")
+    p.add_argument("--large-connections", type=int, default=4,
+                   help="connections reading 1 MiB ranges in the large/mixed/cold cells")
+    p.add_argument("--cold-method", choices=["auto", "drop", "direct"], default="auto",
+                   help="cold files cells: drop the page cache (root) or use --direct")
+    p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--warmup", type=float, default=0.5)
+    p.add_argument("--duration", type=float, default=2.0)
+    p.add_argument("--pipeline", type=int, default=1)
+    p.add_argument("--buffer-size", type=int, default=4096)
+    p.add_argument("--files-buffer-size", type=int, default=65536)
+    p.add_argument("--baseline", default="uring")
+    p.add_argument("--out", default=None, help="default build/lab-results/<timestamp>")
+    p.add_argument("--data", default=os.path.join(ROOT, "build", "lab-data"),
+                   help="where the files job's files are created")
+    p.add_argument("--no-charts", action="store_true")
+    p.add_argument("--no-pin", action="store_true", help="do not use taskset")
+    p.add_argument("--quick", action="store_true",
+                   help="CI smoke run: 1 repetition, 1 and 50 connections, 64 B, 1 s, small files")
+    args = p.parse_args()
+    if args.quick:
+        args.reps, args.connections, args.sizes = 1, "1,50", "64"
+        args.warmup, args.duration = 0.3, 1.0
+        args.files_variants, args.files_connections = "small", "50"
+    args.connections = [int(x) for x in args.connections.split(",") if x]
+    args.sizes = [int(x) for x in args.sizes.split(",") if x]
+    args.files_connections = [int(x) for x in args.files_connections.split(",") if x]
+    args.files_variants = [x for x in args.files_variants.split(",") if x]
+    args.jobs = [x for x in args.jobs.split(",") if x]
+    if args.cold_method == "auto":
+        args.cold_method = "drop" if os.access("/proc/sys/vm/drop_caches", os.W_OK) else "direct"
+    return args
+
+
+def find_styles(args, job):
+    """[(style, binary, source)] for the styles whose binary exists; reports the others."""
+    found = []
+    for item in args.styles.split(","):
+        name, _, path = item.partition("=")
+        if path:
+            if job != "echo":
+                continue
+            binary, source = os.path.abspath(path), None
+        else:
+            binary = os.path.join(args.build, "examples", "lab", f"lab_{job}_{name}")
+            source = os.path.join(ROOT, "examples", "lab", job, f"{name}.cpp")
+        if os.access(binary, os.X_OK):
+            found.append((name, binary, source))
+        else:
+            log(f"skipping {job}/{name}: {binary} not built")
+    return found
+
+
+def main():
+    args = parse_args()
+    args.loadgen = os.path.join(args.build, "bench", "loadgen")
+    if not os.access(args.loadgen, os.X_OK):
+        log(f"{args.loadgen} not found: configure the build with -Dbenchmarks=true and build "
+            f"bench/loadgen (e.g. meson setup {args.build} --buildtype=release "
+            f"-Dbenchmarks=true && ninja -C {args.build})")
+        return 77
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # servers and loadgen inherit it
+    pin = not args.no_pin and (os.cpu_count() or 1) >= 2 and shutil.which("taskset")
+    args.server_cpu, args.client_cpu = (0, 1) if pin else (None, None)
+
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    out_dir = args.out or os.path.join(ROOT, "build", "lab-results", stamp)
+    cell_dir = os.path.join(out_dir, "logs")
+    os.makedirs(cell_dir, exist_ok=True)
+
+    plan = []  # (cell, binary, server args, loadgen arg lists, cold)
+    for job in args.jobs:
+        styles = find_styles(args, job)
+        if not styles:
+            continue
+        locs = {name: handler_loc(src) if src else None for name, _, src in styles}
+        if job == "echo":
+            groups = [("-", c, s, [[]], [], False) for c in args.connections for s in args.sizes]
+        else:
+            groups = [(v, c, 0, lg, srv + ["--root", args.data], cold)
+                      for v, lg, srv, cold in files_variants(args)
+                      for c in args.files_connections]
+        for variant, conns, size, loadgens, srv, cold in groups:
+            if conns + 64 > hard:
+                log(f"note: {conns} connections exceed the fd limit ({hard}): "
+                    "the load generator opens what it can and reports it")
+            for rep in range(args.reps):
+                k = rep % len(styles)
+                for name, binary, _ in styles[k:] + styles[:k]:
+                    cell = Cell(job, variant, conns, size, rep, name)
+                    plan.append((cell, binary, srv, loadgens, cold, locs[name]))
+    if not plan:
+        log("nothing to run: no lab server binary found (build examples/lab)")
+        return 77
+    if "files" in args.jobs:
+        needed = list(SMALL_FILES)
+        if any(v != "small" for v in args.files_variants):
+            needed += LARGE_FILES
+        ensure_files(args.data, needed)
+
+    per_cell = args.warmup + args.duration + 0.6
+    log(f"{len(plan)} cells, about {len(plan) * per_cell / 60:.1f} min; "
+        f"pinning: {'server CPU 0, loadgen CPU 1' if pin else 'none'}; results in {out_dir}")
+    rows = []
+    t0 = time.monotonic()
+    for i, (cell, binary, srv, loadgens, cold, loc) in enumerate(plan, 1):
+        row = run_cell(cell, args, binary, srv, loadgens, cold, cell_dir)
+        row["loc"] = loc
+        rows.append(row)
+        cpu = row.get("core_us_per_req", row.get("cpu_us_per_req"))
+        log(f"[{i}/{len(plan)} {time.monotonic() - t0:5.0f}s] {cell.name():48s} "
+            f"{fmt(row.get('rps')):>9} req/s  p99 {fmt(row.get('p99_us')):>8} us  "
+            f"cpu {fmt(cpu, 2):>6} us/req  {row['status'] if row['status'] != 'ok' else ''}")
+
+    styles_all = [item.partition("=")[0] for item in args.styles.split(",")]
+    summary = summarize(rows, styles_all, args.baseline)
+    cpu_key = "core_us_per_req" if pin else "cpu_us_per_req"
+    blocks = table(summary, args.baseline, cpu_key)
+    print_tables(blocks)
+    write_csv(os.path.join(out_dir, "runs.csv"), rows)
+    write_csv(os.path.join(out_dir, "summary.csv"), summary)
+    pngs = [] if args.no_charts else charts(out_dir, summary, styles_all, cpu_key)
+
+    command = " ".join(["bench/lab/run.py"] + sys.argv[1:])
+    with open(os.path.join(out_dir, "report.md"), "w") as f:
+        f.write(f"# Laboratory run {stamp}\n\n")
+        f.write(f"- command: `{command}`\n- machine: {machine_line()}\n")
+        f.write(f"- date: {datetime.datetime.now().isoformat(timespec='seconds')}\n")
+        f.write(f"- repetitions: {args.reps}, warm-up {args.warmup} s, measured {args.duration} s"
+                f", pipeline {args.pipeline}; medians over repetitions; `x{args.baseline}` "
+                "columns are medians of per-repetition ratios to the baseline style\n")
+        f.write(f"- pinning: {'server on CPU 0, load generator on CPU 1' if pin else 'none'}; "
+                f"cold file cells: {args.cold_method}\n\n")
+        f.write(NOTES)
+        f.write(markdown_tables(blocks))
+        for png in pngs:
+            f.write(f"\n![{png}]({png})\n")
+    log(f"\nwrote {out_dir}/report.md, runs.csv, summary.csv"
+        + (f", {len(pngs)} charts" if pngs else ""))
+    failed = sum(1 for r in rows if r["status"] != "ok")
+    if failed:
+        log(f"{failed} of {len(rows)} cells reported a problem (see the notes and logs/)")
+    bad = sum((r.get("mismatches") or 0) for r in rows)
+    return 1 if bad or failed == len(rows) else 0
+
+
+NOTES = """How to read the columns:
+- **cpu us/req**: the server process's utime+stime over the measured phase (from
+  /proc/PID/stat, 10 ms ticks) divided by the requests answered in it.
+- **core us/req**: the busy time of the server's core (CPU 0: user+nice+system+irq+softirq+steal
+  from /proc/stat) over the same phase per request. It includes the kernel's network work done
+  in softirq on that core, which the process's own CPU time misses, but also anything else that
+  ran there: the `core_background` column of runs.csv is that core's busy fraction while the idle
+  server waited, measured just before each cell.
+- **RSS B/conn**: (VmRSS at the end of the measured phase − VmRSS of the idle server) /
+  connections. For corio this approximates the coroutine frame plus the connection's buffer; it
+  is an RSS delta, not a count of frame bytes.
+- **threads**, **cs/req**: Threads and the voluntary + involuntary context switches of all the
+  server's threads over the measured phase, per request.
+- Heap allocations per request are not measured (no allocation counter can be injected into the
+  servers without changing them).
+- One load-generator thread saturates its core from about 50 connections up, so req/s partly
+  measures the client; compare servers by CPU per request.
+"""
+
+if __name__ == "__main__":
+    sys.exit(main())
