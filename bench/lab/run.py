@@ -91,7 +91,7 @@ def files_variants(args):
              "--align", "4096", "--connections", str(args.large_connections)]
     out = {
         "small": ([small], [], False),
-        "large": ([large], [], False),
+        "large": ([large], [], False),  # its cells are labelled with --large-connections
         "mixed": ([small, large], [], False),
         # Disk-bound: the cache is dropped before the cell (root), or the servers read with
         # O_DIRECT: the mixed load's large reads then stall an epoll loop for a disk access each.
@@ -217,9 +217,11 @@ def start_server(binary, args, cpu, log_path):
         if not chunk:
             break
         buf += chunk
-        for line in buf.decode(errors="replace").splitlines():
-            if line.startswith("listening on "):
-                port = int(line.split()[2])
+        complete = buf[:buf.rfind(b"\n") + 1].decode(errors="replace")  # whole lines only
+        for line in complete.splitlines():
+            words = line.split()
+            if line.startswith("listening on ") and len(words) == 3 and words[2].isdigit():
+                port = int(words[2])
     if port is None:
         stop_server(proc)
         raise RuntimeError(f"no 'listening on' line within 10 s: {' '.join(cmd)}")
@@ -540,7 +542,8 @@ def parse_args():
                    help="release build folder with bench/loadgen and examples/lab "
                         "(configure with -Dbenchmarks=true)")
     p.add_argument("--styles", default=",".join(STYLES),
-                   help="comma list; NAME=PATH runs that binary as style NAME (echo job)")
+                   help="comma list; NAME=PATH runs that binary as style NAME (echo job only, unless "
+                        "PATH contains {job}, replaced by the job's name)")
     p.add_argument("--jobs", default="echo,files")
     p.add_argument("--connections", default="1,50,1000,10000")
     p.add_argument("--sizes", default="64,4096", help="echo message sizes")
@@ -586,9 +589,9 @@ def find_styles(args, job):
     for item in args.styles.split(","):
         name, _, path = item.partition("=")
         if path:
-            if job != "echo":
-                continue
-            binary, source = os.path.abspath(path), None
+            if job != "echo" and "{job}" not in path:
+                continue  # a plain NAME=PATH is an echo server
+            binary, source = os.path.abspath(path.replace("{job}", job)), None
         else:
             binary = os.path.join(args.build, "examples", "lab", f"lab_{job}_{name}")
             source = os.path.join(ROOT, "examples", "lab", job, f"{name}.cpp")
@@ -628,7 +631,8 @@ def main():
         else:
             groups = [(v, c, 0, lg, srv + ["--root", args.data], cold)
                       for v, lg, srv, cold in files_variants(args)
-                      for c in args.files_connections]
+                      for c in ([args.large_connections] if v == "large"
+                                else args.files_connections)]
         for variant, conns, size, loadgens, srv, cold in groups:
             if conns + 64 > hard:
                 log(f"note: {conns} connections exceed the fd limit ({hard}): "
@@ -700,7 +704,8 @@ NOTES = """How to read the columns:
   from /proc/stat) over the same phase per request. It includes the kernel's network work done
   in softirq on that core, which the process's own CPU time misses, but also anything else that
   ran there: the `core_background` column of runs.csv is that core's busy fraction while the idle
-  server waited, measured just before each cell.
+  server waited, measured just before each cell. /proc/stat charges whole scheduler ticks, so
+  for a mostly idle core (1 connection, ping-pong) it can read below the process's own time.
 - **RSS B/conn**: (VmRSS at the end of the measured phase − VmRSS of the idle server) /
   connections. For corio this approximates the coroutine frame plus the connection's buffer; it
   is an RSS delta, not a count of frame bytes.
@@ -708,6 +713,11 @@ NOTES = """How to read the columns:
   server's threads over the measured phase, per request.
 - Heap allocations per request are not measured (no allocation counter can be injected into the
   servers without changing them).
+- Files job: `small` = 1 KiB ranges of 16 files of 64 KiB; `large` = 1 MiB ranges of four 32 MiB
+  files; `mixed` = both loads at once on one server (the table shows the small requests' figures;
+  CPU per request divides by small + large requests; `large MiB/s` is the large readers'
+  throughput); `cold` = mixed with the page cache dropped before the cell, or read with
+  `--direct` (O_DIRECT) where dropping is not allowed.
 - One load-generator thread saturates its core from about 50 connections up, so req/s partly
   measures the client; compare servers by CPU per request.
 """
