@@ -1,0 +1,251 @@
+// SPDX-License-Identifier: MIT
+// The laboratory's shared plumbing (see lab.hpp): nothing here runs per request except the
+// request-line parser and the read planner, which all four styles call the same way.
+#include "lab.hpp"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+namespace lab {
+
+namespace {
+
+constexpr std::size_t k_align = 4096; // O_DIRECT alignment: a page suits every block device
+
+const char* g_program = "lab";
+
+[[noreturn]] void usage(int status, bool files_job) {
+    std::fprintf(status == 0 ? stdout : stderr,
+                 "usage: %s [--port N] [--bind ADDR] [--buffer-size BYTES] [--sq-entries N]\n"
+                 "       [--cq-entries N] [--max-connections N]%s\n"
+                 "  --port 0 (the default) picks an ephemeral port; `listening on N` is printed.\n"
+                 "  SIGINT/SIGTERM: stop, print a stats line to stderr, exit 0.\n",
+                 g_program, files_job ? " --root DIR [--direct]" : "");
+    std::exit(status);
+}
+
+unsigned long long number(const char* flag, const char* text, unsigned long long min,
+                          unsigned long long max, bool files_job) {
+    unsigned long long v = 0;
+    const char* end = text + std::strlen(text);
+    auto [ptr, ec] = std::from_chars(text, end, v);
+    if (ec != std::errc() || ptr != end || v < min || v > max) {
+        std::fprintf(stderr, "%s: %s wants a number in [%llu, %llu], got '%s'\n", g_program, flag,
+                     min, max, text);
+        usage(2, files_job);
+    }
+    return v;
+}
+
+bool parse_u64(std::string_view text, std::uint64_t& out) {
+    if (text.empty())
+        return false;
+    auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
+    return ec == std::errc() && ptr == text.data() + text.size();
+}
+
+} // namespace
+
+options parse_args(int argc, char** argv, const char* program, bool files_job) {
+    g_program = program;
+    std::signal(SIGPIPE, SIG_IGN);
+    options opt;
+    for (int i = 1; i < argc; ++i) {
+        std::string_view flag = argv[i];
+        if (flag == "--help" || flag == "-h")
+            usage(0, files_job);
+        if (files_job && flag == "--direct") {
+            opt.direct = true;
+            continue;
+        }
+        if (i + 1 >= argc)
+            usage(2, files_job);
+        const char* value = argv[++i];
+        if (flag == "--port")
+            opt.port = static_cast<std::uint16_t>(number(argv[i - 1], value, 0, 65535, files_job));
+        else if (flag == "--bind")
+            opt.bind = value;
+        else if (flag == "--buffer-size")
+            opt.buffer_size = number(argv[i - 1], value, 1, 1 << 24, files_job);
+        else if (flag == "--sq-entries")
+            opt.sq_entries = static_cast<unsigned>(number(argv[i - 1], value, 1, 32768, files_job));
+        else if (flag == "--cq-entries")
+            opt.cq_entries = static_cast<unsigned>(number(argv[i - 1], value, 0, 65536, files_job));
+        else if (flag == "--max-connections")
+            opt.max_connections = number(argv[i - 1], value, 1, 10'000'000, files_job);
+        else if (files_job && flag == "--root")
+            opt.root = value;
+        else
+            usage(2, files_job);
+    }
+    if (files_job && opt.root.empty()) {
+        std::fprintf(stderr, "%s: --root DIR is required\n", g_program);
+        usage(2, files_job);
+    }
+    return opt;
+}
+
+void print_stats(const stats& s) {
+    std::fprintf(
+        stderr, "stats: connections=%llu requests=%llu bytes_in=%llu bytes_out=%llu\n",
+        static_cast<unsigned long long>(s.connections), static_cast<unsigned long long>(s.requests),
+        static_cast<unsigned long long>(s.bytes_in), static_cast<unsigned long long>(s.bytes_out));
+    std::fflush(stderr);
+}
+
+int listen_socket(const options& opt, bool nonblocking) {
+    sockaddr_in sin{};
+    sin.sin_family = AF_INET;
+    sin.sin_port = htons(opt.port);
+    if (::inet_pton(AF_INET, opt.bind.c_str(), &sin.sin_addr) != 1) {
+        std::fprintf(stderr, "%s: --bind wants an IPv4 address, got '%s'\n", g_program,
+                     opt.bind.c_str());
+        std::exit(2);
+    }
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK : 0), 0);
+    int one = 1;
+    socklen_t len = sizeof sin;
+    if (fd < 0 || ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+        ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0 ||
+        ::bind(fd, reinterpret_cast<sockaddr*>(&sin), sizeof sin) != 0 || ::listen(fd, 4096) != 0 ||
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&sin), &len) != 0) {
+        std::fprintf(stderr, "%s: cannot listen on %s:%u: %s\n", g_program, opt.bind.c_str(),
+                     opt.port, std::strerror(errno));
+        std::exit(1);
+    }
+    std::printf("listening on %u\n", ntohs(sin.sin_port));
+    std::fflush(stdout);
+    return fd;
+}
+
+sigset_t block_stop_signals() {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    return set;
+}
+
+int stop_signal_fd(bool nonblocking) {
+    sigset_t set = block_stop_signals();
+    int fd = ::signalfd(-1, &set, SFD_CLOEXEC | (nonblocking ? SFD_NONBLOCK : 0));
+    if (fd < 0) {
+        std::fprintf(stderr, "%s: signalfd: %s\n", g_program, std::strerror(errno));
+        std::exit(1);
+    }
+    return fd;
+}
+
+file_request parse_request(std::string_view line) {
+    file_request req;
+    std::string_view fields[4];
+    std::size_t count = 0;
+    while (!line.empty() && count < 4) {
+        std::size_t space = line.find(' ');
+        fields[count++] = line.substr(0, space);
+        line = space == std::string_view::npos ? std::string_view() : line.substr(space + 1);
+    }
+    if (count != 4 || !line.empty() || fields[0] != "GET" || !parse_u64(fields[2], req.offset) ||
+        !parse_u64(fields[3], req.length)) {
+        req.error = "ERR bad request\n";
+        return req;
+    }
+    req.name = fields[1];
+    if (req.name.empty() || req.name == "." || req.name == ".." ||
+        req.name.find('/') != std::string_view::npos ||
+        req.name.find('\0') != std::string_view::npos)
+        req.error = "ERR bad name\n";
+    return req;
+}
+
+std::string_view open_error(int err) {
+    switch (err) {
+    case ENOENT:
+        return "ERR no such file\n";
+    case EACCES:
+    case EPERM:
+        return "ERR permission denied\n";
+    case EINVAL:
+        return "ERR cannot open (O_DIRECT unsupported?)\n";
+    default:
+        return "ERR cannot open\n";
+    }
+}
+
+std::string_view plan_reply(const struct ::stat& st, const file_request& req, std::uint64_t& n) {
+    if (!S_ISREG(st.st_mode))
+        return "ERR not a file\n";
+    auto size = static_cast<std::uint64_t>(st.st_size);
+    n = req.offset >= size ? 0 : std::min(req.length, size - req.offset);
+    return {};
+}
+
+std::size_t format_ok(char* out, std::uint64_t n) {
+    int len = std::snprintf(out, 32, "OK %llu\n", static_cast<unsigned long long>(n));
+    return static_cast<std::size_t>(len);
+}
+
+int file_open_flags(const options& opt) {
+    return O_RDONLY | O_CLOEXEC | (opt.direct ? O_DIRECT : 0);
+}
+
+std::size_t file_buffer_size(const options& opt) {
+    if (!opt.direct)
+        return opt.buffer_size;
+    return (opt.buffer_size + k_align - 1) / k_align * k_align;
+}
+
+file_buffer::file_buffer(const options& opt)
+    : m_data(static_cast<char*>(::operator new (file_buffer_size(opt), std::align_val_t{k_align}))),
+      m_size(file_buffer_size(opt)) {}
+
+file_buffer::~file_buffer() {
+    ::operator delete (m_data, std::align_val_t{k_align});
+}
+
+read_step next_read(const options& opt, std::uint64_t pos, std::uint64_t left) {
+    read_step step;
+    std::size_t cap = file_buffer_size(opt);
+    if (!opt.direct) {
+        step.at = pos;
+        step.length = static_cast<std::size_t>(std::min<std::uint64_t>(cap, left));
+        return step;
+    }
+    step.at = pos / k_align * k_align;
+    step.skip = static_cast<std::size_t>(pos - step.at);
+    std::uint64_t want = (step.skip + left + k_align - 1) / k_align * k_align;
+    step.length = static_cast<std::size_t>(std::min<std::uint64_t>(cap, want));
+    return step;
+}
+
+std::size_t usable(const read_step& step, std::size_t got, std::uint64_t left) {
+    if (got <= step.skip)
+        return 0;
+    return static_cast<std::size_t>(std::min<std::uint64_t>(got - step.skip, left));
+}
+
+int open_root(const options& opt) {
+    int fd = ::open(opt.root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        std::fprintf(stderr, "%s: --root %s: %s\n", g_program, opt.root.c_str(),
+                     std::strerror(errno));
+        std::exit(1);
+    }
+    return fd;
+}
+
+} // namespace lab
