@@ -420,12 +420,12 @@ def write_csv(path, rows):
         w.writerows(rows)
 
 
-def table(summary, baseline, cpu_key):
+def table(summary, baseline):
     cols = [("style", "style"), ("conns", "connections_open"), ("req/s", "rps"),
             ("p50 us", "p50_us"), ("p99 us", "p99_us"), ("cpu us/req", "cpu_us_per_req"),
-            ("core us/req", "core_us_per_req"), (f"{cpu_key.split('_')[0]} x{baseline}",
-                                                  f"{cpu_key}_ratio"),
-            (f"rps x{baseline}", "rps_ratio"), ("RSS KiB", "rss_kb"),
+            ("core us/req", "core_us_per_req"), (f"cpu x{baseline}", "cpu_us_per_req_ratio"),
+            (f"core x{baseline}", "core_us_per_req_ratio"), (f"rps x{baseline}", "rps_ratio"),
+            ("core bg", "core_background"), ("RSS KiB", "rss_kb"),
             ("RSS B/conn", "rss_per_conn_b"), ("threads", "threads"), ("cs/req", "cs_per_req"),
             ("LoC", "loc"), ("err", "errors"), ("bad", "mismatches")]
     blocks = []
@@ -444,7 +444,8 @@ def table(summary, baseline, cpu_key):
             cells = []
             for _, k in c:
                 v = i.get(k)
-                cells.append(fmt(v, 2 if k.endswith("ratio") or k == "cs_per_req" else 1))
+                digits = 2 if k.endswith("ratio") or k in ("cs_per_req", "core_background") else 1
+                cells.append(fmt(v, digits))
             rows.append(cells)
         notes = [f"{i['style']}: {i['notes']}" for i in items if i.get("notes")]
         blocks.append((title, rows, notes))
@@ -474,7 +475,7 @@ def markdown_tables(blocks):
     return "\n".join(out) + "\n"
 
 
-def charts(out_dir, summary, styles, cpu_key):
+def charts(out_dir, summary, styles):
     if not shutil.which("gnuplot"):
         log("gnuplot not found (Debian: gnuplot-nox): no charts")
         return []
@@ -484,10 +485,14 @@ def charts(out_dir, summary, styles, cpu_key):
         conns = sorted({s["connections"] for s in pts})
         if len(conns) < 2:
             continue
-        for metric, label in [(cpu_key, "server CPU per request (us)"),
+        for metric, label in [("cpu_us_per_req", "server process CPU per request (us)"),
+                              ("core_us_per_req", "server core busy time per request (us)"),
                               ("p99_us", "p99 latency (us)"),
                               ("rss_per_conn_b", "RSS per connection (bytes)")]:
-            present = [st for st in styles if any(p["style"] == st for p in pts)]
+            present = [st for st in styles
+                       if any(p["style"] == st and p.get(metric) is not None for p in pts)]
+            if not present:
+                continue
             dat = os.path.join(out_dir, f"echo-{size}-{metric}.dat")
             with open(dat, "w") as f:
                 f.write("connections " + " ".join(present) + "\n")
@@ -667,12 +672,11 @@ def main():
 
     styles_all = [item.partition("=")[0] for item in args.styles.split(",")]
     summary = summarize(rows, styles_all, args.baseline)
-    cpu_key = "core_us_per_req" if pin else "cpu_us_per_req"
-    blocks = table(summary, args.baseline, cpu_key)
+    blocks = table(summary, args.baseline)
     print_tables(blocks)
     write_csv(os.path.join(out_dir, "runs.csv"), rows)
     write_csv(os.path.join(out_dir, "summary.csv"), summary)
-    pngs = [] if args.no_charts else charts(out_dir, summary, styles_all, cpu_key)
+    pngs = [] if args.no_charts else charts(out_dir, summary, styles_all)
 
     command = " ".join(["bench/lab/run.py"] + sys.argv[1:])
     with open(os.path.join(out_dir, "report.md"), "w") as f:
@@ -704,7 +708,7 @@ NOTES = """How to read the columns:
   from /proc/stat) over the same phase per request. It includes the kernel's network work done
   in softirq on that core, which the process's own CPU time misses, but also anything else that
   ran there: the `core_background` column of runs.csv is that core's busy fraction while the idle
-  server waited, measured just before each cell. /proc/stat charges whole scheduler ticks, so
+  server waited, measured just before each cell (`core bg` in the tables). /proc/stat charges whole scheduler ticks, so
   for a mostly idle core (1 connection, ping-pong) it can read below the process's own time.
 - **RSS B/conn**: (VmRSS at the end of the measured phase − VmRSS of the idle server) /
   connections. For corio this approximates the coroutine frame plus the connection's buffer; it
