@@ -63,12 +63,11 @@ inline constexpr std::uint64_t k_current_position = ~std::uint64_t{0};
 
 /// The outcome of a (possibly looping) transfer, shared by every read/write op. A `some` op
 /// reports its one completion's res directly, so it is right also when with_timeout() drove it.
-[[nodiscard]] inline result<std::size_t> transfer_result(const std::error_code& early, int res,
-                                                         std::size_t done, std::size_t wanted,
-                                                         transfer_mode mode,
+[[nodiscard]] inline result<std::size_t> transfer_result(fs_errc refused, int res, std::size_t done,
+                                                         std::size_t wanted, transfer_mode mode,
                                                          bool is_write) noexcept {
-    if (early)
-        return early;
+    if (refused != fs_errc{})
+        return make_error_code(refused);
     if (res < 0)
         return errno_code(-res);
     if (mode == transfer_mode::some)
@@ -81,21 +80,24 @@ inline constexpr std::uint64_t k_current_position = ~std::uint64_t{0};
 }
 
 /// What a request looks like before it reaches the ring: refused (misaligned O_DIRECT) or empty.
+/// NOTE: holds an fs_errc, not a std::error_code, whose constructor calls system_category()
+/// (an out-of-line libstdc++ call) on every op.
 class request_check {
 public:
     /// Refused or empty: the outcome is known without the ring.
-    [[nodiscard]] bool is_settled() const noexcept { return m_skip || m_early; }
+    [[nodiscard]] bool is_settled() const noexcept { return m_skip || m_refused != fs_errc{}; }
 
 protected:
     /// Refuses the op before submission with `error` (await_resume reports it).
-    void refuse(std::error_code error) noexcept { m_early = error; }
+    void refuse(fs_errc error) noexcept { m_refused = error; }
     /// Completes the op without submission and without error (an empty transfer).
     void skip() noexcept { m_skip = true; }
-    [[nodiscard]] const std::error_code& early_error() const noexcept { return m_early; }
+    /// Why the op was refused (fs_errc{} when it was not).
+    [[nodiscard]] fs_errc refusal() const noexcept { return m_refused; }
 
 private:
-    std::error_code m_early; // refused before submission (e.g. misaligned O_DIRECT)
-    bool m_skip = false;     // nothing to do: complete without the ring
+    fs_errc m_refused{}; // refused before submission (e.g. misaligned O_DIRECT), or 0
+    bool m_skip = false; // nothing to do: complete without the ring
 };
 
 /// The single-SQE ops build on the runtime's basic_op (the canonical op); the loops on
@@ -118,7 +120,7 @@ public:
         assert((mode == transfer_mode::some) != Loop && "a loop mode needs a looping op");
         assert((offset <= k_max_offset || offset == k_current_position) && "offset > INT64_MAX");
         if (!is_direct_request_ok(m_data, offset, m_size, direct_alignment))
-            refuse(make_error_code(fs_errc::misaligned_direct_io));
+            refuse(fs_errc::misaligned_direct_io);
         else if (m_size == 0)
             skip();
     }
@@ -141,7 +143,7 @@ public:
         return m_done < m_size;
     }
     result<std::size_t> await_resume() const noexcept {
-        return transfer_result(early_error(), this->m_res, m_done, m_size, m_mode, IsWrite);
+        return transfer_result(refusal(), this->m_res, m_done, m_size, m_mode, IsWrite);
     }
 
 private:
@@ -171,7 +173,7 @@ public:
             aligned = aligned && is_direct_request_ok(v.iov_base, 0, v.iov_len, direct_alignment);
         }
         if (!aligned)
-            refuse(make_error_code(fs_errc::misaligned_direct_io));
+            refuse(fs_errc::misaligned_direct_io);
         else if (m_total == 0)
             skip();
     }
@@ -206,7 +208,7 @@ public:
     }
 
     result<std::size_t> await_resume() const noexcept {
-        return transfer_result(early_error(), this->m_res, m_done, m_total, m_mode, IsWrite);
+        return transfer_result(refusal(), this->m_res, m_done, m_total, m_mode, IsWrite);
     }
 
 private:

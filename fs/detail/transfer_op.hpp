@@ -100,8 +100,6 @@ private:
         return false;
     }
 
-    std::error_code m_early;          // refused before submission (e.g. misaligned O_DIRECT)
-    bool m_skip = false;              // nothing to do: complete without the ring
     detail::op_canceller m_canceller; // submits IORING_OP_ASYNC_CANCEL when the token is stopped
 };
 
