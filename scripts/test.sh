@@ -4,7 +4,7 @@
 # doctest binary of both, then checks that an installed corio works from an outside meson project.
 # The last line is always "N passed, N failed"; the exit status is non-zero on any failure.
 #
-# Environment: CORIO_TEST_TIMEOUT (seconds per test binary, default 900), CORIO_SKIP_DEPS=1,
+# Environment: CORIO_TEST_TIMEOUT (seconds per test binary, default 300), CORIO_SKIP_DEPS=1,
 # CORIO_TEST_BUILDS="debug asan" (which of the two builds to run), extra ASAN_OPTIONS and
 # UBSAN_OPTIONS (appended to the ones below, so they can override them).
 set -uo pipefail
@@ -15,7 +15,7 @@ root=$(pwd)
 source scripts/deps.sh
 
 jobs=$(nproc 2>/dev/null || echo 2)
-timeout_s=${CORIO_TEST_TIMEOUT:-900}
+timeout_s=${CORIO_TEST_TIMEOUT:-300}  # like the meson test() timeout; a hang must not eat CI's 90 min
 read -ra builds <<<"${CORIO_TEST_BUILDS:-debug asan}"
 log_dir=build/test-logs
 
