@@ -34,6 +34,7 @@ struct server {
     lab::stats totals; // connection threads add their counts when they end
 };
 
+// LAB-HANDLER-BEGIN
 /// Sends all of `data` (a blocking send may be partial). False when the peer is gone.
 bool send_all(int fd, const char* data, std::size_t size) {
     while (size > 0) {
@@ -48,7 +49,6 @@ bool send_all(int fd, const char* data, std::size_t size) {
     return true;
 }
 
-// LAB-HANDLER-BEGIN
 /// One connection, start to end: read, write it all back, repeat until EOF or an error.
 void echo(int fd, std::size_t buffer_size, lab::stats& counts) {
     std::vector<char> buffer(buffer_size);

@@ -27,6 +27,7 @@ namespace net = corio::net;
 
 namespace {
 
+// LAB-HANDLER-BEGIN
 /// Sends all of `text`, counting it. False when the peer is gone.
 corio::task<bool> send_text(net::tcp_stream* conn, std::string_view text, lab::stats* stats) {
     corio::result<std::size_t> sent = co_await conn->send_all(text);
@@ -36,7 +37,6 @@ corio::task<bool> send_text(net::tcp_stream* conn, std::string_view text, lab::s
     co_return true;
 }
 
-// LAB-HANDLER-BEGIN
 /// Answers one request. False when the connection must close.
 corio::task<bool> answer(net::tcp_stream* conn, lab::file_request req, const lab::options* opt,
                          int root, lab::file_buffer* data, lab::stats* stats) {

@@ -39,6 +39,7 @@ struct server {
     lab::stats totals; // connection threads add their counts when they end
 };
 
+// LAB-HANDLER-BEGIN
 /// Sends all of `data` (a blocking send may be partial). False when the peer is gone.
 bool send_all(int fd, std::string_view data, lab::stats& counts) {
     while (!data.empty()) {
@@ -53,7 +54,6 @@ bool send_all(int fd, std::string_view data, lab::stats& counts) {
     return true;
 }
 
-// LAB-HANDLER-BEGIN
 /// Answers one request line. False when the connection must close.
 bool answer(int fd, std::string_view line, const server& srv, lab::file_buffer& data,
             lab::stats& counts) {
