@@ -44,20 +44,33 @@ constexpr std::uint64_t k_send_size = 8ull << 20; // bytes per send_file_range i
 
 // ----- fixtures -----
 
+/// The fixture directory's path, in storage without a destructor: the atexit cleanup reads it
+/// after static objects may already be gone.
+char g_bench_dir[4096];
+
+/// Removes the fixture files and their directory at exit.
+void remove_bench_dir() {
+    std::string dir = g_bench_dir;
+    for (const char* name : {"random.dat", "send.dat"})
+        ::unlink((dir + "/" + name).c_str());
+    ::rmdir(dir.c_str());
+}
+
 /// A directory on a real filesystem (O_DIRECT needs one): $TMPDIR or /tmp, else /var/tmp.
 std::string bench_dir() {
-    static const std::string dir = [] {
-        const char* env = std::getenv("TMPDIR");
-        std::string base = env && *env ? env : "/tmp";
-        struct statfs fs;
-        if (::statfs(base.c_str(), &fs) == 0 && fs.f_type == TMPFS_MAGIC)
-            base = "/var/tmp";
-        std::string pattern = base + "/corio-fs-bench-XXXXXX";
-        if (::mkdtemp(pattern.data()) == nullptr)
-            throw std::system_error(errno, std::system_category(), "mkdtemp");
-        return pattern;
-    }();
-    return dir;
+    if (g_bench_dir[0] != '\0')
+        return g_bench_dir;
+    const char* env = std::getenv("TMPDIR");
+    std::string base = env && *env ? env : "/tmp";
+    struct statfs fs;
+    if (::statfs(base.c_str(), &fs) == 0 && fs.f_type == TMPFS_MAGIC)
+        base = "/var/tmp";
+    std::string pattern = base + "/corio-fs-bench-XXXXXX";
+    if (pattern.size() >= sizeof g_bench_dir || ::mkdtemp(pattern.data()) == nullptr)
+        throw std::system_error(errno, std::system_category(), "mkdtemp");
+    std::memcpy(g_bench_dir, pattern.c_str(), pattern.size() + 1);
+    std::atexit(remove_bench_dir);
+    return g_bench_dir;
 }
 
 /// Creates `name` (once) with `size` pseudo-random bytes, read back so it sits in the page cache.
@@ -85,16 +98,6 @@ std::string data_file(const char* name, std::uint64_t size) {
     ::close(fd);
     return path;
 }
-
-/// Removes the fixture files at exit.
-struct cleanup {
-    ~cleanup() {
-        std::string dir = bench_dir();
-        for (const char* name : {"random.dat", "send.dat"})
-            ::unlink((dir + "/" + name).c_str());
-        ::rmdir(dir.c_str());
-    }
-} g_cleanup;
 
 /// xorshift64: the same offset sequence per slot for corio and the twin.
 struct offset_gen {
