@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <coroutine>
+#include <type_traits>
 #include <utility>
 
 namespace corio {
@@ -61,13 +62,20 @@ sleep_until(std::chrono::time_point<std::chrono::steady_clock, Duration> deadlin
 /// both completions have arrived, so the op's buffer is never left with the kernel.
 template <class Op>
 class [[nodiscard]] timed_op : private detail::io_op {
+    // The pair is one SQE plus its link timeout: an awaitable that loops over several SQEs
+    // (send_all, read_exact) would lose its deadline after the first one.
+    static_assert(std::is_base_of_v<detail::single_shot_op, Op>,
+                  "with_timeout() takes a single-SQE op (derived from detail::basic_op); "
+                  "give a task a deadline with timeout() instead");
+
 public:
     timed_op(Op op, __kernel_timespec limit) noexcept(std::is_nothrow_move_constructible_v<Op>)
         : m_op(std::move(op)), m_limit(limit) {}
     timed_op(const timed_op&) = delete;
     timed_op& operator=(const timed_op&) = delete;
 
-    [[nodiscard]] bool await_ready() const noexcept { return false; }
+    /// An op that is ready without the ring (a refused misuse, say) is not submitted at all.
+    [[nodiscard]] bool await_ready() noexcept { return m_op.await_ready(); }
 
     template <class Promise>
     bool await_suspend(std::coroutine_handle<Promise> waiter) {

@@ -106,3 +106,29 @@ TEST_CASE("with_timeout stores the completion in io_op even when the op shadows 
     REQUIRE(r.has_value());
     CHECK(*r == 7);
 }
+
+namespace {
+/// An op that is complete before it starts (as ops that refuse a misuse are).
+struct already_done : detail::basic_op<already_done> {
+    [[nodiscard]] bool await_ready() const noexcept { return true; }
+    void prepare(io_uring_sqe* sqe) noexcept { io_uring_prep_nop(sqe); }
+    result<int> await_resume() const noexcept { return 5; }
+};
+
+task<std::uint64_t> deadline_on_ready_op(int* value) {
+    std::uint64_t before = io_context::current().stats().submitted;
+    auto op = with_timeout(already_done{}, 1h);
+    result<int> r = co_await op;
+    *value = r.value_or(-1);
+    result<void> flush = co_await nop(); // anything queued by the line above is submitted now
+    flush.value();
+    co_return io_context::current().stats().submitted - before;
+}
+} // namespace
+
+TEST_CASE("with_timeout submits nothing for an op that is ready without the ring") {
+    // Regression: timed_op ignored the inner op's await_ready and submitted the op anyway.
+    int value = 0;
+    CHECK(sync_wait(deadline_on_ready_op(&value)) == 1); // only the flushing nop
+    CHECK(value == 5);
+}
