@@ -647,7 +647,8 @@ corio::task<int> run(options opt) {
     std::vector<net::tcp_stream> streams;
     connect_report connected;
     clock_type::time_point connect_start = clock_type::now();
-    co_await connect_all(*peer, &opt, &streams, &connected);
+    corio::task<void> connecting = connect_all(*peer, &opt, &streams, &connected);
+    co_await std::move(connecting);
     double connect_s = std::chrono::duration<double>(clock_type::now() - connect_start).count();
 
     std::size_t window = std::max<std::size_t>(opt.size * opt.pipeline, 65536);
@@ -681,19 +682,21 @@ corio::task<int> run(options opt) {
     for (;;) {
         clock_type::time_point now = clock_type::now();
         bool over = st.live == 0 || (opt.max_requests != 0 && st.replies >= opt.max_requests);
+        // The samples block the loop (no reply is counted meanwhile), so the measured window
+        // opens after the first one and closes before the second one.
         if (st.now == phase::warmup && (now >= warm_end || over)) {
-            st.now = phase::measure;
-            measure_start = now;
-            measure_end = now + std::chrono::duration_cast<clock_type::duration>(
-                                    seconds(opt.duration_s));
             before = sample_server(opt);
             ::getrusage(RUSAGE_SELF, &self_before);
+            st.now = phase::measure;
+            measure_start = clock_type::now();
+            measure_end = measure_start + std::chrono::duration_cast<clock_type::duration>(
+                                              seconds(opt.duration_s));
         }
         if (st.now == phase::measure && (now >= measure_end || over)) {
-            after = sample_server(opt);
-            ::getrusage(RUSAGE_SELF, &self_after);
             measure_end = clock_type::now();
             st.now = phase::stop;
+            after = sample_server(opt);
+            ::getrusage(RUSAGE_SELF, &self_after);
             break;
         }
         clock_type::time_point next = st.now == phase::warmup ? warm_end : measure_end;
@@ -719,7 +722,8 @@ corio::task<int> run(options opt) {
                 "\"errors\":%" PRIu64 ",\"err_replies\":%" PRIu64 ",\"mismatches\":%" PRIu64 ","
                 "\"bytes\":%" PRIu64 ",\"cut_at_end\":%zu,\"client_cpu_s\":%.4f",
                 mode.c_str(), opt.connections, streams.size(), connected.failed,
-                connected.fd_capped ? "true" : "false", connect_s, opt.size, opt.pipeline,
+                connected.fd_capped ? "true" : "false", connect_s,
+                opt.mode == job::echo ? opt.size : std::size_t{0}, opt.pipeline,
                 st.warmup_requests, st.requests, seconds_measured,
                 seconds_measured > 0 ? static_cast<double>(st.requests) / seconds_measured : 0.0,
                 st.latency.quantile_us(0.50), st.latency.quantile_us(0.99),
