@@ -13,7 +13,7 @@ Blocks are delimited by HTML comments, which Markdown does not render:
   <!-- results: echo -->  ...  <!-- end -->     (also `results: files`)
       the summary table of the run given with --results (machine, date and command included)
 
-Usage: bench/lab/make_doc.py [--results build/lab-results/STAMP] [--check] [PAGE]
+Usage: bench/lab/make_doc.py [--results build/lab-results/STAMP ...] [--check] [PAGE]
 --check exits 1 when PAGE is not what it would be rewritten to (code drifted from the sources).
 """
 
@@ -61,9 +61,12 @@ def loc_table(job):
     return "\n".join(out) + "\n"
 
 
-def results_block(job, results):
-    if not results:
-        return "_(no run given: `bench/lab/make_doc.py --results build/lab-results/STAMP`)_\n"
+def results_block(job, runs):
+    """The table of the last run in `runs` that has cells of `job`."""
+    with_job = [r for r in runs if has_job(r, job)]
+    if not with_job:
+        return f"_(no run with {job} cells given: `bench/lab/make_doc.py --results DIR`)_\n"
+    results = with_job[-1]
     header = []
     with open(os.path.join(results, "report.md")) as f:
         for line in f:
@@ -100,6 +103,14 @@ def results_block(job, results):
     return "\n".join(out) + "\n"
 
 
+def has_job(results, job):
+    try:
+        with open(os.path.join(results, "summary.csv")) as f:
+            return any(r["job"] == job for r in csv.DictReader(f))
+    except OSError:
+        return False
+
+
 def rewrite(text, results):
     def block(m):
         kind, arg = m.group(2), m.group(3)
@@ -107,7 +118,7 @@ def rewrite(text, results):
             body = code_block(arg)
         elif kind == "loc":
             body = loc_table(arg)
-        elif results is None:
+        elif not results:
             return m.group(0)  # keep the numbers already in the page
         else:
             body = results_block(arg, results)
@@ -119,7 +130,9 @@ def main():
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("page", nargs="?", default=os.path.join(ROOT, "docs", "state-management.md"))
-    p.add_argument("--results", help="a harness output folder (with summary.csv, report.md)")
+    p.add_argument("--results", action="append", default=[],
+                   help="a harness output folder (summary.csv, report.md); repeatable: each "
+                        "job's table comes from the last folder that has cells of that job")
     p.add_argument("--check", action="store_true")
     args = p.parse_args()
     with open(args.page) as f:
