@@ -203,6 +203,27 @@ def start_server(binary, args, cpu, log_path):
     err = open(log_path, "w")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL)
     err.close()
+    try:
+        port, fd, buf = wait_for_port(proc)
+    except BaseException:  # Ctrl-C or a bug: never leave a server behind
+        stop_server(proc)
+        raise
+    if port is None:
+        stop_server(proc)
+        raise RuntimeError(f"no 'listening on' line within 10 s: {' '.join(cmd)}")
+
+    def drain():  # whatever else the server prints to stdout, so that it never blocks on it
+        with open(log_path + ".stdout", "wb") as out:
+            out.write(buf)
+            for chunk in iter(lambda: os.read(fd, 65536), b""):
+                out.write(chunk)
+
+    threading.Thread(target=drain, daemon=True).start()
+    return proc, port
+
+
+def wait_for_port(proc):
+    """Reads the server's stdout until `listening on N` (10 s at most): (port or None, fd, bytes)."""
     deadline = time.monotonic() + 10
     port = None
     fd = proc.stdout.fileno()
@@ -222,18 +243,7 @@ def start_server(binary, args, cpu, log_path):
             words = line.split()
             if line.startswith("listening on ") and len(words) == 3 and words[2].isdigit():
                 port = int(words[2])
-    if port is None:
-        stop_server(proc)
-        raise RuntimeError(f"no 'listening on' line within 10 s: {' '.join(cmd)}")
-
-    def drain():  # whatever else the server prints to stdout, so that it never blocks on it
-        with open(log_path + ".stdout", "wb") as out:
-            out.write(buf)
-            for chunk in iter(lambda: os.read(fd, 65536), b""):
-                out.write(chunk)
-
-    threading.Thread(target=drain, daemon=True).start()
-    return proc, port
+    return port, fd, buf
 
 
 def stop_server(proc):
