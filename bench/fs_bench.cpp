@@ -9,6 +9,7 @@
 #include "runtime/sync_wait.hpp"
 #include "runtime/task.hpp"
 #include "runtime/task_scope.hpp"
+#include "bench/support/raw_ring.hpp"
 
 #include <benchmark/benchmark.h>
 #include <fcntl.h>
@@ -35,6 +36,11 @@
 #include <vector>
 
 namespace {
+
+using corio::bench::corio_ring_flags;
+using corio::bench::count_loop;
+using corio::bench::label_flags;
+using corio::bench::raw_ring;
 
 constexpr std::size_t k_depth = 32;                 // reads in flight
 constexpr std::size_t k_block = 4096;               // bytes per read
@@ -108,37 +114,6 @@ struct offset_gen {
     }
 };
 
-// ----- the raw twin's ring: exactly what io_context sets up -----
-
-unsigned corio_ring_flags() {
-    static const unsigned flags = [] {
-        corio::io_context ctx;
-        return ctx.ring_flags();
-    }();
-    return flags;
-}
-
-class raw_ring {
-public:
-    raw_ring() {
-        io_uring_params params{};
-        params.flags = corio_ring_flags();
-        int rc =
-            io_uring_queue_init_params(corio::io_context_options{}.sq_entries, &m_ring, &params);
-        if (rc < 0)
-            throw std::system_error(-rc, std::system_category(), "bench: io_uring setup");
-        (void)io_uring_register_ring_fd(&m_ring); // io_context does the same
-    }
-    ~raw_ring() { io_uring_queue_exit(&m_ring); }
-    raw_ring(const raw_ring&) = delete;
-    raw_ring& operator=(const raw_ring&) = delete;
-
-    io_uring* get() noexcept { return &m_ring; }
-
-private:
-    io_uring m_ring{}; // the queues
-};
-
 void label(benchmark::State& state, const char* what) {
     char text[64];
     std::snprintf(text, sizeof text, "%s ring_flags=0x%x", what, corio_ring_flags());
@@ -159,13 +134,6 @@ void cpu_per_read(benchmark::State& state, double cpu_ns, std::uint64_t reads) {
         state.counters["cpu_ns_per_read"] = cpu_ns / static_cast<double>(reads);
 }
 
-void count_loop(benchmark::State& state, const corio::io_context& ctx) {
-    corio::io_context_stats s = ctx.stats();
-    auto items = static_cast<double>(state.items_processed());
-    if (items == 0)
-        return;
-    state.counters["enters_per_item"] = static_cast<double>(s.kernel_enters) / items;
-}
 
 // ----- 4 KiB random reads, queue depth 32 -----
 
@@ -236,7 +204,7 @@ void run_corio_reads(benchmark::State& state, int flags, const char* what) {
     state.SetItemsProcessed(static_cast<std::int64_t>(shared.m_reads));
     state.SetBytesProcessed(static_cast<std::int64_t>(shared.m_reads * k_block));
     label(state, what);
-    count_loop(state, ctx);
+    count_loop(state, ctx, static_cast<double>(state.items_processed()));
     cpu_per_read(state, shared.m_loop_cpu_ns, shared.m_reads_in_loop);
 }
 

@@ -9,6 +9,7 @@
 #include "runtime/task.hpp"
 #include "runtime/task_scope.hpp"
 #include "runtime/when_all.hpp"
+#include "bench/support/raw_ring.hpp"
 
 #include <benchmark/benchmark.h>
 #include <liburing.h>
@@ -25,55 +26,14 @@
 
 namespace {
 
+using corio::bench::corio_ring_flags;
+using corio::bench::count_loop;
+using corio::bench::label_flags;
+using corio::bench::raw_ring;
+
 constexpr std::size_t k_message = 64; // bytes per ping and per pong
 
 using corio::net::unix_stream;
-
-// ----- the raw twin's ring: exactly what io_context sets up -----
-
-unsigned corio_ring_flags() {
-    static const unsigned flags = [] {
-        corio::io_context ctx;
-        return ctx.ring_flags();
-    }();
-    return flags;
-}
-
-class raw_ring {
-public:
-    raw_ring() {
-        io_uring_params params{};
-        params.flags = corio_ring_flags();
-        int rc = io_uring_queue_init_params(corio::io_context_options{}.sq_entries, &m_ring,
-                                            &params);
-        if (rc < 0)
-            throw std::system_error(-rc, std::system_category(), "bench: io_uring_queue_init_params");
-        (void)io_uring_register_ring_fd(&m_ring); // io_context does the same
-    }
-    ~raw_ring() { io_uring_queue_exit(&m_ring); }
-    raw_ring(const raw_ring&) = delete;
-    raw_ring& operator=(const raw_ring&) = delete;
-
-    io_uring* get() noexcept { return &m_ring; }
-
-private:
-    io_uring m_ring{}; // the queues
-};
-
-void label_flags(benchmark::State& state) {
-    char text[32];
-    std::snprintf(text, sizeof text, "ring_flags=0x%x", corio_ring_flags());
-    state.SetLabel(text);
-}
-
-void count_loop(benchmark::State& state, const corio::io_context& ctx) {
-    corio::io_context_stats s = ctx.stats();
-    auto items = static_cast<double>(state.iterations());
-    if (items == 0)
-        return;
-    state.counters["enters_per_item"] = static_cast<double>(s.kernel_enters) / items;
-    state.counters["turns_per_item"] = static_cast<double>(s.loop_turns) / items;
-}
 
 std::pair<int, int> raw_socketpair() {
     int fds[2];
@@ -129,7 +89,7 @@ void BM_net_pingpong_corio(benchmark::State& state) {
     state.SetItemsProcessed(state.iterations());
     state.SetBytesProcessed(state.iterations() * 2 * static_cast<std::int64_t>(k_message));
     label_flags(state);
-    count_loop(state, ctx);
+    count_loop(state, ctx, static_cast<double>(state.iterations()));
 }
 BENCHMARK(BM_net_pingpong_corio);
 
@@ -259,7 +219,7 @@ void BM_net_pingpong_corio_multishot(benchmark::State& state) {
     state.SetItemsProcessed(state.iterations());
     state.SetBytesProcessed(state.iterations() * 2 * static_cast<std::int64_t>(k_message));
     label_flags(state);
-    count_loop(state, ctx);
+    count_loop(state, ctx, static_cast<double>(state.iterations()));
 }
 BENCHMARK(BM_net_pingpong_corio_multishot);
 

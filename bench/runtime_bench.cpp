@@ -8,6 +8,7 @@
 #include "runtime/task_scope.hpp"
 #include "runtime/uring_op.hpp"
 #include "runtime/when_all.hpp"
+#include "bench/support/raw_ring.hpp"
 
 #include <benchmark/benchmark.h>
 #include <liburing.h>
@@ -22,56 +23,12 @@
 
 namespace {
 
+using corio::bench::corio_ring_flags;
+using corio::bench::count_loop;
+using corio::bench::label_flags;
+using corio::bench::raw_ring;
+
 constexpr std::size_t k_batch = 32; // NOPs in flight in the batched variants
-
-// ----- the raw twin's ring: exactly what io_context sets up -----
-
-/// The IORING_SETUP_* flags a default io_context ends up with on this kernel (after its own
-/// fallback), so the raw twin never runs on a better or worse ring than corio.
-unsigned corio_ring_flags() {
-    static const unsigned flags = [] {
-        corio::io_context ctx;
-        return ctx.ring_flags();
-    }();
-    return flags;
-}
-
-/// A bare ring set up like io_context's: same SQ size, same flags, ring fd registered.
-class raw_ring {
-public:
-    raw_ring() {
-        io_uring_params params{};
-        params.flags = corio_ring_flags();
-        int rc = io_uring_queue_init_params(corio::io_context_options{}.sq_entries, &m_ring, &params);
-        if (rc < 0)
-            throw std::system_error(-rc, std::system_category(), "bench: io_uring_queue_init_params");
-        (void)io_uring_register_ring_fd(&m_ring); // io_context does the same
-    }
-    ~raw_ring() { io_uring_queue_exit(&m_ring); }
-    raw_ring(const raw_ring&) = delete;
-    raw_ring& operator=(const raw_ring&) = delete;
-
-    io_uring* get() noexcept { return &m_ring; }
-
-private:
-    io_uring m_ring{}; // the queues
-};
-
-void label_flags(benchmark::State& state) {
-    char text[32];
-    std::snprintf(text, sizeof text, "ring_flags=0x%x", corio_ring_flags());
-    state.SetLabel(text);
-}
-
-/// Kernel entries and loop turns per item: shows whether corio spends syscalls the twin does not.
-void count_loop(benchmark::State& state, const corio::io_context& ctx) {
-    corio::io_context_stats s = ctx.stats();
-    auto items = static_cast<double>(state.items_processed());
-    if (items == 0)
-        return;
-    state.counters["enters_per_item"] = static_cast<double>(s.kernel_enters) / items;
-    state.counters["turns_per_item"] = static_cast<double>(s.loop_turns) / items;
-}
 
 // ----- one NOP at a time -----
 
@@ -90,7 +47,7 @@ void BM_runtime_nop_corio_single(benchmark::State& state) {
     corio::sync_wait(ctx, nop_single_loop(&state));
     state.SetItemsProcessed(state.iterations());
     label_flags(state);
-    count_loop(state, ctx);
+    count_loop(state, ctx, static_cast<double>(state.items_processed()));
 }
 BENCHMARK(BM_runtime_nop_corio_single);
 
@@ -142,7 +99,7 @@ void BM_runtime_nop_corio_batch32_whenall(benchmark::State& state) {
     corio::sync_wait(ctx, nop_batch_when_all_loop(&state));
     state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(k_batch));
     label_flags(state);
-    count_loop(state, ctx);
+    count_loop(state, ctx, static_cast<double>(state.items_processed()));
 }
 BENCHMARK(BM_runtime_nop_corio_batch32_whenall);
 
@@ -165,7 +122,7 @@ void BM_runtime_nop_corio_batch32_scope(benchmark::State& state) {
     corio::sync_wait(ctx, nop_batch_scope_loop(&state));
     state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(k_batch));
     label_flags(state);
-    count_loop(state, ctx);
+    count_loop(state, ctx, static_cast<double>(state.items_processed()));
 }
 BENCHMARK(BM_runtime_nop_corio_batch32_scope);
 
@@ -245,7 +202,7 @@ void BM_runtime_nop_corio_batch32_workers(benchmark::State& state) {
         state.SkipWithError("nop failed");
     state.SetItemsProcessed(static_cast<std::int64_t>(shared.nops));
     label_flags(state);
-    count_loop(state, ctx);
+    count_loop(state, ctx, static_cast<double>(state.items_processed()));
 }
 BENCHMARK(BM_runtime_nop_corio_batch32_workers);
 
@@ -417,7 +374,7 @@ void BM_runtime_channel_pingpong(benchmark::State& state) {
     if (failures != 0)
         state.SkipWithError("channel operation failed");
     state.SetItemsProcessed(state.iterations());
-    count_loop(state, ctx);
+    count_loop(state, ctx, static_cast<double>(state.items_processed()));
 }
 BENCHMARK(BM_runtime_channel_pingpong);
 
