@@ -1,32 +1,34 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# The demo command: installs what is missing, builds the release folder build/release and runs
-# the demo program. Arguments are passed on to the demo.
+# The demo command: the laboratory. Installs what is missing, builds the release folder
+# build/release (the eight lab servers and the load generator) and runs the harness: the same
+# echo and file servers written with threads, epoll, raw io_uring and corio, measured side by
+# side. Arguments go to the harness (bench/lab/run.py --help), e.g. --quick for a 20 s run.
 set -euo pipefail
-
-# What the demo runs: a target of the build (its path under the build folder) and its arguments.
-DEMO_TARGET=examples/hello
-DEMO_ARGS=()
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=scripts/deps.sh
 source scripts/deps.sh
-corio_install_deps
+corio_install_deps python3 gnuplot-nox
 
 build_dir=build/release
 if [[ ! -f $build_dir/meson-private/coredata.dat ]]; then
     echo "==> configuring $build_dir"
-    CXX=${CXX:-g++} meson setup "$build_dir" --buildtype=release
+    CXX=${CXX:-g++} meson setup "$build_dir" --buildtype=release -Dbenchmarks=true
+elif ! meson introspect "$build_dir" --buildoptions |
+    python3 -c 'import json,sys; sys.exit(0 if any(o["name"]=="benchmarks" and o["value"] for o in json.load(sys.stdin)) else 1)'; then
+    echo "==> enabling the benchmarks in $build_dir"
+    meson configure "$build_dir" -Dbenchmarks=true
 fi
 
-# Only the demo is built (ninja knows every target by its output path).
-if ! ninja -C "$build_dir" -t targets all | grep -q "^${DEMO_TARGET}:"; then
-    echo "demo: $DEMO_TARGET is not part of the build yet (no examples/${DEMO_TARGET##*/}.cpp" \
-        "in examples/meson.build): nothing to run" >&2
-    exit 1
-fi
-echo "==> building $DEMO_TARGET in $build_dir"
-ninja -C "$build_dir" -j "$(nproc)" "$DEMO_TARGET"
+targets=(bench/loadgen examples/hello)
+for job in echo files; do
+    for style in threads epoll uring corio; do
+        targets+=("examples/lab/lab_${job}_${style}")
+    done
+done
+echo "==> building the laboratory in $build_dir"
+ninja -C "$build_dir" -j "$(nproc)" "${targets[@]}"
 
-echo "==> $build_dir/$DEMO_TARGET ${DEMO_ARGS[*]} $*"
-exec "$build_dir/$DEMO_TARGET" "${DEMO_ARGS[@]}" "$@"
+echo "==> bench/lab/run.py --build $build_dir $*"
+exec python3 bench/lab/run.py --build "$build_dir" "$@"
