@@ -169,31 +169,39 @@ void io_context::enter(bool wait) {
 }
 
 unsigned io_context::reap() noexcept {
-    io_uring_cq& cq = m_ring.cq;
-    unsigned tail = io_uring_smp_load_acquire(cq.ktail);
+    // Locals, not members: the handlers store through op pointers, so the compiler would
+    // otherwise reload every ring field on every CQE.
+    unsigned* const khead = m_ring.cq.khead;
+    io_uring_cqe* const cqes = m_ring.cq.cqes;
+    const unsigned mask = m_ring.cq.ring_mask;
+    const unsigned tail = io_uring_smp_load_acquire(m_ring.cq.ktail);
     unsigned count = 0;
+    std::size_t finished = 0; // CQEs that end their op (no IORING_CQE_F_MORE)
     for (;;) {
         // Re-read the head each time: a handler that had to submit may have reaped (on EBUSY)
         // and moved it. Only this thread moves it.
-        unsigned head = *cq.khead;
+        unsigned head = *khead;
         if (head == tail)
             break;
-        const io_uring_cqe& cqe = cq.cqes[head & cq.ring_mask];
+        const io_uring_cqe& cqe = cqes[head & mask];
         auto* op = reinterpret_cast<detail::io_op*>(static_cast<std::uintptr_t>(cqe.user_data));
         int res = cqe.res;
         unsigned flags = cqe.flags;
         // Hand the slot back before running the handler, so a nested reap never sees it again.
-        io_uring_smp_store_release(cq.khead, head + 1);
+        io_uring_smp_store_release(khead, head + 1);
         ++count;
         if (op == nullptr)
             continue; // internal: an async cancel's own completion
-        if (!(flags & IORING_CQE_F_MORE))
-            --m_inflight;
-        if (op->m_complete == &detail::single_shot_op::complete)
+        if (op->m_complete == &detail::single_shot_op::complete) {
+            ++finished; // a single-shot op has exactly one CQE
             detail::single_shot_op::complete(op, res, flags); // the common case, inlined
-        else
-            op->m_complete(op, res, flags);
+            continue;
+        }
+        if (!(flags & IORING_CQE_F_MORE))
+            ++finished;
+        op->m_complete(op, res, flags);
     }
+    m_inflight -= finished;
     m_stats.completed += count;
     return count;
 }
