@@ -6,7 +6,8 @@
 #
 # Environment: CORIO_TEST_TIMEOUT (seconds per test binary, default 300), CORIO_SKIP_DEPS=1,
 # CORIO_TEST_BUILDS="debug asan" (which of the two builds to run), extra ASAN_OPTIONS and
-# UBSAN_OPTIONS (appended to the ones below, so they can override them).
+# UBSAN_OPTIONS (appended to the ones below, so they can override them), CORIO_TEST_EXTRA=0 (skip
+# the clang build and the laboratory's --quick run, each counted as one test case).
 set -uo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
@@ -232,9 +233,57 @@ run_install_check() {
     esac
 }
 
+# Adds one test case to the totals: $1 is its label, the rest the command; 77 means skipped.
+run_check() {
+    local label=$1 log=$log_dir/$2.log
+    shift 2
+    echo "==> $label"
+    local rc=0 start=$SECONDS
+    "$@" >"$log" 2>&1 </dev/null || rc=$?
+    case $rc in
+        0) total_passed=$((total_passed + 1)); echo "    1 passed, 0 failed ($((SECONDS - start))s)" ;;
+        77) echo "    SKIPPED (exit 77): $(tail -n 1 "$log")" ;;
+        *)
+            total_failed=$((total_failed + 1))
+            echo "    0 passed, 1 failed (status $rc; last 60 lines of $log:)"
+            tail -n 60 "$log" | sed 's/^/    | /'
+            ;;
+    esac
+}
+
+# The code must keep building with clang (DESIGN.md): a whole debug build with clang++.
+clang_build() {
+    local dir=build/clang
+    if [[ ! -f $dir/meson-private/coredata.dat ]]; then
+        CXX=clang++ meson setup "$dir" --buildtype=debug || return 1
+    fi
+    ninja -C "$dir" -j "$jobs"
+}
+
+# The laboratory's --quick run (issue 4): a release build of the eight lab servers and the load
+# generator, then bench/lab/run.py --quick. A smoke test: it asserts no speed, only that every
+# style serves every cell with no error and no mismatched byte.
+lab_quick() {
+    local dir=build/release
+    if [[ ! -f $dir/meson-private/coredata.dat ]]; then
+        CXX=g++ meson setup "$dir" --buildtype=release -Dbenchmarks=true || return 1
+    else
+        meson configure "$dir" -Dbenchmarks=true || return 1
+    fi
+    local -a targets=(bench/loadgen)
+    local job style
+    for job in echo files; do
+        for style in threads epoll uring corio; do
+            targets+=("examples/lab/lab_${job}_${style}")
+        done
+    done
+    ninja -C "$dir" -j "$jobs" "${targets[@]}" || return 1
+    python3 bench/lab/run.py --quick --build "$dir" --no-charts --out "$log_dir/lab-quick"
+}
+
 main() {
     local began=$SECONDS
-    corio_install_deps || build_failed "installing the Debian packages"
+    corio_install_deps clang python3 || build_failed "installing the Debian packages"
     mkdir -p "$log_dir"
     local name
     for name in "${builds[@]}"; do
@@ -255,6 +304,10 @@ main() {
     done
     if [[ " ${builds[*]} " == *" debug "* ]]; then
         run_install_check
+    fi
+    if [[ ${CORIO_TEST_EXTRA:-1} == 1 ]]; then
+        run_check "clang: the whole tree builds with clang++ (build/clang)" clang-build clang_build
+        run_check "laboratory: bench/lab/run.py --quick (build/release)" lab-quick lab_quick
     fi
     echo "==> done in $((SECONDS - began))s (logs in $root/$log_dir)"
     finish
