@@ -17,13 +17,7 @@ using log_t = std::vector<std::string>;
 
 namespace {
 
-std::string outcome(const result<void>& r) {
-    if (r)
-        return "ok";
-    if (r == std::errc::operation_canceled)
-        return "canceled";
-    return r.error().message();
-}
+using test::outcome;
 
 task<void> acquirer(semaphore* sem, log_t* log, std::string name) {
     result<void> r = co_await sem->acquire();

@@ -10,6 +10,8 @@
 
 #include <coroutine>
 #include <exception>
+#include <string>
+#include <system_error>
 #include <utility>
 
 namespace corio::test {
@@ -77,5 +79,14 @@ struct probe {
 
     std::coroutine_handle<promise_type> handle; // the frame, owned
 };
+
+/// A wait's outcome as a log word: "ok", "canceled", or the error's message.
+inline std::string outcome(const result<void>& r) {
+    if (r)
+        return "ok";
+    if (r == std::errc::operation_canceled)
+        return "canceled";
+    return r.error().message();
+}
 
 } // namespace corio::test
