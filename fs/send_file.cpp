@@ -28,6 +28,28 @@ unsigned next_chunk(std::uint64_t left, std::size_t chunk) noexcept {
     return static_cast<unsigned>(std::min<std::uint64_t>(left, chunk));
 }
 
+/// What one linked trip (read or splice into the middle, then send or splice out) means for the
+/// transfer loops of both strategies.
+struct trip {
+    std::error_code error;    // set: the transfer stops with this error
+    bool end_of_file = false; // the file had nothing more to give
+    std::size_t got = 0;      // bytes taken from the file
+    std::size_t out = 0;      // of those, bytes the linked second SQE already delivered
+};
+
+trip classify(fs_detail::pair_result r) noexcept {
+    if (r.first < 0)
+        return {errno_code(-r.first)};
+    if (r.first == 0)
+        return {{}, true};
+    // A short first half broke the link (the second was cancelled); a short second half left a
+    // tail. Either way the caller finishes the tail with single SQEs.
+    if (r.second < 0 && r.second != -ECANCELED)
+        return {errno_code(-r.second)};
+    return {{}, false, static_cast<std::size_t>(r.first),
+            r.second > 0 ? static_cast<std::size_t>(r.second) : 0};
+}
+
 /// Sends buffer[done, size) with single SEND SQEs (after a partial or unlinked send).
 task<result<void>> send_rest(int socket_fd, const std::byte* data, std::size_t done,
                              std::size_t size) {
@@ -154,27 +176,21 @@ task<result<std::uint64_t>> read_send_range(int file_fd, std::uint64_t offset, s
         fs_detail::sqe_template send_sqe = fs_detail::make_sqe(
             [&](io_uring_sqe* s) { io_uring_prep_send(s, socket_fd, data, want, k_send_flags); });
         fs_detail::pair_result r = co_await fs_detail::linked_pair_op(read_sqe, send_sqe);
-        if (r.first < 0) {
-            outcome = errno_code(-r.first);
+        trip t = classify(r);
+        if (t.error) {
+            outcome = t.error;
             break;
         }
-        if (r.first == 0) {
-            outcome = sent; // end of file
+        if (t.end_of_file) {
+            outcome = sent;
             break;
         }
-        if (r.second < 0 && r.second != -ECANCELED) {
-            outcome = errno_code(-r.second);
-            break;
-        }
-        auto got = static_cast<std::size_t>(r.first);
-        std::size_t out = r.second > 0 ? static_cast<std::size_t>(r.second) : 0;
-        // A short read broke the link (the send was cancelled); a short send left a tail.
-        result<void> rest = co_await send_rest(socket_fd, data, out, got);
+        result<void> rest = co_await send_rest(socket_fd, data, t.out, t.got);
         if (!rest) {
             outcome = rest.error();
             break;
         }
-        sent += got;
+        sent += t.got;
     }
     t_cache.give_buffer(chunk, std::move(buffer));
     co_return outcome;
@@ -220,26 +236,21 @@ task<result<std::uint64_t>> splice_range(int file_fd, std::uint64_t offset, std:
             io_uring_prep_splice(s, pipe.read_end, -1, socket_fd, -1, want, 0);
         });
         fs_detail::pair_result r = co_await fs_detail::linked_pair_op(fill, drain);
-        if (r.first < 0) {
-            outcome = errno_code(-r.first);
+        trip t = classify(r);
+        if (t.error) {
+            outcome = t.error;
             break;
         }
-        if (r.first == 0) {
-            outcome = sent; // end of file
+        if (t.end_of_file) {
+            outcome = sent;
             break;
         }
-        if (r.second < 0 && r.second != -ECANCELED) {
-            outcome = errno_code(-r.second);
-            break;
-        }
-        auto got = static_cast<std::size_t>(r.first);
-        std::size_t out = r.second > 0 ? static_cast<std::size_t>(r.second) : 0;
-        result<void> rest = co_await splice_rest(pipe.read_end, socket_fd, out, got);
+        result<void> rest = co_await splice_rest(pipe.read_end, socket_fd, t.out, t.got);
         if (!rest) {
             outcome = rest.error();
             break;
         }
-        sent += got;
+        sent += t.got;
     }
     // Only a pipe known to be empty goes back: after an error it may still hold file bytes.
     if (outcome)
