@@ -2,8 +2,9 @@
 // echo: a TCP echo server on corio. Each connection is one coroutine that reads like the blocking
 // thread-per-connection version (recv, then send, until EOF) while one thread and one io_uring
 // serve every connection. Its lean siblings for side-by-side comparison (threads, epoll, raw
-// io_uring, corio, one CLI) are in examples/lab/echo/. With --provided-buffers N, reads land in a shared provided-buffer ring
-// instead of a buffer per connection (multishot recv; idle connections then hold no buffer).
+// io_uring, corio, one CLI) are in examples/lab/echo/. With --provided-buffers N, reads land in
+// a shared provided-buffer ring instead of a buffer per connection (multishot recv; idle
+// connections then hold no buffer).
 // Try: build/debug/examples/echo --port 0   (prints `listening on PORT`), then
 //      nc 127.0.0.1 PORT            and   kill -USR1 <pid>   for a stats line.
 #include "corio.hpp"
