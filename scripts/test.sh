@@ -7,7 +7,8 @@
 # Environment: CORIO_TEST_TIMEOUT (seconds per test binary, default 300), CORIO_SKIP_DEPS=1,
 # CORIO_TEST_BUILDS="debug asan" (which of the two builds to run), extra ASAN_OPTIONS and
 # UBSAN_OPTIONS (appended to the ones below, so they can override them), CORIO_TEST_EXTRA=0 (skip
-# the clang build and the laboratory's --quick run, each counted as one test case).
+# the clang build, the laboratory's --quick run and the fuzzers, each counted as one test case;
+# CORIO_FUZZ_SECONDS sets how long each fuzzer runs).
 set -uo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
@@ -260,6 +261,39 @@ clang_build() {
     ninja -C "$dir" -j "$jobs"
 }
 
+# The parsers' libFuzzer targets (tests/fuzz): a clang ASan+UBSan build, then each target
+# fuzz_<name> runs for CORIO_FUZZ_SECONDS (default 20) from its checked-in corpus
+# tests/fuzz/corpus/<name>/ (new inputs go to a scratch folder, the checked-in corpus is read only).
+fuzz_build() {
+    local dir=build/fuzz
+    if [[ ! -f $dir/meson-private/coredata.dat ]]; then
+        CXX=clang++ meson setup "$dir" --buildtype=debug -Doptimization=1 -Dfuzz=true \
+            -Dtests=false -Db_sanitize=address,undefined -Db_lundef=false || return 1
+    fi
+    ninja -C "$dir" -j "$jobs" "$@"
+}
+
+fuzz_one() {
+    local name=$1 scratch
+    fuzz_build "tests/fuzz/fuzz_$name" || return 1
+    scratch=$(mktemp -d "${TMPDIR:-/tmp}/corio-fuzz-$name.XXXXXX")
+    local rc=0
+    env "${asan_env[@]}" "build/fuzz/tests/fuzz/fuzz_$name" -max_total_time="${CORIO_FUZZ_SECONDS:-20}" \
+        -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 "$scratch" "tests/fuzz/corpus/$name" || rc=$?
+    rm -rf "$scratch"
+    return "$rc"
+}
+
+run_fuzzers() {
+    local corpus
+    for corpus in tests/fuzz/corpus/*/; do
+        [[ -d $corpus ]] || continue
+        corpus=$(basename "$corpus")
+        run_check "fuzz: fuzz_$corpus for ${CORIO_FUZZ_SECONDS:-20}s (build/fuzz, clang, ASan+UBSan)" \
+            "fuzz-$corpus" fuzz_one "$corpus"
+    done
+}
+
 # The laboratory's --quick run (issue 4): a release build of the eight lab servers and the load
 # generator, then bench/lab/run.py --quick. A smoke test: it asserts no speed, only that every
 # style serves every cell with no error and no mismatched byte.
@@ -283,7 +317,7 @@ lab_quick() {
 
 main() {
     local began=$SECONDS
-    corio_install_deps clang python3 || build_failed "installing the Debian packages"
+    corio_install_deps clang python3 curl redis-tools || build_failed "installing the Debian packages"
     mkdir -p "$log_dir"
     local name
     for name in "${builds[@]}"; do
@@ -292,7 +326,7 @@ main() {
     done
     for name in "${builds[@]}"; do
         local bin found=0
-        for bin in build/"$name"/tests/test_*; do
+        for bin in build/"$name"/tests/test_* build/"$name"/tests/*/test_*; do
             [[ -f $bin && -x $bin ]] || continue
             found=1
             run_binary "$name" "$bin"
@@ -308,6 +342,7 @@ main() {
     if [[ ${CORIO_TEST_EXTRA:-1} == 1 ]]; then
         run_check "clang: the whole tree builds with clang++ (build/clang)" clang-build clang_build
         run_check "laboratory: bench/lab/run.py --quick (build/release)" lab-quick lab_quick
+        run_fuzzers
     fi
     echo "==> done in $((SECONDS - began))s (logs in $root/$log_dir)"
     finish
