@@ -264,6 +264,8 @@ io_context_stats io_context::stats() const noexcept {
     io_context_stats s = m_stats;
     s.ops_in_flight = m_inflight;
     s.live_tasks = detail::t_live_tasks;
+    s.frame_bytes = detail::t_frame_bytes;
+    s.peak_frame_bytes = detail::t_frame_bytes_peak;
     s.spawned_tasks = m_root_scope ? m_root_scope->size() : 0;
     return s;
 }

@@ -46,6 +46,8 @@ struct io_context_stats {
     std::uint64_t enter_retries = 0;   ///< EINTR/EAGAIN/EBUSY from io_uring_enter, retried
     std::size_t ops_in_flight = 0;     ///< operations whose final completion is still due
     std::size_t live_tasks = 0;        ///< corio task frames alive on this thread
+    std::size_t frame_bytes = 0;       ///< bytes in those frames (as the compiler sized them)
+    std::size_t peak_frame_bytes = 0;  ///< the most frame bytes alive at once on this thread
     std::size_t spawned_tasks = 0;     ///< detached tasks owned by this context, not yet done
 };
 
