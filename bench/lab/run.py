@@ -576,9 +576,14 @@ def parse_args():
     p.add_argument("--jobs", default="echo,files")
     p.add_argument("--connections", default="1,50,1000,10000")
     p.add_argument("--sizes", default="64,4096", help="echo message sizes")
+    p.add_argument("--all-sizes-up-to", type=int, default=1000,
+                   help="echo cells with more connections than this run the first size only "
+                        "(setting up 10,000 connections per cell dominates a run's time)")
     p.add_argument("--files-connections", default="50",
                    help="connections of the small-request load in the files job")
-    p.add_argument("--files-variants", default="small,large,mixed,cold")
+    p.add_argument("--files-variants", default="small,mixed,cold",
+                   help="comma list of small, large, mixed, cold (large: the large readers "
+                        "alone; mixed shows their throughput too)")
     p.add_argument("--large-connections", type=int, default=4,
                    help="connections reading 1 MiB ranges in the large/mixed/cold cells")
     # NOTE: direct by default: with the cache dropped before a cell, this VM's disk re-caches the
@@ -589,8 +594,8 @@ def parse_args():
                         "cache is dropped before each cell (drop: needs root; auto: drop when "
                         "/proc/sys/vm/drop_caches is writable, else direct)")
     p.add_argument("--reps", type=int, default=3)
-    p.add_argument("--warmup", type=float, default=0.5)
-    p.add_argument("--duration", type=float, default=2.0)
+    p.add_argument("--warmup", type=float, default=0.4)
+    p.add_argument("--duration", type=float, default=1.5)
     p.add_argument("--pipeline", type=int, default=1)
     p.add_argument("--buffer-size", type=int, default=4096)
     p.add_argument("--files-buffer-size", type=int, default=65536)
@@ -666,7 +671,8 @@ def main():
             continue
         locs = {name: handler_loc(src) if src else None for name, _, src in styles}
         if job == "echo":
-            groups = [("-", c, s, [[]], [], False) for c in args.connections for s in args.sizes]
+            groups = [("-", c, s, [[]], [], False) for c in args.connections
+                      for s in (args.sizes if c <= args.all_sizes_up_to else args.sizes[:1])]
         else:
             groups = [(v, c, 0, lg, srv + ["--root", args.data], cold)
                       for v, lg, srv, cold in files_variants(args)
