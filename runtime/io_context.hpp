@@ -105,8 +105,15 @@ public:
 
     /// A free SQE. Never null: when the SQ is full it submits what is queued and retries.
     [[nodiscard]] io_uring_sqe* get_sqe() {
-        io_uring_sqe* sqe = io_uring_get_sqe(&m_ring);
-        return sqe ? sqe : get_sqe_slow();
+        // liburing's io_uring_get_sqe, minus its per-call checks for SQPOLL (the kernel head
+        // moves only inside this thread's io_uring_enter calls here) and SQE128 (never set up).
+        io_uring_sq& sq = m_ring.sq;
+        unsigned tail = sq.sqe_tail;
+        if (tail - *sq.khead < sq.ring_entries) [[likely]] {
+            sq.sqe_tail = tail + 1;
+            return &sq.sqes[tail & sq.ring_mask];
+        }
+        return get_sqe_slow();
     }
 
     /// Ensures `n` consecutive SQEs can be taken without an intervening submit (linked chains).
