@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
-// libFuzzer target of corio-http's request parser. The first input byte picks small limits and
-// a split seed; the rest is the byte stream. Invariants: parsing the stream whole and in random
+// libFuzzer target of corio-http's request parser. The input is the byte stream (so corpus files
+// are plain requests); its last byte also picks the limits and the split sizes. Invariants: parsing the stream whole and in random
 // pieces gives the same outcome; a complete request's views lie inside the input, head_size is
 // within it, limits hold; errors carry one of the documented statuses.
 #include "examples/http/request_parser.hpp"
@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <algorithm>
 #include <string_view>
 
 using namespace corio_http;
@@ -41,8 +42,8 @@ outcome run_whole(request_parser& p, std::string_view text) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     if (size < 1)
         return 0;
-    unsigned seed = data[0];
-    std::string_view text(reinterpret_cast<const char*>(data + 1), size - 1);
+    unsigned seed = data[size - 1];
+    std::string_view text(reinterpret_cast<const char*>(data), size);
     parse_limits limits;
     limits.max_request_line = (seed & 1) ? 64 : 4096;
     limits.max_headers = (seed & 2) ? 4 : 100;
