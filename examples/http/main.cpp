@@ -260,7 +260,8 @@ public:
     connection(net::tcp_stream conn, server_state* srv)
         : m_conn(std::move(conn)), m_srv(srv), m_parser(srv->opt.limits) {
         m_entry.fd = m_conn.native_handle();
-        m_entry.deadline = steady::now() + srv->opt.header_timeout;
+        m_header_deadline = steady::now() + srv->opt.header_timeout;
+        m_entry.deadline = m_header_deadline; // the first request is due from the accept on
         m_in.resize(k_initial_buffer);
         const parse_limits& l = srv->opt.limits;
         // Room for the largest head the parser accepts (it refuses one before it outgrows this).
@@ -314,7 +315,7 @@ private:
     std::size_t m_end = 0;
     std::size_t m_max_buffer = 0; // m_in never grows beyond this
     std::uint64_t m_discard = 0;  // body bytes of the last request still to skip
-    bool m_in_request = false;    // bytes of an unfinished request are buffered
+    bool m_in_request = true;     // a request is due (from the accept) or partly buffered
     steady::time_point m_header_deadline; // when that request's head must be complete
     std::string m_out;            // queued heads and small bodies
     std::vector<segment> m_segments; // the batch, in order
@@ -634,7 +635,7 @@ corio::task<void> connection::run() {
             m_in.shrink_to_fit(); // an idle connection holds a small buffer again
         }
         steady::time_point now = steady::now();
-        if (idle) {
+        if (idle && !m_in_request) {
             m_entry.deadline = now + opt.keepalive_timeout;
         } else {
             if (!m_in_request) {
