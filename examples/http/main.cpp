@@ -15,6 +15,7 @@
 #include "examples/http/request_parser.hpp"
 #include "examples/http/response.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <signal.h>
@@ -68,6 +69,7 @@ struct connection_entry {
     steady::time_point deadline;     // when the sweep shuts it down
     bool idle = false;               // waiting for a new request with nothing buffered
     bool timed_out = false;          // the sweep shut it down
+    std::size_t buffered = 0;        // bytes of its receive buffer (for the stats)
     connection_entry* prev = nullptr; // neighbours in server_state's list
     connection_entry* next = nullptr;
 };
@@ -263,6 +265,7 @@ public:
         m_header_deadline = steady::now() + srv->opt.header_timeout;
         m_entry.deadline = m_header_deadline; // the first request is due from the accept on
         m_in.resize(k_initial_buffer);
+        m_entry.buffered = m_in.size();
         const parse_limits& l = srv->opt.limits;
         // Room for the largest head the parser accepts (it refuses one before it outgrows this).
         m_max_buffer = l.max_request_line + l.max_header_bytes + 64;
@@ -630,9 +633,11 @@ corio::task<void> connection::run() {
                 break;
             }
             m_in.resize(std::min(m_in.size() * 2, m_max_buffer));
+            m_entry.buffered = m_in.size();
         } else if (idle && m_in.size() > 4 * k_initial_buffer) {
             m_in.resize(k_initial_buffer);
             m_in.shrink_to_fit(); // an idle connection holds a small buffer again
+            m_entry.buffered = m_in.size();
         }
         steady::time_point now = steady::now();
         if (idle && !m_in_request) {
@@ -697,12 +702,32 @@ corio::task<void> sweep_timeouts(server_state* srv) {
     }
 }
 
-void print_stats(const server_state* srv) {
+/// Open fds, counted on the offload pool (listing a directory is blocking work).
+struct count_open_fds {
+    long operator()() const {
+        DIR* dir = ::opendir("/proc/self/fd");
+        if (!dir)
+            return -1;
+        long n = 0;
+        while (const dirent* entry = ::readdir(dir))
+            n += entry->d_name[0] != '.';
+        ::closedir(dir);
+        return n - 1; // the directory's own fd
+    }
+};
+
+corio::task<void> print_stats(const server_state* srv) {
+    auto counting = corio::offload(count_open_fds{});
+    long fds = co_await counting;
     corio::io_context_stats s = corio::io_context::current().stats();
+    std::size_t buffered = 0;
+    for (const connection_entry* c = srv->head; c != nullptr; c = c->next)
+        buffered += c->buffered;
     std::printf("stats: connections=%zu accepted=%llu rejected=%llu timed_out=%llu requests=%llu "
                 "2xx=%llu 3xx=%llu 4xx=%llu 5xx=%llu cache_entries=%zu cache_bytes=%zu "
-                "cache_hits=%llu cache_revalidated=%llu cache_misses=%llu live_tasks=%zu "
-                "ops_in_flight=%zu kernel_enters=%llu cq_overflows=%llu\n",
+                "cache_hits=%llu cache_revalidated=%llu cache_misses=%llu bytes_buffered=%zu "
+                "open_fds=%ld live_tasks=%zu ops_in_flight=%zu kernel_enters=%llu "
+                "cq_overflows=%llu\n",
                 srv->active, static_cast<unsigned long long>(srv->accepted),
                 static_cast<unsigned long long>(srv->rejected),
                 static_cast<unsigned long long>(srv->timed_out),
@@ -713,7 +738,7 @@ void print_stats(const server_state* srv) {
                 static_cast<unsigned long long>(srv->by_class[5]), srv->cache.entries(),
                 srv->cache.bytes(), static_cast<unsigned long long>(srv->cache_hits),
                 static_cast<unsigned long long>(srv->cache_revalidated),
-                static_cast<unsigned long long>(srv->cache_misses), s.live_tasks,
+                static_cast<unsigned long long>(srv->cache_misses), buffered, fds, s.live_tasks,
                 s.ops_in_flight, static_cast<unsigned long long>(s.kernel_enters),
                 static_cast<unsigned long long>(s.cq_overflows));
     std::fflush(stdout);
@@ -727,7 +752,7 @@ corio::task<void> watch_signals(corio::signal_set* signals, server_state* srv) {
         if (!signo)
             co_return; // cancelled: the server is going down anyway
         if (*signo == SIGUSR1) {
-            print_stats(srv);
+            co_await print_stats(srv);
             continue;
         }
         std::printf("signal %d: draining %zu connections\n", *signo, srv->active);
@@ -806,7 +831,7 @@ corio::task<int> run_server(options opt, corio::signal_set* signals) {
                     static_cast<long long>(opt.drain.count()));
     control.request_stop();
     co_await control.join();
-    print_stats(&srv);
+    co_await print_stats(&srv);
     corio::result<void> closed = co_await root->close();
     (void)closed;
     co_return 0;
