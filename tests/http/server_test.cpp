@@ -477,3 +477,45 @@ TEST_CASE("the real curl: GET, HEAD, a range and a traversal with --path-as-is")
                            "/hello.txt " + base + "/r.bin");
     CHECK(keep == "1 0 "); // the second transfer reused the first connection
 }
+
+TEST_CASE("pipelined responses with large cached bodies survive partial sends, in order") {
+    temp_root root;
+    std::string body = patterned(100000, 5); // cached, sent by reference (not copied)
+    root.write("m.bin", body);
+    server srv({"--root", root.dir.string()});
+    client c(srv.port);
+    std::string requests;
+    for (int i = 0; i < 10; ++i)
+        requests += i % 3 == 2 ? "GET /m.bin HTTP/1.1\r\nHost: t\r\nRange: bytes=50000-\r\n\r\n"
+                               : "GET /m.bin HTTP/1.1\r\nHost: t\r\n\r\n";
+    c.send(requests);
+    for (int i = 0; i < 10; ++i) {
+        INFO(i);
+        response r = read_response(c.in);
+        if (i % 3 == 2) {
+            CHECK(r.status == 206);
+            CHECK(r.body == body.substr(50000));
+        } else {
+            CHECK(r.status == 200);
+            CHECK(r.body == body);
+        }
+    }
+    std::string stats = srv.stats();
+    INFO(stats);
+    CHECK(stat_field(stats, "cache_misses") == "1");
+    CHECK(stat_field(stats, "cache_hits") == "9");
+}
+
+TEST_CASE("connections over --max-connections are closed at once; the others are served") {
+    temp_root root;
+    root.write("a", "a");
+    server srv({"--root", root.dir.string(), "--max-connections", "1"});
+    client first(srv.port);
+    CHECK(first.get("/a").body == "a");
+    client second(srv.port);
+    CHECK(second.in.at_eof());
+    CHECK(first.get("/a").body == "a");
+    std::string stats = srv.stats();
+    INFO(stats);
+    CHECK(stat_field(stats, "rejected") == "1");
+}
