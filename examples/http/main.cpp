@@ -298,7 +298,7 @@ private:
     corio::task<void> linger_close();
     bool serve_cached(const request& r, const std::string& key);
     void queue_cached(const request& r, const cached_file& c);
-    void queue_error(int status, bool keep_alive);
+    void queue_error(int status, bool keep_alive, bool head_only = false);
     void queue_text(std::string_view text);
     void note_appended(std::size_t before);
     void queue_body(std::shared_ptr<const std::string> body, std::size_t offset,
@@ -351,7 +351,8 @@ void connection::queue_body(std::shared_ptr<const std::string> body, std::size_t
     m_segments.push_back({offset, length, std::move(body)});
 }
 
-void connection::queue_error(int status, bool keep_alive) {
+/// An error response: a small HTML body (none for a HEAD request, whose head is all it gets).
+void connection::queue_error(int status, bool keep_alive, bool head_only) {
     count(status);
     std::string body = error_body(status);
     response_head h;
@@ -363,7 +364,8 @@ void connection::queue_error(int status, bool keep_alive) {
     std::size_t before = m_out.size();
     append_head(m_out, h, m_srv->dates.now());
     note_appended(before);
-    queue_text(body);
+    if (!head_only)
+        queue_text(body);
 }
 
 void connection::queue_cached(const request& r, const cached_file& c) {
@@ -467,9 +469,10 @@ corio::task<bool> connection::stream_file(const corio::file* f, std::uint64_t of
 /// when the connection must close.
 corio::task<bool> connection::serve_request(const request* r) {
     bool keep = keep_alive(*r);
+    bool head_only = r->method == method::head;
     decoded_target target = decode_target(r->target);
     if (target.status != 0) {
-        queue_error(target.status, keep);
+        queue_error(target.status, keep, head_only);
         co_return keep;
     }
     if (serve_cached(*r, target.path))
@@ -478,7 +481,7 @@ corio::task<bool> connection::serve_request(const request* r) {
     auto opening = open_target(m_srv, target.path);
     opened_file o = co_await std::move(opening);
     if (o.status != 0) {
-        queue_error(o.status, keep);
+        queue_error(o.status, keep, head_only);
         co_return keep;
     }
     file_identity id = identity_of(o.st);
@@ -497,7 +500,7 @@ corio::task<bool> connection::serve_request(const request* r) {
         corio::result<std::size_t> got = co_await read;
         co_await close_file(&o.f);
         if (!got) {
-            queue_error(500, keep);
+            queue_error(500, keep, head_only);
             co_return keep;
         }
         body->resize(*got); // the file shrank meanwhile: serve what was read, recheck next time

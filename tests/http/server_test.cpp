@@ -519,3 +519,23 @@ TEST_CASE("connections over --max-connections are closed at once; the others are
     INFO(stats);
     CHECK(stat_field(stats, "rejected") == "1");
 }
+
+TEST_CASE("HEAD of a missing file gets a head without a body; empty files are served") {
+    temp_root root;
+    root.write("empty", "");
+    root.write("a", "a");
+    server srv({"--root", root.dir.string()});
+    client c(srv.port);
+    c.send("HEAD /missing HTTP/1.1\r\nHost: t\r\n\r\nGET /a HTTP/1.1\r\nHost: t\r\n\r\n");
+    response h = read_response(c.in, true);
+    CHECK(h.status == 404);
+    response a = read_response(c.in);
+    CHECK(a.status == 200); // the 404's body would have been read as this response
+    CHECK(a.body == "a");
+    response e = c.get("/empty");
+    CHECK(e.status == 200);
+    CHECK(e.header("content-length") == "0");
+    CHECK(e.body.empty());
+    CHECK(c.get("/empty", "Range: bytes=0-0\r\n").status == 416);
+    CHECK(c.get("/a").body == "a");
+}
