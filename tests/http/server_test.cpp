@@ -199,8 +199,8 @@ TEST_CASE("a sparse 5 GiB file: HEAD reports its size and a range beyond 4 GiB i
     response h = read_response(c.in, true);
     CHECK(h.status == 200);
     CHECK(h.header("content-length") == "5368709120");
-    std::string range = "bytes=" + std::to_string(marker_at) + "-" +
-                        std::to_string(marker_at + marker.size() - 1);
+    std::string range =
+        "bytes=" + std::to_string(marker_at) + "-" + std::to_string(marker_at + marker.size() - 1);
     response r = c.get("/sparse.bin", "Range: " + range + "\r\n");
     CHECK(r.status == 206);
     CHECK(r.body == marker);
@@ -233,9 +233,7 @@ TEST_CASE("directories: the index file when present, else 403; --index '' makes 
 TEST_CASE("traversal attempts are refused and never serve a byte from outside the root") {
     temp_root root;
     const std::string secret = "SECRET outside the root";
-    {
-        std::ofstream(root.outside / "secret.txt") << secret;
-    }
+    { std::ofstream(root.outside / "secret.txt") << secret; }
     root.write("ok.txt", "inside");
     fs::create_symlink(root.outside / "secret.txt", root.dir / "escape");
     fs::create_symlink("../outside", root.dir / "escape_dir");
@@ -246,16 +244,11 @@ TEST_CASE("traversal attempts are refused and never serve a byte from outside th
         int status;
     };
     const attempt attempts[] = {
-        {"/../outside/secret.txt", 400},
-        {"/%2e%2e/outside/secret.txt", 400},
-        {"/.%2E/outside/secret.txt", 400},
-        {"/..%2foutside%2fsecret.txt", 400},
-        {"/%2F..%2Foutside/secret.txt", 400},
-        {"/ok.txt%00.html", 400},
-        {"/..\\outside\\secret.txt", 400},
-        {"/escape", 403},
-        {"/escape_dir/secret.txt", 403},
-        {"/nothing/../../outside/secret.txt", 400},
+        {"/../outside/secret.txt", 400},      {"/%2e%2e/outside/secret.txt", 400},
+        {"/.%2E/outside/secret.txt", 400},    {"/..%2foutside%2fsecret.txt", 400},
+        {"/%2F..%2Foutside/secret.txt", 400}, {"/ok.txt%00.html", 400},
+        {"/..\\outside\\secret.txt", 400},    {"/escape", 403},
+        {"/escape_dir/secret.txt", 403},      {"/nothing/../../outside/secret.txt", 400},
     };
     for (const attempt& a : attempts) {
         INFO(a.target);
@@ -455,9 +448,7 @@ TEST_CASE("the real curl: GET, HEAD, a range and a traversal with --path-as-is")
     root.write("hello.txt", "hello, curl\n");
     std::string body = patterned(5000);
     root.write("r.bin", body);
-    {
-        std::ofstream(root.outside / "secret.txt") << "SECRET";
-    }
+    { std::ofstream(root.outside / "secret.txt") << "SECRET"; }
     server srv({"--root", root.dir.string()});
     std::string base = "http://127.0.0.1:" + std::to_string(srv.port);
     std::string get = run("curl -sS -D - " + base + "/hello.txt");
