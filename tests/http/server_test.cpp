@@ -98,6 +98,9 @@ TEST_CASE("keep-alive: two requests on one connection, counted as one connection
         CHECK(stat_field(stats, "accepted") == "1");
         CHECK(stat_field(stats, "requests") == "2");
         CHECK(stat_field(stats, "2xx") == "2");
+        CHECK(stat_field(stats, "connections") == "1");
+        CHECK(stat_field(stats, "bytes_buffered") == "4096"); // one connection's receive buffer
+        CHECK(stat_field(stats, "open_fds") != "<none>");
     }
 }
 
@@ -529,4 +532,26 @@ TEST_CASE("HEAD of a missing file gets a head without a body; empty files are se
     CHECK(e.body.empty());
     CHECK(c.get("/empty", "Range: bytes=0-0\r\n").status == 416);
     CHECK(c.get("/a").body == "a");
+}
+
+TEST_CASE("a client that stops reading a response is dropped after --send-timeout-ms") {
+    temp_root root;
+    const std::size_t size = 32u << 20;
+    root.write("big.bin", std::string(size, 'b'));
+    server srv({"--root", root.dir.string(), "--send-timeout-ms", "200"});
+    client stuck(srv.port);
+    stuck.send("GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n");
+    CHECK(stuck.in.line() == "HTTP/1.1 200 OK");
+    // Wait (bounded) until the server reports the timeout; the client reads nothing meanwhile.
+    std::string stats;
+    for (int i = 0; i < 250 && stat_field(stats, "timed_out") != "1"; ++i) {
+        ::poll(nullptr, 0, 20);
+        stats = srv.stats();
+    }
+    INFO(stats);
+    CHECK(stat_field(stats, "timed_out") == "1");
+    std::string got = stuck.in.rest(); // what was already queued, then EOF
+    CHECK(got.size() < size);
+    client other(srv.port);
+    CHECK(other.get("/big.bin", "Range: bytes=0-3\r\n").body == "bbbb");
 }
