@@ -160,10 +160,13 @@ corio::task<void> close_file(corio::file* f) {
 /// Opens `rel` below the root with openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS): the kernel
 /// refuses ".." above the root, absolute paths and symlinks leading outside (EXDEV: 403).
 /// O_NONBLOCK: opening a FIFO must not hang; it is cleared on a regular file, because io_uring
-/// turns O_NONBLOCK reads into EAGAIN instead of waiting for the disk.
-corio::task<opened_file> open_target(const server_state* srv, std::string rel) {
+/// turns O_NONBLOCK reads into EAGAIN instead of waiting for the disk. A directory named without
+/// its trailing slash is answered 301 (so that relative links in its index resolve), a file named
+/// with one is 404 (ENOTDIR), as nginx does.
+corio::task<opened_file> open_target(const server_state* srv, std::string rel,
+                                     bool trailing_slash) {
     opened_file out;
-    std::string path = rel.empty() ? std::string(".") : rel;
+    std::string path = rel.empty() ? std::string(".") : trailing_slash ? rel + "/" : rel;
     auto open = corio::file::open_beneath(srv->root_fd, path, k_open_flags);
     corio::result<corio::file> f = co_await open;
     if (!f) {
@@ -175,6 +178,10 @@ corio::task<opened_file> open_target(const server_state* srv, std::string rel) {
     corio::result<corio::file_status> st = co_await stat;
     if (st && S_ISDIR(st->stx_mode)) {
         co_await close_file(&out.f);
+        if (!trailing_slash && !rel.empty()) {
+            out.status = 301;
+            co_return out;
+        }
         if (srv->opt.index.empty()) {
             out.status = 403;
             co_return out;
@@ -298,6 +305,7 @@ private:
     bool serve_cached(const request& r, const std::string& key);
     void queue_cached(const request& r, const cached_file& c);
     void queue_error(int status, bool keep_alive, bool head_only = false);
+    void queue_redirect(const request& r, bool keep_alive, bool head_only);
     void queue_text(std::string_view text);
     void note_appended(std::size_t before);
     void queue_body(std::shared_ptr<const std::string> body, std::size_t offset,
@@ -360,6 +368,28 @@ void connection::queue_error(int status, bool keep_alive, bool head_only) {
     h.content_length = body.size();
     h.keep_alive = keep_alive;
     h.allow_get_head = status == 405;
+    std::size_t before = m_out.size();
+    append_head(m_out, h, m_srv->dates.now());
+    note_appended(before);
+    if (!head_only)
+        queue_text(body);
+}
+
+/// 301 to the same target with a slash after the path (the query kept).
+void connection::queue_redirect(const request& r, bool keep_alive, bool head_only) {
+    count(301);
+    std::size_t query = r.target.find('?');
+    std::string location(r.target.substr(0, query));
+    location += '/';
+    if (query != std::string_view::npos)
+        location += r.target.substr(query);
+    std::string body = error_body(301);
+    response_head h;
+    h.status = 301;
+    h.content_type = "text/html; charset=utf-8";
+    h.content_length = body.size();
+    h.keep_alive = keep_alive;
+    h.location = location;
     std::size_t before = m_out.size();
     append_head(m_out, h, m_srv->dates.now());
     note_appended(before);
@@ -474,11 +504,19 @@ corio::task<bool> connection::serve_request(const request* r) {
         queue_error(target.status, keep, head_only);
         co_return keep;
     }
-    if (serve_cached(*r, target.path))
+    // "dir/" and "dir" are different resources (an index, a redirect): the key keeps the slash.
+    std::string key = target.path;
+    if (target.trailing_slash && !key.empty())
+        key += '/';
+    if (serve_cached(*r, key))
         co_return keep;
 
-    auto opening = open_target(m_srv, target.path);
+    auto opening = open_target(m_srv, target.path, target.trailing_slash);
     opened_file o = co_await std::move(opening);
+    if (o.status == 301) {
+        queue_redirect(*r, keep, head_only);
+        co_return keep;
+    }
     if (o.status != 0) {
         queue_error(o.status, keep, head_only);
         co_return keep;
@@ -486,7 +524,7 @@ corio::task<bool> connection::serve_request(const request* r) {
     file_identity id = identity_of(o.st);
     file_cache& cache = m_srv->cache;
     if (cache.admits(id.size)) {
-        cached_file* old = cache.find(target.path);
+        cached_file* old = cache.find(key);
         if (old != nullptr && old->identity == id) {
             old->validated = steady::now();
             co_await close_file(&o.f);
@@ -511,7 +549,7 @@ corio::task<bool> connection::serve_request(const request* r) {
         entry.last_modified = format_http_date(id.mtime_sec);
         entry.content_type = mime_type(o.served_path);
         entry.validated = *got == id.size ? steady::now() : steady::time_point{};
-        cache.put(target.path, entry);
+        cache.put(key, entry);
         queue_cached(*r, entry);
         co_return keep;
     }

@@ -214,7 +214,7 @@ TEST_CASE("a sparse 5 GiB file: HEAD reports its size and a range beyond 4 GiB i
     CHECK(r.header("content-range") == "bytes 5368709116-5368709119/5368709120");
 }
 
-TEST_CASE("directories: the index file when present, else 403; --index '' makes them all 403") {
+TEST_CASE("directories: index when present, else 403; no slash is 301; --index '' makes them 403") {
     temp_root root;
     root.write("with/index.html", "<h1>index</h1>");
     fs::create_directories(root.dir / "without");
@@ -223,9 +223,12 @@ TEST_CASE("directories: the index file when present, else 403; --index '' makes 
         server srv({"--root", root.dir.string()});
         client c(srv.port);
         CHECK(c.get("/with/").body == "<h1>index</h1>");
-        CHECK(c.get("/with").body == "<h1>index</h1>");
+        response moved = c.get("/with?q=1");
+        CHECK(moved.status == 301);
+        CHECK(moved.header("location") == "/with/?q=1");
         CHECK(c.get("/").body == "top");
         CHECK(c.get("/without/").status == 403);
+        CHECK(c.get("/index.html/").status == 404); // a file named as a directory
     }
     server srv({"--root", root.dir.string(), "--index", ""});
     client c(srv.port);
