@@ -113,7 +113,10 @@ struct server_state {
     }
     /// Shuts a connection's socket down: its pending recv or send completes at once (with 0 or
     /// EPIPE) and its task closes it. A plain shutdown(2) never blocks.
-    static void kick(connection_entry* c) noexcept { ::shutdown(c->fd, SHUT_RDWR); }
+    static void kick(connection_entry* c) noexcept {
+        if (c->fd >= 0)
+            ::shutdown(c->fd, SHUT_RDWR);
+    }
 };
 
 int open_error_status(std::error_code e) {
@@ -312,6 +315,12 @@ private:
                     std::size_t length);
     void count(int status) noexcept { ++m_srv->by_class[std::clamp(status / 100, 0, 5)]; }
     bool keep_alive(const request& r) const noexcept { return r.keep_alive && !m_srv->stopping; }
+    /// Before the close: the fd number may be reused by the next accept at once, so the sweep
+    /// and the stop must no longer shut it down.
+    void forget_fd() noexcept {
+        m_entry.fd = -1;
+        m_entry.idle = false;
+    }
     void set_send_deadline() noexcept {
         m_entry.deadline = steady::now() + m_srv->opt.send_timeout;
     }
@@ -640,6 +649,7 @@ corio::task<void> connection::linger_close() {
                 break;
         }
     }
+    forget_fd();
     corio::result<void> closed = co_await m_conn.close();
     (void)closed;
 }
@@ -707,6 +717,7 @@ corio::task<void> connection::run() {
         auto lingering = linger_close();
         co_await std::move(lingering);
     } else {
+        forget_fd();
         corio::result<void> closed = co_await m_conn.close();
         (void)closed;
     }
