@@ -4,6 +4,9 @@
 // requests inside (openat2 RESOLVE_BENEATH), and every file operation through the ring.
 // Each connection is one coroutine that reads like the blocking version. Small files are served
 // from a bounded in-memory cache revalidated once per --cache-validity-ms (see file_cache.hpp).
+// Choices: a traversal attempt (.., %2F, \, NUL) is 400, a symlink leading outside 403, a missing
+// file 404; request bodies are skipped (413 past --max-body), Transfer-Encoding is 501; several
+// ranges in one Range get the whole body (200); timeouts are deadlines checked by one sweep task.
 // Try: build/debug/examples/http/corio-http --root DIR --port 0   (prints `listening on PORT`),
 //      curl -v http://127.0.0.1:PORT/   and   kill -USR1 <pid>   for a stats line.
 #include "corio.hpp"
