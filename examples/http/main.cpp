@@ -692,6 +692,8 @@ corio::task<void> connection::run() {
             m_in.shrink_to_fit(); // an idle connection holds a small buffer again
             m_entry.buffered = m_in.size();
         }
+        if (idle && m_out.capacity() > k_batch_max / 4)
+            std::string().swap(m_out); // and no large output buffer either
         steady::time_point now = steady::now();
         if (idle && !m_in_request) {
             m_entry.deadline = now + opt.keepalive_timeout;
