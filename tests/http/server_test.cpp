@@ -558,3 +558,13 @@ TEST_CASE("a client that stops reading a response is dropped after --send-timeou
     client other(srv.port);
     CHECK(other.get("/big.bin", "Range: bytes=0-3\r\n").body == "bbbb");
 }
+
+TEST_CASE("a FIFO in the root is 403 at once: opening it never waits for a writer") {
+    temp_root root;
+    root.write("a", "a");
+    REQUIRE(::mkfifo((root.dir / "pipe").c_str(), 0644) == 0);
+    server srv({"--root", root.dir.string()});
+    client c(srv.port);
+    CHECK(c.get("/pipe").status == 403);
+    CHECK(c.get("/a").body == "a");
+}
