@@ -539,9 +539,11 @@ corio::task<bool> connection::serve_request(const request* r) {
         cached_file* old = cache.find(key);
         if (old != nullptr && old->identity == id) {
             old->validated = steady::now();
-            co_await close_file(&o.f);
             ++m_srv->cache_revalidated;
+            // TRICKY: queued before the close is awaited: meanwhile another connection may
+            // replace this entry (the response holds the body by shared_ptr, not the entry).
             queue_cached(*r, *old);
+            co_await close_file(&o.f);
             co_return keep;
         }
         auto body = std::make_shared<std::string>(static_cast<std::size_t>(id.size), '\0');

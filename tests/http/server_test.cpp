@@ -568,3 +568,29 @@ TEST_CASE("a FIFO in the root is 403 at once: opening it never waits for a write
     CHECK(c.get("/pipe").status == 403);
     CHECK(c.get("/a").body == "a");
 }
+
+// Regression: a connection revalidating a cached entry kept a pointer to it across the close of
+// its file, while another connection replaced the entry (heap-use-after-free under ASan, found by
+// wrk with pipelined requests on 50 connections).
+TEST_CASE("many connections missing and revalidating the same cached file at once") {
+    temp_root root;
+    std::string body = patterned(50000, 9);
+    root.write("same.bin", body);
+    server srv({"--root", root.dir.string(), "--cache-validity-ms", "0"});
+    std::vector<std::unique_ptr<client>> clients;
+    for (int i = 0; i < 24; ++i)
+        clients.push_back(std::make_unique<client>(srv.port));
+    std::string burst;
+    for (int i = 0; i < 4; ++i)
+        burst += "GET /same.bin HTTP/1.1\r\nHost: t\r\n\r\n";
+    for (auto& c : clients)
+        c->send(burst);
+    for (auto& c : clients) {
+        for (int i = 0; i < 4; ++i) {
+            response r = read_response(c->in);
+            CHECK(r.status == 200);
+            CHECK(r.body == body);
+        }
+    }
+    CHECK(srv.exits_cleanly_after(SIGTERM)); // alive, and clean under ASan
+}
