@@ -781,24 +781,27 @@ corio::task<void> print_stats(const server_state* srv) {
     std::size_t buffered = 0;
     for (const connection_entry* c = srv->head; c != nullptr; c = c->next)
         buffered += c->buffered;
-    std::printf("stats: connections=%zu accepted=%llu rejected=%llu timed_out=%llu requests=%llu "
-                "2xx=%llu 3xx=%llu 4xx=%llu 5xx=%llu cache_entries=%zu cache_bytes=%zu "
-                "cache_hits=%llu cache_revalidated=%llu cache_misses=%llu bytes_buffered=%zu "
-                "open_fds=%ld live_tasks=%zu ops_in_flight=%zu kernel_enters=%llu "
-                "cq_overflows=%llu\n",
-                srv->active, static_cast<unsigned long long>(srv->accepted),
-                static_cast<unsigned long long>(srv->rejected),
-                static_cast<unsigned long long>(srv->timed_out),
-                static_cast<unsigned long long>(srv->requests),
-                static_cast<unsigned long long>(srv->by_class[2]),
-                static_cast<unsigned long long>(srv->by_class[3]),
-                static_cast<unsigned long long>(srv->by_class[4]),
-                static_cast<unsigned long long>(srv->by_class[5]), srv->cache.entries(),
-                srv->cache.bytes(), static_cast<unsigned long long>(srv->cache_hits),
-                static_cast<unsigned long long>(srv->cache_revalidated),
-                static_cast<unsigned long long>(srv->cache_misses), buffered, fds, s.live_tasks,
-                s.ops_in_flight, static_cast<unsigned long long>(s.kernel_enters),
-                static_cast<unsigned long long>(s.cq_overflows));
+    std::printf(
+        "stats: connections=%zu accepted=%llu rejected=%llu timed_out=%llu requests=%llu "
+        "2xx=%llu 3xx=%llu 4xx=%llu 5xx=%llu cache_entries=%zu cache_bytes=%zu "
+        "cache_hits=%llu cache_revalidated=%llu cache_misses=%llu bytes_buffered=%zu "
+        "open_fds=%ld live_tasks=%zu frame_bytes=%zu frame_bytes_peak=%zu ops_in_flight=%zu "
+        "kernel_enters=%llu "
+        "cq_overflows=%llu\n",
+        srv->active, static_cast<unsigned long long>(srv->accepted),
+        static_cast<unsigned long long>(srv->rejected),
+        static_cast<unsigned long long>(srv->timed_out),
+        static_cast<unsigned long long>(srv->requests),
+        static_cast<unsigned long long>(srv->by_class[2]),
+        static_cast<unsigned long long>(srv->by_class[3]),
+        static_cast<unsigned long long>(srv->by_class[4]),
+        static_cast<unsigned long long>(srv->by_class[5]), srv->cache.entries(), srv->cache.bytes(),
+        static_cast<unsigned long long>(srv->cache_hits),
+        static_cast<unsigned long long>(srv->cache_revalidated),
+        static_cast<unsigned long long>(srv->cache_misses), buffered, fds, s.live_tasks,
+        s.frame_bytes, s.peak_frame_bytes, s.ops_in_flight,
+        static_cast<unsigned long long>(s.kernel_enters),
+        static_cast<unsigned long long>(s.cq_overflows));
     std::fflush(stdout);
 }
 
