@@ -523,6 +523,23 @@ TEST_CASE("server: BGREWRITEAOF compacts the log, which then replays to the same
     CHECK(c.call({"GET", "after"}) == bulk("1"));
 }
 
+TEST_CASE("server: the log is rewritten on its own once it outgrows the auto-rewrite rule") {
+    temp_dir dir;
+    server srv({"--appendonly", "yes", "--appendfsync", "always", "--dir", dir.path.string(),
+                "--auto-aof-rewrite-min-size", "2000", "--auto-aof-rewrite-percentage", "100"});
+    client c(srv.port);
+    std::string value(100, 'v');
+    // Each SET of the same key is ~130 bytes of log; 2000 bytes trigger a rewrite to one record.
+    bool rewritten = false;
+    for (int i = 0; i < 500 && !rewritten; ++i) {
+        REQUIRE(c.call({"SET", "k", value}) == "+OK\r\n");
+        rewritten = c.call({"INFO", "persistence"}).find("aof_rewrites:1\r\n") != std::string::npos;
+    }
+    CHECK(rewritten);
+    CHECK(fs::file_size(dir.path / "appendonly.aof") < 2000);
+    CHECK(c.call({"GET", "k"}) == bulk(value));
+}
+
 TEST_CASE("server: a truncated log tail is cut off at start-up; a corrupt middle stops it") {
     temp_dir dir;
     fs::path log = dir.path / "appendonly.aof";
