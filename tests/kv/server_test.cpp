@@ -378,7 +378,9 @@ TEST_CASE("server: malformed RESP gets -ERR Protocol error and a close") {
         {"SET \"a b\r\n", "-ERR Protocol error: unbalanced quotes in request\r\n"},
         {std::string(70000, 'a'), "-ERR Protocol error: too big inline request\r\n"},
     };
-    for (const auto& [input, want] : cases) {
+    for (const auto& one : cases) {
+        const std::string& input = one.first; // NOTE: clang 14 cannot capture structured bindings
+        const std::string& want = one.second; // in INFO's lambda
         INFO("input " << input.substr(0, 40));
         client c(srv.port);
         c.send("PING\r\n" + input);
