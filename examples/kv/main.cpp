@@ -16,7 +16,6 @@
 #include "corio.hpp"
 
 #include <signal.h>
-#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -397,21 +396,17 @@ corio::task<void> begin_shutdown(server* srv, unsigned signo) {
             ::shutdown(c->fd, SHUT_RD); // its recv returns 0 at once
 }
 
-corio::task<void> watch_signals(int signal_fd, server* srv) {
+corio::task<void> watch_signals(corio::signal_set* signals, server* srv) {
     for (;;) {
-        signalfd_siginfo info{};
-        auto prep = [signal_fd, &info](io_uring_sqe* sqe) {
-            io_uring_prep_read(sqe, signal_fd, &info, sizeof info, 0);
-        };
-        auto read = corio::submit(prep);
-        corio::result<corio::uring_completion> got = co_await read;
-        if (!got)
-            co_return;
-        if (info.ssi_signo == SIGUSR1) {
+        auto waiting = signals->wait();
+        corio::result<int> signo = co_await std::move(waiting);
+        if (!signo)
+            co_return; // cancelled: the server is going down anyway
+        if (*signo == SIGUSR1) {
             print_stats(srv);
             continue;
         }
-        co_await begin_shutdown(srv, info.ssi_signo);
+        co_await begin_shutdown(srv, static_cast<unsigned>(*signo));
         co_return;
     }
 }
@@ -463,7 +458,7 @@ corio::task<std::int64_t> load_log(server* srv) {
     co_return static_cast<std::int64_t>(report.good_length);
 }
 
-corio::task<int> run_server(options opt, int signal_fd) {
+corio::task<int> run_server(options opt, corio::signal_set* signals) {
     server srv(opt);
     if (opt.appendonly) {
         auto loading = load_log(&srv);
@@ -500,7 +495,7 @@ corio::task<int> run_server(options opt, int signal_fd) {
 
     corio::task_scope control;     // signals, background expiry
     corio::task_scope connections; // one task per connection
-    control.spawn(watch_signals(signal_fd, &srv));
+    control.spawn(watch_signals(signals, &srv));
     control.spawn(expire_keys(&srv));
     {
         net::tcp_accept_stream incoming = listener->accept_multishot();
@@ -634,24 +629,12 @@ options parse_args(int argc, char** argv) {
 int main(int argc, char** argv) {
     options opt = parse_args(argc, argv);
 
-    sigset_t mask;
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGINT);
-    sigaddset(&mask, SIGTERM);
-    sigaddset(&mask, SIGUSR1);
-    sigprocmask(SIG_BLOCK, &mask, nullptr);
-    int signal_fd = ::signalfd(-1, &mask, SFD_CLOEXEC);
-    if (signal_fd < 0) {
-        std::perror("corio-kv: signalfd");
-        return 1;
-    }
     std::signal(SIGPIPE, SIG_IGN);
-
     try {
+        // Before the io_context and any thread (the offload pool): they inherit the blocked mask.
+        corio::signal_set signals{SIGINT, SIGTERM, SIGUSR1};
         corio::io_context ctx({.sq_entries = opt.sq_entries, .cq_entries = opt.cq_entries});
-        int status = corio::sync_wait(ctx, run_server(opt, signal_fd));
-        ::close(signal_fd);
-        return status;
+        return corio::sync_wait(ctx, run_server(opt, &signals));
     } catch (const std::exception& e) {
         std::fprintf(stderr, "corio-kv: %s\n", e.what());
         return 1;

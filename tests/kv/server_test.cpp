@@ -455,6 +455,21 @@ TEST_CASE("server: SIGTERM closes idle clients, finishes, and exits 0") {
     CHECK(idle.in.at_eof());
 }
 
+TEST_CASE("server: SIGUSR1 prints a stats line; SIGINT also drains and exits 0") {
+    server srv({});
+    client c(srv.port);
+    CHECK(c.call({"SET", "k", "v"}) == "+OK\r\n");
+    reader out(srv.out);
+    ::kill(srv.pid, SIGUSR1);
+    std::string stats = out.line();
+    INFO(stats);
+    CHECK(stats.rfind("stats: clients=1 accepted=1 rejected=0 keys=1 commands=1 ", 0) == 0);
+    CHECK(stats.find(" live_tasks=") != std::string::npos);
+    CHECK(srv.signal_and_wait(SIGINT) == 0);
+    CHECK(out.line() == "signal 2: shutting down, 1 clients");
+    CHECK(c.in.at_eof());
+}
+
 TEST_CASE("server: INFO shows corio's counters and the keyspace") {
     server srv({});
     client c(srv.port);
