@@ -27,6 +27,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -54,6 +56,7 @@ struct options {
     std::size_t max_bulk = 512u << 20;          // one argument's bytes
     std::chrono::seconds timeout{0};            // idle clients are closed after this (0: never)
     std::chrono::milliseconds drain{2000};      // on SIGINT/SIGTERM: time given to finish
+    unsigned provided_buffers = 0; // >0: multishot recv into a shared ring of this many buffers
 };
 
 constexpr std::size_t k_read_chunk = 16 * 1024; // bytes asked for per recv (Redis's IOBUF_LEN)
@@ -87,6 +90,7 @@ struct server final : kv::server_hooks {
     std::uint64_t bytes_out = 0;      // bytes sent
     bool stopping = false;            // SIGINT/SIGTERM seen
     net::tcp_listener* listener = nullptr;
+    net::buffer_ring* ring = nullptr; // the shared ring, with --provided-buffers
 
     void info_section(std::string_view section, std::string& out) override;
     bool config_value(std::string_view name, std::string& value) override;
@@ -221,6 +225,11 @@ bool server::config_value(std::string_view name, std::string& value) {
 
 // ----- one connection -----
 
+corio::task<corio::result<net::buffer_lease>> next_chunk(net::recv_stream* chunks) {
+    corio::result<net::buffer_lease> lease = co_await chunks->next();
+    co_return lease;
+}
+
 corio::task<void> serve(net::tcp_stream conn, server* srv) {
     client self(srv, conn.native_handle());
     const options& opt = srv->opt;
@@ -233,6 +242,9 @@ corio::task<void> serve(net::tcp_stream conn, server* srv) {
     std::string out;
     kv::reply_writer writer(out);
     bool closing = false;
+    std::optional<net::recv_stream> chunks;
+    if (srv->ring)
+        chunks.emplace(conn.recv_multishot(*srv->ring));
 
     while (!closing && !srv->stopping) {
         // Make room: drop what was consumed, grow only for a command larger than the buffer.
@@ -259,7 +271,28 @@ corio::task<void> serve(net::tcp_stream conn, server* srv) {
         auto room = std::as_writable_bytes(std::span(in)).subspan(end);
         self.reading_idle = begin == end;
         corio::result<std::size_t> n = std::errc::timed_out;
-        if (opt.timeout.count() > 0) {
+        if (chunks) {
+            // Multishot: the recv stays armed; copy the chunk behind what is pending.
+            corio::result<net::buffer_lease> lease = std::errc::timed_out;
+            if (opt.timeout.count() > 0) {
+                auto next = corio::timeout(next_chunk(&*chunks), opt.timeout);
+                lease = co_await std::move(next);
+            } else {
+                auto next = chunks->next();
+                lease = co_await next;
+            }
+            if (lease) {
+                std::span<const std::byte> got = lease->data();
+                if (got.size() > room.size()) {
+                    in.resize(end + got.size());
+                    room = std::as_writable_bytes(std::span(in)).subspan(end);
+                }
+                std::memcpy(room.data(), got.data(), got.size());
+                n = got.size();
+            } else {
+                n = lease.error();
+            }
+        } else if (opt.timeout.count() > 0) {
             auto receiving = corio::with_timeout(conn.recv_some(room), opt.timeout);
             n = co_await receiving;
         } else {
@@ -346,7 +379,7 @@ corio::task<void> serve(net::tcp_stream conn, server* srv) {
                 out.shrink_to_fit(); // a big reply must not pin memory per idle client
         }
     }
-    corio::result<void> closed = co_await conn.close();
+    corio::result<void> closed = co_await conn.close(); // ends the armed multishot recv too
     (void)closed;
 }
 
@@ -464,6 +497,20 @@ corio::task<std::int64_t> load_log(server* srv) {
 
 corio::task<int> run_server(options opt, corio::signal_set* signals) {
     server srv(opt);
+    // Bound first (so a taken port fails before any work), accepting only after the replay.
+    corio::result<net::socket_address> addr =
+        net::socket_address::parse(opt.bind + ":" + std::to_string(opt.port));
+    if (!addr) {
+        std::fprintf(stderr, "corio-kv: --bind %s: %s\n", opt.bind.c_str(),
+                     addr.error().message().c_str());
+        co_return 2;
+    }
+    corio::result<net::tcp_listener> listener = net::tcp_listener::bind(*addr);
+    if (!listener) {
+        std::fprintf(stderr, "corio-kv: cannot listen on %s: %s\n", addr->to_string().c_str(),
+                     listener.error().message().c_str());
+        co_return 1;
+    }
     if (opt.appendonly) {
         auto loading = load_log(&srv);
         std::int64_t length = co_await std::move(loading);
@@ -479,18 +526,12 @@ corio::task<int> run_server(options opt, corio::signal_set* signals) {
         }
     }
 
-    corio::result<net::socket_address> addr =
-        net::socket_address::parse(opt.bind + ":" + std::to_string(opt.port));
-    if (!addr) {
-        std::fprintf(stderr, "corio-kv: --bind %s: %s\n", opt.bind.c_str(),
-                     addr.error().message().c_str());
-        co_return 2;
-    }
-    corio::result<net::tcp_listener> listener = net::tcp_listener::bind(*addr);
-    if (!listener) {
-        std::fprintf(stderr, "corio-kv: cannot listen on %s: %s\n", addr->to_string().c_str(),
-                     listener.error().message().c_str());
-        co_return 1;
+    std::unique_ptr<net::buffer_ring> ring;
+    if (opt.provided_buffers > 0) {
+        ring = std::make_unique<net::buffer_ring>(corio::io_context::current(),
+                                                  opt.provided_buffers,
+                                                  static_cast<std::uint32_t>(k_read_chunk));
+        srv.ring = ring.get();
     }
     srv.port = listener->local_address().value().port();
     srv.listener = &*listener;
@@ -543,6 +584,7 @@ corio::task<int> run_server(options opt, corio::signal_set* signals) {
                  "       [--auto-aof-rewrite-min-size BYTES] [--max-clients N]\n"
                  "       [--client-output-buffer-limit BYTES] [--client-query-buffer-limit BYTES]\n"
                  "       [--proto-max-bulk-len BYTES] [--timeout SECONDS] [--drain-ms MS]\n"
+                 "       [--provided-buffers N]\n"
                  "  --port 0 picks an ephemeral port and prints `listening on PORT`.\n"
                  "  SIGUSR1 prints a stats line; SIGINT/SIGTERM drain and exit 0.\n");
     std::exit(status);
@@ -618,6 +660,8 @@ options parse_args(int argc, char** argv) {
             opt.max_bulk = number(f, value, big);
         else if (flag == "--timeout")
             opt.timeout = std::chrono::seconds(number(f, value, 86'400 * 365));
+        else if (flag == "--provided-buffers")
+            opt.provided_buffers = static_cast<unsigned>(number(f, value, 32768));
         else if (flag == "--drain-ms")
             opt.drain = std::chrono::milliseconds(number(f, value, 86'400'000));
         else

@@ -322,7 +322,10 @@ bool have_redis_cli() { return std::system("command -v redis-cli >/dev/null 2>&1
 } // namespace
 
 TEST_CASE("server: 100 pipelined commands in one write get 100 replies in order") {
-    server srv({});
+    std::vector<std::string> args;
+    SUBCASE("recv into the connection's own buffer") {}
+    SUBCASE("multishot recv into provided buffers") { args = {"--provided-buffers", "64"}; }
+    server srv(args);
     client c(srv.port);
     std::string batch;
     for (int i = 0; i < 100; ++i)
@@ -357,7 +360,10 @@ TEST_CASE("server: binary keys and values with NUL and CRLF inside round-trip") 
 }
 
 TEST_CASE("server: a value larger than the read buffer arrives in pieces and round-trips") {
-    server srv({});
+    std::vector<std::string> args;
+    SUBCASE("recv into the connection's own buffer") {}
+    SUBCASE("multishot recv into provided buffers") { args = {"--provided-buffers", "64"}; }
+    server srv(args);
     client c(srv.port);
     std::string value(1 << 20, 'v');
     for (std::size_t i = 0; i < value.size(); i += 4099)
@@ -495,7 +501,10 @@ TEST_CASE("server: over --max-clients a new client gets an error and a close") {
 }
 
 TEST_CASE("server: SIGTERM closes idle clients, finishes, and exits 0") {
-    server srv({});
+    std::vector<std::string> args;
+    SUBCASE("recv into the connection's own buffer") {}
+    SUBCASE("multishot recv into provided buffers") { args = {"--provided-buffers", "64"}; }
+    server srv(args);
     client idle(srv.port);
     CHECK(idle.call({"SET", "k", "v"}) == "+OK\r\n");
     CHECK(srv.signal_and_wait(SIGTERM) == 0);
