@@ -287,7 +287,8 @@ corio::task<void> serve(net::tcp_stream conn, server* srv) {
                     in.resize(end + got.size());
                     room = std::as_writable_bytes(std::span(in)).subspan(end);
                 }
-                std::memcpy(room.data(), got.data(), got.size());
+                if (!got.empty()) // an empty lease (EOF) has no data pointer
+                    std::memcpy(room.data(), got.data(), got.size());
                 n = got.size();
             } else {
                 n = lease.error();
