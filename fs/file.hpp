@@ -81,7 +81,10 @@ public:
     ~file() { close_now(); }
 
     /// Opens `path` (relative to the working directory) with open(2) `flags` and `mode` through
-    /// IORING_OP_OPENAT (kernel 5.6+). O_CLOEXEC is always added. Resumes with the file, or the
+    /// IORING_OP_OPENAT (kernel 5.6+). O_CLOEXEC is always added. NOTE: leave O_NONBLOCK out for
+    /// regular files (or clear it with fcntl after opening, e.g. after opening with it so that a
+    /// FIFO cannot block the open): io_uring then ends a read that would wait with EAGAIN instead
+    /// of doing it in its worker. Resumes with the file, or the
     /// errno (e.g. std::errc::no_such_file_or_directory). The path is kept in the op until the
     /// completion. Opening with O_DIRECT turns on the alignment check (see direct_alignment()).
     [[nodiscard]] static open_op open(std::string path, int flags = O_RDONLY, mode_t mode = 0644);

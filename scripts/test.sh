@@ -267,8 +267,11 @@ clang_build() {
 fuzz_build() {
     local dir=build/fuzz
     if [[ ! -f $dir/meson-private/coredata.dat ]]; then
+        # NOTE: clang 14's -fsanitize=function (part of `undefined`) fails on coroutine code
+        # ("Cannot represent a difference across sections"); the rest of UBSan applies.
         CXX=clang++ meson setup "$dir" --buildtype=debug -Doptimization=1 -Dfuzz=true \
-            -Dtests=false -Db_sanitize=address,undefined -Db_lundef=false || return 1
+            -Dtests=false -Db_sanitize=address,undefined -Db_lundef=false \
+            -Dcpp_args=-fno-sanitize=function || return 1
     fi
     ninja -C "$dir" -j "$jobs" "$@"
 }
