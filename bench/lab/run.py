@@ -740,8 +740,14 @@ def main():
         log(f"{failed} of {len(rows)} cells reported a problem (see the notes and logs/)")
     bad = sum((r.get("mismatches") or 0) for r in rows)
     if args.quick:
-        # The CI smoke run: every cell must work, with every reply byte right.
-        return 1 if bad or failed else 0
+        # The CI smoke run: every cell must work, with every reply byte right, and corio must
+        # serve its requests without a heap allocation (frames recycled, ops in the frames).
+        allocating = [r for r in rows if r["style"] == "corio"
+                      and (r.get("allocs_per_req") or 0) > 0.01]
+        for r in allocating:
+            log(f"corio allocates {r['allocs_per_req']:.2f} times per request in "
+                f"{r['job']}/{r['variant']} c={r['connections']}")
+        return 1 if bad or failed or allocating else 0
     return 1 if bad or failed == len(rows) else 0
 
 

@@ -24,7 +24,7 @@ namespace corio::detail {
 class frame_allocator {
 public:
     static constexpr std::size_t k_granule = 64;    // size classes are multiples of this
-    static constexpr std::size_t k_classes = 16;    // frames up to 1 KiB are recycled
+    static constexpr std::size_t k_classes = 65;    // classes 1..64: frames up to 4 KiB recycled
     static constexpr std::uint32_t k_keep = 512;    // cached frames per class, at most
 
     [[nodiscard]] static void* allocate(std::size_t bytes) {
