@@ -22,6 +22,7 @@
 #include "runtime/offload.hpp"
 #include "runtime/result.hpp"
 #include "runtime/semaphore.hpp"
+#include "runtime/signal_set.hpp"
 #include "runtime/stop.hpp"
 #include "runtime/sync_wait.hpp"
 #include "runtime/task.hpp"

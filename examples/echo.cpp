@@ -11,7 +11,6 @@
 
 #include <dirent.h>
 #include <signal.h>
-#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -160,21 +159,17 @@ corio::task<void> dump_stats(const options* opt, const server_state* state) {
 
 /// SIGUSR1 dumps the stats; SIGINT/SIGTERM stop accepting (closing the listener ends the
 /// accept loop) and end this task.
-corio::task<void> watch_signals(int signal_fd, const options* opt, server_state* state) {
+corio::task<void> watch_signals(corio::signal_set* signals, const options* opt,
+                                server_state* state) {
     for (;;) {
-        signalfd_siginfo info{};
-        auto prep = [signal_fd, &info](io_uring_sqe* sqe) {
-            io_uring_prep_read(sqe, signal_fd, &info, sizeof info, 0);
-        };
-        auto read = corio::submit(prep);
-        corio::result<corio::uring_completion> got = co_await read;
-        if (!got)
+        corio::result<int> signo = co_await signals->wait();
+        if (!signo)
             co_return; // cancelled: the server is going down anyway
-        if (info.ssi_signo == SIGUSR1) {
+        if (*signo == SIGUSR1) {
             co_await dump_stats(opt, state);
             continue;
         }
-        std::printf("signal %u: draining %zu connections\n", info.ssi_signo, state->active);
+        std::printf("signal %d: draining %zu connections\n", *signo, state->active);
         std::fflush(stdout);
         state->stopping = true;
         corio::result<void> closed = co_await state->listener->close();
@@ -196,7 +191,7 @@ corio::task<void> join(corio::task_scope* scope) { co_await scope->join(); }
 
 // ----- the server -----
 
-corio::task<int> run_server(options opt, int signal_fd) {
+corio::task<int> run_server(options opt, corio::signal_set* signals) {
     corio::result<net::socket_address> addr =
         net::socket_address::parse(opt.bind + ":" + std::to_string(opt.port));
     if (!addr) {
@@ -225,7 +220,7 @@ corio::task<int> run_server(options opt, int signal_fd) {
 
     corio::task_scope control;     // signal watcher, stats ticker
     corio::task_scope connections; // one task per connection
-    control.spawn(watch_signals(signal_fd, &opt, &state));
+    control.spawn(watch_signals(signals, &opt, &state));
     if (opt.stats_interval.count() > 0)
         control.spawn(tick_stats(&opt, &state));
 
@@ -326,25 +321,12 @@ options parse_args(int argc, char** argv) {
 int main(int argc, char** argv) {
     options opt = parse_args(argc, argv);
 
-    // The signals arrive through a signalfd read in the ring. Blocked before any thread starts
-    // (the offload pool), so no thread takes them the old way.
-    sigset_t mask;
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGINT);
-    sigaddset(&mask, SIGTERM);
-    sigaddset(&mask, SIGUSR1);
-    sigprocmask(SIG_BLOCK, &mask, nullptr);
-    int signal_fd = ::signalfd(-1, &mask, SFD_CLOEXEC);
-    if (signal_fd < 0) {
-        std::perror("echo: signalfd");
-        return 1;
-    }
-
     try {
+        // The signals arrive through a signalfd read in the ring. Blocked before any thread
+        // starts (the offload pool), so no thread takes them the old way.
+        corio::signal_set signals{SIGINT, SIGTERM, SIGUSR1};
         corio::io_context ctx({.sq_entries = opt.sq_entries, .cq_entries = opt.cq_entries});
-        int status = corio::sync_wait(ctx, run_server(opt, signal_fd));
-        ::close(signal_fd);
-        return status;
+        return corio::sync_wait(ctx, run_server(opt, &signals));
     } catch (const std::exception& e) {
         std::fprintf(stderr, "echo: %s\n", e.what());
         return 1;

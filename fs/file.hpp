@@ -10,6 +10,7 @@
 #include "runtime/result.hpp"
 
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <liburing.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -87,6 +88,16 @@ public:
     /// Like open(), with `path` relative to the directory `dir_fd` (or AT_FDCWD).
     [[nodiscard]] static open_op open_at(int dir_fd, std::string path, int flags = O_RDONLY,
                                          mode_t mode = 0644);
+    /// Opens `path` relative to the directory `dir_fd` without ever leaving it: through
+    /// IORING_OP_OPENAT2 (kernel 5.6+) with openat2(2)'s `resolve` flags. With the default
+    /// RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS the kernel refuses an absolute path, a `..` that
+    /// climbs above `dir_fd` and a symlink whose target lies outside it, with std::errc::
+    /// cross_device_link (EXDEV), and /proc magic links with ELOOP: a jail for a document root.
+    /// Add RESOLVE_NO_SYMLINKS to refuse every symlink (ELOOP). `mode` only with O_CREAT/O_TMPFILE.
+    [[nodiscard]] static open_op open_beneath(int dir_fd, std::string path, int flags = O_RDONLY,
+                                              std::uint64_t resolve = RESOLVE_BENEATH |
+                                                                      RESOLVE_NO_MAGICLINKS,
+                                              mode_t mode = 0);
     /// Opens `path` for writing, creating it with `mode` or truncating it (O_WRONLY|O_CREAT|
     /// O_TRUNC), plus `extra_flags` (e.g. O_DIRECT).
     [[nodiscard]] static open_op create(std::string path, mode_t mode = 0644, int extra_flags = 0);
@@ -220,26 +231,34 @@ private:
     std::size_t m_direct_alignment = 0; // O_DIRECT alignment to check, 0 without O_DIRECT
 };
 
-/// Awaits IORING_OP_OPENAT; resumes with result<file>.
+/// Awaits IORING_OP_OPENAT, or IORING_OP_OPENAT2 when resolve flags are given; resumes with
+/// result<file>.
 class [[nodiscard]] open_op : public detail::basic_op<open_op> {
 public:
-    open_op(int dir_fd, std::string path, int flags, mode_t mode) noexcept
-        : m_dir_fd(dir_fd), m_path(std::move(path)), m_flags(flags | O_CLOEXEC), m_mode(mode) {}
+    open_op(int dir_fd, std::string path, int flags, mode_t mode,
+            std::uint64_t resolve = 0) noexcept
+        : m_dir_fd(dir_fd), m_path(std::move(path)),
+          m_how{.flags = static_cast<std::uint64_t>(static_cast<unsigned>(flags | O_CLOEXEC)),
+                .mode = mode,
+                .resolve = resolve} {}
 
     void prepare(io_uring_sqe* sqe) noexcept {
-        io_uring_prep_openat(sqe, m_dir_fd, m_path.c_str(), m_flags, m_mode);
+        if (m_how.resolve != 0)
+            io_uring_prep_openat2(sqe, m_dir_fd, m_path.c_str(), &m_how);
+        else
+            io_uring_prep_openat(sqe, m_dir_fd, m_path.c_str(), static_cast<int>(m_how.flags),
+                                 static_cast<mode_t>(m_how.mode));
     }
     result<file> await_resume() const noexcept {
         if (m_res < 0)
             return errno_code(-m_res);
-        return file(m_res, m_flags);
+        return file(m_res, static_cast<int>(m_how.flags));
     }
 
 private:
     int m_dir_fd;       // AT_FDCWD or the directory `m_path` is relative to
     std::string m_path; // read by the kernel; lives here until the completion
-    int m_flags;        // open(2) flags (O_CLOEXEC added)
-    mode_t m_mode;      // permissions for O_CREAT/O_TMPFILE
+    open_how m_how;     // flags (O_CLOEXEC added), mode, resolve; read by the kernel for OPENAT2
 };
 
 /// Awaits IORING_OP_CLOSE; resumes with result<void>. Owns the descriptor until then.
@@ -332,6 +351,10 @@ inline open_op file::open(std::string path, int flags, mode_t mode) {
 }
 inline open_op file::open_at(int dir_fd, std::string path, int flags, mode_t mode) {
     return open_op(dir_fd, std::move(path), flags, mode);
+}
+inline open_op file::open_beneath(int dir_fd, std::string path, int flags, std::uint64_t resolve,
+                                  mode_t mode) {
+    return open_op(dir_fd, std::move(path), flags, mode, resolve);
 }
 inline open_op file::create(std::string path, mode_t mode, int extra_flags) {
     return open_op(AT_FDCWD, std::move(path), O_WRONLY | O_CREAT | O_TRUNC | extra_flags, mode);

@@ -176,6 +176,18 @@ task<std::string> open_relative(int dir_fd, std::string name) {
     co_return data;
 }
 
+/// Opens `name` beneath `dir_fd` and reads up to 16 bytes of it, or returns the open's error.
+task<result<std::string>> read_beneath(int dir_fd, std::string name, std::uint64_t resolve) {
+    result<file> opened = co_await file::open_beneath(dir_fd, name, O_RDONLY, resolve);
+    if (!opened)
+        co_return opened.error();
+    file f = std::move(*opened);
+    std::string data(16, '\0');
+    result<std::size_t> got = co_await f.read_at(writable(data), 0);
+    data.resize(got.value());
+    co_return data;
+}
+
 /// A read_exact_at on a pipe (offsets are ignored for streams): completes partially first, so
 /// the op loops inside the ring without waking the task.
 task<result<std::size_t>> read_exact_pipe(int fd, std::string* out) {
@@ -427,6 +439,42 @@ TEST_CASE("open_at opens a path relative to a directory descriptor") {
     REQUIRE(dir_fd >= 0);
     CHECK(sync_wait(open_relative(dir_fd, "rel")) == "hello");
     ::close(dir_fd);
+}
+
+TEST_CASE("open_beneath opens inside the directory and refuses every way out with EXDEV") {
+    temp_dir outside;
+    test::write_plain(outside / "secret", "outside");
+    temp_dir root;
+    test::write_plain(root / "inside", "inside");
+    REQUIRE(::mkdir((root / "sub").c_str(), 0755) == 0);
+    test::write_plain(root / "sub/file", "nested");
+    REQUIRE(::symlink((outside / "secret").c_str(), (root / "abs_link").c_str()) == 0);
+    REQUIRE(::symlink("../inside", (root / "sub/up_link").c_str()) == 0);
+    REQUIRE(::symlink("../../../../../../../../etc/passwd", (root / "rel_escape").c_str()) == 0);
+    int root_fd = ::open(root.path().c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    REQUIRE(root_fd >= 0);
+    const std::uint64_t jail = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+
+    io_context ctx;
+    CHECK(sync_wait(ctx, read_beneath(root_fd, "inside", jail)).value() == "inside");
+    CHECK(sync_wait(ctx, read_beneath(root_fd, "sub/../sub/file", jail)).value() == "nested");
+    // A symlink whose target stays inside the directory is followed.
+    CHECK(sync_wait(ctx, read_beneath(root_fd, "sub/up_link", jail)).value() == "inside");
+    CHECK(sync_wait(ctx, read_beneath(root_fd, "../secret", jail)) == std::errc::cross_device_link);
+    CHECK(sync_wait(ctx, read_beneath(root_fd, "sub/../../x", jail)) ==
+          std::errc::cross_device_link);
+    CHECK(sync_wait(ctx, read_beneath(root_fd, outside / "secret", jail)) ==
+          std::errc::cross_device_link);
+    CHECK(sync_wait(ctx, read_beneath(root_fd, "abs_link", jail)) == std::errc::cross_device_link);
+    CHECK(sync_wait(ctx, read_beneath(root_fd, "rel_escape", jail)) ==
+          std::errc::cross_device_link);
+    CHECK(sync_wait(ctx, read_beneath(root_fd, "missing", jail)) ==
+          std::errc::no_such_file_or_directory);
+    // RESOLVE_NO_SYMLINKS refuses even the harmless link.
+    CHECK(sync_wait(ctx, read_beneath(root_fd, "sub/up_link", jail | RESOLVE_NO_SYMLINKS)) ==
+          std::errc::too_many_symbolic_link_levels);
+    CHECK(ctx.stats().ops_in_flight == 0);
+    ::close(root_fd);
 }
 
 TEST_CASE("read_exact_at keeps reading after a partial completion until the buffer is full") {

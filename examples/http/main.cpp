@@ -1,0 +1,929 @@
+// SPDX-License-Identifier: MIT
+// corio-http: an HTTP/1.1 static file server on corio. GET and HEAD, keep-alive and pipelining,
+// single byte ranges, files of any size, If-Modified-Since, a document root the kernel keeps
+// requests inside (openat2 RESOLVE_BENEATH), and every file operation through the ring.
+// Each connection is one coroutine that reads like the blocking version. Small files are served
+// from a bounded in-memory cache revalidated once per --cache-validity-ms (see file_cache.hpp).
+// Try: build/debug/examples/http/corio-http --root DIR --port 0   (prints `listening on PORT`),
+//      curl -v http://127.0.0.1:PORT/   and   kill -USR1 <pid>   for a stats line.
+#include "corio.hpp"
+#include "examples/http/file_cache.hpp"
+#include "examples/http/http_date.hpp"
+#include "examples/http/mime.hpp"
+#include "examples/http/path_jail.hpp"
+#include "examples/http/range.hpp"
+#include "examples/http/request_parser.hpp"
+#include "examples/http/response.hpp"
+
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace net = corio::net;
+using namespace corio_http;
+using namespace std::chrono_literals;
+using steady = std::chrono::steady_clock;
+
+namespace {
+
+struct options {
+    std::string bind = "127.0.0.1";  // address to listen on
+    std::uint16_t port = 8080;       // 0: an ephemeral port, printed
+    std::string root;                // the document root (required)
+    std::string index = "index.html"; // served for a directory; "" : directories are 403
+    unsigned sq_entries = 1024;      // io_uring submission queue size
+    unsigned cq_entries = 0;         // completion queue size (0: kernel default, 2 x SQ)
+    std::size_t max_connections = 10000; // beyond this, new connections are closed at once
+    std::chrono::milliseconds header_timeout = 10s;    // a request head must arrive within this
+    std::chrono::milliseconds keepalive_timeout = 15s; // an idle keep-alive connection lasts this
+    std::chrono::milliseconds send_timeout = 30s;      // a peer not reading for this is dropped
+    std::chrono::milliseconds drain = 5s;              // on SIGINT/SIGTERM: time to finish
+    parse_limits limits;             // request line, header count and bytes, body
+    std::size_t cache_bytes = 32u << 20;   // the small-file cache's bound (0: no cache)
+    std::size_t cache_max_file = 256u << 10; // larger files are always read from disk
+    std::chrono::milliseconds cache_validity = 1000ms; // a cached file is rechecked after this
+};
+
+/// One connection as the server sees it: for timeouts (a sweep closes the late ones) and for
+/// the graceful stop (idle ones are closed at once).
+struct connection_entry {
+    int fd = -1;                     // the socket (owned by the connection's task)
+    steady::time_point deadline;     // when the sweep shuts it down
+    bool idle = false;               // waiting for a new request with nothing buffered
+    bool timed_out = false;          // the sweep shut it down
+    connection_entry* prev = nullptr; // neighbours in server_state's list
+    connection_entry* next = nullptr;
+};
+
+struct server_state {
+    explicit server_state(const options& o)
+        : opt(o), cache(o.cache_bytes, o.cache_max_file, o.cache_validity) {}
+
+    const options& opt;
+    int root_fd = -1;                  // the document root, O_PATH|O_DIRECTORY
+    file_cache cache;                  // small files in memory
+    date_cache dates;                  // the Date value, once per second
+    connection_entry* head = nullptr;  // every open connection
+    std::size_t active = 0;            // connections open now
+    std::uint64_t accepted = 0;        // connections accepted
+    std::uint64_t rejected = 0;        // closed at once: over --max-connections
+    std::uint64_t timed_out = 0;       // shut down by a timeout
+    std::uint64_t requests = 0;        // complete request heads
+    std::uint64_t by_class[6] = {};    // responses by status class (index 2..5)
+    std::uint64_t cache_hits = 0;      // served from memory without a check
+    std::uint64_t cache_revalidated = 0; // checked, unchanged, served from memory
+    std::uint64_t cache_misses = 0;    // read from disk
+    bool stopping = false;             // SIGINT/SIGTERM seen
+    net::tcp_listener* listener = nullptr; // closed to stop accepting
+
+    void link(connection_entry* c) noexcept {
+        c->next = head;
+        if (head)
+            head->prev = c;
+        head = c;
+        ++active;
+    }
+    void unlink(connection_entry* c) noexcept {
+        if (c->prev)
+            c->prev->next = c->next;
+        else
+            head = c->next;
+        if (c->next)
+            c->next->prev = c->prev;
+        --active;
+    }
+    /// Shuts a connection's socket down: its pending recv or send completes at once (with 0 or
+    /// EPIPE) and its task closes it. A plain shutdown(2) never blocks.
+    static void kick(connection_entry* c) noexcept { ::shutdown(c->fd, SHUT_RDWR); }
+};
+
+int open_error_status(std::error_code e) {
+    switch (static_cast<std::errc>(e.value())) {
+    case std::errc::no_such_file_or_directory:
+    case std::errc::not_a_directory:
+    case std::errc::filename_too_long:
+        return 404;
+    case std::errc::cross_device_link: // a symlink (or "..") leading outside the root
+    case std::errc::too_many_symbolic_link_levels:
+    case std::errc::permission_denied:
+    case std::errc::operation_not_permitted:
+        return 403;
+    case std::errc::too_many_files_open:
+    case std::errc::too_many_files_open_in_system:
+        return 503;
+    default:
+        return 500;
+    }
+}
+
+file_identity identity_of(const corio::file_status& st) {
+    return {(std::uint64_t{st.stx_dev_major} << 32) | st.stx_dev_minor, st.stx_ino, st.stx_size,
+            st.stx_mtime.tv_sec, st.stx_mtime.tv_nsec};
+}
+
+/// A file opened for a request: the regular file to serve (the index of a directory), or the
+/// status to answer instead.
+struct opened_file {
+    int status = 0;             // 0: `f` is open and regular
+    corio::file f;              // the file
+    corio::file_status st{};    // its statx
+    std::string served_path;    // the path actually served (for the Content-Type)
+};
+
+constexpr unsigned k_statx_mask = STATX_TYPE | STATX_MODE | STATX_SIZE | STATX_MTIME | STATX_INO;
+constexpr int k_open_flags = O_RDONLY | O_NONBLOCK | O_NOCTTY;
+
+corio::task<void> close_file(corio::file* f) {
+    corio::result<void> closed = co_await f->close();
+    (void)closed; // a read-only file: nothing to lose
+}
+
+/// Opens `rel` below the root with openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS): the kernel
+/// refuses ".." above the root, absolute paths and symlinks leading outside (EXDEV: 403).
+/// O_NONBLOCK: opening a FIFO must not hang; it is cleared on a regular file, because io_uring
+/// turns O_NONBLOCK reads into EAGAIN instead of waiting for the disk.
+corio::task<opened_file> open_target(const server_state* srv, std::string rel) {
+    opened_file out;
+    std::string path = rel.empty() ? std::string(".") : rel;
+    auto open = corio::file::open_beneath(srv->root_fd, path, k_open_flags);
+    corio::result<corio::file> f = co_await open;
+    if (!f) {
+        out.status = open_error_status(f.error());
+        co_return out;
+    }
+    out.f = std::move(*f);
+    auto stat = out.f.statx(k_statx_mask);
+    corio::result<corio::file_status> st = co_await stat;
+    if (st && S_ISDIR(st->stx_mode)) {
+        co_await close_file(&out.f);
+        if (srv->opt.index.empty()) {
+            out.status = 403;
+            co_return out;
+        }
+        path = rel.empty() ? srv->opt.index : rel + "/" + srv->opt.index;
+        auto open_index = corio::file::open_beneath(srv->root_fd, path, k_open_flags);
+        corio::result<corio::file> index = co_await open_index;
+        if (!index) {
+            int status = open_error_status(index.error());
+            out.status = status == 404 ? 403 : status; // a directory without an index
+            co_return out;
+        }
+        out.f = std::move(*index);
+        auto stat_index = out.f.statx(k_statx_mask);
+        st = co_await stat_index;
+    }
+    if (!st || !S_ISREG(st->stx_mode)) {
+        out.status = st ? 403 : 500; // FIFOs, devices, sockets, a directory as index
+        co_await close_file(&out.f);
+        co_return out;
+    }
+    ::fcntl(out.f.native_handle(), F_SETFL, 0); // clears O_NONBLOCK (never blocks)
+    out.st = *st;
+    out.served_path = std::move(path);
+    co_return out;
+}
+
+/// What a response to one request is, once the file is known.
+struct plan {
+    response_head head;
+    std::uint64_t body_offset = 0; // first byte of the body to send
+    std::uint64_t body_length = 0; // bytes of the body to send (0 for HEAD, 304, 416)
+};
+
+/// Status, ranges and conditions for a file of `size` bytes modified at `mtime`.
+plan plan_response(const request& r, std::uint64_t size, std::int64_t mtime,
+                   std::string_view last_modified, std::string_view type, bool keep_alive) {
+    plan p;
+    p.head.content_type = type;
+    p.head.last_modified = last_modified;
+    p.head.accept_ranges = true;
+    p.head.keep_alive = keep_alive;
+    p.head.content_length = size;
+    if (!r.if_modified_since.empty() && r.range.empty()) {
+        std::optional<std::int64_t> since = parse_http_date(r.if_modified_since);
+        if (since && mtime <= *since) {
+            p.head.status = 304;
+            return p;
+        }
+    }
+    byte_range range;
+    if (!r.range.empty() && (r.if_range.empty() || r.if_range == last_modified))
+        range = parse_range(r.range, size);
+    if (range.what == byte_range::kind::unsatisfiable) {
+        p.head.status = 416;
+        p.head.content_type = {};
+        p.head.content_length = 0;
+        p.head.range = response_head::range_kind::unsatisfiable;
+        p.head.range_total = size;
+        return p;
+    }
+    p.body_length = size;
+    if (range.what == byte_range::kind::satisfiable) {
+        p.head.status = 206;
+        p.head.range = response_head::range_kind::partial;
+        p.head.range_first = range.first;
+        p.head.range_last = range.last;
+        p.head.range_total = size;
+        p.head.content_length = range.length();
+        p.body_offset = range.first;
+        p.body_length = range.length();
+    }
+    if (r.method == method::head)
+        p.body_length = 0;
+    return p;
+}
+
+// ----- one connection -----
+
+/// The connection's task and state. Responses are queued in an output batch (heads and small
+/// bodies copied into one buffer, larger cached bodies by reference) and sent with one send or
+/// sendmsg; a file too large for the cache is streamed after the batch with send_file_range.
+class connection {
+public:
+    connection(net::tcp_stream conn, server_state* srv)
+        : m_conn(std::move(conn)), m_srv(srv), m_parser(srv->opt.limits) {
+        m_entry.fd = m_conn.native_handle();
+        m_header_deadline = steady::now() + srv->opt.header_timeout;
+        m_entry.deadline = m_header_deadline; // the first request is due from the accept on
+        m_in.resize(k_initial_buffer);
+        const parse_limits& l = srv->opt.limits;
+        // Room for the largest head the parser accepts (it refuses one before it outgrows this).
+        m_max_buffer = l.max_request_line + l.max_header_bytes + 64;
+        srv->link(&m_entry);
+    }
+    connection(const connection&) = delete;
+    connection& operator=(const connection&) = delete;
+    ~connection() { m_srv->unlink(&m_entry); }
+
+    corio::task<void> run();
+
+private:
+    static constexpr std::size_t k_initial_buffer = 4096;
+    static constexpr std::size_t k_copy_body_max = 2048; // smaller bodies are copied into the batch
+    static constexpr std::size_t k_batch_max = 64 * 1024; // flush the batch beyond this
+    static constexpr std::uint64_t k_stream_chunk = 4u << 20; // send_file_range call size
+
+    struct segment {
+        std::size_t offset = 0; // into m_out (when body is null) or into *body
+        std::size_t length = 0;
+        std::shared_ptr<const std::string> body; // a cached body sent by reference
+    };
+
+    corio::task<bool> process_buffer();
+    corio::task<bool> serve_request(const request* r);
+    corio::task<bool> flush();
+    corio::task<bool> send_fully(std::size_t total);
+    corio::task<bool> stream_file(const corio::file* f, std::uint64_t offset,
+                                  std::uint64_t length);
+    corio::task<void> linger_close();
+    bool serve_cached(const request& r, const std::string& key);
+    void queue_cached(const request& r, const cached_file& c);
+    void queue_error(int status, bool keep_alive);
+    void queue_text(std::string_view text);
+    void note_appended(std::size_t before);
+    void queue_body(std::shared_ptr<const std::string> body, std::size_t offset,
+                    std::size_t length);
+    void count(int status) noexcept { ++m_srv->by_class[std::clamp(status / 100, 0, 5)]; }
+    bool keep_alive(const request& r) const noexcept { return r.keep_alive && !m_srv->stopping; }
+    void set_send_deadline() noexcept {
+        m_entry.deadline = steady::now() + m_srv->opt.send_timeout;
+    }
+
+    net::tcp_stream m_conn;       // the socket
+    server_state* m_srv;          // the server it belongs to
+    connection_entry m_entry;     // its place in the server's list
+    request_parser m_parser;      // the request head being parsed
+    std::vector<char> m_in;       // received bytes: [m_begin, m_end) not consumed yet
+    std::size_t m_begin = 0;
+    std::size_t m_end = 0;
+    std::size_t m_max_buffer = 0; // m_in never grows beyond this
+    std::uint64_t m_discard = 0;  // body bytes of the last request still to skip
+    bool m_in_request = true;     // a request is due (from the accept) or partly buffered
+    steady::time_point m_header_deadline; // when that request's head must be complete
+    std::string m_out;            // queued heads and small bodies
+    std::vector<segment> m_segments; // the batch, in order
+    std::vector<iovec> m_iov;     // the batch as iovecs while a sendmsg is in flight
+    msghdr m_msg{};               // the sendmsg header (lives here until its completion)
+};
+
+void connection::note_appended(std::size_t before) {
+    std::size_t length = m_out.size() - before;
+    if (!m_segments.empty() && !m_segments.back().body)
+        m_segments.back().length += length;
+    else
+        m_segments.push_back({before, length, nullptr});
+}
+
+void connection::queue_text(std::string_view text) {
+    std::size_t before = m_out.size();
+    m_out += text;
+    note_appended(before);
+}
+
+void connection::queue_body(std::shared_ptr<const std::string> body, std::size_t offset,
+                            std::size_t length) {
+    if (length == 0)
+        return;
+    if (length <= k_copy_body_max) {
+        queue_text(std::string_view(*body).substr(offset, length));
+        return;
+    }
+    m_segments.push_back({offset, length, std::move(body)});
+}
+
+void connection::queue_error(int status, bool keep_alive) {
+    count(status);
+    std::string body = error_body(status);
+    response_head h;
+    h.status = status;
+    h.content_type = "text/html; charset=utf-8";
+    h.content_length = body.size();
+    h.keep_alive = keep_alive;
+    h.allow_get_head = status == 405;
+    std::size_t before = m_out.size();
+    append_head(m_out, h, m_srv->dates.now());
+    note_appended(before);
+    queue_text(body);
+}
+
+void connection::queue_cached(const request& r, const cached_file& c) {
+    plan p = plan_response(r, c.body->size(), c.identity.mtime_sec, c.last_modified,
+                           c.content_type, keep_alive(r));
+    count(p.head.status);
+    std::size_t before = m_out.size();
+    append_head(m_out, p.head, m_srv->dates.now());
+    note_appended(before);
+    queue_body(c.body, static_cast<std::size_t>(p.body_offset),
+               static_cast<std::size_t>(p.body_length));
+}
+
+/// The fast path: a fresh cached file, answered without any file operation.
+bool connection::serve_cached(const request& r, const std::string& key) {
+    cached_file* c = m_srv->cache.find(key);
+    if (c == nullptr || !m_srv->cache.is_fresh(*c, steady::now()))
+        return false;
+    ++m_srv->cache_hits;
+    queue_cached(r, *c);
+    return true;
+}
+
+corio::task<bool> connection::send_fully(std::size_t total) {
+    // Single buffer: send; several segments: sendmsg over iovecs.
+    std::size_t sent_total = 0;
+    while (sent_total < total) {
+        set_send_deadline();
+        int res = 0;
+        if (m_iov.size() == 1) {
+            auto send = m_conn.send_some(std::span<const std::byte>(
+                static_cast<const std::byte*>(m_iov[0].iov_base), m_iov[0].iov_len));
+            corio::result<std::size_t> n = co_await send;
+            res = n ? static_cast<int>(*n) : -1;
+        } else {
+            m_msg = {};
+            m_msg.msg_iov = m_iov.data();
+            m_msg.msg_iovlen = m_iov.size();
+            int fd = m_conn.native_handle();
+            msghdr* msg = &m_msg;
+            auto prep = [fd, msg](io_uring_sqe* sqe) {
+                io_uring_prep_sendmsg(sqe, fd, msg, MSG_NOSIGNAL);
+            };
+            auto op = corio::submit(prep);
+            corio::result<corio::uring_completion> done = co_await op;
+            res = done ? done->res : -1;
+        }
+        if (res <= 0)
+            co_return false;
+        sent_total += static_cast<std::size_t>(res);
+        // Drop what went out from the front of the iovecs.
+        std::size_t left = static_cast<std::size_t>(res);
+        std::size_t i = 0;
+        while (i < m_iov.size() && left >= m_iov[i].iov_len) {
+            left -= m_iov[i].iov_len;
+            ++i;
+        }
+        m_iov.erase(m_iov.begin(), m_iov.begin() + static_cast<std::ptrdiff_t>(i));
+        if (!m_iov.empty()) {
+            m_iov[0].iov_base = static_cast<char*>(m_iov[0].iov_base) + left;
+            m_iov[0].iov_len -= left;
+        }
+    }
+    co_return true;
+}
+
+corio::task<bool> connection::flush() {
+    if (m_segments.empty())
+        co_return true;
+    m_iov.clear();
+    std::size_t total = 0;
+    for (const segment& s : m_segments) {
+        const char* base = s.body ? s.body->data() : m_out.data();
+        m_iov.push_back({const_cast<char*>(base + s.offset), s.length});
+        total += s.length;
+    }
+    auto send = send_fully(total);
+    bool ok = co_await std::move(send);
+    m_segments.clear(); // releases the cached bodies it held
+    m_out.clear();
+    m_iov.clear();
+    co_return ok;
+}
+
+corio::task<bool> connection::stream_file(const corio::file* f, std::uint64_t offset,
+                                          std::uint64_t length) {
+    while (length > 0) {
+        std::uint64_t chunk = std::min(length, k_stream_chunk);
+        set_send_deadline();
+        auto send = corio::send_file_range(*f, offset, chunk, m_conn.native_handle());
+        corio::result<std::uint64_t> sent = co_await std::move(send);
+        if (!sent || *sent != chunk)
+            co_return false; // an error, or the file shrank: the promised length cannot be kept
+        offset += chunk;
+        length -= chunk;
+    }
+    co_return true;
+}
+
+/// One complete request: from the cache, or opened, planned and queued (or streamed). False
+/// when the connection must close.
+corio::task<bool> connection::serve_request(const request* r) {
+    bool keep = keep_alive(*r);
+    decoded_target target = decode_target(r->target);
+    if (target.status != 0) {
+        queue_error(target.status, keep);
+        co_return keep;
+    }
+    if (serve_cached(*r, target.path))
+        co_return keep;
+
+    auto opening = open_target(m_srv, target.path);
+    opened_file o = co_await std::move(opening);
+    if (o.status != 0) {
+        queue_error(o.status, keep);
+        co_return keep;
+    }
+    file_identity id = identity_of(o.st);
+    file_cache& cache = m_srv->cache;
+    if (cache.admits(id.size)) {
+        cached_file* old = cache.find(target.path);
+        if (old != nullptr && old->identity == id) {
+            old->validated = steady::now();
+            co_await close_file(&o.f);
+            ++m_srv->cache_revalidated;
+            queue_cached(*r, *old);
+            co_return keep;
+        }
+        auto body = std::make_shared<std::string>(static_cast<std::size_t>(id.size), '\0');
+        auto read = o.f.read_at(std::as_writable_bytes(std::span(*body)), 0);
+        corio::result<std::size_t> got = co_await read;
+        co_await close_file(&o.f);
+        if (!got) {
+            queue_error(500, keep);
+            co_return keep;
+        }
+        body->resize(*got); // the file shrank meanwhile: serve what was read, recheck next time
+        ++m_srv->cache_misses;
+        cached_file entry;
+        entry.body = std::move(body);
+        entry.identity = id;
+        entry.identity.size = *got;
+        entry.last_modified = format_http_date(id.mtime_sec);
+        entry.content_type = mime_type(o.served_path);
+        entry.validated = *got == id.size ? steady::now() : steady::time_point{};
+        cache.put(target.path, entry);
+        queue_cached(*r, entry);
+        co_return keep;
+    }
+
+    // Too large for the cache: head now, body streamed from the file.
+    ++m_srv->cache_misses;
+    std::string last_modified = format_http_date(id.mtime_sec);
+    plan p = plan_response(*r, id.size, id.mtime_sec, last_modified, mime_type(o.served_path),
+                           keep);
+    count(p.head.status);
+    std::size_t before = m_out.size();
+    append_head(m_out, p.head, m_srv->dates.now());
+    note_appended(before);
+    bool ok = true;
+    if (p.body_length > 0) {
+        auto flushing = flush();
+        ok = co_await std::move(flushing);
+        if (ok) {
+            auto streaming = stream_file(&o.f, p.body_offset, p.body_length);
+            ok = co_await std::move(streaming);
+        }
+    }
+    co_await close_file(&o.f);
+    co_return ok && keep;
+}
+
+/// Answers every complete request in the buffer, in order. False when the connection must close
+/// (after flushing what was queued).
+corio::task<bool> connection::process_buffer() {
+    for (;;) {
+        if (m_discard > 0) {
+            std::uint64_t skip = std::min<std::uint64_t>(m_discard, m_end - m_begin);
+            m_begin += static_cast<std::size_t>(skip);
+            m_discard -= skip;
+            if (m_discard > 0)
+                break;
+        }
+        if (m_begin == m_end)
+            break;
+        parse_status s = m_parser.feed(std::string_view(m_in.data() + m_begin, m_end - m_begin));
+        if (s == parse_status::need_more)
+            break;
+        if (s == parse_status::error) {
+            queue_error(m_parser.error_status(), false); // the stream cannot be trusted any more
+            auto flushing = flush();
+            bool flushed = co_await std::move(flushing);
+            (void)flushed;
+            co_return false;
+        }
+        ++m_srv->requests;
+        const request& r = m_parser.parsed();
+        auto serving = serve_request(&r);
+        bool keep = co_await std::move(serving);
+        m_begin += r.head_size;
+        m_discard = r.content_length;
+        m_parser.reset();
+        m_in_request = false;
+        if (!keep) {
+            auto flushing = flush();
+            bool flushed = co_await std::move(flushing);
+            (void)flushed;
+            co_return false;
+        }
+        if (m_out.size() >= k_batch_max || m_segments.size() >= 64) {
+            auto flushing = flush();
+            bool flushed = co_await std::move(flushing);
+            if (!flushed)
+                co_return false;
+        }
+    }
+    auto flushing = flush();
+    bool flushed = co_await std::move(flushing);
+    co_return flushed;
+}
+
+/// After a response that ends the connection: FIN first, then read (and drop) what the client
+/// still sends for a moment, so that closing with unread bytes does not reset the connection
+/// before the client has read the response.
+corio::task<void> connection::linger_close() {
+    auto shut = m_conn.shutdown(SHUT_WR);
+    corio::result<void> down = co_await shut;
+    if (down) {
+        char sink[4096];
+        for (int i = 0; i < 64; ++i) {
+            auto recv = corio::with_timeout(m_conn.recv_some(std::span<char>(sink)), 1000ms);
+            corio::result<std::size_t> n = co_await recv;
+            if (!n || *n == 0)
+                break;
+        }
+    }
+    corio::result<void> closed = co_await m_conn.close();
+    (void)closed;
+}
+
+corio::task<void> connection::run() {
+    const options& opt = m_srv->opt;
+    bool orderly = false; // the server ended it after a response (linger before closing)
+    for (;;) {
+        auto processing = process_buffer();
+        bool more = co_await std::move(processing);
+        if (!more) {
+            orderly = true;
+            break;
+        }
+        bool idle = m_begin == m_end && m_parser.is_fresh() && m_discard == 0;
+        if (m_srv->stopping && idle)
+            break;
+        // Compact: the unconsumed bytes move to the front; grow only for a head that needs it.
+        if (m_begin > 0) {
+            std::memmove(m_in.data(), m_in.data() + m_begin, m_end - m_begin);
+            m_end -= m_begin;
+            m_begin = 0;
+        }
+        if (m_end == m_in.size()) {
+            if (m_in.size() >= m_max_buffer) {
+                queue_error(431, false); // defensive: the parser refuses such heads first
+                auto flushing = flush();
+                bool flushed = co_await std::move(flushing);
+                (void)flushed;
+                orderly = true;
+                break;
+            }
+            m_in.resize(std::min(m_in.size() * 2, m_max_buffer));
+        } else if (idle && m_in.size() > 4 * k_initial_buffer) {
+            m_in.resize(k_initial_buffer);
+            m_in.shrink_to_fit(); // an idle connection holds a small buffer again
+        }
+        steady::time_point now = steady::now();
+        if (idle && !m_in_request) {
+            m_entry.deadline = now + opt.keepalive_timeout;
+        } else {
+            if (!m_in_request) {
+                m_in_request = true;
+                m_header_deadline = now + opt.header_timeout;
+            }
+            m_entry.deadline = m_header_deadline;
+        }
+        m_entry.idle = idle;
+        auto recv = m_conn.recv_some(std::span<char>(m_in.data() + m_end, m_in.size() - m_end));
+        corio::result<std::size_t> n = co_await recv;
+        m_entry.idle = false;
+        if (!n || *n == 0)
+            break;
+        if (m_begin == m_end && m_parser.is_fresh() && !m_in_request && m_discard == 0) {
+            m_in_request = true;
+            m_header_deadline = steady::now() + opt.header_timeout;
+        }
+        m_end += *n;
+    }
+    if (m_entry.timed_out)
+        ++m_srv->timed_out;
+    if (orderly && !m_entry.timed_out) {
+        auto lingering = linger_close();
+        co_await std::move(lingering);
+    } else {
+        corio::result<void> closed = co_await m_conn.close();
+        (void)closed;
+    }
+}
+
+corio::task<void> serve(net::tcp_stream conn, server_state* srv) {
+    auto c = std::make_unique<connection>(std::move(conn), srv);
+    auto running = c->run();
+    co_await std::move(running);
+}
+
+// ----- timeouts, signals, statistics -----
+
+/// Shuts down every connection past its deadline (header, keep-alive or send timeout). One
+/// sweep per tick instead of a linked timeout per recv: a tick is a fraction of the shortest
+/// timeout, so a timeout fires at most that fraction late.
+corio::task<void> sweep_timeouts(server_state* srv) {
+    const options& o = srv->opt;
+    auto shortest = std::min({o.header_timeout, o.keepalive_timeout, o.send_timeout});
+    auto tick = std::clamp(shortest / 8, std::chrono::milliseconds(5),
+                           std::chrono::milliseconds(250));
+    for (;;) {
+        corio::result<void> slept = co_await corio::sleep_for(tick);
+        if (!slept)
+            co_return;
+        steady::time_point now = steady::now();
+        for (connection_entry* c = srv->head; c != nullptr; c = c->next) {
+            if (c->deadline <= now && !c->timed_out) {
+                c->timed_out = true;
+                server_state::kick(c);
+            }
+        }
+    }
+}
+
+void print_stats(const server_state* srv) {
+    corio::io_context_stats s = corio::io_context::current().stats();
+    std::printf("stats: connections=%zu accepted=%llu rejected=%llu timed_out=%llu requests=%llu "
+                "2xx=%llu 3xx=%llu 4xx=%llu 5xx=%llu cache_entries=%zu cache_bytes=%zu "
+                "cache_hits=%llu cache_revalidated=%llu cache_misses=%llu live_tasks=%zu "
+                "ops_in_flight=%zu kernel_enters=%llu cq_overflows=%llu\n",
+                srv->active, static_cast<unsigned long long>(srv->accepted),
+                static_cast<unsigned long long>(srv->rejected),
+                static_cast<unsigned long long>(srv->timed_out),
+                static_cast<unsigned long long>(srv->requests),
+                static_cast<unsigned long long>(srv->by_class[2]),
+                static_cast<unsigned long long>(srv->by_class[3]),
+                static_cast<unsigned long long>(srv->by_class[4]),
+                static_cast<unsigned long long>(srv->by_class[5]), srv->cache.entries(),
+                srv->cache.bytes(), static_cast<unsigned long long>(srv->cache_hits),
+                static_cast<unsigned long long>(srv->cache_revalidated),
+                static_cast<unsigned long long>(srv->cache_misses), s.live_tasks,
+                s.ops_in_flight, static_cast<unsigned long long>(s.kernel_enters),
+                static_cast<unsigned long long>(s.cq_overflows));
+    std::fflush(stdout);
+}
+
+/// SIGUSR1 prints the stats; SIGINT/SIGTERM stop accepting at once (closing the listener ends
+/// the accept loop), close the idle connections and end this task.
+corio::task<void> watch_signals(corio::signal_set* signals, server_state* srv) {
+    for (;;) {
+        corio::result<int> signo = co_await signals->wait();
+        if (!signo)
+            co_return; // cancelled: the server is going down anyway
+        if (*signo == SIGUSR1) {
+            print_stats(srv);
+            continue;
+        }
+        std::printf("signal %d: draining %zu connections\n", *signo, srv->active);
+        std::fflush(stdout);
+        srv->stopping = true;
+        corio::result<void> closed = co_await srv->listener->close();
+        (void)closed;
+        for (connection_entry* c = srv->head; c != nullptr; c = c->next)
+            if (c->idle)
+                server_state::kick(c);
+        co_return;
+    }
+}
+
+corio::task<void> join(corio::task_scope* scope) { co_await scope->join(); }
+
+// ----- the server -----
+
+corio::task<int> run_server(options opt, corio::signal_set* signals) {
+    auto open_root = corio::file::open(opt.root, O_PATH | O_DIRECTORY);
+    corio::result<corio::file> root = co_await open_root;
+    if (!root) {
+        std::fprintf(stderr, "corio-http: --root %s: %s\n", opt.root.c_str(),
+                     root.error().message().c_str());
+        co_return 2;
+    }
+    std::string where = opt.bind.find(':') != std::string::npos ? "[" + opt.bind + "]" : opt.bind;
+    corio::result<net::socket_address> addr =
+        net::socket_address::parse(where + ":" + std::to_string(opt.port));
+    if (!addr) {
+        std::fprintf(stderr, "corio-http: --bind %s: %s\n", opt.bind.c_str(),
+                     addr.error().message().c_str());
+        co_return 2;
+    }
+    corio::result<net::tcp_listener> listener = net::tcp_listener::bind(*addr);
+    if (!listener) {
+        std::fprintf(stderr, "corio-http: cannot listen on %s: %s\n", addr->to_string().c_str(),
+                     listener.error().message().c_str());
+        co_return 1;
+    }
+    std::printf("listening on %u\n", listener->local_address().value().port());
+    std::fflush(stdout);
+
+    server_state srv(opt);
+    srv.root_fd = root->native_handle();
+    srv.listener = &*listener;
+
+    corio::task_scope control;     // signal watcher, timeout sweep
+    corio::task_scope connections; // one task per connection
+    control.spawn(watch_signals(signals, &srv));
+    control.spawn(sweep_timeouts(&srv));
+    {
+        net::tcp_accept_stream incoming = listener->accept_multishot();
+        for (;;) {
+            corio::result<net::tcp_stream> conn = co_await incoming.next();
+            if (!conn) {
+                if (!srv.stopping)
+                    std::fprintf(stderr, "corio-http: accept: %s\n",
+                                 conn.error().message().c_str());
+                break; // the listener was closed (draining) or broke
+            }
+            ++srv.accepted;
+            if (srv.active >= opt.max_connections) {
+                ++srv.rejected; // bounded memory: refuse rather than grow
+                continue;       // destroying the stream closes it
+            }
+            connections.spawn(serve(std::move(*conn), &srv));
+        }
+    }
+
+    // Drain: in-flight responses get --drain-ms to finish, then whatever is left is cancelled.
+    auto drain = corio::timeout(join(&connections), opt.drain);
+    corio::result<void> drained = co_await std::move(drain);
+    if (!drained)
+        std::printf("drain: cancelled the connections still open after %lld ms\n",
+                    static_cast<long long>(opt.drain.count()));
+    control.request_stop();
+    co_await control.join();
+    print_stats(&srv);
+    corio::result<void> closed = co_await root->close();
+    (void)closed;
+    co_return 0;
+}
+
+// ----- command line -----
+
+[[noreturn]] void usage(int status) {
+    std::fprintf(status == 0 ? stdout : stderr,
+                 "usage: corio-http --root DIR [--port N] [--bind ADDR] [--index NAME]\n"
+                 "         [--sq-entries N] [--cq-entries N] [--max-connections N]\n"
+                 "         [--header-timeout-ms MS] [--keepalive-timeout-ms MS]\n"
+                 "         [--send-timeout-ms MS] [--drain-ms MS]\n"
+                 "         [--max-request-line BYTES] [--max-headers N] [--max-header-bytes BYTES]\n"
+                 "         [--max-body BYTES] [--cache-bytes BYTES] [--cache-max-file BYTES]\n"
+                 "         [--cache-validity-ms MS]\n"
+                 "  --port 0 picks an ephemeral port and prints `listening on PORT`.\n"
+                 "  --index '' answers 403 for every directory. --cache-bytes 0 turns the\n"
+                 "  small-file cache off (every request then opens, stats and reads the file).\n"
+                 "  SIGUSR1 prints a stats line; SIGINT/SIGTERM drain and exit 0.\n");
+    std::exit(status);
+}
+
+unsigned long long number(const char* flag, const char* text, unsigned long long max) {
+    char* end = nullptr;
+    errno = 0;
+    unsigned long long v = std::strtoull(text, &end, 10);
+    if (errno != 0 || end == text || *end != '\0' || v > max || text[0] == '-') {
+        std::fprintf(stderr, "corio-http: %s wants a number up to %llu, got '%s'\n", flag, max,
+                     text);
+        usage(2);
+    }
+    return v;
+}
+
+std::chrono::milliseconds millis(const char* flag, const char* text) {
+    return std::chrono::milliseconds(number(flag, text, 86'400'000));
+}
+
+options parse_args(int argc, char** argv) {
+    options opt;
+    for (int i = 1; i < argc; ++i) {
+        std::string_view flag = argv[i];
+        if (flag == "--help" || flag == "-h")
+            usage(0);
+        if (i + 1 >= argc)
+            usage(2);
+        const char* name = argv[i];
+        const char* value = argv[++i];
+        if (flag == "--port")
+            opt.port = static_cast<std::uint16_t>(number(name, value, 65535));
+        else if (flag == "--bind")
+            opt.bind = value;
+        else if (flag == "--root")
+            opt.root = value;
+        else if (flag == "--index")
+            opt.index = value;
+        else if (flag == "--sq-entries")
+            opt.sq_entries = static_cast<unsigned>(number(name, value, 32768));
+        else if (flag == "--cq-entries")
+            opt.cq_entries = static_cast<unsigned>(number(name, value, 65536));
+        else if (flag == "--max-connections")
+            opt.max_connections = number(name, value, 1'000'000);
+        else if (flag == "--header-timeout-ms")
+            opt.header_timeout = millis(name, value);
+        else if (flag == "--keepalive-timeout-ms")
+            opt.keepalive_timeout = millis(name, value);
+        else if (flag == "--send-timeout-ms")
+            opt.send_timeout = millis(name, value);
+        else if (flag == "--drain-ms")
+            opt.drain = millis(name, value);
+        else if (flag == "--max-request-line")
+            opt.limits.max_request_line = number(name, value, 1 << 20);
+        else if (flag == "--max-headers")
+            opt.limits.max_headers = number(name, value, 10000);
+        else if (flag == "--max-header-bytes")
+            opt.limits.max_header_bytes = number(name, value, 1 << 20);
+        else if (flag == "--max-body")
+            opt.limits.max_body = number(name, value, std::numeric_limits<std::int64_t>::max());
+        else if (flag == "--cache-bytes")
+            opt.cache_bytes = number(name, value, 1ULL << 40);
+        else if (flag == "--cache-max-file")
+            opt.cache_max_file = number(name, value, 1ULL << 30);
+        else if (flag == "--cache-validity-ms")
+            opt.cache_validity = millis(name, value);
+        else
+            usage(2);
+    }
+    if (opt.root.empty()) {
+        std::fprintf(stderr, "corio-http: --root is required\n");
+        usage(2);
+    }
+    if (opt.limits.max_request_line < 16 || opt.limits.max_header_bytes < 16) {
+        std::fprintf(stderr, "corio-http: the request line and header limits must be >= 16\n");
+        usage(2);
+    }
+    for (auto* t : {&opt.header_timeout, &opt.keepalive_timeout, &opt.send_timeout})
+        if (t->count() == 0)
+            *t = std::chrono::hours(24 * 365); // "no timeout"
+    if (opt.index.find('/') != std::string::npos) {
+        std::fprintf(stderr, "corio-http: --index is a file name, not a path\n");
+        usage(2);
+    }
+    return opt;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    options opt = parse_args(argc, argv);
+    try {
+        // Before the io_context and any thread: the signals are blocked and read from the ring.
+        corio::signal_set signals{SIGINT, SIGTERM, SIGUSR1};
+        corio::io_context ctx({.sq_entries = opt.sq_entries, .cq_entries = opt.cq_entries});
+        return corio::sync_wait(ctx, run_server(opt, &signals));
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "corio-http: %s\n", e.what());
+        return 1;
+    }
+}
