@@ -1,0 +1,577 @@
+// SPDX-License-Identifier: MIT
+// corio-kv end to end: the real server started on port 0 (found next to this binary in
+// ../../examples/kv/corio-kv), driven by a small RESP client of our own for exact bytes, and by
+// redis-cli where it is installed.
+#include <doctest/doctest.h>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr int k_timeout_ms = 5000;
+
+fs::path server_binary() {
+    if (const char* p = std::getenv("CORIO_KV_SERVER"))
+        return p;
+    return fs::read_symlink("/proc/self/exe").parent_path().parent_path().parent_path() /
+           "examples" / "kv" / "corio-kv";
+}
+
+/// Reads from a non-owned fd with a deadline per call.
+class reader {
+public:
+    explicit reader(int fd) : m_fd(fd) {}
+
+    std::string line() {
+        for (;;) {
+            std::size_t nl = m_pending.find('\n');
+            if (nl != std::string::npos) {
+                std::string out = m_pending.substr(0, nl);
+                m_pending.erase(0, nl + 1);
+                return out;
+            }
+            if (!fill())
+                return m_eof ? "<eof>" : "<timeout>";
+        }
+    }
+
+    /// One complete RESP reply, raw; "<eof>"/"<timeout>" when none came.
+    std::string reply() {
+        for (;;) {
+            std::size_t n = complete(0);
+            if (n != 0) {
+                std::string out = m_pending.substr(0, n);
+                m_pending.erase(0, n);
+                return out;
+            }
+            if (!fill())
+                return m_eof ? "<eof>" : "<timeout>";
+        }
+    }
+
+    /// Everything until EOF (or a timeout).
+    std::string rest() {
+        while (fill()) {
+        }
+        return std::exchange(m_pending, {});
+    }
+
+    /// True when the peer closed with nothing more to read.
+    bool at_eof() {
+        while (m_pending.empty() && fill()) {
+        }
+        return m_eof && m_pending.empty();
+    }
+
+    [[nodiscard]] bool eof() const noexcept { return m_eof; }
+
+private:
+    /// Length of the complete reply at `at`, or 0.
+    std::size_t complete(std::size_t at) const {
+        std::size_t nl = m_pending.find("\r\n", at);
+        if (at >= m_pending.size() || nl == std::string::npos)
+            return 0;
+        char type = m_pending[at];
+        std::size_t head = nl + 2 - at;
+        if (type == '+' || type == '-' || type == ':')
+            return head;
+        long n = std::strtol(m_pending.c_str() + at + 1, nullptr, 10);
+        if (type == '$') {
+            if (n < 0)
+                return head;
+            std::size_t total = head + static_cast<std::size_t>(n) + 2;
+            return m_pending.size() - at >= total ? total : 0;
+        }
+        if (type == '*') {
+            std::size_t pos = at + head;
+            for (long i = 0; i < n; ++i) {
+                std::size_t len = complete(pos);
+                if (len == 0)
+                    return 0;
+                pos += len;
+            }
+            return pos - at;
+        }
+        return head; // not RESP: hand the line over as it is
+    }
+
+    bool fill() {
+        pollfd p{m_fd, POLLIN, 0};
+        if (::poll(&p, 1, k_timeout_ms) != 1)
+            return false;
+        char buf[65536];
+        ssize_t n = ::read(m_fd, buf, sizeof buf);
+        if (n <= 0) {
+            m_eof = true;
+            return false;
+        }
+        m_pending.append(buf, static_cast<std::size_t>(n));
+        return true;
+    }
+
+    int m_fd;
+    std::string m_pending;
+    bool m_eof = false;
+};
+
+/// corio-kv started with --port 0 and `args`; stdout and stderr are pipes.
+struct server {
+    pid_t pid = -1;
+    int out = -1;
+    int err = -1;
+    unsigned port = 0;
+
+    explicit server(std::vector<std::string> args) {
+        fs::path path = server_binary();
+        REQUIRE_MESSAGE(fs::exists(path), "not built: " << path.string());
+        int out_pipe[2];
+        int err_pipe[2];
+        REQUIRE(::pipe2(out_pipe, O_CLOEXEC) == 0);
+        REQUIRE(::pipe2(err_pipe, O_CLOEXEC) == 0);
+        args.insert(args.begin(), {path.string(), "--port", "0"});
+        std::vector<char*> argv;
+        for (std::string& a : args)
+            argv.push_back(a.data());
+        argv.push_back(nullptr);
+        pid = ::fork();
+        REQUIRE(pid >= 0);
+        if (pid == 0) {
+            ::dup2(out_pipe[1], STDOUT_FILENO);
+            ::dup2(err_pipe[1], STDERR_FILENO);
+            ::execv(argv[0], argv.data());
+            std::_Exit(127);
+        }
+        ::close(out_pipe[1]);
+        ::close(err_pipe[1]);
+        out = out_pipe[0];
+        err = err_pipe[0];
+        reader lines(out);
+        std::string first;
+        for (int i = 0; i < 3; ++i) { // a "loaded ..." line may come first
+            first = lines.line();
+            if (first.rfind("listening on ", 0) == 0)
+                break;
+        }
+        INFO("first line: " << first);
+        REQUIRE(std::sscanf(first.c_str(), "listening on %u", &port) == 1);
+        REQUIRE(port > 0);
+    }
+    server(const server&) = delete;
+    server& operator=(const server&) = delete;
+    ~server() {
+        if (pid > 0) {
+            ::kill(pid, SIGKILL);
+            ::waitpid(pid, nullptr, 0);
+        }
+        ::close(out);
+        ::close(err);
+    }
+
+    /// Sends `sig`; the exit status within 5 s (-1: still running, or killed by a signal).
+    int signal_and_wait(int sig) {
+        ::kill(pid, sig);
+        int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+        REQUIRE(pidfd >= 0);
+        pollfd exited{pidfd, POLLIN, 0};
+        bool in_time = ::poll(&exited, 1, k_timeout_ms) == 1;
+        ::close(pidfd);
+        if (!in_time)
+            return -1;
+        int status = 0;
+        REQUIRE(::waitpid(pid, &status, 0) == pid);
+        pid = -1;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    }
+
+    void kill9() {
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, nullptr, 0);
+        pid = -1;
+    }
+};
+
+/// Runs the server to completion with `args` (for start-ups that must fail); its exit status
+/// and stderr.
+std::pair<int, std::string> run_to_exit(std::vector<std::string> args) {
+    fs::path path = server_binary();
+    int err_pipe[2];
+    REQUIRE(::pipe2(err_pipe, O_CLOEXEC) == 0);
+    args.insert(args.begin(), {path.string(), "--port", "0"});
+    std::vector<char*> argv;
+    for (std::string& a : args)
+        argv.push_back(a.data());
+    argv.push_back(nullptr);
+    pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        int devnull = ::open("/dev/null", O_WRONLY);
+        ::dup2(devnull, STDOUT_FILENO);
+        ::dup2(err_pipe[1], STDERR_FILENO);
+        ::execv(argv[0], argv.data());
+        std::_Exit(127);
+    }
+    ::close(err_pipe[1]);
+    std::string text = reader(err_pipe[0]).rest();
+    ::close(err_pipe[0]);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, text};
+}
+
+/// A connection with its reader.
+struct client {
+    int fd = -1;
+    reader in{-1};
+
+    explicit client(unsigned port) {
+        fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        REQUIRE(fd >= 0);
+        sockaddr_in sin{};
+        sin.sin_family = AF_INET;
+        sin.sin_port = htons(static_cast<std::uint16_t>(port));
+        sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&sin), sizeof sin) == 0);
+        in = reader(fd);
+    }
+    ~client() { ::close(fd); }
+    client(const client&) = delete;
+    client& operator=(const client&) = delete;
+
+    void send(const std::string& bytes) {
+        std::size_t done = 0;
+        while (done < bytes.size()) {
+            ssize_t n = ::send(fd, bytes.data() + done, bytes.size() - done, MSG_NOSIGNAL);
+            REQUIRE(n > 0);
+            done += static_cast<std::size_t>(n);
+        }
+    }
+
+    /// Sends one command (multibulk) and returns the raw reply.
+    std::string call(const std::vector<std::string>& args) {
+        send(encode(args));
+        return in.reply();
+    }
+
+    static std::string encode(const std::vector<std::string>& args) {
+        std::string out = "*" + std::to_string(args.size()) + "\r\n";
+        for (const std::string& a : args)
+            out += "$" + std::to_string(a.size()) + "\r\n" + a + "\r\n";
+        return out;
+    }
+};
+
+std::string bulk(const std::string& s) {
+    return "$" + std::to_string(s.size()) + "\r\n" + s + "\r\n";
+}
+
+struct temp_dir {
+    fs::path path;
+    temp_dir() {
+        std::string templ = (fs::temp_directory_path() / "corio-kv-test-XXXXXX").string();
+        REQUIRE(::mkdtemp(templ.data()) != nullptr);
+        path = templ;
+    }
+    ~temp_dir() { fs::remove_all(path); }
+    temp_dir(const temp_dir&) = delete;
+    temp_dir& operator=(const temp_dir&) = delete;
+};
+
+std::string read_all(const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    std::ostringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+/// Runs a shell command; its stdout, or "<failed>".
+std::string shell(const std::string& cmd) {
+    std::FILE* p = ::popen(cmd.c_str(), "r");
+    if (!p)
+        return "<failed>";
+    std::string out;
+    char buf[4096];
+    std::size_t n = 0;
+    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0)
+        out.append(buf, n);
+    return ::pclose(p) == 0 ? out : "<failed>";
+}
+
+bool have_redis_cli() { return std::system("command -v redis-cli >/dev/null 2>&1") == 0; }
+
+} // namespace
+
+TEST_CASE("server: 100 pipelined commands in one write get 100 replies in order") {
+    server srv({});
+    client c(srv.port);
+    std::string batch;
+    for (int i = 0; i < 100; ++i)
+        batch += i % 2 == 0 ? client::encode({"INCR", "n"})
+                            : client::encode({"ECHO", "e" + std::to_string(i)});
+    c.send(batch);
+    for (int i = 0; i < 100; ++i) {
+        INFO("reply " << i);
+        std::string want = i % 2 == 0 ? ":" + std::to_string(i / 2 + 1) + "\r\n"
+                                      : bulk("e" + std::to_string(i));
+        REQUIRE(c.in.reply() == want);
+    }
+}
+
+TEST_CASE("server: inline commands work beside multibulk ones") {
+    server srv({});
+    client c(srv.port);
+    c.send("SET greeting \"hello world\"\r\nGET greeting\r\nPING\n");
+    CHECK(c.in.reply() == "+OK\r\n");
+    CHECK(c.in.reply() == bulk("hello world"));
+    CHECK(c.in.reply() == "+PONG\r\n");
+}
+
+TEST_CASE("server: binary keys and values with NUL and CRLF inside round-trip") {
+    server srv({});
+    client c(srv.port);
+    std::string key("k\0\r\n", 4);
+    std::string value("\r\n\0$3\r\n*1\r\n", 12);
+    CHECK(c.call({"SET", key, value}) == "+OK\r\n");
+    CHECK(c.call({"GET", key}) == bulk(value));
+    CHECK(c.call({"EXISTS", std::string("k\0", 2)}) == ":0\r\n");
+}
+
+TEST_CASE("server: a value larger than the read buffer arrives in pieces and round-trips") {
+    server srv({});
+    client c(srv.port);
+    std::string value(1 << 20, 'v');
+    for (std::size_t i = 0; i < value.size(); i += 4099)
+        value[i] = static_cast<char>('a' + i % 26);
+    CHECK(c.call({"SET", "big", value}) == "+OK\r\n");
+    CHECK(c.call({"GET", "big"}) == bulk(value));
+    CHECK(c.call({"STRLEN", "big"}) == ":1048576\r\n");
+}
+
+TEST_CASE("server: malformed RESP gets -ERR Protocol error and a close") {
+    server srv({"--proto-max-bulk-len", "1000"});
+    const std::pair<std::string, std::string> cases[] = {
+        {"*x\r\n", "-ERR Protocol error: invalid multibulk length\r\n"},
+        {"*1\r\n$-5\r\n", "-ERR Protocol error: invalid bulk length\r\n"},
+        {"*1\r\n$1001\r\n", "-ERR Protocol error: invalid bulk length\r\n"},
+        {"*1\r\n*1\r\n*1\r\n*1\r\n", "-ERR Protocol error: expected '$', got '*'\r\n"},
+        {"*1\r\n$4\r\nPINGxx", "-ERR Protocol error: expected CRLF after bulk data\r\n"},
+        {"SET \"a b\r\n", "-ERR Protocol error: unbalanced quotes in request\r\n"},
+        {std::string(70000, 'a'), "-ERR Protocol error: too big inline request\r\n"},
+    };
+    for (const auto& [input, want] : cases) {
+        INFO("input " << input.substr(0, 40));
+        client c(srv.port);
+        c.send("PING\r\n" + input);
+        CHECK(c.in.reply() == "+PONG\r\n");
+        CHECK(c.in.reply() == want);
+        CHECK(c.in.at_eof());
+    }
+    client after(srv.port); // the server keeps serving everyone else
+    CHECK(after.call({"PING"}) == "+PONG\r\n");
+}
+
+TEST_CASE("server: unknown commands and wrong arity are errors, the connection stays") {
+    server srv({});
+    client c(srv.port);
+    CHECK(c.call({"foo", "a", "b"}) ==
+          "-ERR unknown command 'foo', with args beginning with: 'a' 'b' \r\n");
+    CHECK(c.call({"GET"}) == "-ERR wrong number of arguments for 'get' command\r\n");
+    CHECK(c.call({"PING"}) == "+PONG\r\n");
+}
+
+TEST_CASE("server: a client that pipelines without reading is closed at the output cap") {
+    server srv({"--client-output-buffer-limit", "100000"});
+    client writer(srv.port);
+    std::string value(10000, 'x');
+    CHECK(writer.call({"SET", "big", value}) == "+OK\r\n");
+
+    client greedy(srv.port);
+    std::string gets;
+    for (int i = 0; i < 2000; ++i)
+        gets += client::encode({"GET", "big"}); // 20 MB of replies, never read
+    // The server closes it; our sends may then fail with a reset, which is the point.
+    ::send(greedy.fd, gets.data(), gets.size(), MSG_NOSIGNAL);
+    std::string got = greedy.in.rest();
+    CHECK(greedy.in.eof());
+    CHECK(got.size() < 2000u * value.size());
+
+    client other(srv.port);
+    CHECK(other.call({"PING"}) == "+PONG\r\n");
+    std::string info = other.call({"INFO", "stats"});
+    CHECK(info.find("closed_output_buffer_limit:1\r\n") != std::string::npos);
+}
+
+TEST_CASE("server: QUIT replies +OK and closes") {
+    server srv({});
+    client c(srv.port);
+    c.send("QUIT\r\nPING\r\n");
+    CHECK(c.in.reply() == "+OK\r\n");
+    CHECK(c.in.at_eof());
+}
+
+TEST_CASE("server: an idle client is closed after --timeout") {
+    server srv({"--timeout", "1"});
+    client c(srv.port);
+    CHECK(c.call({"PING"}) == "+PONG\r\n");
+    CHECK(c.in.at_eof()); // within the reader's 5 s deadline
+}
+
+TEST_CASE("server: over --max-clients a new client gets an error and a close") {
+    server srv({"--max-clients", "1"});
+    client first(srv.port);
+    CHECK(first.call({"PING"}) == "+PONG\r\n");
+    client second(srv.port);
+    CHECK(second.in.reply() == "-ERR max number of clients reached\r\n");
+    CHECK(second.in.at_eof());
+}
+
+TEST_CASE("server: SIGTERM closes idle clients, finishes, and exits 0") {
+    server srv({});
+    client idle(srv.port);
+    CHECK(idle.call({"SET", "k", "v"}) == "+OK\r\n");
+    CHECK(srv.signal_and_wait(SIGTERM) == 0);
+    CHECK(idle.in.at_eof());
+}
+
+TEST_CASE("server: INFO shows corio's counters and the keyspace") {
+    server srv({});
+    client c(srv.port);
+    c.call({"SET", "k", "v", "EX", "100"});
+    std::string info = c.call({"INFO"});
+    for (const char* field : {"# Server\r\n", "multiplexing_api:io_uring\r\n", "# Clients\r\n",
+                              "connected_clients:1\r\n", "# Stats\r\n", "corio_loop_turns:",
+                              "corio_kernel_enters:", "corio_live_tasks:", "# Persistence\r\n",
+                              "aof_enabled:0\r\n", "# Keyspace\r\n",
+                              "db0:keys=1,expires=1,avg_ttl=0\r\n"}) {
+        INFO(field);
+        CHECK(info.find(field) != std::string::npos);
+    }
+    CHECK(c.call({"CONFIG", "GET", "appendonly"}) == "*2\r\n" + bulk("appendonly") + bulk("no"));
+}
+
+TEST_CASE("server: with --appendfsync always every acknowledged SET survives kill -9") {
+    temp_dir dir;
+    std::vector<std::string> args = {"--appendonly", "yes", "--appendfsync", "always", "--dir",
+                                     dir.path.string()};
+    {
+        server srv(args);
+        client a(srv.port);
+        client b(srv.port);
+        for (int i = 0; i < 200; ++i) {
+            client& c = i % 2 ? a : b;
+            REQUIRE(c.call({"SET", "key:" + std::to_string(i), "value:" + std::to_string(i)}) ==
+                    "+OK\r\n");
+        }
+        std::string batch; // pipelined: one group commit for many writes
+        for (int i = 0; i < 50; ++i)
+            batch += client::encode({"INCR", "counter"});
+        a.send(batch);
+        for (int i = 0; i < 50; ++i)
+            REQUIRE(a.in.reply() == ":" + std::to_string(i + 1) + "\r\n");
+        REQUIRE(a.call({"SET", "ttl", "x", "EX", "1000"}) == "+OK\r\n");
+        srv.kill9();
+    }
+    server again(args);
+    client c(again.port);
+    CHECK(c.call({"DBSIZE"}) == ":202\r\n");
+    for (int i = 0; i < 200; ++i)
+        REQUIRE(c.call({"GET", "key:" + std::to_string(i)}) == bulk("value:" + std::to_string(i)));
+    CHECK(c.call({"GET", "counter"}) == bulk("50"));
+    std::string ttl = c.call({"TTL", "ttl"});
+    CHECK((ttl == ":1000\r\n" || ttl == ":999\r\n"));
+}
+
+TEST_CASE("server: BGREWRITEAOF compacts the log, which then replays to the same data") {
+    temp_dir dir;
+    std::vector<std::string> args = {"--appendonly", "yes", "--appendfsync", "everysec", "--dir",
+                                     dir.path.string()};
+    fs::path log = dir.path / "appendonly.aof";
+    {
+        server srv(args);
+        client c(srv.port);
+        for (int i = 0; i < 100; ++i)
+            REQUIRE(c.call({"SET", "k", std::to_string(i)}) == "+OK\r\n");
+        CHECK(c.call({"BGREWRITEAOF"}) == "+Background append only file rewriting started\r\n");
+        CHECK(c.call({"SET", "after", "1"}) == "+OK\r\n");
+        CHECK(srv.signal_and_wait(SIGTERM) == 0); // flushes and fsyncs the log
+    }
+    std::string content = read_all(log);
+    CHECK(content == client::encode({"SET", "k", "99"}) + client::encode({"SET", "after", "1"}));
+    server again(args);
+    client c(again.port);
+    CHECK(c.call({"GET", "k"}) == bulk("99"));
+    CHECK(c.call({"GET", "after"}) == bulk("1"));
+}
+
+TEST_CASE("server: a truncated log tail is cut off at start-up; a corrupt middle stops it") {
+    temp_dir dir;
+    fs::path log = dir.path / "appendonly.aof";
+    std::string good = client::encode({"SET", "a", "1"}) + client::encode({"SET", "b", "2"});
+    {
+        std::ofstream out(log, std::ios::binary);
+        out << good << "*3\r\n$3\r\nSET\r\n$1\r\nc\r\n$5\r\nhal";
+    }
+    std::vector<std::string> args = {"--appendonly", "yes", "--dir", dir.path.string()};
+    {
+        server srv(args);
+        client c(srv.port);
+        CHECK(c.call({"DBSIZE"}) == ":2\r\n");
+        CHECK(c.call({"GET", "b"}) == bulk("2"));
+        CHECK(srv.signal_and_wait(SIGTERM) == 0);
+    }
+    CHECK(read_all(log) == good);
+
+    {
+        std::ofstream out(log, std::ios::binary);
+        out << client::encode({"SET", "a", "1"}) << "*2\r\n$3\r\nSET\r\nXX\r\n" << good;
+    }
+    auto [status, text] = run_to_exit(args);
+    CHECK(status == 1);
+    CHECK(text.find("Bad file format reading the append only file") != std::string::npos);
+}
+
+TEST_CASE("server: redis-cli works unmodified (skipped without redis-cli)") {
+    if (!have_redis_cli()) {
+        MESSAGE("redis-cli is not installed: skipping its checks");
+        return;
+    }
+    server srv({});
+    std::string cli = "redis-cli -p " + std::to_string(srv.port) + " ";
+    CHECK(shell(cli + "set k v") == "OK\n");
+    CHECK(shell(cli + "get k") == "v\n");
+    CHECK(shell(cli + "--raw get k") == "v\n");
+    CHECK(shell(cli + "--no-raw get k") == "\"v\"\n");
+    CHECK(shell(cli + "set n 10") == "OK\n");
+    CHECK(shell(cli + "--no-raw incrby n 5") == "(integer) 15\n");
+    CHECK(shell(cli + "--raw incrby n 5") == "20\n");
+    std::string keys = shell(cli + "--no-raw keys '*'");
+    CHECK(keys.find("\"k\"") != std::string::npos);
+    CHECK(keys.find("\"n\"") != std::string::npos);
+    CHECK(shell(cli + "--no-raw get nokey") == "(nil)\n");
+    CHECK(shell(cli + "foo a 2>&1") ==
+          "ERR unknown command 'foo', with args beginning with: 'a' \n\n");
+    std::string info = shell(cli + "info");
+    CHECK(info.find("# Keyspace") != std::string::npos);
+    CHECK(info.find("corio_loop_turns:") != std::string::npos);
+    CHECK(shell(cli + "ping") == "PONG\n");
+}
