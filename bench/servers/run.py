@@ -170,6 +170,7 @@ class Side:
 
     def __init__(self, name, kind, binary, missing=None):
         self.name, self.kind, self.binary, self.missing = name, kind, binary, missing
+        self.docroot, self.nginx_extra = None, ""
 
     def start(self, tmp, cpu, log_path):
         """(process, port). tmp is this cell's private directory; docroot set by the job."""
@@ -185,13 +186,14 @@ class Side:
                    "--bind", "127.0.0.1", "--dir", tmp, "--tcp-backlog", str(BACKLOG),
                    "--daemonize", "no", "--logfile", ""]
         else:
-            conf = write_nginx_conf(tmp, port, self.docroot)
+            conf = write_nginx_conf(tmp, port, self.docroot, self.nginx_extra)
             cmd = [self.binary, "-p", tmp, "-c", conf, "-e", os.path.join(tmp, "error.log")]
         return start_on_port(cmd, port, cpu, log_path), port
 
 
-def write_nginx_conf(tmp, port, docroot):
-    """The nginx side: one worker, no access log, sendfile; every path inside tmp."""
+def write_nginx_conf(tmp, port, docroot, extra=""):
+    """The nginx side: one worker, no access log, sendfile; every path inside tmp. `extra` is
+    added to the http block (e.g. "open_file_cache max=100;")."""
     conf = os.path.join(tmp, "nginx.conf")
     temp_paths = "\n".join(f"    {k}_temp_path {tmp}/{k};"
                            for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
@@ -213,6 +215,7 @@ http {{
     keepalive_timeout 65;
     default_type application/octet-stream;
 {temp_paths}
+{extra}
     server {{
         listen 127.0.0.1:{port} backlog={BACKLOG};
         root {docroot};
@@ -618,7 +621,10 @@ def print_and_write(out_dir, stamp, summary, rows, jobs, sides, args, pin):
                 f"{args.duration} s per test after a warm-up of about {args.kv_warmup} s\n")
         f.write(f"- pinning: {'server on CPU 0, load generator on CPU 1 (taskset)' if pin else 'none'}"
                 f"; fd limit {resource.getrlimit(resource.RLIMIT_NOFILE)[0]}\n")
-        f.write(f"- versions: {versions()}\n\n")
+        f.write(f"- versions: {versions()}; corio at {git_head()}\n")
+        if args.nginx_http_extra:
+            f.write(f"- nginx http block extra: `{args.nginx_http_extra}`\n")
+        f.write("\n")
         f.write(NOTES)
         f.write(lab.markdown_tables(blocks))
         f.write("\n### Load commands (P = the cell's port)\n\n```\n")
@@ -645,6 +651,15 @@ def commands_used(rows):
         if c not in out:
             out.append(c)
     return out
+
+
+def git_head():
+    try:
+        r = subprocess.run(["git", "-C", ROOT, "log", "-1", "--format=%h (%cd, %s)",
+                            "--date=short"], capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+    return r.stdout.strip()[:100] or "?"
 
 
 def versions():
@@ -687,6 +702,9 @@ def parse_args():
                    help="the corio side of the kv job (default BUILD/examples/kv/corio-kv)")
     p.add_argument("--http-server", default=None,
                    help="the corio side of the http job (default BUILD/examples/http/corio-http)")
+    p.add_argument("--nginx-http-extra", default="",
+                   help="directives added to nginx's http block, e.g. 'open_file_cache max=100;'"
+                        " (default: none, the configuration of the issue)")
     p.add_argument("--self-twin", action="store_true",
                    help="test the harness: the reference server on both sides")
     p.add_argument("--out", default=os.path.join(ROOT, "build", "servers-report"))
@@ -761,7 +779,7 @@ def main():
         with open(os.path.join(docroot, name), "rb") as f:
             files[name] = f.read()
     for side in sides["http"]:
-        side.docroot = docroot
+        side.docroot, side.nginx_extra = docroot, "    " + args.nginx_http_extra
 
     groups = []
     if "kv" in args.jobs:

@@ -174,10 +174,11 @@ class ReplyChecks(unittest.TestCase):
     def test_generated_nginx_conf_is_accepted_by_nginx(self):
         tmp = tempfile.mkdtemp()
         self.addCleanup(shutil.rmtree, tmp, True)
-        conf = run.write_nginx_conf(tmp, run.free_port(), tmp)
+        conf = run.write_nginx_conf(tmp, run.free_port(), tmp, "open_file_cache max=10;")
         with open(conf) as f:
             text = f.read()
-        for line in ("worker_processes 1;", "access_log off;", "sendfile on;", "daemon off;"):
+        for line in ("worker_processes 1;", "access_log off;", "sendfile on;", "daemon off;",
+                     "open_file_cache max=10;"):
             self.assertIn(line, text)
         r = subprocess.run(["nginx", "-t", "-p", tmp, "-c", conf, "-e",
                             os.path.join(tmp, "error.log")], capture_output=True, text=True)
