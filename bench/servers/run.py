@@ -543,6 +543,7 @@ def table(summary, job, sides):
             ("core ratio", "core_us_per_req_ratio", 2),
             (f"{corio} proc µs/req", "corio_cpu_us_per_req", 2),
             (f"{ref} proc µs/req", "reference_cpu_us_per_req", 2),
+            ("proc ratio", "cpu_us_per_req_ratio", 2),
             (f"{corio} p99 µs", "corio_p99_us", 0), (f"{ref} p99 µs", "reference_p99_us", 0),
             ("core bg", None, None), ("failed", None, None), ("errors", None, None)]
     rows = [[c[0] for c in cols]]
@@ -592,7 +593,9 @@ NOTES = """How to read the tables:
   is that core's busy fraction while the idle server waited just before the run.
 - **proc µs/req**: utime+stime of the server process and all its threads and children (nginx's
   master and worker; redis's background threads) over the same run, per request.
-  **core ratio** is the paired median ratio corio/reference of core µs/req (lower is better).
+  **core ratio** and **proc ratio** are the paired median ratios corio/reference of the two
+  (lower is better). When `core bg` is high, other programs shared CPU 0: core µs/req then
+  counts their time too, and proc µs/req is the figure to compare.
 - **p99 µs**: the load generator's 99th percentile latency (wrk `--latency`; redis-benchmark's
   `p99_latency_ms`, 1 ms resolution at best for fast runs).
 - **core bg**: the busy fraction of CPU 0 (corio, reference; medians) in the 0.2 s before
