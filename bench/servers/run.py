@@ -278,6 +278,22 @@ def verify_http(port, path, expected):
                            f"{len(expected)}")
 
 
+def server_stats(cell_dir, tag, side):
+    """The stats line corio's servers print when they stop, over their whole life (warm-up and
+    checks included), prefixed `srv_` for runs.csv; {} for the references."""
+    if not side.kind.startswith("corio"):
+        return {}
+    stats = {}
+    for _ in range(25):  # the thread copying the server's stdout may still be writing
+        stats = lab.parse_server_stats(os.path.join(cell_dir, tag + ".log.stdout"))
+        if stats:
+            break
+        time.sleep(0.02)
+    return {f"srv_{k}": v for k, v in stats.items()
+            if k in ("accepted", "requests", "commands", "kernel_enters", "loop_turns",
+                     "cq_overflows", "timed_out", "rejected", "protocol_errors")}
+
+
 # ----- the load generators -----
 
 
@@ -431,8 +447,10 @@ def kv_cell(args, group, rep, side, order, estimates, cell_dir):
     finally:
         exit_status, exit_s = lab.stop_server(proc)
         shutil.rmtree(tmp, ignore_errors=True)
+    stats = server_stats(cell_dir, tag, side)
     for r in rows:
         r["server_exit"] = exit_status
+        r.update(stats)
         if r["status"] == "ok" and "rps" not in r:
             r["status"] = "not run (an earlier test of this server failed)"
         if r["status"] == "ok" and exit_status != 0:
@@ -483,6 +501,7 @@ def http_cell(args, group, rep, side, order, files, cell_dir):
         exit_status, _ = lab.stop_server(proc)
         shutil.rmtree(tmp, ignore_errors=True)
     row["server_exit"] = exit_status
+    row.update(server_stats(cell_dir, tag, side))
     if row["status"] == "ok" and exit_status != 0:
         row["status"] = f"server exit status {exit_status} after SIGTERM"
     return [row]
