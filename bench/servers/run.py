@@ -15,6 +15,7 @@ and child processes, e.g. nginx's worker).
 """
 
 import argparse
+import csv
 import datetime
 import http.client
 import importlib.util
@@ -555,7 +556,7 @@ def table(summary, job, sides):
     corio, ref = sides[job][0].name, sides[job][1].name
     cols = [("cell", "cell", None),
             (f"{corio} req/s", "corio_rps", 1), (f"{ref} req/s", "reference_rps", 1),
-            ("ratio", "rps_ratio", 2), ("ratio spread", "rps_ratio_spread", None),
+            ("ratio", "rps_ratio", 3), ("ratio spread", "rps_ratio_spread", None),
             ("target", "target", None),
             (f"{corio} core µs/req", "corio_core_us_per_req", 2),
             (f"{ref} core µs/req", "reference_core_us_per_req", 2),
@@ -628,32 +629,100 @@ NOTES = """How to read the tables:
 """
 
 
-def print_and_write(out_dir, stamp, summary, rows, jobs, sides, args, pin):
+def run_header(args, pin):
+    """The report's description of how this run was made."""
+    lines = [f"- command: `{' '.join(['bench/servers/run.py'] + sys.argv[1:])}`",
+             f"- machine: {lab.machine_line()}",
+             f"- date: {datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}",
+             f"- repetitions: {args.reps}; wrk -d {args.wrk_duration}s after a "
+             f"{args.http_warmup} s warm-up; redis-benchmark -n sized for about "
+             f"{args.duration} s per test after a warm-up of about {args.kv_warmup} s",
+             f"- pinning: {'server on CPU 0, load generator on CPU 1 (taskset)' if pin else 'none'}"
+             f"; fd limit {resource.getrlimit(resource.RLIMIT_NOFILE)[0]}",
+             f"- versions: {versions()}; corio at {git_head()}"]
+    if args.nginx_http_extra:
+        lines.append(f"- nginx http block extra: `{args.nginx_http_extra}`")
+    return lines
+
+
+def print_and_write(out_dir, title, header, summary, rows, jobs, sides):
     blocks = [table(summary, job, sides) for job in jobs]
     lab.print_tables(blocks)
     lab.write_csv(os.path.join(out_dir, "runs.csv"), rows)
     lab.write_csv(os.path.join(out_dir, "summary.csv"), summary)
-    command = " ".join(["bench/servers/run.py"] + sys.argv[1:])
     with open(os.path.join(out_dir, "report.md"), "w") as f:
-        f.write(f"# corio servers against nginx and redis-server, {stamp}\n\n")
-        f.write(f"- command: `{command}`\n- machine: {lab.machine_line()}\n")
-        f.write(f"- date: {datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}\n")
-        f.write(f"- repetitions: {args.reps}; wrk -d {args.wrk_duration}s after a "
-                f"{args.http_warmup} s warm-up; redis-benchmark -n sized for about "
-                f"{args.duration} s per test after a warm-up of about {args.kv_warmup} s\n")
-        f.write(f"- pinning: {'server on CPU 0, load generator on CPU 1 (taskset)' if pin else 'none'}"
-                f"; fd limit {resource.getrlimit(resource.RLIMIT_NOFILE)[0]}\n")
-        f.write(f"- versions: {versions()}; corio at {git_head()}\n")
-        if args.nginx_http_extra:
-            f.write(f"- nginx http block extra: `{args.nginx_http_extra}`\n")
-        f.write("\n")
+        f.write(f"# {title}\n\n")
+        f.write("\n".join(header) + "\n\n")
         f.write(NOTES)
         f.write(lab.markdown_tables(blocks))
-        f.write("\n### Load commands (P = the cell's port)\n\n```\n")
+        f.write("\n### Load commands (P = the cell's port, N = requests)\n\n```\n")
         for c in commands_used(rows):
             f.write(c + "\n")
         f.write("```\n")
     return blocks
+
+
+# ----- several runs pooled -----
+
+NUMERIC = ("connections", "pipeline", "size", "rps", "p50_us", "p99_us", "cpu_us_per_req",
+           "core_us_per_req", "core_background", "errors", "requests")
+
+
+def load_runs(dirs):
+    """The rows of several runs' runs.csv; a repetition becomes (run, rep) so that pairs stay
+    within their run."""
+    rows = []
+    for i, d in enumerate(dirs):
+        with open(os.path.join(d, "runs.csv"), newline="") as f:
+            for r in csv.DictReader(f):
+                for k in NUMERIC:
+                    v = r.get(k)
+                    r[k] = (float(v) if "." in v or "e" in v else int(v)) if v else None
+                r["rep"] = f"{i}:{r['rep']}"
+                r["run"] = d
+                rows.append(r)
+    return rows
+
+
+def groups_and_sides(rows):
+    """The cell groups and the two sides of each job, as the rows name them."""
+    groups, seen, sides = [], set(), {}
+    for r in rows:
+        job = r["job"]
+        names = sides.setdefault(job, {})
+        names.setdefault(r["side"], r["server"])
+        if job == "kv":
+            key = (job, r["connections"], r["pipeline"])
+            if key not in seen:
+                seen.add(key)
+                groups.append(Group("kv", ["set", "get"], r["connections"], r["pipeline"],
+                                     kv_target(r["connections"], r["pipeline"])))
+        else:
+            key = (job, r["variant"], r["connections"])
+            if key not in seen:
+                seen.add(key)
+                groups.append(Group("http", [r["variant"]], r["connections"], r["pipeline"],
+                                    http_target(r["size"]), r["size"]))
+    out = {job: [Side(n.get("corio", "?"), "?", None), Side(n.get("reference", "?"), "?", None)]
+           for job, n in sides.items()}
+    return groups, out
+
+
+def combine(dirs, out_dir):
+    rows = load_runs(dirs)
+    groups, sides = groups_and_sides(rows)
+    jobs = [j for j in ("kv", "http") if j in sides]
+    summary = summarize(rows, groups, sides)
+    os.makedirs(out_dir, exist_ok=True)
+    header = [f"- command: `{' '.join(['bench/servers/run.py'] + sys.argv[1:])}`",
+              f"- pooled runs (each with its own report.md: machine, date, command): "
+              + ", ".join(f"`{os.path.relpath(d, ROOT)}`" for d in dirs),
+              "- ratios pair the two servers within one repetition of one run; medians and "
+              "spreads are over all repetitions of all runs"]
+    print_and_write(out_dir, "corio servers against nginx and redis-server, runs pooled",
+                    header, summary, rows, jobs, sides)
+    log(f"\nwrote {out_dir}/report.md, runs.csv, summary.csv")
+    return 0
 
 
 def commands_used(rows):
@@ -730,6 +799,9 @@ def parse_args():
     p.add_argument("--self-twin", action="store_true",
                    help="test the harness: the reference server on both sides")
     p.add_argument("--out", default=os.path.join(ROOT, "build", "servers-report"))
+    p.add_argument("--combine", nargs="+", metavar="DIR",
+                   help="run nothing: pool the runs.csv of earlier runs' --out folders into one "
+                        "report in --out (medians over all their repetitions)")
     p.add_argument("--no-pin", action="store_true", help="do not use taskset")
     p.add_argument("--quick", action="store_true",
                    help="smoke run (well under a minute): 1 repetition, 1 s cells, the smallest "
@@ -777,6 +849,8 @@ def find_sides(args):
 
 def main():
     args = parse_args()
+    if args.combine:
+        return combine([os.path.abspath(d) for d in args.combine], os.path.abspath(args.out))
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     try:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # servers and tools inherit it
@@ -852,7 +926,8 @@ def main():
         shutil.rmtree(docroot, ignore_errors=True)
 
     summary = summarize(rows, groups, sides)
-    print_and_write(out_dir, stamp, summary, rows, args.jobs, sides, args, pin)
+    print_and_write(out_dir, f"corio servers against nginx and redis-server, {stamp}",
+                    run_header(args, pin), summary, rows, args.jobs, sides)
     log(f"\nwrote {out_dir}/report.md, runs.csv, summary.csv (server logs in {cell_dir})")
     failed = sum(1 for r in rows if r["status"] != "ok")
     if failed:

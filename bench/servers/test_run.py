@@ -112,6 +112,31 @@ class Pairing(unittest.TestCase):
             "taskset -c 1 wrk -t1 -c100 -d3s --latency http://127.0.0.1:P/100b"])
 
 
+class Pooling(unittest.TestCase):
+    def test_runs_pool_with_pairs_kept_inside_each_run(self):
+        dirs = [tempfile.mkdtemp(), tempfile.mkdtemp()]
+        for d in dirs:
+            self.addCleanup(shutil.rmtree, d, True)
+        for d, corio_rps in zip(dirs, (200.0, 300.0)):
+            rows = []
+            for variant in ("set", "get"):
+                for side, server, rps in (("corio", "corio-kv", corio_rps),
+                                          ("reference", "redis-server", 100.0)):
+                    r = row(side, 0, rps, 4.0)
+                    r.update(variant=variant, server=server, size="")
+                    rows.append(r)
+            run.lab.write_csv(os.path.join(d, "runs.csv"), rows)
+        pooled = run.load_runs(dirs)
+        self.assertEqual(len(pooled), 8)
+        groups, sides = run.groups_and_sides(pooled)
+        self.assertEqual([(g.job, g.connections, g.pipeline) for g in groups], [("kv", 50, 1)])
+        self.assertEqual([s.name for s in sides["kv"]], ["corio-kv", "redis-server"])
+        summary = run.summarize(pooled, groups, sides)
+        self.assertEqual([s["variant"] for s in summary], ["set", "get"])
+        self.assertAlmostEqual(summary[0]["rps_ratio"], 2.5)  # pairs (2.0, 3.0), not 4 crossed
+        self.assertEqual(summary[0]["rps_pairs"], 2)
+
+
 class Handler(http.server.BaseHTTPRequestHandler):
     body = b""
 
