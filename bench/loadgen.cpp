@@ -9,6 +9,7 @@
 
 #include <dirent.h>
 #include <sys/resource.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -63,6 +64,7 @@ struct options {
     std::uint64_t seed = 1;           // request choice (files)
     int server_pid = 0;               // >0: sample this process's CPU/RSS/threads from /proc
     int server_cpu = -1;              // >=0: also that core's busy time from /proc/stat
+    std::string server_alloc_counter; // non-empty: the server's allocation count file
     unsigned sq_entries = 1024;       // ring sizes
     unsigned cq_entries = 32768;
 };
@@ -491,6 +493,7 @@ struct proc_sample {
     long threads = -1;           // Threads
     long voluntary_cs = -1;      // voluntary_ctxt_switches (summed over threads)
     long involuntary_cs = -1;    // nonvoluntary_ctxt_switches
+    long long allocs = -1;       // heap allocations so far (bench/lab/alloc_counter.cpp)
 };
 
 std::string read_text(const std::string& path) {
@@ -507,9 +510,22 @@ long status_field(const std::string& status, std::string_view key) {
     return std::strtol(status.c_str() + at + key.size(), nullptr, 10);
 }
 
+/// The count bench/lab/alloc_counter.cpp keeps in `path` (one uint64), or -1.
+long long read_alloc_counter(const std::string& path) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    std::uint64_t count = 0;
+    ssize_t n = ::pread(fd, &count, sizeof count, 0);
+    ::close(fd);
+    return n == static_cast<ssize_t>(sizeof count) ? static_cast<long long>(count) : -1;
+}
+
 /// NOTE: a few small /proc reads on the loop thread, only at the two phase boundaries.
 proc_sample sample_server(const options& opt) {
     proc_sample s;
+    if (!opt.server_alloc_counter.empty())
+        s.allocs = read_alloc_counter(opt.server_alloc_counter);
     if (opt.server_pid <= 0)
         return s;
     const double tick = static_cast<double>(::sysconf(_SC_CLK_TCK));
@@ -737,6 +753,8 @@ corio::task<int> run(options opt) {
                     after.involuntary_cs - before.involuntary_cs);
         if (opt.server_cpu >= 0)
             std::printf(",\"core_busy_s\":%.4f", after.core_busy_s - before.core_busy_s);
+        if (before.allocs >= 0 && after.allocs >= 0)
+            std::printf(",\"server_allocs\":%lld", after.allocs - before.allocs);
     }
     std::string first = !connected.first_error.empty() && st.first_error.empty()
                             ? connected.first_error
@@ -754,13 +772,15 @@ corio::task<int> run(options opt) {
         "               [--warmup SECONDS] [--duration SECONDS] [--max-requests N]\n"
         "               [--mode echo] [--size BYTES]\n"
         "               [--mode files --files NAME:SIZE,... [--range-size B] [--align A]]\n"
-        "               [--server-pid PID [--server-cpu CPU]] [--connect-batch N]\n"
+        "               [--server-pid PID [--server-cpu CPU] [--server-alloc-counter FILE]]\n"
+        "               [--connect-batch N]\n"
         "               [--connect-timeout-ms MS] [--grace-ms MS] [--seed N]\n"
         "               [--sq-entries N] [--cq-entries N]\n"
         "  Closed loop: each connection keeps D requests in flight. Every reply byte is checked.\n"
         "  Prints one JSON line (requests, rps, p50/p99/p99.9 us, errors, mismatches, ...).\n"
         "  --server-pid adds the server's CPU seconds, RSS, threads and context switches over\n"
-        "  the measured phase; --server-cpu adds that core's busy seconds (softirq included).\n"
+        "  the measured phase; --server-cpu adds that core's busy seconds (softirq included);\n"
+        "  --server-alloc-counter the server's heap allocations (bench/lab/alloc_counter.cpp).\n"
         "  Files: byte i of NAME is (i%%256*131 + 17b + 101(b>>8) + 7(b>>16) + fnv1a(NAME))\n"
         "  mod 256, b = i/256 (bench/lab/run.py creates such files).\n");
     std::exit(status);
@@ -865,6 +885,8 @@ options parse_args(int argc, char** argv) {
             opt.server_pid = static_cast<int>(number(flag, value, 1 << 30));
         else if (flag == "--server-cpu")
             opt.server_cpu = static_cast<int>(number(flag, value, 4096));
+        else if (flag == "--server-alloc-counter")
+            opt.server_alloc_counter = std::string(value);
         else if (flag == "--connect-batch")
             opt.connect_batch = number(flag, value, 65536);
         else if (flag == "--connect-timeout-ms")

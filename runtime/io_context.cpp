@@ -73,6 +73,8 @@ void io_context::setup_ring(const options& opts) {
         int rc = io_uring_queue_init_params(opts.sq_entries, &m_ring, &params);
         if (rc == 0) {
             m_ring_flags = params.flags;
+            // get_sqe() relies on these two never being set (k_flag_attempts has neither).
+            assert(!(m_ring_flags & (IORING_SETUP_SQPOLL | IORING_SETUP_SQE128)));
             // Saves an fget/fput per io_uring_enter; harmless when the kernel lacks it.
             (void)io_uring_register_ring_fd(&m_ring);
             return;
@@ -174,33 +176,37 @@ unsigned io_context::reap() noexcept {
     unsigned* const khead = m_ring.cq.khead;
     io_uring_cqe* const cqes = m_ring.cq.cqes;
     const unsigned mask = m_ring.cq.ring_mask;
-    const unsigned tail = io_uring_smp_load_acquire(m_ring.cq.ktail);
+    unsigned tail = io_uring_smp_load_acquire(m_ring.cq.ktail);
+    unsigned head = *khead;
     unsigned count = 0;
     std::size_t finished = 0; // CQEs that end their op (no IORING_CQE_F_MORE)
-    for (;;) {
-        // Re-read the head each time: a handler that had to submit may have reaped (on EBUSY)
-        // and moved it. Only this thread moves it.
-        unsigned head = *khead;
-        if (head == tail)
-            break;
+    while (head != tail) {
         const io_uring_cqe& cqe = cqes[head & mask];
         auto* op = reinterpret_cast<detail::io_op*>(static_cast<std::uintptr_t>(cqe.user_data));
         int res = cqe.res;
         unsigned flags = cqe.flags;
-        // Hand the slot back before running the handler, so a nested reap never sees it again.
-        io_uring_smp_store_release(khead, head + 1);
+        ++head;
         ++count;
         if (op == nullptr)
             continue; // internal: an async cancel's own completion
         if (op->m_complete == &detail::single_shot_op::complete) {
+            // The common case, inlined. It only queues the waiter (never submits, never
+            // reaps), so handing the slots back can wait for the end of the batch.
             ++finished; // a single-shot op has exactly one CQE
-            detail::single_shot_op::complete(op, res, flags); // the common case, inlined
+            detail::single_shot_op::complete(op, res, flags);
             continue;
         }
         if (!(flags & IORING_CQE_F_MORE))
             ++finished;
+        // Hand the slots back before running a handler that may submit: a submit on a full SQ
+        // may have to reap (EBUSY), and that nested reap must not see these CQEs again.
+        io_uring_smp_store_release(khead, head);
         op->m_complete(op, res, flags);
+        // A nested reap may have moved both ends: continue from where it left the queue.
+        head = *khead;
+        tail = io_uring_smp_load_acquire(m_ring.cq.ktail);
     }
+    io_uring_smp_store_release(khead, head);
     m_inflight -= finished;
     m_stats.completed += count;
     return count;
@@ -264,6 +270,8 @@ io_context_stats io_context::stats() const noexcept {
     io_context_stats s = m_stats;
     s.ops_in_flight = m_inflight;
     s.live_tasks = detail::t_live_tasks;
+    s.frame_bytes = detail::t_frame_bytes;
+    s.peak_frame_bytes = detail::t_frame_bytes_peak;
     s.spawned_tasks = m_root_scope ? m_root_scope->size() : 0;
     return s;
 }

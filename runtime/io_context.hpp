@@ -46,6 +46,8 @@ struct io_context_stats {
     std::uint64_t enter_retries = 0;   ///< EINTR/EAGAIN/EBUSY from io_uring_enter, retried
     std::size_t ops_in_flight = 0;     ///< operations whose final completion is still due
     std::size_t live_tasks = 0;        ///< corio task frames alive on this thread
+    std::size_t frame_bytes = 0;       ///< bytes in those frames (as the compiler sized them)
+    std::size_t peak_frame_bytes = 0;  ///< the most frame bytes alive at once on this thread
     std::size_t spawned_tasks = 0;     ///< detached tasks owned by this context, not yet done
 };
 
@@ -103,8 +105,15 @@ public:
 
     /// A free SQE. Never null: when the SQ is full it submits what is queued and retries.
     [[nodiscard]] io_uring_sqe* get_sqe() {
-        io_uring_sqe* sqe = io_uring_get_sqe(&m_ring);
-        return sqe ? sqe : get_sqe_slow();
+        // liburing's io_uring_get_sqe, minus its per-call checks for SQPOLL (the kernel head
+        // moves only inside this thread's io_uring_enter calls here) and SQE128 (never set up).
+        io_uring_sq& sq = m_ring.sq;
+        unsigned tail = sq.sqe_tail;
+        if (tail - *sq.khead < sq.ring_entries) [[likely]] {
+            sq.sqe_tail = tail + 1;
+            return &sq.sqes[tail & sq.ring_mask];
+        }
+        return get_sqe_slow();
     }
 
     /// Ensures `n` consecutive SQEs can be taken without an intervening submit (linked chains).

@@ -71,8 +71,15 @@ struct promise_base {
     promise_base(const promise_base&) = delete;
     promise_base& operator=(const promise_base&) = delete;
 
-    static void* operator new(std::size_t bytes) { return frame_allocator::allocate(bytes); }
+    static void* operator new(std::size_t bytes) {
+        void* frame = frame_allocator::allocate(bytes);
+        t_frame_bytes += bytes;
+        if (t_frame_bytes > t_frame_bytes_peak)
+            t_frame_bytes_peak = t_frame_bytes;
+        return frame;
+    }
     static void operator delete(void* frame, std::size_t bytes) noexcept {
+        t_frame_bytes -= bytes;
         frame_allocator::deallocate(frame, bytes);
     }
 

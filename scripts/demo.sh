@@ -21,7 +21,7 @@ elif ! meson introspect "$build_dir" --buildoptions |
     meson configure "$build_dir" -Dbenchmarks=true
 fi
 
-targets=(bench/loadgen examples/hello)
+targets=(bench/loadgen bench/libcorio_alloc_counter.so examples/hello)
 for job in echo files; do
     for style in threads epoll uring corio; do
         targets+=("examples/lab/lab_${job}_${style}")

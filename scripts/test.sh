@@ -304,7 +304,7 @@ lab_quick() {
     else
         meson configure "$dir" -Dbenchmarks=true || return 1
     fi
-    local -a targets=(bench/loadgen)
+    local -a targets=(bench/loadgen bench/libcorio_alloc_counter.so)
     local job style
     for job in echo files; do
         for style in threads epoll uring corio; do

@@ -198,10 +198,11 @@ class Cell:
         return f"{self.job}/{self.variant} c={self.connections} s={self.size} rep{self.rep} {self.style}"
 
 
-def start_server(binary, args, cpu, log_path):
+def start_server(binary, args, cpu, log_path, env=None):
     cmd = ([ "taskset", "-c", str(cpu)] if cpu is not None else []) + [binary] + args
     err = open(log_path, "w")
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL,
+                            env=env)
     err.close()
     try:
         port, fd, buf = wait_for_port(proc)
@@ -293,8 +294,12 @@ def run_cell(cell, args, binary, server_args, loadgens, cold, cell_dir):
     srv_args = ["--port", "0", "--bind", "127.0.0.1", "--buffer-size", str(args.buffer_size
                if cell.job == "echo" else args.files_buffer_size),
                "--max-connections", str(cell.connections + 128)] + server_args
+    env, counter = None, None
+    if args.alloc_counter:  # heap allocations counted by an LD_PRELOAD library, read by loadgen
+        counter = os.path.join(cell_dir, tag + ".allocs")
+        env = dict(os.environ, LD_PRELOAD=args.alloc_counter, CORIO_ALLOC_COUNTER=counter)
     try:
-        proc, port = start_server(binary, srv_args, args.server_cpu, server_log)
+        proc, port = start_server(binary, srv_args, args.server_cpu, server_log, env)
     except (RuntimeError, OSError) as e:
         row["status"] = f"server did not start: {e}"
         return row
@@ -318,6 +323,8 @@ def run_cell(cell, args, binary, server_args, loadgens, cold, cell_dir):
                 cmd += ["--server-pid", str(proc.pid)]
                 if args.server_cpu is not None:
                     cmd += ["--server-cpu", str(args.server_cpu)]
+                if counter:
+                    cmd += ["--server-alloc-counter", counter]
             cmd += extra  # may override --connections (the large readers of a mixed load)
             procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                           text=True))
@@ -368,9 +375,13 @@ def run_cell(cell, args, binary, server_args, loadgens, cold, cell_dir):
         row["cpu_us_per_req"] = main["server_cpu_s"] / requests * 1e6
     if requests and main.get("core_busy_s") is not None:
         row["core_us_per_req"] = main["core_busy_s"] / requests * 1e6
+    if requests and main.get("server_allocs") is not None:
+        row["allocs_per_req"] = main["server_allocs"] / requests
     if row.get("voluntary_cs") is not None and requests:
         row["cs_per_req"] = (row["voluntary_cs"] + row["involuntary_cs"]) / requests
     opened = main.get("connections_open") or 0
+    if opened and stats.get("frame_bytes_peak"):
+        row["frame_b_per_conn"] = stats["frame_bytes_peak"] / opened
     if opened and row.get("rss_kb") is not None and row.get("rss_idle_kb") is not None:
         row["rss_per_conn_b"] = (row["rss_kb"] - row["rss_idle_kb"]) * 1024 / opened
     if row["status"] == "ok" and (opened < cell.connections):
@@ -383,7 +394,8 @@ def run_cell(cell, args, binary, server_args, loadgens, cold, cell_dir):
 # ----- aggregation and output -----
 
 METRICS = ["rps", "p50_us", "p99_us", "cpu_us_per_req", "core_us_per_req", "rss_kb",
-           "rss_per_conn_b", "threads", "cs_per_req", "large_mib_s", "core_background"]
+           "rss_per_conn_b", "threads", "cs_per_req", "large_mib_s", "core_background",
+           "allocs_per_req", "frame_b_per_conn"]
 RATIO_METRICS = ["rps", "cpu_us_per_req", "core_us_per_req", "p99_us"]
 
 
@@ -436,7 +448,8 @@ def table(summary, baseline):
             ("core us/req", "core_us_per_req"), (f"cpu x{baseline}", "cpu_us_per_req_ratio"),
             (f"core x{baseline}", "core_us_per_req_ratio"), (f"rps x{baseline}", "rps_ratio"),
             ("core bg", "core_background"), ("RSS KiB", "rss_kb"),
-            ("RSS B/conn", "rss_per_conn_b"), ("threads", "threads"), ("cs/req", "cs_per_req"),
+            ("RSS B/conn", "rss_per_conn_b"), ("frame B/conn", "frame_b_per_conn"),
+            ("threads", "threads"), ("cs/req", "cs_per_req"), ("allocs/req", "allocs_per_req"),
             ("LoC", "loc"), ("err", "errors"), ("bad", "mismatches")]
     blocks = []
     groups = {}
@@ -454,7 +467,8 @@ def table(summary, baseline):
             cells = []
             for _, k in c:
                 v = i.get(k)
-                digits = 2 if k.endswith("ratio") or k in ("cs_per_req", "core_background") else 1
+                digits = (2 if k.endswith("ratio") or k in ("cs_per_req", "core_background",
+                                                           "allocs_per_req") else 1)
                 cells.append(fmt(v, digits))
             rows.append(cells)
         notes = [f"{i['style']}: {i['notes']}" for i in items if i.get("notes")]
@@ -562,9 +576,14 @@ def parse_args():
     p.add_argument("--jobs", default="echo,files")
     p.add_argument("--connections", default="1,50,1000,10000")
     p.add_argument("--sizes", default="64,4096", help="echo message sizes")
+    p.add_argument("--all-sizes-up-to", type=int, default=1000,
+                   help="echo cells with more connections than this run the first size only "
+                        "(setting up 10,000 connections per cell dominates a run's time)")
     p.add_argument("--files-connections", default="50",
                    help="connections of the small-request load in the files job")
-    p.add_argument("--files-variants", default="small,large,mixed,cold")
+    p.add_argument("--files-variants", default="small,mixed,cold",
+                   help="comma list of small, large, mixed, cold (large: the large readers "
+                        "alone; mixed shows their throughput too)")
     p.add_argument("--large-connections", type=int, default=4,
                    help="connections reading 1 MiB ranges in the large/mixed/cold cells")
     # NOTE: direct by default: with the cache dropped before a cell, this VM's disk re-caches the
@@ -575,8 +594,8 @@ def parse_args():
                         "cache is dropped before each cell (drop: needs root; auto: drop when "
                         "/proc/sys/vm/drop_caches is writable, else direct)")
     p.add_argument("--reps", type=int, default=3)
-    p.add_argument("--warmup", type=float, default=0.5)
-    p.add_argument("--duration", type=float, default=2.0)
+    p.add_argument("--warmup", type=float, default=0.4)
+    p.add_argument("--duration", type=float, default=1.5)
     p.add_argument("--pipeline", type=int, default=1)
     p.add_argument("--buffer-size", type=int, default=4096)
     p.add_argument("--files-buffer-size", type=int, default=65536)
@@ -586,6 +605,9 @@ def parse_args():
                    help="where the files job's files are created")
     p.add_argument("--no-charts", action="store_true")
     p.add_argument("--no-pin", action="store_true", help="do not use taskset")
+    p.add_argument("--no-alloc-count", action="store_true",
+                   help="do not preload bench/lab/alloc_counter.cpp into the servers (it counts "
+                        "their heap allocations per request: one relaxed atomic add per malloc)")
     p.add_argument("--quick", action="store_true",
                    help="CI smoke run: 1 repetition, 1 and 50 connections, 64 B, 1 s, small files")
     args = p.parse_args()
@@ -625,6 +647,8 @@ def find_styles(args, job):
 def main():
     args = parse_args()
     args.loadgen = os.path.join(args.build, "bench", "loadgen")
+    lib = os.path.join(args.build, "bench", "libcorio_alloc_counter.so")
+    args.alloc_counter = lib if os.path.exists(lib) and not args.no_alloc_count else None
     if not os.access(args.loadgen, os.X_OK):
         log(f"{args.loadgen} not found: configure the build with -Dbenchmarks=true and build "
             f"bench/loadgen (e.g. meson setup {args.build} --buildtype=release "
@@ -647,7 +671,8 @@ def main():
             continue
         locs = {name: handler_loc(src) if src else None for name, _, src in styles}
         if job == "echo":
-            groups = [("-", c, s, [[]], [], False) for c in args.connections for s in args.sizes]
+            groups = [("-", c, s, [[]], [], False) for c in args.connections
+                      for s in (args.sizes if c <= args.all_sizes_up_to else args.sizes[:1])]
         else:
             groups = [(v, c, 0, lg, srv + ["--root", args.data], cold)
                       for v, lg, srv, cold in files_variants(args)
@@ -730,12 +755,16 @@ NOTES = """How to read the columns:
   server waited, measured just before each cell (`core bg` in the tables). /proc/stat charges whole scheduler ticks, so
   for a mostly idle core (1 connection, ping-pong) it can read below the process's own time.
 - **RSS B/conn**: (VmRSS at the end of the measured phase − VmRSS of the idle server) /
-  connections. For corio this approximates the coroutine frame plus the connection's buffer; it
-  is an RSS delta, not a count of frame bytes.
+  connections: buffers, frames or thread stacks, socket state in user space.
+- **frame B/conn** (corio only): the most bytes of coroutine frames alive at once (the runtime's
+  `peak_frame_bytes` counter: the sizes the compiler asked for) / connections. The state the
+  compiler keeps per connection, measured, not estimated.
 - **threads**, **cs/req**: Threads and the voluntary + involuntary context switches of all the
   server's threads over the measured phase, per request.
-- Heap allocations per request are not measured (no allocation counter can be injected into the
-  servers without changing them).
+- **allocs/req**: the server's heap allocations (malloc, calloc, realloc, aligned allocations;
+  `operator new` included) over the measured phase per request, counted by an LD_PRELOAD library
+  (bench/lab/alloc_counter.cpp) the load generator reads at the phase boundaries. The same
+  unchanged binaries are measured; `--no-alloc-count` leaves the library out.
 - Files job: `small` = 1 KiB ranges of 16 files of 64 KiB; `large` = 1 MiB ranges of four 32 MiB
   files; `mixed` = both loads at once on one server (the table shows the small requests' figures;
   CPU per request divides by small + large requests; `large MiB/s` is the large readers'

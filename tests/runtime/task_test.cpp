@@ -148,6 +148,22 @@ TEST_CASE("every value and frame constructed is destroyed") {
     CHECK(detail::t_live_tasks == frames_before);
 }
 
+TEST_CASE("the frame byte counters see each frame's size while it lives, and keep the peak") {
+    io_context ctx;
+    std::size_t before = ctx.stats().frame_bytes;
+    std::size_t one = 0;
+    {
+        task<int> a = use_counted(counted(1));
+        one = ctx.stats().frame_bytes - before;
+        CHECK(one >= sizeof(void*) * 2); // resume and destroy pointers at least
+        task<int> b = use_counted(counted(2));
+        CHECK(ctx.stats().frame_bytes == before + 2 * one);
+        CHECK(ctx.stats().peak_frame_bytes >= before + 2 * one);
+    }
+    CHECK(ctx.stats().frame_bytes == before);
+    CHECK(ctx.stats().peak_frame_bytes >= before + 2 * one);
+}
+
 TEST_CASE("a moved-from task is empty and the moved-to task runs") {
     task<int> a = answer();
     task<int> b = std::move(a);

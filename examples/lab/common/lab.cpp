@@ -100,9 +100,13 @@ options parse_args(int argc, char** argv, const char* program, bool files_job) {
 
 void print_stats(const stats& s) {
     std::fprintf(
-        stderr, "stats: connections=%llu requests=%llu bytes_in=%llu bytes_out=%llu\n",
+        stderr, "stats: connections=%llu requests=%llu bytes_in=%llu bytes_out=%llu",
         static_cast<unsigned long long>(s.connections), static_cast<unsigned long long>(s.requests),
         static_cast<unsigned long long>(s.bytes_in), static_cast<unsigned long long>(s.bytes_out));
+    if (s.frame_bytes_peak != 0)
+        std::fprintf(stderr, " frame_bytes_peak=%llu",
+                     static_cast<unsigned long long>(s.frame_bytes_peak));
+    std::fprintf(stderr, "\n");
     std::fflush(stderr);
 }
 

@@ -37,9 +37,11 @@ struct stats {
     std::uint64_t requests = 0;    // echo reads served / file requests answered (ERR included)
     std::uint64_t bytes_in = 0;    // bytes received from clients
     std::uint64_t bytes_out = 0;   // bytes sent to clients (file replies: headers included)
+    std::uint64_t frame_bytes_peak = 0; // corio only: most coroutine-frame bytes alive at once
 };
 
-/// Prints `stats: connections=N requests=N bytes_in=N bytes_out=N` to stderr.
+/// Prints `stats: connections=N requests=N bytes_in=N bytes_out=N` to stderr (plus
+/// `frame_bytes_peak=N` when set).
 void print_stats(const stats& s);
 
 /// socket + SO_REUSEADDR + TCP_NODELAY + bind + listen(4096), then prints `listening on N` to

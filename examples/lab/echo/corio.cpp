@@ -74,6 +74,7 @@ corio::task<int> run_server(lab::options opt, int listen_fd, int signal_fd) {
     co_await connections.join();
     control.request_stop();
     co_await control.join();
+    stats.frame_bytes_peak = corio::io_context::current().stats().peak_frame_bytes;
     lab::print_stats(stats);
     co_return 0;
 }
