@@ -28,10 +28,10 @@ struct file_identity {
 /// One cached file. The body is shared: a response still being sent keeps it alive after an
 /// eviction.
 struct cached_file {
-    std::shared_ptr<const std::string> body;  ///< the whole content
-    file_identity identity;                   ///< what it was read from
-    std::string last_modified;                ///< the formatted Last-Modified value
-    std::string_view content_type;            ///< by the served file's extension (static text)
+    std::shared_ptr<const std::string> body; ///< the whole content
+    file_identity identity;                  ///< what it was read from
+    std::string last_modified;               ///< the formatted Last-Modified value
+    std::string_view content_type;           ///< by the served file's extension (static text)
     std::chrono::steady_clock::time_point validated; ///< when it was last checked against the file
 };
 
@@ -68,12 +68,12 @@ private:
     };
     static std::size_t cost(const std::string& key, const cached_file& f) noexcept;
 
-    std::size_t m_max_bytes;                       // bound on cost() summed over entries
-    std::size_t m_max_file;                        // largest body admitted
+    std::size_t m_max_bytes;                        // bound on cost() summed over entries
+    std::size_t m_max_file;                         // largest body admitted
     std::chrono::steady_clock::duration m_validity; // how long an entry is trusted unchecked
-    std::unordered_map<std::string, slot> m_map;   // key -> entry
-    std::list<std::string> m_lru;                  // keys, most recently used first
-    std::size_t m_bytes = 0;                       // cost() summed over entries
+    std::unordered_map<std::string, slot> m_map;    // key -> entry
+    std::list<std::string> m_lru;                   // keys, most recently used first
+    std::size_t m_bytes = 0;                        // cost() summed over entries
 };
 
 } // namespace corio_http

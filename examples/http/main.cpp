@@ -15,6 +15,7 @@
 #include "examples/http/request_parser.hpp"
 #include "examples/http/response.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <signal.h>
@@ -44,30 +45,31 @@ using steady = std::chrono::steady_clock;
 namespace {
 
 struct options {
-    std::string bind = "127.0.0.1";  // address to listen on
-    std::uint16_t port = 8080;       // 0: an ephemeral port, printed
-    std::string root;                // the document root (required)
-    std::string index = "index.html"; // served for a directory; "" : directories are 403
-    unsigned sq_entries = 1024;      // io_uring submission queue size
-    unsigned cq_entries = 0;         // completion queue size (0: kernel default, 2 x SQ)
+    std::string bind = "127.0.0.1";      // address to listen on
+    std::uint16_t port = 8080;           // 0: an ephemeral port, printed
+    std::string root;                    // the document root (required)
+    std::string index = "index.html";    // served for a directory; "" : directories are 403
+    unsigned sq_entries = 1024;          // io_uring submission queue size
+    unsigned cq_entries = 0;             // completion queue size (0: kernel default, 2 x SQ)
     std::size_t max_connections = 10000; // beyond this, new connections are closed at once
     std::chrono::milliseconds header_timeout = 10s;    // a request head must arrive within this
     std::chrono::milliseconds keepalive_timeout = 15s; // an idle keep-alive connection lasts this
     std::chrono::milliseconds send_timeout = 30s;      // a peer not reading for this is dropped
     std::chrono::milliseconds drain = 5s;              // on SIGINT/SIGTERM: time to finish
-    parse_limits limits;             // request line, header count and bytes, body
-    std::size_t cache_bytes = 32u << 20;   // the small-file cache's bound (0: no cache)
-    std::size_t cache_max_file = 256u << 10; // larger files are always read from disk
+    parse_limits limits;                               // request line, header count and bytes, body
+    std::size_t cache_bytes = 32u << 20;               // the small-file cache's bound (0: no cache)
+    std::size_t cache_max_file = 256u << 10;           // larger files are always read from disk
     std::chrono::milliseconds cache_validity = 1000ms; // a cached file is rechecked after this
 };
 
 /// One connection as the server sees it: for timeouts (a sweep closes the late ones) and for
 /// the graceful stop (idle ones are closed at once).
 struct connection_entry {
-    int fd = -1;                     // the socket (owned by the connection's task)
-    steady::time_point deadline;     // when the sweep shuts it down
-    bool idle = false;               // waiting for a new request with nothing buffered
-    bool timed_out = false;          // the sweep shut it down
+    int fd = -1;                      // the socket (owned by the connection's task)
+    steady::time_point deadline;      // when the sweep shuts it down
+    bool idle = false;                // waiting for a new request with nothing buffered
+    bool timed_out = false;           // the sweep shut it down
+    std::size_t buffered = 0;         // bytes of its receive buffer (for the stats)
     connection_entry* prev = nullptr; // neighbours in server_state's list
     connection_entry* next = nullptr;
 };
@@ -77,20 +79,20 @@ struct server_state {
         : opt(o), cache(o.cache_bytes, o.cache_max_file, o.cache_validity) {}
 
     const options& opt;
-    int root_fd = -1;                  // the document root, O_PATH|O_DIRECTORY
-    file_cache cache;                  // small files in memory
-    date_cache dates;                  // the Date value, once per second
-    connection_entry* head = nullptr;  // every open connection
-    std::size_t active = 0;            // connections open now
-    std::uint64_t accepted = 0;        // connections accepted
-    std::uint64_t rejected = 0;        // closed at once: over --max-connections
-    std::uint64_t timed_out = 0;       // shut down by a timeout
-    std::uint64_t requests = 0;        // complete request heads
-    std::uint64_t by_class[6] = {};    // responses by status class (index 2..5)
-    std::uint64_t cache_hits = 0;      // served from memory without a check
-    std::uint64_t cache_revalidated = 0; // checked, unchanged, served from memory
-    std::uint64_t cache_misses = 0;    // read from disk
-    bool stopping = false;             // SIGINT/SIGTERM seen
+    int root_fd = -1;                      // the document root, O_PATH|O_DIRECTORY
+    file_cache cache;                      // small files in memory
+    date_cache dates;                      // the Date value, once per second
+    connection_entry* head = nullptr;      // every open connection
+    std::size_t active = 0;                // connections open now
+    std::uint64_t accepted = 0;            // connections accepted
+    std::uint64_t rejected = 0;            // closed at once: over --max-connections
+    std::uint64_t timed_out = 0;           // shut down by a timeout
+    std::uint64_t requests = 0;            // complete request heads
+    std::uint64_t by_class[6] = {};        // responses by status class (index 2..5)
+    std::uint64_t cache_hits = 0;          // served from memory without a check
+    std::uint64_t cache_revalidated = 0;   // checked, unchanged, served from memory
+    std::uint64_t cache_misses = 0;        // read from disk
+    bool stopping = false;                 // SIGINT/SIGTERM seen
     net::tcp_listener* listener = nullptr; // closed to stop accepting
 
     void link(connection_entry* c) noexcept {
@@ -141,10 +143,10 @@ file_identity identity_of(const corio::file_status& st) {
 /// A file opened for a request: the regular file to serve (the index of a directory), or the
 /// status to answer instead.
 struct opened_file {
-    int status = 0;             // 0: `f` is open and regular
-    corio::file f;              // the file
-    corio::file_status st{};    // its statx
-    std::string served_path;    // the path actually served (for the Content-Type)
+    int status = 0;          // 0: `f` is open and regular
+    corio::file f;           // the file
+    corio::file_status st{}; // its statx
+    std::string served_path; // the path actually served (for the Content-Type)
 };
 
 constexpr unsigned k_statx_mask = STATX_TYPE | STATX_MODE | STATX_SIZE | STATX_MTIME | STATX_INO;
@@ -263,6 +265,7 @@ public:
         m_header_deadline = steady::now() + srv->opt.header_timeout;
         m_entry.deadline = m_header_deadline; // the first request is due from the accept on
         m_in.resize(k_initial_buffer);
+        m_entry.buffered = m_in.size();
         const parse_limits& l = srv->opt.limits;
         // Room for the largest head the parser accepts (it refuses one before it outgrows this).
         m_max_buffer = l.max_request_line + l.max_header_bytes + 64;
@@ -277,7 +280,7 @@ public:
 private:
     static constexpr std::size_t k_initial_buffer = 4096;
     static constexpr std::size_t k_copy_body_max = 2048; // smaller bodies are copied into the batch
-    static constexpr std::size_t k_batch_max = 64 * 1024; // flush the batch beyond this
+    static constexpr std::size_t k_batch_max = 64 * 1024;     // flush the batch beyond this
     static constexpr std::uint64_t k_stream_chunk = 4u << 20; // send_file_range call size
 
     struct segment {
@@ -290,12 +293,11 @@ private:
     corio::task<bool> serve_request(const request* r);
     corio::task<bool> flush();
     corio::task<bool> send_fully(std::size_t total);
-    corio::task<bool> stream_file(const corio::file* f, std::uint64_t offset,
-                                  std::uint64_t length);
+    corio::task<bool> stream_file(const corio::file* f, std::uint64_t offset, std::uint64_t length);
     corio::task<void> linger_close();
     bool serve_cached(const request& r, const std::string& key);
     void queue_cached(const request& r, const cached_file& c);
-    void queue_error(int status, bool keep_alive);
+    void queue_error(int status, bool keep_alive, bool head_only = false);
     void queue_text(std::string_view text);
     void note_appended(std::size_t before);
     void queue_body(std::shared_ptr<const std::string> body, std::size_t offset,
@@ -306,21 +308,21 @@ private:
         m_entry.deadline = steady::now() + m_srv->opt.send_timeout;
     }
 
-    net::tcp_stream m_conn;       // the socket
-    server_state* m_srv;          // the server it belongs to
-    connection_entry m_entry;     // its place in the server's list
-    request_parser m_parser;      // the request head being parsed
-    std::vector<char> m_in;       // received bytes: [m_begin, m_end) not consumed yet
+    net::tcp_stream m_conn;   // the socket
+    server_state* m_srv;      // the server it belongs to
+    connection_entry m_entry; // its place in the server's list
+    request_parser m_parser;  // the request head being parsed
+    std::vector<char> m_in;   // received bytes: [m_begin, m_end) not consumed yet
     std::size_t m_begin = 0;
     std::size_t m_end = 0;
-    std::size_t m_max_buffer = 0; // m_in never grows beyond this
-    std::uint64_t m_discard = 0;  // body bytes of the last request still to skip
-    bool m_in_request = true;     // a request is due (from the accept) or partly buffered
+    std::size_t m_max_buffer = 0;         // m_in never grows beyond this
+    std::uint64_t m_discard = 0;          // body bytes of the last request still to skip
+    bool m_in_request = true;             // a request is due (from the accept) or partly buffered
     steady::time_point m_header_deadline; // when that request's head must be complete
-    std::string m_out;            // queued heads and small bodies
-    std::vector<segment> m_segments; // the batch, in order
-    std::vector<iovec> m_iov;     // the batch as iovecs while a sendmsg is in flight
-    msghdr m_msg{};               // the sendmsg header (lives here until its completion)
+    std::string m_out;                    // queued heads and small bodies
+    std::vector<segment> m_segments;      // the batch, in order
+    std::vector<iovec> m_iov;             // the batch as iovecs while a sendmsg is in flight
+    msghdr m_msg{};                       // the sendmsg header (lives here until its completion)
 };
 
 void connection::note_appended(std::size_t before) {
@@ -348,7 +350,8 @@ void connection::queue_body(std::shared_ptr<const std::string> body, std::size_t
     m_segments.push_back({offset, length, std::move(body)});
 }
 
-void connection::queue_error(int status, bool keep_alive) {
+/// An error response: a small HTML body (none for a HEAD request, whose head is all it gets).
+void connection::queue_error(int status, bool keep_alive, bool head_only) {
     count(status);
     std::string body = error_body(status);
     response_head h;
@@ -360,12 +363,13 @@ void connection::queue_error(int status, bool keep_alive) {
     std::size_t before = m_out.size();
     append_head(m_out, h, m_srv->dates.now());
     note_appended(before);
-    queue_text(body);
+    if (!head_only)
+        queue_text(body);
 }
 
 void connection::queue_cached(const request& r, const cached_file& c) {
-    plan p = plan_response(r, c.body->size(), c.identity.mtime_sec, c.last_modified,
-                           c.content_type, keep_alive(r));
+    plan p = plan_response(r, c.body->size(), c.identity.mtime_sec, c.last_modified, c.content_type,
+                           keep_alive(r));
     count(p.head.status);
     std::size_t before = m_out.size();
     append_head(m_out, p.head, m_srv->dates.now());
@@ -464,9 +468,10 @@ corio::task<bool> connection::stream_file(const corio::file* f, std::uint64_t of
 /// when the connection must close.
 corio::task<bool> connection::serve_request(const request* r) {
     bool keep = keep_alive(*r);
+    bool head_only = r->method == method::head;
     decoded_target target = decode_target(r->target);
     if (target.status != 0) {
-        queue_error(target.status, keep);
+        queue_error(target.status, keep, head_only);
         co_return keep;
     }
     if (serve_cached(*r, target.path))
@@ -475,7 +480,7 @@ corio::task<bool> connection::serve_request(const request* r) {
     auto opening = open_target(m_srv, target.path);
     opened_file o = co_await std::move(opening);
     if (o.status != 0) {
-        queue_error(o.status, keep);
+        queue_error(o.status, keep, head_only);
         co_return keep;
     }
     file_identity id = identity_of(o.st);
@@ -494,7 +499,7 @@ corio::task<bool> connection::serve_request(const request* r) {
         corio::result<std::size_t> got = co_await read;
         co_await close_file(&o.f);
         if (!got) {
-            queue_error(500, keep);
+            queue_error(500, keep, head_only);
             co_return keep;
         }
         body->resize(*got); // the file shrank meanwhile: serve what was read, recheck next time
@@ -514,8 +519,8 @@ corio::task<bool> connection::serve_request(const request* r) {
     // Too large for the cache: head now, body streamed from the file.
     ++m_srv->cache_misses;
     std::string last_modified = format_http_date(id.mtime_sec);
-    plan p = plan_response(*r, id.size, id.mtime_sec, last_modified, mime_type(o.served_path),
-                           keep);
+    plan p =
+        plan_response(*r, id.size, id.mtime_sec, last_modified, mime_type(o.served_path), keep);
     count(p.head.status);
     std::size_t before = m_out.size();
     append_head(m_out, p.head, m_srv->dates.now());
@@ -530,7 +535,7 @@ corio::task<bool> connection::serve_request(const request* r) {
         }
     }
     co_await close_file(&o.f);
-    co_return ok && keep;
+    co_return ok&& keep;
 }
 
 /// Answers every complete request in the buffer, in order. False when the connection must close
@@ -630,9 +635,11 @@ corio::task<void> connection::run() {
                 break;
             }
             m_in.resize(std::min(m_in.size() * 2, m_max_buffer));
+            m_entry.buffered = m_in.size();
         } else if (idle && m_in.size() > 4 * k_initial_buffer) {
             m_in.resize(k_initial_buffer);
             m_in.shrink_to_fit(); // an idle connection holds a small buffer again
+            m_entry.buffered = m_in.size();
         }
         steady::time_point now = steady::now();
         if (idle && !m_in_request) {
@@ -681,8 +688,8 @@ corio::task<void> serve(net::tcp_stream conn, server_state* srv) {
 corio::task<void> sweep_timeouts(server_state* srv) {
     const options& o = srv->opt;
     auto shortest = std::min({o.header_timeout, o.keepalive_timeout, o.send_timeout});
-    auto tick = std::clamp(shortest / 8, std::chrono::milliseconds(5),
-                           std::chrono::milliseconds(250));
+    auto tick =
+        std::clamp(shortest / 8, std::chrono::milliseconds(5), std::chrono::milliseconds(250));
     for (;;) {
         corio::result<void> slept = co_await corio::sleep_for(tick);
         if (!slept)
@@ -697,12 +704,32 @@ corio::task<void> sweep_timeouts(server_state* srv) {
     }
 }
 
-void print_stats(const server_state* srv) {
+/// Open fds, counted on the offload pool (listing a directory is blocking work).
+struct count_open_fds {
+    long operator()() const {
+        DIR* dir = ::opendir("/proc/self/fd");
+        if (!dir)
+            return -1;
+        long n = 0;
+        while (const dirent* entry = ::readdir(dir))
+            n += entry->d_name[0] != '.';
+        ::closedir(dir);
+        return n - 1; // the directory's own fd
+    }
+};
+
+corio::task<void> print_stats(const server_state* srv) {
+    auto counting = corio::offload(count_open_fds{});
+    long fds = co_await counting;
     corio::io_context_stats s = corio::io_context::current().stats();
+    std::size_t buffered = 0;
+    for (const connection_entry* c = srv->head; c != nullptr; c = c->next)
+        buffered += c->buffered;
     std::printf("stats: connections=%zu accepted=%llu rejected=%llu timed_out=%llu requests=%llu "
                 "2xx=%llu 3xx=%llu 4xx=%llu 5xx=%llu cache_entries=%zu cache_bytes=%zu "
-                "cache_hits=%llu cache_revalidated=%llu cache_misses=%llu live_tasks=%zu "
-                "ops_in_flight=%zu kernel_enters=%llu cq_overflows=%llu\n",
+                "cache_hits=%llu cache_revalidated=%llu cache_misses=%llu bytes_buffered=%zu "
+                "open_fds=%ld live_tasks=%zu ops_in_flight=%zu kernel_enters=%llu "
+                "cq_overflows=%llu\n",
                 srv->active, static_cast<unsigned long long>(srv->accepted),
                 static_cast<unsigned long long>(srv->rejected),
                 static_cast<unsigned long long>(srv->timed_out),
@@ -713,7 +740,7 @@ void print_stats(const server_state* srv) {
                 static_cast<unsigned long long>(srv->by_class[5]), srv->cache.entries(),
                 srv->cache.bytes(), static_cast<unsigned long long>(srv->cache_hits),
                 static_cast<unsigned long long>(srv->cache_revalidated),
-                static_cast<unsigned long long>(srv->cache_misses), s.live_tasks,
+                static_cast<unsigned long long>(srv->cache_misses), buffered, fds, s.live_tasks,
                 s.ops_in_flight, static_cast<unsigned long long>(s.kernel_enters),
                 static_cast<unsigned long long>(s.cq_overflows));
     std::fflush(stdout);
@@ -727,7 +754,7 @@ corio::task<void> watch_signals(corio::signal_set* signals, server_state* srv) {
         if (!signo)
             co_return; // cancelled: the server is going down anyway
         if (*signo == SIGUSR1) {
-            print_stats(srv);
+            co_await print_stats(srv);
             continue;
         }
         std::printf("signal %d: draining %zu connections\n", *signo, srv->active);
@@ -742,7 +769,9 @@ corio::task<void> watch_signals(corio::signal_set* signals, server_state* srv) {
     }
 }
 
-corio::task<void> join(corio::task_scope* scope) { co_await scope->join(); }
+corio::task<void> join(corio::task_scope* scope) {
+    co_await scope->join();
+}
 
 // ----- the server -----
 
@@ -806,7 +835,7 @@ corio::task<int> run_server(options opt, corio::signal_set* signals) {
                     static_cast<long long>(opt.drain.count()));
     control.request_stop();
     co_await control.join();
-    print_stats(&srv);
+    co_await print_stats(&srv);
     corio::result<void> closed = co_await root->close();
     (void)closed;
     co_return 0;
@@ -815,18 +844,19 @@ corio::task<int> run_server(options opt, corio::signal_set* signals) {
 // ----- command line -----
 
 [[noreturn]] void usage(int status) {
-    std::fprintf(status == 0 ? stdout : stderr,
-                 "usage: corio-http --root DIR [--port N] [--bind ADDR] [--index NAME]\n"
-                 "         [--sq-entries N] [--cq-entries N] [--max-connections N]\n"
-                 "         [--header-timeout-ms MS] [--keepalive-timeout-ms MS]\n"
-                 "         [--send-timeout-ms MS] [--drain-ms MS]\n"
-                 "         [--max-request-line BYTES] [--max-headers N] [--max-header-bytes BYTES]\n"
-                 "         [--max-body BYTES] [--cache-bytes BYTES] [--cache-max-file BYTES]\n"
-                 "         [--cache-validity-ms MS]\n"
-                 "  --port 0 picks an ephemeral port and prints `listening on PORT`.\n"
-                 "  --index '' answers 403 for every directory. --cache-bytes 0 turns the\n"
-                 "  small-file cache off (every request then opens, stats and reads the file).\n"
-                 "  SIGUSR1 prints a stats line; SIGINT/SIGTERM drain and exit 0.\n");
+    std::fprintf(
+        status == 0 ? stdout : stderr,
+        "usage: corio-http --root DIR [--port N] [--bind ADDR] [--index NAME]\n"
+        "         [--sq-entries N] [--cq-entries N] [--max-connections N]\n"
+        "         [--header-timeout-ms MS] [--keepalive-timeout-ms MS]\n"
+        "         [--send-timeout-ms MS] [--drain-ms MS]\n"
+        "         [--max-request-line BYTES] [--max-headers N] [--max-header-bytes BYTES]\n"
+        "         [--max-body BYTES] [--cache-bytes BYTES] [--cache-max-file BYTES]\n"
+        "         [--cache-validity-ms MS]\n"
+        "  --port 0 picks an ephemeral port and prints `listening on PORT`.\n"
+        "  --index '' answers 403 for every directory. --cache-bytes 0 turns the\n"
+        "  small-file cache off (every request then opens, stats and reads the file).\n"
+        "  SIGUSR1 prints a stats line; SIGINT/SIGTERM drain and exit 0.\n");
     std::exit(status);
 }
 

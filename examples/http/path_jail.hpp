@@ -12,8 +12,8 @@ namespace corio_http {
 /// A decoded target: `path` is relative to the root ("" for the root itself), its segments
 /// joined by single '/', never starting or ending with '/', never holding "." or "..".
 struct decoded_target {
-    int status = 0;          ///< 0 when usable, else the status to answer (400)
-    std::string path;        ///< the relative path (valid when status == 0)
+    int status = 0;              ///< 0 when usable, else the status to answer (400)
+    std::string path;            ///< the relative path (valid when status == 0)
     bool trailing_slash = false; ///< the target named a directory ("/docs/")
 };
 

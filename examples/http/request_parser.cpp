@@ -210,8 +210,8 @@ bool request_parser::parse_request_line(std::string_view bytes, std::size_t at, 
     } else {
         static constexpr std::string_view known[] = {"POST",    "PUT",   "DELETE", "CONNECT",
                                                      "OPTIONS", "TRACE", "PATCH"};
-        bool is_known = std::find(std::begin(known), std::end(known), method_text) !=
-                        std::end(known);
+        bool is_known =
+            std::find(std::begin(known), std::end(known), method_text) != std::end(known);
         fail(is_known ? 405 : 501);
         return false;
     }
@@ -269,7 +269,8 @@ parse_status request_parser::finish(std::string_view bytes) {
     m_views.clear();
     m_views.reserve(m_fields.size());
     for (const field_offsets& f : m_fields)
-        m_views.push_back({bytes.substr(f.name_at, f.name_len), bytes.substr(f.value_at, f.value_len)});
+        m_views.push_back(
+            {bytes.substr(f.name_at, f.name_len), bytes.substr(f.value_at, f.value_len)});
 
     request& r = m_request;
     r.target = bytes.substr(m_target_at, m_target_len);
@@ -319,23 +320,40 @@ parse_status request_parser::finish(std::string_view bytes) {
 
 std::string_view reason_phrase(int status) noexcept {
     switch (status) {
-    case 200: return "OK";
-    case 206: return "Partial Content";
-    case 304: return "Not Modified";
-    case 400: return "Bad Request";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 416: return "Range Not Satisfiable";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 503: return "Service Unavailable";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Unknown";
+    case 200:
+        return "OK";
+    case 206:
+        return "Partial Content";
+    case 304:
+        return "Not Modified";
+    case 400:
+        return "Bad Request";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 413:
+        return "Content Too Large";
+    case 414:
+        return "URI Too Long";
+    case 416:
+        return "Range Not Satisfiable";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 503:
+        return "Service Unavailable";
+    case 505:
+        return "HTTP Version Not Supported";
+    default:
+        return "Unknown";
     }
 }
 

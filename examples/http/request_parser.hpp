@@ -35,23 +35,23 @@ struct header_field {
 /// bytes stay where they are.
 struct request {
     corio_http::method method = method::get;
-    std::string_view target;            ///< the request target as sent (origin-form path + query)
-    int version_minor = 1;              ///< 0 for HTTP/1.0, 1 for HTTP/1.1 (and 1.x, x > 1)
+    std::string_view target; ///< the request target as sent (origin-form path + query)
+    int version_minor = 1;   ///< 0 for HTTP/1.0, 1 for HTTP/1.1 (and 1.x, x > 1)
     std::span<const header_field> headers; ///< every field, in order
-    std::string_view host;              ///< the Host value ("" when absent, HTTP/1.0 only)
-    std::string_view range;             ///< the Range value, "" when absent
-    std::string_view if_range;          ///< the If-Range value, "" when absent
-    std::string_view if_modified_since; ///< the If-Modified-Since value, "" when absent
-    std::uint64_t content_length = 0;   ///< body bytes that follow the head (to be discarded)
-    bool keep_alive = true;             ///< the connection may carry another request afterwards
-    std::size_t head_size = 0;          ///< bytes of the head, final CRLF included
+    std::string_view host;                 ///< the Host value ("" when absent, HTTP/1.0 only)
+    std::string_view range;                ///< the Range value, "" when absent
+    std::string_view if_range;             ///< the If-Range value, "" when absent
+    std::string_view if_modified_since;    ///< the If-Modified-Since value, "" when absent
+    std::uint64_t content_length = 0;      ///< body bytes that follow the head (to be discarded)
+    bool keep_alive = true;                ///< the connection may carry another request afterwards
+    std::size_t head_size = 0;             ///< bytes of the head, final CRLF included
 };
 
 /// What feed() found.
 enum class parse_status : unsigned char {
-    complete, ///< a whole head: request() is valid
+    complete,  ///< a whole head: request() is valid
     need_more, ///< the head is not complete yet; feed again with more bytes
-    error,    ///< the stream is malformed or over a limit: error_status() says how to answer
+    error,     ///< the stream is malformed or over a limit: error_status() says how to answer
 };
 
 /// Parses one request head at a time. Usage: feed(bytes) with all unconsumed bytes of the
@@ -99,17 +99,17 @@ private:
     bool parse_header_line(std::string_view bytes, std::size_t at, std::size_t len);
     parse_status finish(std::string_view bytes);
 
-    parse_limits m_limits;           // the bounds this parser enforces
+    parse_limits m_limits;               // the bounds this parser enforces
     phase m_phase = phase::request_line; // what the next complete line is
-    std::size_t m_pos = 0;           // bytes consumed by complete lines so far
-    std::size_t m_empty_lines = 0;   // empty lines skipped before the request line
-    std::size_t m_header_bytes = 0;  // bytes of the header lines so far
-    std::uint32_t m_target_at = 0;   // the target's offset and length in the bytes
+    std::size_t m_pos = 0;               // bytes consumed by complete lines so far
+    std::size_t m_empty_lines = 0;       // empty lines skipped before the request line
+    std::size_t m_header_bytes = 0;      // bytes of the header lines so far
+    std::uint32_t m_target_at = 0;       // the target's offset and length in the bytes
     std::uint32_t m_target_len = 0;
     std::vector<field_offsets> m_fields; // the header fields so far (capacity reused)
     std::vector<header_field> m_views;   // the same as views, built on completion
-    request m_request;               // the result (valid after complete)
-    int m_error = 0;                 // the status after an error
+    request m_request;                   // the result (valid after complete)
+    int m_error = 0;                     // the status after an error
 };
 
 /// The reason phrase of a status code ("Not Found"), "Unknown" for codes it does not know.

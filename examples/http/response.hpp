@@ -20,9 +20,9 @@ struct response_head {
     bool allow_get_head = false;      ///< send "Allow: GET, HEAD" (405)
     enum class range_kind : unsigned char { none, partial, unsatisfiable };
     range_kind range = range_kind::none; ///< which Content-Range to send
-    std::uint64_t range_first = 0;    ///< Content-Range: bytes first-last/total
+    std::uint64_t range_first = 0;       ///< Content-Range: bytes first-last/total
     std::uint64_t range_last = 0;
-    std::uint64_t range_total = 0;    ///< also for "bytes */total"
+    std::uint64_t range_total = 0; ///< also for "bytes */total"
 };
 
 /// Appends the status line and header fields of `head`, then the blank line, to `out`. `date`

@@ -1,14 +1,17 @@
 // SPDX-License-Identifier: MIT
 // libFuzzer target of corio-http's request parser. The input is the byte stream (so corpus files
-// are plain requests); its last byte also picks the limits and the split sizes. Invariants: parsing the stream whole and in random
-// pieces gives the same outcome; a complete request's views lie inside the input, head_size is
-// within it, limits hold; errors carry one of the documented statuses.
+// are plain requests); its last byte also picks the limits and the split sizes. Invariants: parsing
+// the stream whole and in random pieces gives the same outcome; a complete request's views lie
+// inside the input, head_size is within it, limits hold; errors carry one of the documented
+// statuses.
+#include "examples/http/path_jail.hpp"
+#include "examples/http/range.hpp"
 #include "examples/http/request_parser.hpp"
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
-#include <algorithm>
 #include <string_view>
 
 using namespace corio_http;
@@ -21,8 +24,31 @@ void check(bool ok) {
 }
 
 bool inside(std::string_view part, std::string_view whole) {
-    return part.empty() ||
-           (part.data() >= whole.data() && part.data() + part.size() <= whole.data() + whole.size());
+    return part.empty() || (part.data() >= whole.data() &&
+                            part.data() + part.size() <= whole.data() + whole.size());
+}
+
+void check_jail(std::string_view target) {
+    decoded_target d = decode_target(target);
+    if (d.status != 0) {
+        check(d.status == 400);
+        return;
+    }
+    std::string_view p = d.path;
+    check(p.find('\0') == std::string_view::npos && p.find('\\') == std::string_view::npos);
+    if (p.empty())
+        return;
+    check(p.front() != '/' && p.back() != '/');
+    std::size_t start = 0;
+    for (;;) {
+        std::size_t slash = p.find('/', start);
+        std::string_view seg =
+            p.substr(start, slash == std::string_view::npos ? p.npos : slash - start);
+        check(!seg.empty() && seg != "." && seg != "..");
+        if (slash == std::string_view::npos)
+            break;
+        start = slash + 1;
+    }
 }
 
 struct outcome {
@@ -57,8 +83,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         outcome w = run_whole(whole, rest);
         if (w.status == parse_status::error) {
             int e = w.error;
-            check(e == 400 || e == 405 || e == 413 || e == 414 || e == 431 || e == 501 ||
-                  e == 505);
+            check(e == 400 || e == 405 || e == 413 || e == 414 || e == 431 || e == 501 || e == 505);
         }
         if (w.status == parse_status::complete) {
             const request& r = whole.parsed();
@@ -68,6 +93,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             check(r.content_length <= limits.max_body);
             for (const header_field& h : r.headers)
                 check(inside(h.name, rest) && inside(h.value, rest) && !h.name.empty());
+            check_jail(r.target);
+            std::uint64_t size = (seed & 16) ? 0 : (seed & 32) ? 1000 : (5ULL << 30);
+            byte_range range = parse_range(r.range, size);
+            if (range.what == byte_range::kind::satisfiable)
+                check(range.first <= range.last && range.last < size);
         }
 
         // The same bytes in pieces whose sizes come from the seed.

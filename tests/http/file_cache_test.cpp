@@ -56,7 +56,7 @@ TEST_CASE("the least recently used entries are evicted to stay within the byte b
     CHECK(cache.entries() == 3);
     cache.put("e", make(1000)); // evicts b
     CHECK(cache.find("b") == nullptr);
-    CHECK(held->size() == 1000); // still alive for the response that holds it
+    CHECK(held->size() == 1000);   // still alive for the response that holds it
     cache.put("huge", make(5000)); // larger than the whole bound: not stored
     CHECK(cache.find("huge") == nullptr);
     cache.erase("a");

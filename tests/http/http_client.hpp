@@ -104,7 +104,7 @@ private:
 
 /// A response as read off the wire.
 struct response {
-    int status = 0;                            // 0: none came (timeout or EOF)
+    int status = 0;                             // 0: none came (timeout or EOF)
     std::map<std::string, std::string> headers; // names in lower case
     std::string body;
 

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
 // The small modules of corio-http: path decoding (the jail's first half), Range parsing, HTTP
 // dates, MIME types and response heads.
-#include "examples/http/path_jail.hpp"
 #include "examples/http/http_date.hpp"
 #include "examples/http/mime.hpp"
+#include "examples/http/path_jail.hpp"
 #include "examples/http/range.hpp"
 #include "examples/http/response.hpp"
 
@@ -30,10 +30,10 @@ TEST_CASE("a target decodes into a relative path without dots or empty segments"
 
 TEST_CASE("traversal, encoded separators, NUL and control bytes are refused with 400") {
     const char* bad[] = {
-        "/..",        "/../etc/passwd", "/a/../b",  "/a/..",     "/%2e%2e/x", "/%2E%2E",
-        "/.%2e/",     "/a%2fb",         "/a%2Fb",   "/%2f",      "/a\\b",     "/a%5cb",
-        "/a%5Cb",     "/a%00b",         "/%00",     "/a%0ab",    "/a%7fb",    "/%",
-        "/%4",        "/%zz",           "/a%g0",    "relative",  "",          "/a/%2e%2e",
+        "/..",    "/../etc/passwd", "/a/../b", "/a/..",    "/%2e%2e/x", "/%2E%2E",
+        "/.%2e/", "/a%2fb",         "/a%2Fb",  "/%2f",     "/a\\b",     "/a%5cb",
+        "/a%5Cb", "/a%00b",         "/%00",    "/a%0ab",   "/a%7fb",    "/%",
+        "/%4",    "/%zz",           "/a%g0",   "relative", "",          "/a/%2e%2e",
     };
     for (const char* target : bad) {
         INFO(target);
@@ -120,11 +120,12 @@ TEST_CASE("a response head lists its fields in a fixed order") {
     h.range_last = 14;
     h.range_total = 100;
     append_head(out, h, "Thu, 01 Jan 1970 00:00:00 GMT");
-    CHECK(out == "HTTP/1.1 206 Partial Content\r\nServer: corio-http\r\n"
-                 "Date: Thu, 01 Jan 1970 00:00:00 GMT\r\nContent-Type: text/plain; charset=utf-8\r\n"
-                 "Content-Length: 10\r\nLast-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
-                 "Accept-Ranges: bytes\r\nContent-Range: bytes 5-14/100\r\n"
-                 "Connection: keep-alive\r\n\r\n");
+    CHECK(out ==
+          "HTTP/1.1 206 Partial Content\r\nServer: corio-http\r\n"
+          "Date: Thu, 01 Jan 1970 00:00:00 GMT\r\nContent-Type: text/plain; charset=utf-8\r\n"
+          "Content-Length: 10\r\nLast-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
+          "Accept-Ranges: bytes\r\nContent-Range: bytes 5-14/100\r\n"
+          "Connection: keep-alive\r\n\r\n");
     out.clear();
     response_head e;
     e.status = 416;

@@ -110,30 +110,31 @@ TEST_CASE("a Content-Length body is reported for discarding, up to max_body") {
             parse_status::complete);
     CHECK(p.parsed().content_length == 100);
     CHECK(outcome_of("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 101\r\n\r\n", limits) == "413");
-    CHECK(outcome_of("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n") ==
-          "complete");
+    CHECK(
+        outcome_of("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n") ==
+        "complete");
 }
 
 TEST_CASE("syntax errors are 400") {
     const char* bad[] = {
-        "GET / HTTP/1.1\nHost: a\r\n\r\n",            // bare LF ending the request line
-        "GET / HTTP/1.1\r\nHost: a\n\r\n",            // bare LF ending a header
-        "GET / HTTP/1.1\r\nHost: a\r\n\n",            // bare LF as the blank line
-        "GET  / HTTP/1.1\r\nHost: a\r\n\r\n",         // two spaces
-        "GET / HTTP/1.1 \r\nHost: a\r\n\r\n",         // trailing space
-        "GET /\r\nHost: a\r\n\r\n",                   // no version
-        "GET / HTTQ/1.1\r\nHost: a\r\n\r\n",          // not HTTP
-        "GET / HTTP/1.10\r\nHost: a\r\n\r\n",         // version too long
-        "G(T / HTTP/1.1\r\nHost: a\r\n\r\n",          // not a token
-        "GET a HTTP/1.1\r\nHost: a\r\n\r\n",          // not origin-form
-        "GET * HTTP/1.1\r\nHost: a\r\n\r\n",          // asterisk-form
-        "GET /\x01 HTTP/1.1\r\nHost: a\r\n\r\n",      // control byte in the target
-        "GET / HTTP/1.1\r\nHost : a\r\n\r\n",         // space before the colon
+        "GET / HTTP/1.1\nHost: a\r\n\r\n",              // bare LF ending the request line
+        "GET / HTTP/1.1\r\nHost: a\n\r\n",              // bare LF ending a header
+        "GET / HTTP/1.1\r\nHost: a\r\n\n",              // bare LF as the blank line
+        "GET  / HTTP/1.1\r\nHost: a\r\n\r\n",           // two spaces
+        "GET / HTTP/1.1 \r\nHost: a\r\n\r\n",           // trailing space
+        "GET /\r\nHost: a\r\n\r\n",                     // no version
+        "GET / HTTQ/1.1\r\nHost: a\r\n\r\n",            // not HTTP
+        "GET / HTTP/1.10\r\nHost: a\r\n\r\n",           // version too long
+        "G(T / HTTP/1.1\r\nHost: a\r\n\r\n",            // not a token
+        "GET a HTTP/1.1\r\nHost: a\r\n\r\n",            // not origin-form
+        "GET * HTTP/1.1\r\nHost: a\r\n\r\n",            // asterisk-form
+        "GET /\x01 HTTP/1.1\r\nHost: a\r\n\r\n",        // control byte in the target
+        "GET / HTTP/1.1\r\nHost : a\r\n\r\n",           // space before the colon
         "GET / HTTP/1.1\r\nHost: a\r\n folded\r\n\r\n", // obs-fold
-        "GET / HTTP/1.1\r\nNoColon\r\n\r\n",          // no colon
-        "GET / HTTP/1.1\r\n: v\r\nHost: a\r\n\r\n",   // empty name
-        "GET / HTTP/1.1\r\nHost: a\rb\r\n\r\n",       // bare CR in a value
-        "GET / HTTP/1.1\r\n\r\n",                     // HTTP/1.1 without Host
+        "GET / HTTP/1.1\r\nNoColon\r\n\r\n",            // no colon
+        "GET / HTTP/1.1\r\n: v\r\nHost: a\r\n\r\n",     // empty name
+        "GET / HTTP/1.1\r\nHost: a\rb\r\n\r\n",         // bare CR in a value
+        "GET / HTTP/1.1\r\n\r\n",                       // HTTP/1.1 without Host
         "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", // two Hosts
         "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: x\r\n\r\n",
         "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n",
@@ -192,8 +193,7 @@ TEST_CASE("max_headers fields are accepted, one more is 431") {
     parse_limits limits;
     limits.max_headers = 3;
     CHECK(outcome_of("GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\n\r\n", limits) == "complete");
-    CHECK(outcome_of("GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n", limits) ==
-          "431");
+    CHECK(outcome_of("GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n", limits) == "431");
 }
 
 TEST_CASE("header lines may total exactly max_header_bytes, one more byte is 431") {

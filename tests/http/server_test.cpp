@@ -199,8 +199,8 @@ TEST_CASE("a sparse 5 GiB file: HEAD reports its size and a range beyond 4 GiB i
     response h = read_response(c.in, true);
     CHECK(h.status == 200);
     CHECK(h.header("content-length") == "5368709120");
-    std::string range = "bytes=" + std::to_string(marker_at) + "-" +
-                        std::to_string(marker_at + marker.size() - 1);
+    std::string range =
+        "bytes=" + std::to_string(marker_at) + "-" + std::to_string(marker_at + marker.size() - 1);
     response r = c.get("/sparse.bin", "Range: " + range + "\r\n");
     CHECK(r.status == 206);
     CHECK(r.body == marker);
@@ -233,9 +233,7 @@ TEST_CASE("directories: the index file when present, else 403; --index '' makes 
 TEST_CASE("traversal attempts are refused and never serve a byte from outside the root") {
     temp_root root;
     const std::string secret = "SECRET outside the root";
-    {
-        std::ofstream(root.outside / "secret.txt") << secret;
-    }
+    { std::ofstream(root.outside / "secret.txt") << secret; }
     root.write("ok.txt", "inside");
     fs::create_symlink(root.outside / "secret.txt", root.dir / "escape");
     fs::create_symlink("../outside", root.dir / "escape_dir");
@@ -246,16 +244,11 @@ TEST_CASE("traversal attempts are refused and never serve a byte from outside th
         int status;
     };
     const attempt attempts[] = {
-        {"/../outside/secret.txt", 400},
-        {"/%2e%2e/outside/secret.txt", 400},
-        {"/.%2E/outside/secret.txt", 400},
-        {"/..%2foutside%2fsecret.txt", 400},
-        {"/%2F..%2Foutside/secret.txt", 400},
-        {"/ok.txt%00.html", 400},
-        {"/..\\outside\\secret.txt", 400},
-        {"/escape", 403},
-        {"/escape_dir/secret.txt", 403},
-        {"/nothing/../../outside/secret.txt", 400},
+        {"/../outside/secret.txt", 400},      {"/%2e%2e/outside/secret.txt", 400},
+        {"/.%2E/outside/secret.txt", 400},    {"/..%2foutside%2fsecret.txt", 400},
+        {"/%2F..%2Foutside/secret.txt", 400}, {"/ok.txt%00.html", 400},
+        {"/..\\outside\\secret.txt", 400},    {"/escape", 403},
+        {"/escape_dir/secret.txt", 403},      {"/nothing/../../outside/secret.txt", 400},
     };
     for (const attempt& a : attempts) {
         INFO(a.target);
@@ -455,9 +448,7 @@ TEST_CASE("the real curl: GET, HEAD, a range and a traversal with --path-as-is")
     root.write("hello.txt", "hello, curl\n");
     std::string body = patterned(5000);
     root.write("r.bin", body);
-    {
-        std::ofstream(root.outside / "secret.txt") << "SECRET";
-    }
+    { std::ofstream(root.outside / "secret.txt") << "SECRET"; }
     server srv({"--root", root.dir.string()});
     std::string base = "http://127.0.0.1:" + std::to_string(srv.port);
     std::string get = run("curl -sS -D - " + base + "/hello.txt");
@@ -476,4 +467,66 @@ TEST_CASE("the real curl: GET, HEAD, a range and a traversal with --path-as-is")
     std::string keep = run("curl -sS -o /dev/null -o /dev/null -w '%{num_connects} ' " + base +
                            "/hello.txt " + base + "/r.bin");
     CHECK(keep == "1 0 "); // the second transfer reused the first connection
+}
+
+TEST_CASE("pipelined responses with large cached bodies survive partial sends, in order") {
+    temp_root root;
+    std::string body = patterned(100000, 5); // cached, sent by reference (not copied)
+    root.write("m.bin", body);
+    server srv({"--root", root.dir.string()});
+    client c(srv.port);
+    std::string requests;
+    for (int i = 0; i < 10; ++i)
+        requests += i % 3 == 2 ? "GET /m.bin HTTP/1.1\r\nHost: t\r\nRange: bytes=50000-\r\n\r\n"
+                               : "GET /m.bin HTTP/1.1\r\nHost: t\r\n\r\n";
+    c.send(requests);
+    for (int i = 0; i < 10; ++i) {
+        INFO(i);
+        response r = read_response(c.in);
+        if (i % 3 == 2) {
+            CHECK(r.status == 206);
+            CHECK(r.body == body.substr(50000));
+        } else {
+            CHECK(r.status == 200);
+            CHECK(r.body == body);
+        }
+    }
+    std::string stats = srv.stats();
+    INFO(stats);
+    CHECK(stat_field(stats, "cache_misses") == "1");
+    CHECK(stat_field(stats, "cache_hits") == "9");
+}
+
+TEST_CASE("connections over --max-connections are closed at once; the others are served") {
+    temp_root root;
+    root.write("a", "a");
+    server srv({"--root", root.dir.string(), "--max-connections", "1"});
+    client first(srv.port);
+    CHECK(first.get("/a").body == "a");
+    client second(srv.port);
+    CHECK(second.in.at_eof());
+    CHECK(first.get("/a").body == "a");
+    std::string stats = srv.stats();
+    INFO(stats);
+    CHECK(stat_field(stats, "rejected") == "1");
+}
+
+TEST_CASE("HEAD of a missing file gets a head without a body; empty files are served") {
+    temp_root root;
+    root.write("empty", "");
+    root.write("a", "a");
+    server srv({"--root", root.dir.string()});
+    client c(srv.port);
+    c.send("HEAD /missing HTTP/1.1\r\nHost: t\r\n\r\nGET /a HTTP/1.1\r\nHost: t\r\n\r\n");
+    response h = read_response(c.in, true);
+    CHECK(h.status == 404);
+    response a = read_response(c.in);
+    CHECK(a.status == 200); // the 404's body would have been read as this response
+    CHECK(a.body == "a");
+    response e = c.get("/empty");
+    CHECK(e.status == 200);
+    CHECK(e.header("content-length") == "0");
+    CHECK(e.body.empty());
+    CHECK(c.get("/empty", "Range: bytes=0-0\r\n").status == 416);
+    CHECK(c.get("/a").body == "a");
 }
