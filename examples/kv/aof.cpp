@@ -22,6 +22,22 @@ std::span<const std::byte> bytes_of(const std::string& s) noexcept {
     return std::as_bytes(std::span<const char>(s.data(), s.size()));
 }
 
+/// Makes a rename or a creation in the directory of `path` durable (fsync of the directory).
+corio::task<void> sync_directory(std::string path) {
+    std::size_t slash = path.rfind('/');
+    std::string dir = slash == std::string::npos ? "." : path.substr(0, slash + 1);
+    auto opening = corio::file::open(dir, O_RDONLY | O_DIRECTORY);
+    corio::result<corio::file> d = co_await opening;
+    if (!d)
+        co_return; // best effort: the data itself is already fsynced
+    auto syncing = d->fsync();
+    corio::result<void> synced = co_await syncing;
+    (void)synced;
+    auto closing = d->close();
+    corio::result<void> closed = co_await closing;
+    (void)closed;
+}
+
 } // namespace
 
 std::string_view to_string(fsync_policy p) noexcept {
@@ -97,6 +113,7 @@ corio::task<corio::result<void>> aof_log::open(std::uint64_t length) {
     if (!f)
         co_return f.error();
     m_file = std::move(*f);
+    co_await sync_directory(m_options.path); // a newly created log must not vanish in a crash
     m_offset = length;
     m_base_size = length;
     m_writer_scope.spawn(writer());
@@ -274,6 +291,7 @@ corio::task<void> aof_log::finish_rewrite() {
         m_committed += old_tail.size();
         co_return;
     }
+    co_await sync_directory(m_options.path); // the rename itself is durable
     auto closing = m_file.close();
     (void)co_await closing;
     m_file = std::move(m_rewrite_file);

@@ -16,7 +16,6 @@
 #include "corio.hpp"
 
 #include <signal.h>
-#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -222,34 +221,6 @@ bool server::config_value(std::string_view name, std::string& value) {
 
 // ----- one connection -----
 
-/// One recv, under the idle timeout when there is one.
-corio::task<corio::result<std::size_t>> recv_within(net::tcp_stream* conn,
-                                                    std::span<std::byte> into,
-                                                    std::chrono::seconds limit) {
-    auto recv = corio::with_timeout(conn->recv_some(into), limit);
-    corio::result<std::size_t> n = co_await recv;
-    co_return n;
-}
-
-/// Sends all of `data`; under the timeout when there is one (a peer that stops reading).
-corio::task<bool> send_everything(net::tcp_stream* conn, std::span<const std::byte> data,
-                                  std::chrono::seconds limit) {
-    while (!data.empty()) {
-        corio::result<std::size_t> sent = std::errc::timed_out;
-        if (limit.count() > 0) {
-            auto send = corio::with_timeout(conn->send_some(data), limit);
-            sent = co_await send;
-        } else {
-            auto send = conn->send_some(data);
-            sent = co_await send;
-        }
-        if (!sent)
-            co_return false;
-        data = data.subspan(*sent);
-    }
-    co_return true;
-}
-
 corio::task<void> serve(net::tcp_stream conn, server* srv) {
     client self(srv, conn.native_handle());
     const options& opt = srv->opt;
@@ -285,8 +256,8 @@ corio::task<void> serve(net::tcp_stream conn, server* srv) {
         self.reading_idle = begin == end;
         corio::result<std::size_t> n = std::errc::timed_out;
         if (opt.timeout.count() > 0) {
-            auto receiving = recv_within(&conn, room, opt.timeout);
-            n = co_await std::move(receiving);
+            auto receiving = corio::with_timeout(conn.recv_some(room), opt.timeout);
+            n = co_await receiving;
         } else {
             auto receiving = conn.recv_some(room);
             n = co_await receiving;
@@ -344,13 +315,27 @@ corio::task<void> serve(net::tcp_stream conn, server* srv) {
                 }
             }
         }
-        if (!out.empty()) {
-            auto sending =
-                send_everything(&conn, std::as_bytes(std::span(out.data(), out.size())),
-                                opt.timeout);
-            bool sent = co_await std::move(sending);
-            if (!sent)
+        // Send the batch's replies (inline, not a helper task: no frame per batch). A peer that
+        // stops reading meets --timeout when there is one.
+        std::span<const std::byte> data = std::as_bytes(std::span(out.data(), out.size()));
+        while (!data.empty()) {
+            corio::result<std::size_t> sent = std::errc::timed_out;
+            if (opt.timeout.count() > 0) {
+                auto sending = corio::with_timeout(conn.send_some(data), opt.timeout);
+                sent = co_await sending;
+            } else {
+                auto sending = conn.send_some(data);
+                sent = co_await sending;
+            }
+            if (!sent) {
+                closing = true;
                 break;
+            }
+            data = data.subspan(*sent);
+        }
+        if (closing && !data.empty())
+            break;
+        if (!out.empty()) {
             srv->bytes_out += out.size();
             out.clear();
             if (out.capacity() > (1u << 20))
@@ -411,21 +396,17 @@ corio::task<void> begin_shutdown(server* srv, unsigned signo) {
             ::shutdown(c->fd, SHUT_RD); // its recv returns 0 at once
 }
 
-corio::task<void> watch_signals(int signal_fd, server* srv) {
+corio::task<void> watch_signals(corio::signal_set* signals, server* srv) {
     for (;;) {
-        signalfd_siginfo info{};
-        auto prep = [signal_fd, &info](io_uring_sqe* sqe) {
-            io_uring_prep_read(sqe, signal_fd, &info, sizeof info, 0);
-        };
-        auto read = corio::submit(prep);
-        corio::result<corio::uring_completion> got = co_await read;
-        if (!got)
-            co_return;
-        if (info.ssi_signo == SIGUSR1) {
+        auto waiting = signals->wait();
+        corio::result<int> signo = co_await std::move(waiting);
+        if (!signo)
+            co_return; // cancelled: the server is going down anyway
+        if (*signo == SIGUSR1) {
             print_stats(srv);
             continue;
         }
-        co_await begin_shutdown(srv, info.ssi_signo);
+        co_await begin_shutdown(srv, static_cast<unsigned>(*signo));
         co_return;
     }
 }
@@ -477,7 +458,7 @@ corio::task<std::int64_t> load_log(server* srv) {
     co_return static_cast<std::int64_t>(report.good_length);
 }
 
-corio::task<int> run_server(options opt, int signal_fd) {
+corio::task<int> run_server(options opt, corio::signal_set* signals) {
     server srv(opt);
     if (opt.appendonly) {
         auto loading = load_log(&srv);
@@ -514,7 +495,7 @@ corio::task<int> run_server(options opt, int signal_fd) {
 
     corio::task_scope control;     // signals, background expiry
     corio::task_scope connections; // one task per connection
-    control.spawn(watch_signals(signal_fd, &srv));
+    control.spawn(watch_signals(signals, &srv));
     control.spawn(expire_keys(&srv));
     {
         net::tcp_accept_stream incoming = listener->accept_multishot();
@@ -648,24 +629,12 @@ options parse_args(int argc, char** argv) {
 int main(int argc, char** argv) {
     options opt = parse_args(argc, argv);
 
-    sigset_t mask;
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGINT);
-    sigaddset(&mask, SIGTERM);
-    sigaddset(&mask, SIGUSR1);
-    sigprocmask(SIG_BLOCK, &mask, nullptr);
-    int signal_fd = ::signalfd(-1, &mask, SFD_CLOEXEC);
-    if (signal_fd < 0) {
-        std::perror("corio-kv: signalfd");
-        return 1;
-    }
     std::signal(SIGPIPE, SIG_IGN);
-
     try {
+        // Before the io_context and any thread (the offload pool): they inherit the blocked mask.
+        corio::signal_set signals{SIGINT, SIGTERM, SIGUSR1};
         corio::io_context ctx({.sq_entries = opt.sq_entries, .cq_entries = opt.cq_entries});
-        int status = corio::sync_wait(ctx, run_server(opt, signal_fd));
-        ::close(signal_fd);
-        return status;
+        return corio::sync_wait(ctx, run_server(opt, &signals));
     } catch (const std::exception& e) {
         std::fprintf(stderr, "corio-kv: %s\n", e.what());
         return 1;
