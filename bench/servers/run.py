@@ -349,16 +349,25 @@ def parse_wrk(text):
     return out if "rps" in out and "requests" in out else None
 
 
-def run_tool(cmd, timeout):
-    """(exit code or 'timeout', stdout, stderr)."""
+def run_tool(cmd, timeout, usage=None):
+    """(exit code or 'timeout', stdout, stderr). With `usage` (a dict), also the tool's CPU
+    seconds and its busy fraction of one core (`load_cpu`): is the load generator the limit?"""
+    r0, t0 = resource.getrusage(resource.RUSAGE_CHILDREN), time.monotonic()
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         out, err = p.communicate(timeout=timeout)
+        code = p.returncode
     except subprocess.TimeoutExpired:
         p.kill()
         out, err = p.communicate()
-        return "timeout", out, err
-    return p.returncode, out, err
+        code = "timeout"
+    if usage is not None:
+        # taskset execs the tool, so the child reaped here is the tool itself.
+        r1, wall = resource.getrusage(resource.RUSAGE_CHILDREN), time.monotonic() - t0
+        cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+        usage["load_cpu_s"] = round(cpu, 3)
+        usage["load_cpu"] = round(cpu / wall, 3) if wall > 0 else None
+    return code, out, err
 
 
 # ----- cells -----
@@ -430,7 +439,7 @@ def kv_cell(args, group, rep, side, order, estimates, cell_dir):
             meter = CpuMeter(proc.pid, args.server_cpu)
             cmd = pinned(base[:-1] + ["-n", str(n), "--csv"], args.client_cpu)
             row["command"] = " ".join(cmd[3:] if args.client_cpu is not None else cmd)
-            code, out, err = run_tool(cmd, 120 + 10 * args.duration)
+            code, out, err = run_tool(cmd, 120 + 10 * args.duration, row)
             measure(row, meter, n)
             parsed = parse_redis_csv(out) if code == 0 else None
             if parsed is None:
@@ -486,7 +495,7 @@ def http_cell(args, group, rep, side, order, files, cell_dir):
             cmd = pinned(base + [f"-d{args.wrk_duration}s", "--latency", url], args.client_cpu)
             row["command"] = " ".join(cmd[3:] if args.client_cpu is not None else cmd)
             meter = CpuMeter(proc.pid, args.server_cpu)
-            code, out, err = run_tool(cmd, 60 + 2 * args.wrk_duration)
+            code, out, err = run_tool(cmd, 60 + 2 * args.wrk_duration, row)
             parsed = parse_wrk(out) if code == 0 else None
             measure(row, meter, parsed["requests"] if parsed else 0)
             if parsed is None:
@@ -534,7 +543,7 @@ def summarize(rows, groups, sides):
                 s[f"{side_key}_runs"] = len(runs)
                 s[f"{side_key}_failed"] = len(runs) - len(ok)
                 for m in ("rps", "p99_us", "cpu_us_per_req", "core_us_per_req",
-                          "core_background"):
+                          "core_background", "load_cpu"):
                     s[f"{side_key}_{m}"] = median([r.get(m) for r in ok])
                 s[f"{side_key}_errors"] = sum(r.get("errors") or 0 for r in runs)
                 s[f"{side_key}_notes"] = "; ".join(sorted({r["status"] for r in runs
@@ -565,7 +574,8 @@ def table(summary, job, sides):
             (f"{ref} proc µs/req", "reference_cpu_us_per_req", 2),
             ("proc ratio", "cpu_us_per_req_ratio", 2),
             (f"{corio} p99 µs", "corio_p99_us", 0), (f"{ref} p99 µs", "reference_p99_us", 0),
-            ("core bg", None, None), ("failed", None, None), ("errors", None, None)]
+            ("core bg", None, None), ("load cpu", None, None), ("failed", None, None),
+            ("errors", None, None)]
     rows = [[c[0] for c in cols]]
     notes = []
     for s in summary:
@@ -580,6 +590,8 @@ def table(summary, job, sides):
             elif title == "core bg":
                 cells.append(", ".join(fmt(s[f"{k}_core_background"], 2)
                                        for k in ("corio", "reference")))
+            elif title == "load cpu":
+                cells.append(", ".join(fmt(s[f"{k}_load_cpu"], 2) for k in ("corio", "reference")))
             elif title == "failed":
                 cells.append(f"{s['corio_failed']}/{s['corio_runs']}, "
                              f"{s['reference_failed']}/{s['reference_runs']}")
@@ -620,12 +632,14 @@ NOTES = """How to read the tables:
   `p99_latency_ms`, 1 ms resolution at best for fast runs).
 - **core bg**: the busy fraction of CPU 0 (corio, reference; medians) in the 0.2 s before
   each run while the fresh server idled: other users of the machine, charged to core µs/req.
+- **load cpu**: the load generator's CPU time over its run's wall time (corio, reference;
+  medians): near 1.00 it was using its whole core, and requests/s is partly the client's limit.
 - **failed**: cells that did not run cleanly (corio, reference), out of the repetitions;
   **errors**: wrk's socket errors plus non-2xx/3xx replies, or a failed redis-benchmark run
   (it exits at the first error reply). Failed cells are left out of the medians.
-- The load generators are single-threaded and pinned to CPU 1; from a few dozen connections on
-  they saturate their core, so req/s is partly a measure of the client: compare the servers by
-  CPU per request as well.
+- The load generators are single-threaded and pinned to CPU 1: when `load cpu` nears 1.00 the
+  client is the limit and req/s understates the difference; compare the servers by CPU per
+  request as well.
 """
 
 
@@ -665,7 +679,7 @@ def print_and_write(out_dir, title, header, summary, rows, jobs, sides):
 # ----- several runs pooled -----
 
 NUMERIC = ("connections", "pipeline", "size", "rps", "p50_us", "p99_us", "cpu_us_per_req",
-           "core_us_per_req", "core_background", "errors", "requests")
+           "core_us_per_req", "core_background", "errors", "requests", "load_cpu")
 
 
 def load_runs(dirs):
