@@ -84,36 +84,4 @@ result<void> basic_socket::set_linger_reset() noexcept {
     return {};
 }
 
-// ----- the looping ops -----
-
-namespace detail {
-
-task<result<std::size_t>> send_all_task(int fd, std::span<const std::byte> data) {
-    std::size_t sent = 0;
-    while (sent < data.size()) {
-        send_op op(fd, data.subspan(sent), 0);
-        result<std::size_t> n = co_await op;
-        if (!n)
-            co_return n.error();
-        sent += *n;
-    }
-    co_return sent;
-}
-
-task<result<std::size_t>> recv_exact_task(int fd, std::span<std::byte> buffer) {
-    std::size_t received = 0;
-    while (received < buffer.size()) {
-        recv_op op(fd, buffer.subspan(received), 0);
-        result<std::size_t> n = co_await op;
-        if (!n)
-            co_return n.error();
-        if (*n == 0)
-            break; // orderly EOF: the short count says so
-        received += *n;
-    }
-    co_return received;
-}
-
-} // namespace detail
-
 } // namespace corio::net

@@ -7,6 +7,7 @@
 #include "net/address.hpp"
 #include "net/buffer_ring.hpp"
 #include "runtime/detail/io_op.hpp"
+#include "runtime/detail/transfer_op.hpp"
 #include "runtime/io_context.hpp"
 #include "runtime/result.hpp"
 #include "runtime/task.hpp"
@@ -72,6 +73,67 @@ private:
     int m_fd;                          // the socket
     std::span<const std::byte> m_data; // what the kernel reads; the caller's until resumption
     int m_msg_flags;                   // MSG_* flags, MSG_NOSIGNAL included
+};
+
+/// Receives until the buffer is full or the peer shuts down: IORING_OP_RECV repeated inside the
+/// ring after partial completions, without a coroutine frame; the awaiter resumes once. Resumes
+/// with buffer.size(), fewer bytes only at EOF, or the error (bytes already received are then
+/// lost to the caller). Not for with_timeout() (one SQE only): use timeout(op, d).
+class [[nodiscard]] recv_exact_op : public corio::detail::transfer_op<recv_exact_op> {
+public:
+    recv_exact_op(int fd, std::span<std::byte> buffer) noexcept : m_fd(fd), m_buffer(buffer) {}
+
+    [[nodiscard]] bool is_settled() const noexcept { return m_buffer.empty(); }
+    void prepare(io_uring_sqe* sqe) noexcept {
+        io_uring_prep_recv(sqe, m_fd, m_buffer.data() + m_done,
+                           detail::clamp_len(m_buffer.size() - m_done), 0);
+    }
+    /// Called with res > 0; true while bytes are still due (res == 0, EOF, ends the loop).
+    bool advance(int res) noexcept {
+        m_done += static_cast<std::size_t>(res);
+        return m_done < m_buffer.size();
+    }
+    result<std::size_t> await_resume() const noexcept {
+        if (m_res < 0)
+            return errno_code(-m_res);
+        return m_done;
+    }
+
+private:
+    int m_fd;                      // the socket
+    std::span<std::byte> m_buffer; // where the kernel writes; the caller's until resumption
+    std::size_t m_done = 0;        // bytes received so far
+};
+
+/// Sends all of `data`: IORING_OP_SEND (MSG_NOSIGNAL) repeated inside the ring after partial
+/// completions, without a coroutine frame; the awaiter resumes once, with data.size() or the
+/// error. Not for with_timeout() (one SQE only): use timeout(op, d).
+class [[nodiscard]] send_all_op : public corio::detail::transfer_op<send_all_op> {
+public:
+    send_all_op(int fd, std::span<const std::byte> data) noexcept : m_fd(fd), m_data(data) {}
+
+    [[nodiscard]] bool is_settled() const noexcept { return m_data.empty(); }
+    void prepare(io_uring_sqe* sqe) noexcept {
+        io_uring_prep_send(sqe, m_fd, m_data.data() + m_done,
+                           detail::clamp_len(m_data.size() - m_done), MSG_NOSIGNAL);
+    }
+    bool advance(int res) noexcept {
+        m_done += static_cast<std::size_t>(res);
+        return m_done < m_data.size();
+    }
+    result<std::size_t> await_resume() const noexcept {
+        if (m_res < 0)
+            return errno_code(-m_res);
+        // A send of a non-empty buffer that moved nothing (res 0) cannot make progress.
+        if (m_done < m_data.size())
+            return std::make_error_code(std::errc::io_error);
+        return m_done;
+    }
+
+private:
+    int m_fd;                          // the socket
+    std::span<const std::byte> m_data; // what the kernel reads; the caller's until resumption
+    std::size_t m_done = 0;            // bytes sent so far
 };
 
 /// IORING_OP_SHUTDOWN (kernel 5.11+).
@@ -180,11 +242,6 @@ private:
     int m_fd = -1; // the owned socket, or -1
 };
 
-namespace detail {
-task<result<std::size_t>> send_all_task(int fd, std::span<const std::byte> data);
-task<result<std::size_t>> recv_exact_task(int fd, std::span<std::byte> buffer);
-} // namespace detail
-
 /// A connected stream socket (TCP or Unix). All ops take the fd when they are created: await
 /// them at once, and never across a close() of the same socket.
 class stream_socket : public basic_socket {
@@ -212,18 +269,20 @@ public:
 
     /// Receives until `buffer` is full or the peer shuts down: buffer.size(), or fewer bytes
     /// only at EOF. Errors as recv_some (bytes already received are then lost to the caller).
-    [[nodiscard]] task<result<std::size_t>> recv_exact(std::span<std::byte> buffer) {
-        return detail::recv_exact_task(native_handle(), buffer);
+    /// One awaiter however many recv SQEs it takes (no coroutine frame).
+    [[nodiscard]] recv_exact_op recv_exact(std::span<std::byte> buffer) noexcept {
+        return recv_exact_op(native_handle(), buffer);
     }
-    [[nodiscard]] task<result<std::size_t>> recv_exact(std::span<char> buffer) {
+    [[nodiscard]] recv_exact_op recv_exact(std::span<char> buffer) noexcept {
         return recv_exact(std::as_writable_bytes(buffer));
     }
 
-    /// Sends all of `data` (as many send SQEs as it takes): data.size(), or the error.
-    [[nodiscard]] task<result<std::size_t>> send_all(std::span<const std::byte> data) {
-        return detail::send_all_task(native_handle(), data);
+    /// Sends all of `data` (as many send SQEs as it takes, one awaiter, no coroutine frame):
+    /// data.size(), or the error.
+    [[nodiscard]] send_all_op send_all(std::span<const std::byte> data) noexcept {
+        return send_all_op(native_handle(), data);
     }
-    [[nodiscard]] task<result<std::size_t>> send_all(std::string_view text) {
+    [[nodiscard]] send_all_op send_all(std::string_view text) noexcept {
         return send_all(std::as_bytes(std::span<const char>(text)));
     }
 

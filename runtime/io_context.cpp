@@ -213,9 +213,13 @@ unsigned io_context::reap() noexcept {
 }
 
 void io_context::run_ready() {
-    detail::ready_queue batch = m_ready.take_all();
-    while (detail::ready_node* node = batch.pop())
+    // Only what was ready when the turn began: what these coroutines post waits for the next.
+    detail::ready_node* node = m_ready.release_all();
+    while (node) {
+        detail::ready_node* next = node->m_next;
         node->m_waiter.resume();
+        node = next;
+    }
 }
 
 io_uring_sqe* io_context::get_sqe_slow() {

@@ -232,6 +232,24 @@ task<T> promise<T>::get_return_object() noexcept {
 inline task<void> promise<void>::get_return_object() noexcept {
     return task<void>(std::coroutine_handle<promise<void>>::from_promise(*this));
 }
+
+/// What co_await on an `Awaitable` (an op, not a task) produces.
+template <class Awaitable>
+using await_result_t = decltype(std::declval<Awaitable&>().await_resume());
+
+template <class T>
+inline constexpr bool is_task_v = false;
+template <class T>
+inline constexpr bool is_task_v<task<T>> = true;
 } // namespace detail
+
+/// Wraps an op (any awaitable that is not a task, e.g. `stream.send_all(data)`) in a task, for
+/// the combinators that take tasks (when_all, when_any, timeout, spawn). The op is moved into the
+/// task's frame before it starts; its buffers must outlive the task.
+template <class Awaitable>
+    requires(!detail::is_task_v<Awaitable>)
+[[nodiscard]] task<detail::await_result_t<Awaitable>> as_task(Awaitable op) {
+    co_return co_await op;
+}
 
 } // namespace corio

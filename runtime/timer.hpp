@@ -4,6 +4,7 @@
 #pragma once
 
 #include "runtime/detail/io_op.hpp"
+#include "runtime/detail/resubmit_queue.hpp"
 #include "runtime/result.hpp"
 
 #include <liburing.h>
@@ -64,7 +65,8 @@ template <class Op>
 class [[nodiscard]] timed_op : private detail::io_op {
     // The pair is one SQE plus its link timeout: an awaitable that loops over several SQEs
     // (send_all, read_exact) would lose its deadline after the first one.
-    static_assert(std::is_base_of_v<detail::single_shot_op, Op>,
+    static_assert(std::is_base_of_v<detail::single_shot_op, Op> &&
+                      !std::is_base_of_v<detail::resubmit_node, Op>,
                   "with_timeout() takes a single-SQE op (derived from detail::basic_op); "
                   "give a task a deadline with timeout() instead");
 

@@ -165,4 +165,12 @@ template <class T, class Rep, class Period>
     return detail::timeout_task(std::move(work), detail::to_timespec(d));
 }
 
+/// timeout() for an op that is not a task (e.g. `stream.send_all(data)`, which may take several
+/// SQEs and so cannot use with_timeout()): runs it through as_task().
+template <class Awaitable, class Rep, class Period>
+    requires(!detail::is_task_v<Awaitable>)
+[[nodiscard]] auto timeout(Awaitable op, std::chrono::duration<Rep, Period> d) {
+    return timeout(as_task(std::move(op)), d);
+}
+
 } // namespace corio

@@ -3,9 +3,9 @@
 // loops (`read_at`, `_exact`, `_all`), with the O_DIRECT alignment check done before submission.
 #pragma once
 
-#include "fs/detail/transfer_op.hpp"
 #include "fs/fs_error.hpp"
 #include "runtime/detail/io_op.hpp"
+#include "runtime/detail/transfer_op.hpp"
 #include "runtime/result.hpp"
 
 #include <liburing.h>
@@ -103,7 +103,7 @@ private:
 /// The single-SQE ops build on the runtime's basic_op (the canonical op); the loops on
 /// transfer_op, which can issue several SQEs for one co_await.
 template <class Derived, bool Loop>
-using rw_base = std::conditional_t<Loop, transfer_op<Derived>, detail::basic_op<Derived>>;
+using rw_base = std::conditional_t<Loop, detail::transfer_op<Derived>, detail::basic_op<Derived>>;
 
 /// A contiguous read or write (IORING_OP_READ/WRITE, kernel 5.6+). Resumes with the bytes moved.
 /// Single-SQE (Loop = false) it also works under with_timeout(): a refused or empty request then

@@ -96,6 +96,14 @@ public:
     }
 
 protected:
+    /// True when the stop token this op registered with has been stopped (for ops that loop
+    /// over several SQEs and must not start another one then).
+    [[nodiscard]] bool is_stop_requested() const noexcept {
+        if (m_slot)
+            return m_slot->m_state->stop_requested();
+        return m_canceller_armed && m_canceller.m_state->stop_requested();
+    }
+
     /// Completes without suspending (stop was requested before the op started).
     bool refuse_cancelled() noexcept {
         m_res = -ECANCELED;
@@ -109,7 +117,9 @@ protected:
 };
 
 /// CRTP base for a single-shot op. Derived provides `void prepare(io_uring_sqe*)` and
-/// `R await_resume()` (usually `return result_from_res<X>(this->m_res)`).
+/// `R await_resume()` (usually `return result_from_res<X>(this->m_res)`). A Derived with a
+/// public `static void on_complete(io_op*, int, unsigned) noexcept` gets its CQEs there instead
+/// of in single_shot_op::complete (transfer_op, which loops over several SQEs, does).
 template <class Derived>
 class basic_op : public single_shot_op {
 public:
@@ -158,13 +168,23 @@ protected:
         return true;
     }
 
+    /// Queues the next SQE of an op that is already registered (a loop's next step).
+    void requeue(io_context& ctx) {
+        io_uring_sqe* sqe = ctx.get_sqe();
+        static_cast<Derived*>(this)->prepare(sqe);
+        ctx.track(sqe, this);
+    }
+
 private:
     void queue(std::coroutine_handle<> waiter) {
         io_context& ctx = io_context::current();
         io_uring_sqe* sqe = ctx.get_sqe();
         static_cast<Derived*>(this)->prepare(sqe);
         m_waiter = waiter;
-        m_complete = &single_shot_op::complete;
+        if constexpr (requires { &Derived::on_complete; })
+            m_complete = &Derived::on_complete;
+        else
+            m_complete = &single_shot_op::complete;
         ctx.track(sqe, this);
     }
 

@@ -54,6 +54,15 @@ public:
         return node;
     }
 
+    /// Empties the queue and returns its oldest entry; the rest follow through m_next (read it
+    /// before resuming an entry: the entry lives in the frame it resumes).
+    [[nodiscard]] ready_node* release_all() noexcept {
+        ready_node* head = m_head;
+        m_head = nullptr;
+        m_tail_link = &m_head;
+        return head;
+    }
+
     /// Moves every entry out, leaving this queue empty (a turn resumes only what was ready when
     /// it began, so a coroutine that keeps yielding cannot starve I/O).
     [[nodiscard]] ready_queue take_all() noexcept { return std::move(*this); }

@@ -7,6 +7,7 @@
 #include "runtime/sync_wait.hpp"
 #include "runtime/task_scope.hpp"
 #include "runtime/when_all.hpp"
+#include "runtime/when_any.hpp"
 #include "tests/net/net_support.hpp"
 
 #include <doctest/doctest.h>
@@ -120,7 +121,7 @@ task<void> recv_exact_short_at_eof() {
 task<void> recv_exact_across_pieces() {
     auto [client, server] = co_await tcp_pair();
     std::string buffer(12, '\0');
-    auto reading = client.recv_exact(std::span<char>(buffer));
+    auto reading = as_task(client.recv_exact(std::span<char>(buffer)));
     auto writing = [](tcp_stream* s) -> task<void> {
         const char* pieces[] = {"hel", "lo, ", "world", "!"};
         for (const char* p : pieces) {
@@ -262,6 +263,35 @@ task<result<std::size_t>> recv_with_deadline(std::chrono::milliseconds limit, bo
     co_return n;
 }
 
+/// send_all of 10 MiB to a peer that reads slowly: many partial sends inside one awaiter. While
+/// it is in flight no coroutine frame is created for it (the task version made one per call).
+task<void> send_all_is_one_frameless_awaiter() {
+    auto [client, server] = co_await tcp_pair();
+    io_context& ctx = io_context::current();
+    std::vector<std::byte> payload = test::make_payload(7, k_ten_mib);
+    std::size_t frames_before = ctx.stats().live_tasks;
+    std::uint64_t completed_before = ctx.stats().completed;
+    auto sending = client.send_all(payload);
+    CHECK(ctx.stats().live_tasks == frames_before); // an op, not a task
+    auto both = when_all(as_task(std::move(sending)), recv_pattern(&server, 7, k_ten_mib));
+    auto [sent, received] = co_await both;
+    (void)received;
+    CHECK(sent.value() == k_ten_mib);
+    // Loopback's socket buffer is far below 10 MiB: the op needed several send SQEs.
+    CHECK(ctx.stats().completed - completed_before > 2);
+}
+
+/// A send_all to a peer that never reads cannot finish; timeout() ends it with timed_out and
+/// leaves nothing in flight.
+task<result<std::size_t>> send_all_to_a_peer_that_does_not_read() {
+    auto [client, server] = co_await tcp_pair();
+    std::vector<std::byte> payload = test::make_payload(3, 32 * 1024 * 1024);
+    auto sending = corio::timeout(client.send_all(payload), 50ms);
+    result<std::size_t> sent = co_await std::move(sending);
+    CHECK(io_context::current().stats().ops_in_flight == 0);
+    co_return sent;
+}
+
 task<std::pair<bool, bool>> nodelay_both_sides() {
     auto [client, server] = co_await tcp_pair();
     co_return std::pair<bool, bool>(client.no_delay().value(), server.no_delay().value());
@@ -381,6 +411,24 @@ TEST_CASE("recv_some under with_timeout expires with timed_out when nothing arri
     CHECK(sync_wait(ctx, recv_with_deadline(10ms, false)) == std::errc::timed_out);
     CHECK(ctx.stats().ops_in_flight == 0);
     CHECK(sync_wait(ctx, recv_with_deadline(10s, true)).value() == 7);
+}
+
+TEST_CASE("send_all moves 10 MiB through partial sends as one awaiter without a coroutine frame") {
+    sync_wait(send_all_is_one_frameless_awaiter());
+}
+
+TEST_CASE("timeout() ends a send_all to a peer that never reads with timed_out") {
+    CHECK(sync_wait(send_all_to_a_peer_that_does_not_read()) == std::errc::timed_out);
+}
+
+TEST_CASE("send_all and recv_exact of nothing complete at once with 0") {
+    sync_wait([]() -> task<void> {
+        auto [client, server] = co_await tcp_pair();
+        result<std::size_t> sent = co_await client.send_all(std::span<const std::byte>());
+        CHECK(sent.value() == 0);
+        result<std::size_t> got = co_await server.recv_exact(std::span<std::byte>());
+        CHECK(got.value() == 0);
+    }());
 }
 
 TEST_CASE("TCP_NODELAY is on for connected and for accepted streams") {

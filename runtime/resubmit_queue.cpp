@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The per-thread, per-loop queues behind defer_resubmit(): each is drained by a small coroutine
 // that the loop resumes from its ready queue like any other waiter.
-#include "fs/detail/resubmit_queue.hpp"
+#include "runtime/detail/resubmit_queue.hpp"
 
 #include "runtime/detail/ready_queue.hpp"
 #include "runtime/io_context.hpp"
@@ -11,7 +11,7 @@
 #include <memory>
 #include <vector>
 
-namespace corio::fs_detail {
+namespace corio::detail {
 
 namespace {
 
@@ -68,7 +68,7 @@ private:
     }
 
     io_context* m_ctx;               // the loop this queue posts to
-    detail::ready_node m_node;       // posted when the first op arrives in a turn
+    ready_node m_node;       // posted when the first op arrives in a turn
     resubmit_node* m_head = nullptr; // waiting ops, oldest first
     resubmit_node* m_tail = nullptr;
     bool m_posted = false; // m_node is in the ready queue
@@ -96,4 +96,4 @@ void defer_resubmit(io_context& ctx, resubmit_node* node) noexcept {
     t_queues.back()->push(node);
 }
 
-} // namespace corio::fs_detail
+} // namespace corio::detail

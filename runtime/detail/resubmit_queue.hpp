@@ -7,7 +7,7 @@ namespace corio {
 class io_context;
 }
 
-namespace corio::fs_detail {
+namespace corio::detail {
 
 /// An op waiting to submit its next SQE.
 struct resubmit_node {
@@ -20,4 +20,4 @@ struct resubmit_node {
 /// iterating the CQ would reap the same CQEs twice. Hence the detour.
 void defer_resubmit(io_context& ctx, resubmit_node* node) noexcept;
 
-} // namespace corio::fs_detail
+} // namespace corio::detail
