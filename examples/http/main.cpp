@@ -4,6 +4,9 @@
 // requests inside (openat2 RESOLVE_BENEATH), and every file operation through the ring.
 // Each connection is one coroutine that reads like the blocking version. Small files are served
 // from a bounded in-memory cache revalidated once per --cache-validity-ms (see file_cache.hpp).
+// Choices: a traversal attempt (.., %2F, \, NUL) is 400, a symlink leading outside 403, a missing
+// file 404; request bodies are skipped (413 past --max-body), Transfer-Encoding is 501; several
+// ranges in one Range get the whole body (200); timeouts are deadlines checked by one sweep task.
 // Try: build/debug/examples/http/corio-http --root DIR --port 0   (prints `listening on PORT`),
 //      curl -v http://127.0.0.1:PORT/   and   kill -USR1 <pid>   for a stats line.
 #include "corio.hpp"
@@ -113,7 +116,10 @@ struct server_state {
     }
     /// Shuts a connection's socket down: its pending recv or send completes at once (with 0 or
     /// EPIPE) and its task closes it. A plain shutdown(2) never blocks.
-    static void kick(connection_entry* c) noexcept { ::shutdown(c->fd, SHUT_RDWR); }
+    static void kick(connection_entry* c) noexcept {
+        if (c->fd >= 0)
+            ::shutdown(c->fd, SHUT_RDWR);
+    }
 };
 
 int open_error_status(std::error_code e) {
@@ -160,10 +166,13 @@ corio::task<void> close_file(corio::file* f) {
 /// Opens `rel` below the root with openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS): the kernel
 /// refuses ".." above the root, absolute paths and symlinks leading outside (EXDEV: 403).
 /// O_NONBLOCK: opening a FIFO must not hang; it is cleared on a regular file, because io_uring
-/// turns O_NONBLOCK reads into EAGAIN instead of waiting for the disk.
-corio::task<opened_file> open_target(const server_state* srv, std::string rel) {
+/// turns O_NONBLOCK reads into EAGAIN instead of waiting for the disk. A directory named without
+/// its trailing slash is answered 301 (so that relative links in its index resolve), a file named
+/// with one is 404 (ENOTDIR), as nginx does.
+corio::task<opened_file> open_target(const server_state* srv, std::string rel,
+                                     bool trailing_slash) {
     opened_file out;
-    std::string path = rel.empty() ? std::string(".") : rel;
+    std::string path = rel.empty() ? std::string(".") : trailing_slash ? rel + "/" : rel;
     auto open = corio::file::open_beneath(srv->root_fd, path, k_open_flags);
     corio::result<corio::file> f = co_await open;
     if (!f) {
@@ -175,6 +184,10 @@ corio::task<opened_file> open_target(const server_state* srv, std::string rel) {
     corio::result<corio::file_status> st = co_await stat;
     if (st && S_ISDIR(st->stx_mode)) {
         co_await close_file(&out.f);
+        if (!trailing_slash && !rel.empty()) {
+            out.status = 301;
+            co_return out;
+        }
         if (srv->opt.index.empty()) {
             out.status = 403;
             co_return out;
@@ -298,12 +311,19 @@ private:
     bool serve_cached(const request& r, const std::string& key);
     void queue_cached(const request& r, const cached_file& c);
     void queue_error(int status, bool keep_alive, bool head_only = false);
+    void queue_redirect(const request& r, bool keep_alive, bool head_only);
     void queue_text(std::string_view text);
     void note_appended(std::size_t before);
     void queue_body(std::shared_ptr<const std::string> body, std::size_t offset,
                     std::size_t length);
     void count(int status) noexcept { ++m_srv->by_class[std::clamp(status / 100, 0, 5)]; }
     bool keep_alive(const request& r) const noexcept { return r.keep_alive && !m_srv->stopping; }
+    /// Before the close: the fd number may be reused by the next accept at once, so the sweep
+    /// and the stop must no longer shut it down.
+    void forget_fd() noexcept {
+        m_entry.fd = -1;
+        m_entry.idle = false;
+    }
     void set_send_deadline() noexcept {
         m_entry.deadline = steady::now() + m_srv->opt.send_timeout;
     }
@@ -360,6 +380,28 @@ void connection::queue_error(int status, bool keep_alive, bool head_only) {
     h.content_length = body.size();
     h.keep_alive = keep_alive;
     h.allow_get_head = status == 405;
+    std::size_t before = m_out.size();
+    append_head(m_out, h, m_srv->dates.now());
+    note_appended(before);
+    if (!head_only)
+        queue_text(body);
+}
+
+/// 301 to the same target with a slash after the path (the query kept).
+void connection::queue_redirect(const request& r, bool keep_alive, bool head_only) {
+    count(301);
+    std::size_t query = r.target.find('?');
+    std::string location(r.target.substr(0, query));
+    location += '/';
+    if (query != std::string_view::npos)
+        location += r.target.substr(query);
+    std::string body = error_body(301);
+    response_head h;
+    h.status = 301;
+    h.content_type = "text/html; charset=utf-8";
+    h.content_length = body.size();
+    h.keep_alive = keep_alive;
+    h.location = location;
     std::size_t before = m_out.size();
     append_head(m_out, h, m_srv->dates.now());
     note_appended(before);
@@ -474,11 +516,19 @@ corio::task<bool> connection::serve_request(const request* r) {
         queue_error(target.status, keep, head_only);
         co_return keep;
     }
-    if (serve_cached(*r, target.path))
+    // "dir/" and "dir" are different resources (an index, a redirect): the key keeps the slash.
+    std::string key = target.path;
+    if (target.trailing_slash && !key.empty())
+        key += '/';
+    if (serve_cached(*r, key))
         co_return keep;
 
-    auto opening = open_target(m_srv, target.path);
+    auto opening = open_target(m_srv, target.path, target.trailing_slash);
     opened_file o = co_await std::move(opening);
+    if (o.status == 301) {
+        queue_redirect(*r, keep, head_only);
+        co_return keep;
+    }
     if (o.status != 0) {
         queue_error(o.status, keep, head_only);
         co_return keep;
@@ -486,12 +536,14 @@ corio::task<bool> connection::serve_request(const request* r) {
     file_identity id = identity_of(o.st);
     file_cache& cache = m_srv->cache;
     if (cache.admits(id.size)) {
-        cached_file* old = cache.find(target.path);
+        cached_file* old = cache.find(key);
         if (old != nullptr && old->identity == id) {
             old->validated = steady::now();
-            co_await close_file(&o.f);
             ++m_srv->cache_revalidated;
+            // TRICKY: queued before the close is awaited: meanwhile another connection may
+            // replace this entry (the response holds the body by shared_ptr, not the entry).
             queue_cached(*r, *old);
+            co_await close_file(&o.f);
             co_return keep;
         }
         auto body = std::make_shared<std::string>(static_cast<std::size_t>(id.size), '\0');
@@ -511,7 +563,7 @@ corio::task<bool> connection::serve_request(const request* r) {
         entry.last_modified = format_http_date(id.mtime_sec);
         entry.content_type = mime_type(o.served_path);
         entry.validated = *got == id.size ? steady::now() : steady::time_point{};
-        cache.put(target.path, entry);
+        cache.put(key, entry);
         queue_cached(*r, entry);
         co_return keep;
     }
@@ -602,6 +654,7 @@ corio::task<void> connection::linger_close() {
                 break;
         }
     }
+    forget_fd();
     corio::result<void> closed = co_await m_conn.close();
     (void)closed;
 }
@@ -641,6 +694,8 @@ corio::task<void> connection::run() {
             m_in.shrink_to_fit(); // an idle connection holds a small buffer again
             m_entry.buffered = m_in.size();
         }
+        if (idle && m_out.capacity() > k_batch_max / 4)
+            std::string().swap(m_out); // and no large output buffer either
         steady::time_point now = steady::now();
         if (idle && !m_in_request) {
             m_entry.deadline = now + opt.keepalive_timeout;
@@ -669,6 +724,7 @@ corio::task<void> connection::run() {
         auto lingering = linger_close();
         co_await std::move(lingering);
     } else {
+        forget_fd();
         corio::result<void> closed = co_await m_conn.close();
         (void)closed;
     }
@@ -725,24 +781,27 @@ corio::task<void> print_stats(const server_state* srv) {
     std::size_t buffered = 0;
     for (const connection_entry* c = srv->head; c != nullptr; c = c->next)
         buffered += c->buffered;
-    std::printf("stats: connections=%zu accepted=%llu rejected=%llu timed_out=%llu requests=%llu "
-                "2xx=%llu 3xx=%llu 4xx=%llu 5xx=%llu cache_entries=%zu cache_bytes=%zu "
-                "cache_hits=%llu cache_revalidated=%llu cache_misses=%llu bytes_buffered=%zu "
-                "open_fds=%ld live_tasks=%zu ops_in_flight=%zu kernel_enters=%llu "
-                "cq_overflows=%llu\n",
-                srv->active, static_cast<unsigned long long>(srv->accepted),
-                static_cast<unsigned long long>(srv->rejected),
-                static_cast<unsigned long long>(srv->timed_out),
-                static_cast<unsigned long long>(srv->requests),
-                static_cast<unsigned long long>(srv->by_class[2]),
-                static_cast<unsigned long long>(srv->by_class[3]),
-                static_cast<unsigned long long>(srv->by_class[4]),
-                static_cast<unsigned long long>(srv->by_class[5]), srv->cache.entries(),
-                srv->cache.bytes(), static_cast<unsigned long long>(srv->cache_hits),
-                static_cast<unsigned long long>(srv->cache_revalidated),
-                static_cast<unsigned long long>(srv->cache_misses), buffered, fds, s.live_tasks,
-                s.ops_in_flight, static_cast<unsigned long long>(s.kernel_enters),
-                static_cast<unsigned long long>(s.cq_overflows));
+    std::printf(
+        "stats: connections=%zu accepted=%llu rejected=%llu timed_out=%llu requests=%llu "
+        "2xx=%llu 3xx=%llu 4xx=%llu 5xx=%llu cache_entries=%zu cache_bytes=%zu "
+        "cache_hits=%llu cache_revalidated=%llu cache_misses=%llu bytes_buffered=%zu "
+        "open_fds=%ld live_tasks=%zu frame_bytes=%zu frame_bytes_peak=%zu ops_in_flight=%zu "
+        "kernel_enters=%llu "
+        "cq_overflows=%llu\n",
+        srv->active, static_cast<unsigned long long>(srv->accepted),
+        static_cast<unsigned long long>(srv->rejected),
+        static_cast<unsigned long long>(srv->timed_out),
+        static_cast<unsigned long long>(srv->requests),
+        static_cast<unsigned long long>(srv->by_class[2]),
+        static_cast<unsigned long long>(srv->by_class[3]),
+        static_cast<unsigned long long>(srv->by_class[4]),
+        static_cast<unsigned long long>(srv->by_class[5]), srv->cache.entries(), srv->cache.bytes(),
+        static_cast<unsigned long long>(srv->cache_hits),
+        static_cast<unsigned long long>(srv->cache_revalidated),
+        static_cast<unsigned long long>(srv->cache_misses), buffered, fds, s.live_tasks,
+        s.frame_bytes, s.peak_frame_bytes, s.ops_in_flight,
+        static_cast<unsigned long long>(s.kernel_enters),
+        static_cast<unsigned long long>(s.cq_overflows));
     std::fflush(stdout);
 }
 

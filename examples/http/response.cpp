@@ -51,6 +51,10 @@ void append_head(std::string& out, const response_head& head, std::string_view d
     }
     if (head.allow_get_head)
         out += "\r\nAllow: GET, HEAD";
+    if (!head.location.empty()) {
+        out += "\r\nLocation: ";
+        out += head.location;
+    }
     out += head.keep_alive ? "\r\nConnection: keep-alive\r\n\r\n" : "\r\nConnection: close\r\n\r\n";
 }
 

@@ -18,6 +18,7 @@ struct response_head {
     bool accept_ranges = false;       ///< send "Accept-Ranges: bytes"
     bool keep_alive = true;           ///< "Connection: keep-alive", else "Connection: close"
     bool allow_get_head = false;      ///< send "Allow: GET, HEAD" (405)
+    std::string_view location;        ///< "" for none (301)
     enum class range_kind : unsigned char { none, partial, unsatisfiable };
     range_kind range = range_kind::none; ///< which Content-Range to send
     std::uint64_t range_first = 0;       ///< Content-Range: bytes first-last/total
