@@ -179,6 +179,12 @@ corio::task<void> aof_log::writer() {
             co_await finish_rewrite();
             continue;
         }
+        // The everysec fsync comes first: a steady stream of writes must not starve it.
+        if (m_sync_due && m_synced_seq < m_written_seq) {
+            m_sync_due = false;
+            co_await sync_file();
+            continue;
+        }
         if (!m_pending.empty()) {
             co_await write_pending();
             std::uint64_t grown_limit =
@@ -186,11 +192,6 @@ corio::task<void> aof_log::writer() {
             if (!m_rewriting && m_options.rewrite_percentage > 0 &&
                 m_offset >= m_options.rewrite_min_size && m_offset > grown_limit)
                 (void)start_rewrite();
-            continue;
-        }
-        if (m_sync_due && m_synced_seq < m_written_seq) {
-            m_sync_due = false;
-            co_await sync_file();
             continue;
         }
         m_sync_due = false;

@@ -238,6 +238,10 @@ corio::task<void> serve(net::tcp_stream conn, server* srv) {
         // Make room: drop what was consumed, grow only for a command larger than the buffer.
         if (begin == end) {
             begin = end = 0;
+            if (in.size() > 4 * k_read_chunk) {
+                in.resize(k_read_chunk); // after a big command: an idle client keeps 16 KiB
+                in.shrink_to_fit();
+            }
         } else if (in.size() - end < k_read_chunk / 4) {
             if (begin > 0) {
                 std::memmove(in.data(), in.data() + begin, end - begin);
