@@ -7,7 +7,8 @@
 # Environment: CORIO_TEST_TIMEOUT (seconds per test binary, default 300), CORIO_SKIP_DEPS=1,
 # CORIO_TEST_BUILDS="debug asan" (which of the two builds to run), extra ASAN_OPTIONS and
 # UBSAN_OPTIONS (appended to the ones below, so they can override them), CORIO_TEST_EXTRA=0 (skip
-# the clang build, the laboratory's --quick run and the fuzzers, each counted as one test case;
+# the clang build, the laboratory's and the servers' --quick runs and the fuzzers, each counted as
+# one test case;
 # CORIO_FUZZ_SECONDS sets how long each fuzzer runs).
 set -uo pipefail
 
@@ -261,6 +262,17 @@ clang_build() {
     ninja -C "$dir" -j "$jobs"
 }
 
+# The servers' benchmark (bench/servers): its harness's unit tests, then its --quick run against
+# nginx and redis-server (a smoke test: every cell must serve the exact bytes, no speed asserted).
+servers_quick() {
+    local dir=build/release
+    if [[ ! -f $dir/meson-private/coredata.dat ]]; then
+        CXX=g++ meson setup "$dir" --buildtype=release -Dbenchmarks=true || return 1
+    fi
+    ninja -C "$dir" -j "$jobs" examples/kv/corio-kv examples/http/corio-http || return 1
+    python3 bench/servers/run.py --quick --build "$dir" --out "$log_dir/servers-quick"
+}
+
 # The parsers' libFuzzer targets (tests/fuzz): a clang ASan+UBSan build, then each target
 # fuzz_<name> runs for CORIO_FUZZ_SECONDS (default 20) from its checked-in corpus
 # tests/fuzz/corpus/<name>/ (new inputs go to a scratch folder, the checked-in corpus is read only).
@@ -320,7 +332,7 @@ lab_quick() {
 
 main() {
     local began=$SECONDS
-    corio_install_deps clang python3 curl redis-tools || build_failed "installing the Debian packages"
+    corio_install_deps clang python3 curl redis-tools redis-server nginx-light wrk || build_failed "installing the Debian packages"
     mkdir -p "$log_dir"
     local name
     for name in "${builds[@]}"; do
@@ -345,6 +357,10 @@ main() {
     if [[ ${CORIO_TEST_EXTRA:-1} == 1 ]]; then
         run_check "clang: the whole tree builds with clang++ (build/clang)" clang-build clang_build
         run_check "laboratory: bench/lab/run.py --quick (build/release)" lab-quick lab_quick
+        run_check "servers: bench/servers/test_run.py (the harness's own tests)" servers-units \
+            python3 bench/servers/test_run.py
+        run_check "servers: bench/servers/run.py --quick (nginx, redis-server; build/release)" \
+            servers-quick servers_quick
         run_fuzzers
     fi
     echo "==> done in $((SECONDS - began))s (logs in $root/$log_dir)"
