@@ -82,7 +82,8 @@ def results_block(job, runs):
             ("req/s", "rps"), ("p50 us", "p50_us"), ("p99 us", "p99_us"),
             ("cpu us/req", "cpu_us_per_req"), ("cpu x uring", "cpu_us_per_req_ratio"),
             ("core us/req", "core_us_per_req"), ("core x uring", "core_us_per_req_ratio"),
-            ("RSS B/conn", "rss_per_conn_b"), ("threads", "threads")]
+            ("RSS B/conn", "rss_per_conn_b"), ("frame B/conn", "frame_b_per_conn"),
+            ("threads", "threads"), ("allocs/req", "allocs_per_req")]
     if job == "files":
         cols = [("variant", "variant")] + [c for c in cols if c[1] not in ("size",)] \
             + [("large MiB/s", "large_mib_s")]
@@ -93,7 +94,8 @@ def results_block(job, runs):
         for _, k in cols:
             v = r.get(k, "")
             try:
-                v = run.fmt(float(v), 2 if "ratio" in k else 1) if v not in ("", None) else "-"
+                digits = 2 if "ratio" in k or k == "allocs_per_req" else 1
+                v = run.fmt(float(v), digits) if v not in ("", None) else "-"
                 if k in ("connections", "size", "threads") and v != "-":
                     v = str(int(float(r[k])))
             except ValueError:
