@@ -182,20 +182,24 @@ unsigned io_context::reap() noexcept {
     std::size_t finished = 0; // CQEs that end their op (no IORING_CQE_F_MORE)
     while (head != tail) {
         const io_uring_cqe& cqe = cqes[head & mask];
-        auto* op = reinterpret_cast<detail::io_op*>(static_cast<std::uintptr_t>(cqe.user_data));
+        const std::uintptr_t data = cqe.user_data;
         int res = cqe.res;
         unsigned flags = cqe.flags;
         ++head;
         ++count;
-        if (op == nullptr)
-            continue; // internal: an async cancel's own completion
-        if (op->m_complete == &detail::single_shot_op::complete) {
-            // The common case, inlined. It only queues the waiter (never submits, never
-            // reaps), so handing the slots back can wait for the end of the batch.
+        if (data & detail::k_single_shot_tag) {
+            // The common case, inlined: store the outcome and queue the waiter. It never
+            // submits and never reaps, so handing the slots back can wait for the end of the
+            // batch, and the ready queue's tail stays in a register.
+            auto* op = static_cast<detail::single_shot_op*>(detail::op_from_user_data(data));
             ++finished; // a single-shot op has exactly one CQE
-            detail::single_shot_op::complete(op, res, flags);
+            op->finish(res, flags);
+            m_ready.push(op);
             continue;
         }
+        if (data == 0)
+            continue; // internal: an async cancel's own completion
+        detail::io_op* op = detail::op_from_user_data(data);
         if (!(flags & IORING_CQE_F_MORE))
             ++finished;
         // Hand the slots back before running a handler that may submit: a submit on a full SQ
@@ -253,11 +257,11 @@ void io_context::reserve_sqes(unsigned n) {
     }
 }
 
-void io_context::cancel(detail::io_op* op) {
+void io_context::cancel_user_data(std::uintptr_t user_data) {
     io_uring_sqe* sqe = get_sqe();
     // TRICKY: the target is matched by user_data at submit time, within this turn's batch;
     // the op cannot have been resumed (and its frame reused) before that.
-    io_uring_prep_cancel64(sqe, reinterpret_cast<std::uintptr_t>(op), 0);
+    io_uring_prep_cancel64(sqe, user_data, 0);
     io_uring_sqe_set_data(sqe, nullptr);
 }
 

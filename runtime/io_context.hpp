@@ -121,12 +121,16 @@ public:
 
     /// Marks `sqe` as belonging to `op`: its completion will be delivered to op->m_complete.
     inline void track(io_uring_sqe* sqe, detail::io_op* op) noexcept; // in detail/io_op.hpp
+    /// track() with an explicit user_data: `op`'s address, tagged for plain single-shot ops.
+    inline void track(io_uring_sqe* sqe, detail::io_op* op, std::uintptr_t user_data) noexcept;
 
     /// Queues a coroutine to be resumed by the loop (never resumes inline).
     void post(detail::ready_node* node) noexcept { m_ready.push(node); }
 
     /// Submits an async cancel aimed at `op`. The op still finishes on its own completion.
-    void cancel(detail::io_op* op);
+    void cancel(detail::io_op* op) { cancel_user_data(reinterpret_cast<std::uintptr_t>(op)); }
+    /// Submits an async cancel aimed at the SQE submitted with `user_data`.
+    void cancel_user_data(std::uintptr_t user_data);
 
     /// Thread-safe: queues `node` from another thread (an offload worker) and wakes the loop.
     /// Only valid while an expect_remote() is outstanding for it.

@@ -10,6 +10,7 @@
 
 #include <cassert>
 #include <coroutine>
+#include <cstdint>
 #include <exception>
 #include <optional>
 #include <type_traits>
@@ -29,8 +30,8 @@ struct io_op;
 /// task starts its first cancellable op and kept until the frame dies: a connection's task pays
 /// for the registration once, not on every read and write.
 struct op_slot : stop_callback_node {
-    io_op* m_op = nullptr;         // the op in flight, or null between ops
-    stop_state* m_state = nullptr; // where this slot is registered, or null
+    std::uintptr_t m_user_data = 0; // the SQE user_data of the op in flight, or 0 between ops
+    stop_state* m_state = nullptr;  // where this slot is registered, or null
 };
 
 /// Receives a task's completion in place of a continuation: how when_all, when_any, spawn and

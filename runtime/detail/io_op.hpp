@@ -22,21 +22,37 @@ struct io_op : ready_node {
     using complete_fn = void (*)(io_op*, int res, unsigned flags) noexcept;
 
     io_op() noexcept : m_complete(nullptr), m_ctx(nullptr), m_res(0), m_flags(0) {}
-    /// Leaves m_complete, m_ctx and the queue link to be written when the op is started.
+    /// Leaves m_complete, m_ctx and the queue link to be written when the op is started (an op
+    /// settled without the ring still reports res 0).
     explicit io_op(uninitialized_t tag) noexcept : ready_node(tag), m_res(0), m_flags(0) {}
 
-    complete_fn m_complete; // what a CQE for this op does
+    complete_fn m_complete; // what a CQE for this op does (unused by plain single-shot ops)
     io_context* m_ctx;      // the loop the op was submitted on
     int m_res;              // the completion's res (or -ECANCELED if never submitted)
     unsigned m_flags;       // the completion's flags (IORING_CQE_F_*)
 };
 
+/// Set in the user_data of a plain single-shot op's SQE: the loop completes such an op inline
+/// (store res and flags, queue the waiter) without loading a handler from it. io_op objects are
+/// pointer-aligned, so the low bit of their address is free.
+inline constexpr std::uintptr_t k_single_shot_tag = 1;
+
+/// The op a user_data value names (tagged or not).
+[[nodiscard]] inline io_op* op_from_user_data(std::uintptr_t data) noexcept {
+    return reinterpret_cast<io_op*>(data & ~k_single_shot_tag);
+}
+
 } // namespace corio::detail
 
 namespace corio {
 inline void io_context::track(io_uring_sqe* sqe, detail::io_op* op) noexcept {
+    track(sqe, op, reinterpret_cast<std::uintptr_t>(op));
+}
+
+inline void io_context::track(io_uring_sqe* sqe, detail::io_op* op,
+                              std::uintptr_t user_data) noexcept {
     op->m_ctx = this;
-    io_uring_sqe_set_data(sqe, op);
+    io_uring_sqe_set_data64(sqe, user_data);
     ++m_inflight;
 }
 } // namespace corio
@@ -46,22 +62,26 @@ namespace corio::detail {
 /// Async cancellation of one op: registered with the awaiting task's stop token while the op is
 /// in flight.
 struct op_canceller : stop_callback_node {
-    op_canceller() noexcept : m_op(nullptr), m_state(nullptr) {}
+    op_canceller() noexcept : m_user_data(0), m_state(nullptr) {}
     /// Leaves every field to arm() (single_shot_op tracks whether it was armed).
     explicit op_canceller(uninitialized_t) noexcept : stop_callback_node(unset_t{}) {}
 
-    io_op* m_op;            // the op to cancel
-    stop_state* m_state;    // where this canceller is registered, or null
+    std::uintptr_t m_user_data; // the user_data of the op's SQE (what the cancel matches)
+    stop_state* m_state;        // where this canceller is registered, or null
 
+    /// Registers with `token` to cancel `op` (plain ops; see the overload for tagged ones).
     void arm(stop_token token, io_op* op) noexcept {
+        arm(token, reinterpret_cast<std::uintptr_t>(op));
+    }
+    void arm(stop_token token, std::uintptr_t user_data) noexcept {
         m_state = stop_access::state(token);
         if (!m_state)
             return;
-        m_op = op;
+        m_user_data = user_data;
         m_linked = false;
         m_invoke = [](stop_callback_node* node) noexcept {
-            io_op* target = static_cast<op_canceller*>(node)->m_op;
-            target->m_ctx->cancel(target);
+            std::uintptr_t target = static_cast<op_canceller*>(node)->m_user_data;
+            op_from_user_data(target)->m_ctx->cancel_user_data(target);
         };
         m_state->add(this);
     }
@@ -83,15 +103,21 @@ public:
     single_shot_op(const single_shot_op&) noexcept : single_shot_op() {}
     single_shot_op& operator=(const single_shot_op&) = delete;
 
-    /// The completion of every single-shot op (the loop inlines it for ops it recognises).
+    /// Stores the outcome and unhooks the cancellation; the caller queues the waiter (the loop
+    /// does both inline for tagged ops: see k_single_shot_tag).
+    void finish(int res, unsigned flags) noexcept {
+        m_res = res;
+        m_flags = flags;
+        if (m_slot)
+            m_slot->m_user_data = 0;
+        else if (m_canceller_armed)
+            m_canceller.disarm();
+    }
+
+    /// finish() and queue the waiter: the end of an op that completes through m_complete.
     static void complete(io_op* op, int res, unsigned flags) noexcept {
         auto* self = static_cast<single_shot_op*>(op);
-        self->m_res = res;
-        self->m_flags = flags;
-        if (self->m_slot)
-            self->m_slot->m_op = nullptr;
-        else if (self->m_canceller_armed)
-            self->m_canceller.disarm();
+        self->finish(res, flags);
         self->m_ctx->post(self);
     }
 
@@ -118,10 +144,16 @@ protected:
 
 /// CRTP base for a single-shot op. Derived provides `void prepare(io_uring_sqe*)` and
 /// `R await_resume()` (usually `return result_from_res<X>(this->m_res)`). A Derived with a
-/// public `static void on_complete(io_op*, int, unsigned) noexcept` gets its CQEs there instead
-/// of in single_shot_op::complete (transfer_op, which loops over several SQEs, does).
+/// public `static void on_complete(io_op*, int, unsigned) noexcept` gets its CQEs there (through
+/// m_complete) instead of the loop's inline completion (transfer_op, which loops over several
+/// SQEs, does).
 template <class Derived>
 class basic_op : public single_shot_op {
+    // A function, not a constant: its body is instantiated only once Derived is complete.
+    static constexpr bool has_custom_completion() noexcept {
+        return requires { &Derived::on_complete; };
+    }
+
 public:
     [[nodiscard]] bool await_ready() const noexcept { return false; }
 
@@ -134,6 +166,12 @@ public:
     }
 
 protected:
+    /// The user_data of this op's SQEs (what a cancel must match).
+    [[nodiscard]] std::uintptr_t user_data() const noexcept {
+        auto address = reinterpret_cast<std::uintptr_t>(static_cast<const io_op*>(this));
+        return has_custom_completion() ? address : address | k_single_shot_tag;
+    }
+
     /// Queues the SQE (submitted with the rest of this turn's batch). Returns false, without
     /// touching the ring, when stop was already requested: the op then reports ECANCELED.
     /// Cancellation goes through a registration of this op's own.
@@ -141,7 +179,7 @@ protected:
         if (token.stop_requested())
             return refuse_cancelled();
         queue(waiter);
-        m_canceller.arm(token, this);
+        m_canceller.arm(token, user_data());
         m_canceller_armed = token.stop_possible();
         return true;
     }
@@ -163,7 +201,7 @@ protected:
             slot.m_invoke = &cancel_slot_op;
             state->add(&slot);
         }
-        slot.m_op = this;
+        slot.m_user_data = user_data();
         m_slot = &slot;
         return true;
     }
@@ -172,7 +210,7 @@ protected:
     void requeue(io_context& ctx) {
         io_uring_sqe* sqe = ctx.get_sqe();
         static_cast<Derived*>(this)->prepare(sqe);
-        ctx.track(sqe, this);
+        ctx.track(sqe, this, user_data());
     }
 
 private:
@@ -181,16 +219,14 @@ private:
         io_uring_sqe* sqe = ctx.get_sqe();
         static_cast<Derived*>(this)->prepare(sqe);
         m_waiter = waiter;
-        if constexpr (requires { &Derived::on_complete; })
+        if constexpr (has_custom_completion())
             m_complete = &Derived::on_complete;
-        else
-            m_complete = &single_shot_op::complete;
-        ctx.track(sqe, this);
+        ctx.track(sqe, this, user_data());
     }
 
     static void cancel_slot_op(stop_callback_node* node) noexcept {
-        if (io_op* op = static_cast<op_slot*>(node)->m_op)
-            op->m_ctx->cancel(op);
+        if (std::uintptr_t target = static_cast<op_slot*>(node)->m_user_data)
+            op_from_user_data(target)->m_ctx->cancel_user_data(target);
     }
 };
 
