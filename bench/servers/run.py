@@ -104,8 +104,9 @@ def descendants(pid):
 class CpuMeter:
     """Server CPU over a measured phase: its core's busy ticks and its process tree's ticks."""
 
-    def __init__(self, pid, cpu):
-        self.pid, self.cpu = pid, cpu
+    def __init__(self, pid, cpu, cap=None):
+        self.pid, self.cpu, self.cap = pid, cpu, cap
+        self.throttling0 = cap.throttling() if cap else None
         self.pids = descendants(pid)
         self.proc0 = {p: proc_ticks(p) for p in self.pids}
         self.core0 = cpu_busy(cpu) if cpu is not None else None
@@ -132,6 +133,170 @@ def core_background(cpu, seconds=0.2):
     return (cpu_busy(cpu) - b0) / CLK_TCK / seconds
 
 
+# ----- capping the servers' CPU (--server-cpu-quota) -----
+
+CGROUP_ROOT = "/sys/fs/cgroup"
+# A short CFS period: the quota is enforced in 10 ms slices, so a capped server runs at most a
+# few ms before it waits, rather than 50 ms bursts and stalls at the default 100 ms period.
+CAP_PERIOD_US = 10_000
+# Below this share of periods throttled, the cgroup did not use up its quota most of the time:
+# something else set the pace (the client, or other programs on the server's core).
+SERVER_BOUND_SHARE = 0.5
+
+
+class CgroupError(RuntimeError):
+    pass
+
+
+def cap_quota_us(percent, period_us=CAP_PERIOD_US):
+    """The CFS quota giving `percent` % of one CPU; the kernel refuses quotas under 1 ms."""
+    quota = round(period_us * percent / 100)
+    if quota < 1000 or percent > 100:
+        raise ValueError(f"a CPU quota of {percent:g} % must be 10 to 100 (the kernel's minimum "
+                         f"quota is 1 ms of the {period_us // 1000} ms period; a server pinned "
+                         "to one CPU cannot use more than 100 %)")
+    return quota
+
+
+def find_cpu_cgroup(root=CGROUP_ROOT):
+    """("v1" or "v2", directory under which to create a child) of the hierarchy that has the cpu
+    controller: v1's cpu mount, or a v2 tree (pure, or hybrid's `unified`) offering cpu."""
+    if os.path.exists(os.path.join(root, "cpu", "cpu.cfs_quota_us")):
+        return "v1", os.path.join(root, "cpu")
+    for tree in (root, os.path.join(root, "unified")):
+        try:
+            with open(os.path.join(tree, "cgroup.controllers")) as f:
+                if "cpu" in f.read().split():
+                    return "v2", tree
+        except OSError:
+            continue
+    return None
+
+
+def parse_cpu_stat(text):
+    """cpu.stat's `key value` lines as {key: int}."""
+    out = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(" ")
+        if value.strip().isdigit():
+            out[key] = int(value)
+    return out
+
+
+def throttling(stat):
+    """{periods, throttled, throttled_us} from a parsed cpu.stat of either version (v1 counts
+    throttled_time in ns, v2 throttled_usec)."""
+    if "throttled_usec" in stat:
+        throttled_us = stat["throttled_usec"]
+    else:
+        throttled_us = stat.get("throttled_time", 0) / 1000
+    return {"periods": stat.get("nr_periods", 0), "throttled": stat.get("nr_throttled", 0),
+            "throttled_us": throttled_us}
+
+
+def throttling_fields(before, after):
+    """The runs.csv columns of one measured run: the cap's periods, those in which the server
+    was throttled, its time throttled, and their share (None when no period elapsed)."""
+    periods = after["periods"] - before["periods"]
+    throttled = after["throttled"] - before["throttled"]
+    return {"cap_periods": periods, "cap_throttled": throttled,
+            "cap_throttled_ms": round((after["throttled_us"] - before["throttled_us"]) / 1000, 1),
+            "cap_throttled_share": round(throttled / periods, 3) if periods else None}
+
+
+class CpuCap:
+    """A dedicated cgroup holding `percent` % of one CPU, for one run; every server process
+    starts inside it (children inherit it: nginx's worker). remove() when done."""
+
+    def __init__(self, percent, root=None, name=None):
+        self.percent, self.quota_us = percent, cap_quota_us(percent)
+        root = root or CGROUP_ROOT
+        found = find_cpu_cgroup(root)
+        if found is None:
+            raise CgroupError(f"no cgroup cpu controller under {root} (neither v1's cpu/ nor a "
+                              "v2 cgroup.controllers listing cpu): --server-cpu-quota cannot cap "
+                              "the servers")
+        self.version, self.parent = found
+        self.path = os.path.join(self.parent, name or f"corio-bench-{os.getpid()}")
+        try:
+            if self.version == "v2":
+                self._enable_cpu_controller()
+            os.mkdir(self.path)
+        except OSError as e:
+            raise CgroupError(f"cannot create the cgroup {self.path}: {e} (needs root or a "
+                              "delegated cgroup): --server-cpu-quota cannot cap the servers")
+        try:
+            for name, value in self.limit_files():
+                self._write(name, value)
+        except OSError as e:
+            self.remove()
+            raise CgroupError(f"cannot set the CPU quota in {self.path}: {e}")
+
+    def limit_files(self):
+        """(file, value) pairs that set the quota, in the order they must be written."""
+        if self.version == "v1":
+            return [("cpu.cfs_period_us", str(CAP_PERIOD_US)),
+                    ("cpu.cfs_quota_us", str(self.quota_us))]
+        return [("cpu.max", f"{self.quota_us} {CAP_PERIOD_US}")]
+
+    def describe(self):
+        files = ", ".join(f"{n} {v}" for n, v in self.limit_files())
+        return f"cgroup {self.version} {self.path} ({files})"
+
+    def _enable_cpu_controller(self):
+        # v2 offers a controller to children only when the parent enables it for its subtree.
+        control = os.path.join(self.parent, "cgroup.subtree_control")
+        with open(control) as f:
+            if "cpu" in f.read().split():
+                return
+        with open(control, "w") as f:
+            f.write("+cpu")
+
+    def _write(self, name, value):
+        with open(os.path.join(self.path, name), "w") as f:
+            f.write(value)
+
+    def wrap(self, cmd):
+        """`cmd` run by a shell that first moves itself into the cgroup, then execs: the server
+        (same pid) is capped from its first instruction, before it forks or accepts."""
+        procs = os.path.join(self.path, "cgroup.procs")
+        return ["sh", "-c", 'echo $$ > "$1" && shift && exec "$@"', "sh", procs] + cmd
+
+    def pids(self):
+        with open(os.path.join(self.path, "cgroup.procs")) as f:
+            return {int(p) for p in f.read().split()}
+
+    def check(self, pid):
+        """Raises unless pid and every process below it are in the cgroup."""
+        outside = set(descendants(pid)) - self.pids()
+        if outside:
+            raise RuntimeError(f"processes {sorted(outside)} are not in {self.path}")
+
+    def throttling(self):
+        with open(os.path.join(self.path, "cpu.stat")) as f:
+            return throttling(parse_cpu_stat(f.read()))
+
+    def remove(self):
+        """Removes the cgroup; a leftover process (a server that outlived SIGTERM's wait) is
+        moved to the parent first, since a cgroup with members cannot be removed."""
+        for attempt in range(50):
+            try:
+                os.rmdir(self.path)
+                return
+            except FileNotFoundError:
+                return
+            except OSError:
+                if attempt == 49:
+                    raise
+            try:
+                for pid in self.pids():
+                    with open(os.path.join(self.parent, "cgroup.procs"), "w") as f:
+                        f.write(str(pid))
+            except OSError:
+                pass
+            time.sleep(0.02)  # an exiting process leaves the cgroup a moment after its exit
+
+
 # ----- starting servers -----
 
 
@@ -146,20 +311,30 @@ def pinned(cmd, cpu):
     return (["taskset", "-c", str(cpu)] if cpu is not None else []) + cmd
 
 
-def start_on_port(cmd, port, cpu, log_path, timeout=10.0):
+def server_command(cmd, cpu, cap):
+    """A server's command line: pinned to `cpu`, and started inside `cap`'s cgroup if any."""
+    cmd = pinned(cmd, cpu)
+    return cap.wrap(cmd) if cap else cmd
+
+
+def start_on_port(cmd, port, cpu, log_path, cap=None, timeout=10.0):
     """Starts a server that listens on a port we chose; waits until it accepts a connection."""
     with open(log_path, "w") as out:
-        proc = subprocess.Popen(pinned(cmd, cpu), stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(server_command(cmd, cpu, cap), stdout=out,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            break
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return proc
-        except OSError:
-            time.sleep(0.02)
+    try:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                break
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    return proc
+            except OSError:
+                time.sleep(0.02)
+    except BaseException:  # Ctrl-C: never leave a server behind (nor in the run's cgroup)
+        lab.stop_server(proc)
+        raise
     lab.stop_server(proc)
     with open(log_path, errors="replace") as f:
         tail = f.read()[-300:].strip().replace("\n", " | ")
@@ -173,14 +348,25 @@ class Side:
         self.name, self.kind, self.binary, self.missing = name, kind, binary, missing
         self.docroot, self.nginx_extra = None, ""
 
-    def start(self, tmp, cpu, log_path):
-        """(process, port). tmp is this cell's private directory; docroot set by the job."""
-        if self.kind == "corio-kv":
-            args = ["--port", "0", "--bind", "127.0.0.1", "--appendonly", "no", "--dir", tmp]
-            return lab.start_server(self.binary, args, cpu, log_path)
-        if self.kind == "corio-http":
-            args = ["--port", "0", "--bind", "127.0.0.1", "--root", self.docroot]
-            return lab.start_server(self.binary, args, cpu, log_path)
+    def start(self, tmp, cpu, log_path, cap=None):
+        """(process, port). tmp is this cell's private directory; docroot set by the job. With
+        a CpuCap, the server and all its processes run in its cgroup."""
+        proc, port = self._start(tmp, cpu, log_path, cap)
+        if cap:
+            try:
+                cap.check(proc.pid)
+            except (RuntimeError, OSError):
+                lab.stop_server(proc)
+                raise
+        return proc, port
+
+    def _start(self, tmp, cpu, log_path, cap):
+        if self.kind.startswith("corio"):
+            args = ["--port", "0", "--bind", "127.0.0.1"]
+            args += (["--appendonly", "no", "--dir", tmp] if self.kind == "corio-kv"
+                     else ["--root", self.docroot])
+            cmd = server_command([self.binary] + args, cpu, cap)
+            return lab.start_server(cmd[0], cmd[1:], None, log_path)
         port = free_port()
         if self.kind == "redis":
             cmd = [self.binary, "--save", "", "--appendonly", "no", "--port", str(port),
@@ -189,7 +375,7 @@ class Side:
         else:
             conf = write_nginx_conf(tmp, port, self.docroot, self.nginx_extra)
             cmd = [self.binary, "-p", tmp, "-c", conf, "-e", os.path.join(tmp, "error.log")]
-        return start_on_port(cmd, port, cpu, log_path), port
+        return start_on_port(cmd, port, cpu, log_path, cap), port
 
 
 def write_nginx_conf(tmp, port, docroot, extra=""):
@@ -397,6 +583,10 @@ def measure(row, meter, requests):
     row["wall_s"] = round(wall, 3)
     row["server_cpu_s"] = round(cpu_s, 3)
     row["core_busy_s"] = round(core_s, 3) if core_s is not None else None
+    if meter.cap:
+        row.update(throttling_fields(meter.throttling0, meter.cap.throttling()))
+        # The share of its budget the server used: near 1.0 when the cap was the limit.
+        row["cap_used"] = round(cpu_s / wall / (meter.cap.percent / 100), 3) if wall else None
     if requests:
         row["cpu_us_per_req"] = cpu_s / requests * 1e6
         if core_s is not None:
@@ -409,7 +599,8 @@ def kv_cell(args, group, rep, side, order, estimates, cell_dir):
     tag = f"kv-c{group.connections}-P{group.pipeline}-r{rep}-{side.name}"
     tmp = tempfile.mkdtemp(prefix=tag + ".", dir=cell_dir)
     try:
-        proc, port = side.start(tmp, args.server_cpu, os.path.join(cell_dir, tag + ".log"))
+        proc, port = side.start(tmp, args.server_cpu, os.path.join(cell_dir, tag + ".log"),
+                                args.cap)
     except (RuntimeError, OSError) as e:
         for r in rows:
             r["status"] = f"server did not start: {e}"
@@ -436,7 +627,7 @@ def kv_cell(args, group, rep, side, order, estimates, cell_dir):
             rate = estimates.get(key, warm["rps"])
             n = max(group.connections * 10, int(rate * args.duration))
             row["requests"] = n
-            meter = CpuMeter(proc.pid, args.server_cpu)
+            meter = CpuMeter(proc.pid, args.server_cpu, args.cap)
             cmd = pinned(base[:-1] + ["-n", str(n), "--csv"], args.client_cpu)
             row["command"] = " ".join(cmd[3:] if args.client_cpu is not None else cmd)
             code, out, err = run_tool(cmd, 120 + 10 * args.duration, row)
@@ -475,7 +666,8 @@ def http_cell(args, group, rep, side, order, files, cell_dir):
     tmp = tempfile.mkdtemp(prefix=tag + ".", dir=cell_dir)
     os.chmod(tmp, 0o755)  # nginx's worker runs as nobody when started as root
     try:
-        proc, port = side.start(tmp, args.server_cpu, os.path.join(cell_dir, tag + ".log"))
+        proc, port = side.start(tmp, args.server_cpu, os.path.join(cell_dir, tag + ".log"),
+                                args.cap)
     except (RuntimeError, OSError) as e:
         row["status"] = f"server did not start: {e}"
         return [row]
@@ -494,7 +686,7 @@ def http_cell(args, group, rep, side, order, files, cell_dir):
         if row["status"] == "ok":
             cmd = pinned(base + [f"-d{args.wrk_duration}s", "--latency", url], args.client_cpu)
             row["command"] = " ".join(cmd[3:] if args.client_cpu is not None else cmd)
-            meter = CpuMeter(proc.pid, args.server_cpu)
+            meter = CpuMeter(proc.pid, args.server_cpu, args.cap)
             code, out, err = run_tool(cmd, 60 + 2 * args.wrk_duration, row)
             parsed = parse_wrk(out) if code == 0 else None
             measure(row, meter, parsed["requests"] if parsed else 0)
@@ -524,6 +716,13 @@ def spread(values):
     return f"{min(values):.2f}–{max(values):.2f}" if len(values) > 1 else ""
 
 
+def is_unthrottled(row):
+    """A capped run whose server was throttled in too few periods for the cap to have been its
+    limit (the client was, or other programs on its core)."""
+    share = row.get("cap_throttled_share")
+    return row.get("cpu_quota_pct") is not None and (share is None or share < SERVER_BOUND_SHARE)
+
+
 def summarize(rows, groups, sides):
     """One summary dict per (job, group label): both sides' medians and the paired ratios."""
     summary = []
@@ -543,8 +742,9 @@ def summarize(rows, groups, sides):
                 s[f"{side_key}_runs"] = len(runs)
                 s[f"{side_key}_failed"] = len(runs) - len(ok)
                 for m in ("rps", "p99_us", "cpu_us_per_req", "core_us_per_req",
-                          "core_background", "load_cpu"):
+                          "core_background", "load_cpu", "cap_throttled_share", "cap_used"):
                     s[f"{side_key}_{m}"] = median([r.get(m) for r in ok])
+                s[f"{side_key}_unthrottled"] = sum(1 for r in ok if is_unthrottled(r))
                 s[f"{side_key}_errors"] = sum(r.get("errors") or 0 for r in runs)
                 s[f"{side_key}_notes"] = "; ".join(sorted({r["status"] for r in runs
                                                            if r["status"] != "ok"}))
@@ -557,6 +757,8 @@ def summarize(rows, groups, sides):
                 s[f"{m}_pairs"] = len(ratios)
             r = s["rps_ratio"]
             s["target_met"] = None if r is None else r >= g.target
+            quotas = {r.get("cpu_quota_pct") for r in mine} - {None}
+            s["cpu_quota_pct"] = quotas.pop() if len(quotas) == 1 else None
             summary.append(s)
     return summary
 
@@ -576,6 +778,9 @@ def table(summary, job, sides):
             (f"{corio} p99 µs", "corio_p99_us", 0), (f"{ref} p99 µs", "reference_p99_us", 0),
             ("core bg", None, None), ("load cpu", None, None), ("failed", None, None),
             ("errors", None, None)]
+    capped = any(s.get("cpu_quota_pct") is not None for s in summary if s["job"] == job)
+    if capped:
+        cols.insert(cols.index(("load cpu", None, None)) + 1, ("throttled", None, None))
     rows = [[c[0] for c in cols]]
     notes = []
     for s in summary:
@@ -592,6 +797,10 @@ def table(summary, job, sides):
                                        for k in ("corio", "reference")))
             elif title == "load cpu":
                 cells.append(", ".join(fmt(s[f"{k}_load_cpu"], 2) for k in ("corio", "reference")))
+            elif title == "throttled":
+                cells.append(", ".join(fmt(s[f"{k}_cap_throttled_share"], 2) +
+                                       (" (!)" if s[f"{k}_unthrottled"] else "")
+                                       for k in ("corio", "reference")))
             elif title == "failed":
                 cells.append(f"{s['corio_failed']}/{s['corio_runs']}, "
                              f"{s['reference_failed']}/{s['reference_runs']}")
@@ -608,6 +817,14 @@ def table(summary, job, sides):
         for side_key in ("corio", "reference"):
             if s[f"{side_key}_notes"]:
                 notes.append(f"{s['cell']}, {s[side_key + '_server']}: {s[side_key + '_notes']}")
+            if capped and s[f"{side_key}_unthrottled"]:
+                n, runs = s[side_key + "_unthrottled"], s[side_key + "_runs"]
+                notes.append(f"{s['cell']}, {s[side_key + '_server']}: NOT server-bound in "
+                             f"{n} of {runs} runs "
+                             f"(throttled in under {SERVER_BOUND_SHARE:.0%} of the cap's "
+                             "periods): the cap was not the limit, the client or other programs "
+                             "on CPU 0 were (see load cpu, core bg); its req/s does not compare "
+                             "the servers")
     title = {"kv": f"KV: {corio} vs {ref} (redis-benchmark)",
              "http": f"HTTP: {corio} vs {ref} (wrk -t1)"}[job]
     return title, rows, notes
@@ -639,8 +856,36 @@ NOTES = """How to read the tables:
   (it exits at the first error reply). Failed cells are left out of the medians.
 - The load generators are single-threaded and pinned to CPU 1: when `load cpu` nears 1.00 the
   client is the limit and req/s understates the difference; compare the servers by CPU per
-  request as well.
+  request as well (or cap the servers with `--server-cpu-quota`).
 """
+
+
+NOTES_CAPPED = """- **Server-bound mode** (`--server-cpu-quota`): see the header.
+- **throttled**: the share of the cap's 10 ms periods in which the server's cgroup used up its
+  quota during the measured run (cpu.stat nr_throttled / nr_periods; corio, reference;
+  medians). Near 1.00 the server was the bottleneck and req/s compares the servers. `(!)` marks
+  a cell with a run throttled in under half its periods: the cap was not the limit. Either the
+  client was, even under the cap (`load cpu` near 1.00: lower the quota), or other programs took
+  CPU 0 from the server (`core bg` high: it got less than its quota); either way that cell's
+  req/s does not compare the servers. runs.csv adds, per run, `cap_throttled_ms` (time spent
+  throttled) and `cap_used` (the server's CPU time over its budget: near 1.00 when capped).
+- Under the cap a server waits up to a period's remainder each time it is throttled: p99
+  latency measures the cap as much as the server.
+"""
+
+
+def cap_header(percent, where):
+    """The report's header lines of a capped run: what it measures, how to read it."""
+    return [f"- **server CPU capped at {percent:g} % of one CPU**: every server process of every "
+            f"cell (corio's and the reference's, nginx's master and worker included) started "
+            f"inside a cgroup with that CFS quota, {where}",
+            "- what this measures: the server, not the single-threaded load generator, is the "
+            "bottleneck, so **req/s compares the servers at an equal CPU budget** (the ratio "
+            "approaches the inverse ratio of their CPU per request, counting what the kernel "
+            "charges to the server's processes). It is a cross-check that needs no CPU "
+            "accounting; **CPU per request stays the primary figure**, and absolute req/s here "
+            "say nothing about uncapped throughput. Check the `throttled` column: a cell whose "
+            "server was rarely throttled was limited by something else than the cap."]
 
 
 def run_header(args, pin):
@@ -656,6 +901,8 @@ def run_header(args, pin):
              f"- versions: {versions()}; corio at {git_head()}"]
     if args.nginx_http_extra:
         lines.append(f"- nginx http block extra: `{args.nginx_http_extra}`")
+    if args.cap:
+        lines += cap_header(args.server_cpu_quota, args.cap.describe())
     return lines
 
 
@@ -668,6 +915,8 @@ def print_and_write(out_dir, title, header, summary, rows, jobs, sides):
         f.write(f"# {title}\n\n")
         f.write("\n".join(header) + "\n\n")
         f.write(NOTES)
+        if any(r.get("cpu_quota_pct") is not None for r in rows):
+            f.write(NOTES_CAPPED)
         f.write(lab.markdown_tables(blocks))
         f.write("\n### Load commands (P = the cell's port, N = requests)\n\n```\n")
         for c in commands_used(rows):
@@ -679,7 +928,9 @@ def print_and_write(out_dir, title, header, summary, rows, jobs, sides):
 # ----- several runs pooled -----
 
 NUMERIC = ("connections", "pipeline", "size", "rps", "p50_us", "p99_us", "cpu_us_per_req",
-           "core_us_per_req", "core_background", "errors", "requests", "load_cpu")
+           "core_us_per_req", "core_background", "errors", "requests", "load_cpu",
+           "cpu_quota_pct", "cap_periods", "cap_throttled", "cap_throttled_ms",
+           "cap_throttled_share", "cap_used")
 
 
 def load_runs(dirs):
@@ -724,6 +975,12 @@ def groups_and_sides(rows):
 
 def combine(dirs, out_dir):
     rows = load_runs(dirs)
+    quotas = {r.get("cpu_quota_pct") for r in rows}
+    if len(quotas) > 1:
+        # Capped and uncapped req/s (or two caps) measure different things: never pool them.
+        log("cannot pool runs made with different --server-cpu-quota: " +
+            ", ".join(sorted("none" if q is None else f"{q:g} %" for q in quotas)))
+        return 2
     groups, sides = groups_and_sides(rows)
     jobs = [j for j in ("kv", "http") if j in sides]
     summary = summarize(rows, groups, sides)
@@ -733,6 +990,9 @@ def combine(dirs, out_dir):
               + ", ".join(f"`{os.path.relpath(d, ROOT)}`" for d in dirs),
               "- ratios pair the two servers within one repetition of one run; medians and "
               "spreads are over all repetitions of all runs"]
+    quota = quotas.pop() if quotas else None
+    if quota is not None:
+        header += cap_header(quota, "as each run's report.md describes")
     print_and_write(out_dir, "corio servers against nginx and redis-server, runs pooled",
                     header, summary, rows, jobs, sides)
     log(f"\nwrote {out_dir}/report.md, runs.csv, summary.csv")
@@ -817,6 +1077,11 @@ def parse_args():
                    help="run nothing: pool the runs.csv of earlier runs' --out folders into one "
                         "report in --out (medians over all their repetitions)")
     p.add_argument("--no-pin", action="store_true", help="do not use taskset")
+    p.add_argument("--server-cpu-quota", type=float, metavar="PCT", default=None,
+                   help="server-bound mode: cap every server process to PCT %% of one CPU "
+                        "(10-100) with a cgroup (v1 cpu or v2 cpu.max, 10 ms period), so that "
+                        "the server rather than the load generator is the limit and req/s "
+                        "compares the servers at an equal CPU budget; needs root")
     p.add_argument("--quick", action="store_true",
                    help="smoke run (well under a minute): 1 repetition, 1 s cells, the smallest "
                         "connection counts; exit 1 when any cell fails")
@@ -832,6 +1097,11 @@ def parse_args():
     args.kv_cells = [tuple(int(x) for x in c.split("x")) for c in args.kv_cells.split(",") if c]
     args.http_connections = [int(c) for c in args.http_connections.split(",") if c]
     args.wrk_duration = max(1, math.ceil(args.duration))
+    if args.server_cpu_quota is not None:
+        try:
+            cap_quota_us(args.server_cpu_quota)
+        except ValueError as e:
+            p.error(str(e))
     return args
 
 
@@ -874,7 +1144,25 @@ def main():
     pin = not args.no_pin and (os.cpu_count() or 1) >= 2 and shutil.which("taskset")
     args.server_cpu, args.client_cpu = (0, 1) if pin else (None, None)
     sides = find_sides(args)
+    args.cap = None
+    if args.server_cpu_quota is not None:
+        try:
+            args.cap = CpuCap(args.server_cpu_quota)
+        except CgroupError as e:
+            log(f"error: {e}")  # never run uncapped when a cap was asked for
+            return 2
+    try:
+        return run_cells(args, pin, sides, fd_limit)
+    finally:
+        if args.cap:
+            try:
+                args.cap.remove()
+            except OSError as e:
+                log(f"warning: could not remove {args.cap.path}: {e}; rmdir it by hand")
 
+
+def run_cells(args, pin, sides, fd_limit):
+    """Runs the plan, writes the report; main's exit status."""
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     out_dir = os.path.abspath(args.out)
     cell_dir = os.path.join(out_dir, "logs")
@@ -908,6 +1196,8 @@ def main():
     log(f"{len(plan)} cells, about {estimate / 60:.1f} min; pinning: "
         f"{'server CPU 0, load CPU 1' if pin else 'none'}; fd limit {fd_limit}; "
         f"results in {out_dir}")
+    if args.cap:
+        log(f"servers capped at {args.server_cpu_quota:g} % of one CPU: {args.cap.describe()}")
     for job in args.jobs:
         for s in sides[job]:
             if s.missing:
@@ -928,6 +1218,9 @@ def main():
                 new = kv_cell(args, g, rep, side, which, estimates, cell_dir)
             else:
                 new = http_cell(args, g, rep, side, which, files, cell_dir)
+            if args.cap:
+                for r in new:
+                    r["cpu_quota_pct"] = args.server_cpu_quota
             rows += new
             for r in new:
                 log(f"[{i}/{len(plan)} {time.monotonic() - t0:4.0f}s] "
@@ -935,11 +1228,14 @@ def main():
                     f"{fmt(r.get('rps')):>9} req/s  p99 {fmt(r.get('p99_us')):>7} us  "
                     f"core {fmt(r.get('core_us_per_req'), 2):>5} proc "
                     f"{fmt(r.get('cpu_us_per_req'), 2):>5} us/req  "
-                    f"{r['status'] if r['status'] != 'ok' else ''}")
+                    + (f"throttled {fmt(r.get('cap_throttled_share'), 2)}  " if args.cap else "")
+                    + f"{r['status'] if r['status'] != 'ok' else ''}")
     finally:
         shutil.rmtree(docroot, ignore_errors=True)
 
     summary = summarize(rows, groups, sides)
+    if args.cap:
+        stamp += f", servers capped at {args.server_cpu_quota:g} % of one CPU"
     print_and_write(out_dir, f"corio servers against nginx and redis-server, {stamp}",
                     run_header(args, pin), summary, rows, args.jobs, sides)
     log(f"\nwrote {out_dir}/report.md, runs.csv, summary.csv (server logs in {cell_dir})")

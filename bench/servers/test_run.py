@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-# Unit tests of bench/servers/run.py's parsers, reply checks and pairing (stdlib unittest; no
-# load is generated). Run: python3 bench/servers/test_run.py
+# Unit tests of bench/servers/run.py's parsers, reply checks, pairing and CPU cap (stdlib
+# unittest; no load is generated; the cgroup tests use a fake root, one a real cgroup when root).
+# Run: python3 bench/servers/test_run.py
 import http.server
 import importlib.util
 import os
@@ -224,6 +225,178 @@ class ProcessCpu(unittest.TestCase):
         self.assertGreaterEqual(len(tree), 2)  # the shell and its sleep
         self.assertIsNotNone(run.proc_ticks(child.pid))
         self.assertIsNone(run.proc_ticks(2 ** 22 + 12345))
+
+
+CPU_STAT_V1 = """nr_periods 120
+nr_throttled 90
+throttled_time 450000000
+nr_bursts 0
+burst_time 0
+"""
+
+CPU_STAT_V2 = """usage_usec 2000000
+user_usec 1500000
+system_usec 500000
+nr_periods 120
+nr_throttled 90
+throttled_usec 450000
+"""
+
+
+def fake_file(path, text=""):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def read(path):
+    with open(path) as f:
+        return f.read()
+
+
+class CpuCapping(unittest.TestCase):
+    def fake_root(self):
+        root = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, root, True)
+        return root
+
+    def test_cpu_stat_of_either_version_gives_the_same_throttling(self):
+        v1 = run.throttling(run.parse_cpu_stat(CPU_STAT_V1))
+        v2 = run.throttling(run.parse_cpu_stat(CPU_STAT_V2))
+        self.assertEqual(v1, {"periods": 120, "throttled": 90, "throttled_us": 450000})
+        self.assertEqual(v2, v1)
+
+    def test_throttling_fields_are_the_measured_runs_deltas(self):
+        before = {"periods": 100, "throttled": 10, "throttled_us": 20000}
+        after = {"periods": 300, "throttled": 160, "throttled_us": 770000}
+        self.assertEqual(run.throttling_fields(before, after),
+                         {"cap_periods": 200, "cap_throttled": 150, "cap_throttled_ms": 750.0,
+                          "cap_throttled_share": 0.75})
+        self.assertIsNone(run.throttling_fields(before, before)["cap_throttled_share"])
+
+    def test_quota_is_a_share_of_the_10_ms_period_and_refuses_what_the_kernel_would(self):
+        self.assertEqual(run.cap_quota_us(50), 5000)
+        self.assertEqual(run.cap_quota_us(100), 10000)
+        for bad in (5, 150):
+            with self.assertRaises(ValueError):
+                run.cap_quota_us(bad)
+
+    def test_v1_is_found_at_the_cpu_mount(self):
+        root = self.fake_root()
+        fake_file(os.path.join(root, "cpu", "cpu.cfs_quota_us"), "-1\n")
+        fake_file(os.path.join(root, "unified", "cgroup.controllers"), "hugetlb\n")
+        self.assertEqual(run.find_cpu_cgroup(root), ("v1", os.path.join(root, "cpu")))
+
+    def test_v2_is_found_at_the_root_or_in_a_hybrid_unified_tree_offering_cpu(self):
+        pure = self.fake_root()
+        fake_file(os.path.join(pure, "cgroup.controllers"), "cpuset cpu io memory pids\n")
+        self.assertEqual(run.find_cpu_cgroup(pure), ("v2", pure))
+        hybrid = self.fake_root()
+        fake_file(os.path.join(hybrid, "unified", "cgroup.controllers"), "cpu memory\n")
+        self.assertEqual(run.find_cpu_cgroup(hybrid), ("v2", os.path.join(hybrid, "unified")))
+
+    def test_no_cpu_controller_is_none_and_the_cap_refuses_to_start(self):
+        root = self.fake_root()
+        fake_file(os.path.join(root, "unified", "cgroup.controllers"), "hugetlb\n")
+        self.assertIsNone(run.find_cpu_cgroup(root))
+        with self.assertRaises(run.CgroupError) as caught:
+            run.CpuCap(50, root=root)
+        self.assertIn("--server-cpu-quota", str(caught.exception))
+        self.assertIsNone(run.find_cpu_cgroup(os.path.join(root, "missing")))
+
+    def test_v1_cap_writes_period_then_quota_in_its_own_child(self):
+        root = self.fake_root()
+        fake_file(os.path.join(root, "cpu", "cpu.cfs_quota_us"), "-1\n")
+        cap = run.CpuCap(50, root=root, name="corio-bench-test")
+        self.assertEqual(cap.path, os.path.join(root, "cpu", "corio-bench-test"))
+        self.assertEqual([n for n, _ in cap.limit_files()],
+                         ["cpu.cfs_period_us", "cpu.cfs_quota_us"])
+        self.assertEqual(read(os.path.join(cap.path, "cpu.cfs_period_us")), "10000")
+        self.assertEqual(read(os.path.join(cap.path, "cpu.cfs_quota_us")), "5000")
+        self.assertEqual(read(os.path.join(root, "cpu", "cpu.cfs_quota_us")), "-1\n")  # parent
+        fake_file(os.path.join(cap.path, "cpu.stat"), CPU_STAT_V1)
+        self.assertEqual(cap.throttling()["throttled"], 90)
+
+    def test_v2_cap_writes_cpu_max_and_enables_cpu_for_children_once(self):
+        root = self.fake_root()
+        fake_file(os.path.join(root, "cgroup.controllers"), "cpu memory\n")
+        fake_file(os.path.join(root, "cgroup.subtree_control"), "memory\n")
+        cap = run.CpuCap(25, root=root, name="a")
+        self.assertEqual(read(os.path.join(cap.path, "cpu.max")), "2500 10000")
+        self.assertEqual(read(os.path.join(root, "cgroup.subtree_control")), "+cpu")
+        fake_file(os.path.join(root, "cgroup.subtree_control"), "cpu memory\n")
+        run.CpuCap(25, root=root, name="b")
+        self.assertEqual(read(os.path.join(root, "cgroup.subtree_control")), "cpu memory\n")
+
+    def test_an_existing_child_is_an_error_not_a_shared_cgroup(self):
+        root = self.fake_root()
+        fake_file(os.path.join(root, "cpu", "cpu.cfs_quota_us"), "-1\n")
+        os.mkdir(os.path.join(root, "cpu", "taken"))
+        with self.assertRaises(run.CgroupError):
+            run.CpuCap(50, root=root, name="taken")
+
+    def test_wrapped_command_joins_the_cgroup_then_execs_with_the_same_pid(self):
+        root = self.fake_root()
+        fake_file(os.path.join(root, "cpu", "cpu.cfs_quota_us"), "-1\n")
+        cap = run.CpuCap(50, root=root, name="c")
+        p = subprocess.run(cap.wrap(["sh", "-c", "echo $$"]), capture_output=True, text=True)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(cap.pids(), {int(p.stdout)})
+
+    def test_a_capped_run_throttled_in_under_half_its_periods_counts_as_unthrottled(self):
+        capped = {"cpu_quota_pct": 50.0, "cap_throttled_share": 0.97}
+        self.assertFalse(run.is_unthrottled(capped))
+        self.assertTrue(run.is_unthrottled(dict(capped, cap_throttled_share=0.1)))
+        self.assertTrue(run.is_unthrottled(dict(capped, cap_throttled_share=None)))
+        self.assertFalse(run.is_unthrottled({"cap_throttled_share": None}))  # not capped
+
+    def test_the_table_flags_a_cell_whose_server_was_rarely_throttled(self):
+        g = run.Group("kv", ["set"], 50, 1, 1.0)
+        sides = {"kv": [run.Side("corio-kv", "corio-kv", "x"),
+                        run.Side("redis-server", "redis", "y")]}
+        rows = [dict(row("corio", 0, 100.0, 5.0), cpu_quota_pct=50.0, cap_throttled_share=0.2),
+                dict(row("reference", 0, 90.0, 5.0), cpu_quota_pct=50.0,
+                     cap_throttled_share=0.95)]
+        summary = run.summarize(rows, [g], sides)
+        self.assertEqual(summary[0]["cpu_quota_pct"], 50.0)
+        _, table_rows, notes = run.table(summary, "kv", sides)
+        column = table_rows[0].index("throttled")
+        self.assertEqual(table_rows[1][column], "0.20 (!), 0.95")
+        self.assertEqual(len(notes), 1)
+        self.assertIn("corio-kv: NOT server-bound", notes[0])
+        uncapped = run.summarize([row("corio", 0, 100.0, 5.0), row("reference", 0, 90.0, 5.0)],
+                                 [g], sides)
+        self.assertNotIn("throttled", run.table(uncapped, "kv", sides)[1][0])
+
+
+@unittest.skipUnless(os.geteuid() == 0 and run.find_cpu_cgroup() is not None,
+                     "needs root and a cgroup cpu controller")
+class RealCgroup(unittest.TestCase):
+    def test_a_process_and_its_child_are_capped_and_the_cgroup_goes_away(self):
+        try:
+            cap = run.CpuCap(50, name=f"corio-bench-test-{os.getpid()}")
+        except run.CgroupError as e:  # e.g. a container's read-only /sys/fs/cgroup
+            self.skipTest(str(e))
+        self.addCleanup(cap.remove)
+        proc = subprocess.Popen(cap.wrap(["sh", "-c", "sleep 2 & wait"]))
+        try:
+            for _ in range(100):
+                if len(run.descendants(proc.pid)) >= 2:
+                    break
+                threading.Event().wait(0.01)
+            tree = run.descendants(proc.pid)
+            cap.check(proc.pid)  # the shell and the sleep it forked
+            self.assertEqual(cap.throttling()["throttled"], 0)  # sleeping: never throttled
+        finally:
+            proc.kill()
+            proc.wait()
+        cap.remove()  # the orphaned sleep is moved out first
+        self.assertFalse(os.path.exists(cap.path))
+        for pid in tree[1:]:
+            try:
+                os.kill(pid, 9)
+            except ProcessLookupError:
+                pass
 
 
 if __name__ == "__main__":
