@@ -227,6 +227,9 @@ void io_context::run_ready() {
 }
 
 io_uring_sqe* io_context::get_sqe_slow() {
+    // First the cheap case: the kernel consumed SQEs since the limit was last computed.
+    if (refresh_sq_limit())
+        return get_sqe();
     for (;;) {
         ++m_stats.sq_full_flushes;
         ++m_stats.kernel_enters;
@@ -238,9 +241,14 @@ io_uring_sqe* io_context::get_sqe_slow() {
             reap(); // make room in the CQ; the ops reaped are resumed by the loop as usual
         } else if (rc < 0)
             throw_uring_error(-rc, "corio: io_uring_submit (SQ full)");
-        if (io_uring_sqe* sqe = io_uring_get_sqe(&m_ring))
-            return sqe;
+        if (refresh_sq_limit())
+            return get_sqe();
     }
+}
+
+bool io_context::refresh_sq_limit() noexcept {
+    m_sq_full_at = io_uring_smp_load_acquire(m_ring.sq.khead) + m_ring.sq.ring_entries;
+    return static_cast<int>(m_sq_full_at - m_ring.sq.sqe_tail) > 0;
 }
 
 void io_context::reserve_sqes(unsigned n) {

@@ -107,9 +107,10 @@ public:
     [[nodiscard]] io_uring_sqe* get_sqe() {
         // liburing's io_uring_get_sqe, minus its per-call checks for SQPOLL (the kernel head
         // moves only inside this thread's io_uring_enter calls here) and SQE128 (never set up).
+        // The free-slot check compares with a cached limit instead of reading the kernel's head.
         io_uring_sq& sq = m_ring.sq;
         unsigned tail = sq.sqe_tail;
-        if (tail - *sq.khead < sq.ring_entries) [[likely]] {
+        if (static_cast<int>(m_sq_full_at - tail) > 0) [[likely]] { // tail before the limit
             sq.sqe_tail = tail + 1;
             return &sq.sqes[tail & sq.ring_mask];
         }
@@ -147,6 +148,8 @@ public:
 
 private:
     io_uring_sqe* get_sqe_slow();
+    /// Re-reads the kernel's SQ head; true when a slot is free now.
+    bool refresh_sq_limit() noexcept;
     void setup_ring(const options& opts);
     void turn() {
         ++m_stats.loop_turns;
@@ -167,6 +170,8 @@ private:
     static inline thread_local io_context* t_current = nullptr;
 
     io_uring m_ring{};                  // the submission and completion queues
+    unsigned m_sq_full_at = 0;          // the SQ tail at which no slot was free when last read
+                                        // (the kernel's head only moves on: a stale limit is safe)
     unsigned m_ring_flags = 0;          // IORING_SETUP_* flags the kernel accepted
     detail::ready_queue m_ready;        // coroutines to resume this turn or the next
     std::size_t m_inflight = 0;         // SQEs whose final CQE is still due (internal ones excluded)
