@@ -424,6 +424,9 @@ def summarize(rows, styles, baseline):
                 ratios = [r[m] / base[r["rep"]][m] for r in runs
                           if r.get(m) and base.get(r["rep"], {}).get(m)]
                 s[f"{m}_ratio"] = median(ratios)
+                # The spread of the paired ratios: how far one repetition can be trusted.
+                s[f"{m}_ratio_range"] = (f"{min(ratios):.2f}-{max(ratios):.2f}"
+                                         if len(ratios) > 1 else "")
             notes = sorted({r["status"] for r in runs if r["status"] != "ok"})
             s["notes"] = "; ".join(notes)
             summary.append(s)
@@ -446,8 +449,9 @@ def table(summary, baseline):
     cols = [("style", "style"), ("conns", "connections_open"), ("req/s", "rps"),
             ("p50 us", "p50_us"), ("p99 us", "p99_us"), ("cpu us/req", "cpu_us_per_req"),
             ("core us/req", "core_us_per_req"), (f"cpu x{baseline}", "cpu_us_per_req_ratio"),
-            (f"core x{baseline}", "core_us_per_req_ratio"), (f"rps x{baseline}", "rps_ratio"),
-            ("core bg", "core_background"), ("RSS KiB", "rss_kb"),
+            (f"core x{baseline}", "core_us_per_req_ratio"),
+            (f"core x{baseline} range", "core_us_per_req_ratio_range"),
+            (f"rps x{baseline}", "rps_ratio"), ("core bg", "core_background"), ("RSS KiB", "rss_kb"),
             ("RSS B/conn", "rss_per_conn_b"), ("frame B/conn", "frame_b_per_conn"),
             ("threads", "threads"), ("cs/req", "cs_per_req"), ("allocs/req", "allocs_per_req"),
             ("LoC", "loc"), ("err", "errors"), ("bad", "mismatches")]
@@ -467,6 +471,9 @@ def table(summary, baseline):
             cells = []
             for _, k in c:
                 v = i.get(k)
+                if k.endswith("_range"):
+                    cells.append(v or "-")
+                    continue
                 digits = (2 if k.endswith("ratio") or k in ("cs_per_req", "core_background",
                                                            "allocs_per_req") else 1)
                 cells.append(fmt(v, digits))
