@@ -7,6 +7,7 @@
 // Try: build/debug/examples/cp README.md /tmp/readme.copy && cmp README.md /tmp/readme.copy
 //      build/debug/examples/cp --chunk 4096 README.md - | head
 #include "corio.hpp"
+#include "examples/common/cli.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -27,22 +28,23 @@ struct options {
     unsigned in_flight = 4;         // chunks in flight for a file-to-file copy
 };
 
-void usage() {
+[[noreturn]] void usage(int status) {
     std::fprintf(stderr, "usage: cp [--chunk BYTES] [--in-flight N] SRC DST|-\n");
+    std::exit(status);
 }
+
+constexpr cli::program k_cli{"cp", usage};
 
 bool parse(int argc, char** argv, options& opts) {
     std::vector<std::string> positional;
     for (int i = 1; i < argc; ++i) {
         std::string arg = argv[i];
-        if ((arg == "--chunk" || arg == "--in-flight") && i + 1 < argc) {
-            long value = std::strtol(argv[++i], nullptr, 10);
-            if (value <= 0)
-                return false;
-            if (arg == "--chunk")
-                opts.chunk = static_cast<std::size_t>(value);
-            else
-                opts.in_flight = static_cast<unsigned>(value);
+        if (arg == "--chunk" && i + 1 < argc) {
+            opts.chunk = cli::unsigned_option<std::size_t>(k_cli, argv[i], argv[i + 1], 1);
+            ++i;
+        } else if (arg == "--in-flight" && i + 1 < argc) {
+            opts.in_flight = cli::unsigned_option<unsigned>(k_cli, argv[i], argv[i + 1], 1);
+            ++i;
         } else if (arg.size() > 1 && arg[0] == '-' && arg != "-") {
             return false;
         } else {
@@ -98,10 +100,8 @@ corio::task<corio::result<std::uint64_t>> run(options opts) {
 
 int main(int argc, char** argv) {
     options opts;
-    if (!parse(argc, argv, opts)) {
-        usage();
-        return 2;
-    }
+    if (!parse(argc, argv, opts))
+        usage(2);
     corio::io_context ctx;
     corio::result<std::uint64_t> copied = corio::sync_wait(ctx, run(opts));
     if (!copied) {

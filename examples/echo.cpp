@@ -8,12 +8,12 @@
 // Try: build/debug/examples/echo --port 0   (prints `listening on PORT`), then
 //      nc 127.0.0.1 PORT            and   kill -USR1 <pid>   for a stats line.
 #include "corio.hpp"
+#include "examples/common/cli.hpp"
 
 #include <dirent.h>
 #include <signal.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -266,18 +266,10 @@ corio::task<int> run_server(options opt, corio::signal_set* signals) {
     std::exit(status);
 }
 
-unsigned long long number(const char* flag, const char* text, unsigned long long max) {
-    char* end = nullptr;
-    errno = 0;
-    unsigned long long v = std::strtoull(text, &end, 10);
-    if (errno != 0 || end == text || *end != '\0' || v > max || text[0] == '-') {
-        std::fprintf(stderr, "echo: %s wants a number up to %llu, got '%s'\n", flag, max, text);
-        usage(2);
-    }
-    return v;
-}
+constexpr cli::program k_cli{"echo", usage};
 
 options parse_args(int argc, char** argv) {
+    using ms = std::chrono::milliseconds;
     options opt;
     for (int i = 1; i < argc; ++i) {
         std::string_view flag = argv[i];
@@ -285,32 +277,32 @@ options parse_args(int argc, char** argv) {
             usage(0);
         if (i + 1 >= argc)
             usage(2);
+        const char* name = argv[i];
         const char* value = argv[++i];
         if (flag == "--port")
-            opt.port = static_cast<std::uint16_t>(number(argv[i - 1], value, 65535));
+            opt.port = cli::unsigned_option<std::uint16_t>(k_cli, name, value, 0, 65535);
         else if (flag == "--bind")
             opt.bind = value;
         else if (flag == "--sq-entries")
-            opt.sq_entries = static_cast<unsigned>(number(argv[i - 1], value, 32768));
+            opt.sq_entries = cli::unsigned_option<unsigned>(k_cli, name, value, 0, 32768);
         else if (flag == "--cq-entries")
-            opt.cq_entries = static_cast<unsigned>(number(argv[i - 1], value, 65536));
+            opt.cq_entries = cli::unsigned_option<unsigned>(k_cli, name, value, 0, 65536);
         else if (flag == "--buffer-size")
-            opt.buffer_size = number(argv[i - 1], value, 1 << 24);
+            opt.buffer_size = cli::unsigned_option<std::size_t>(k_cli, name, value, 1, 1 << 24);
         else if (flag == "--provided-buffers")
-            opt.provided_buffers = static_cast<unsigned>(number(argv[i - 1], value, 32768));
+            opt.provided_buffers = cli::unsigned_option<unsigned>(k_cli, name, value, 0, 32768);
         else if (flag == "--max-connections")
-            opt.max_connections = number(argv[i - 1], value, 1'000'000);
+            opt.max_connections =
+                cli::unsigned_option<std::size_t>(k_cli, name, value, 0, 1'000'000);
         else if (flag == "--idle-timeout-ms")
-            opt.idle_timeout = std::chrono::milliseconds(number(argv[i - 1], value, 86'400'000));
+            opt.idle_timeout = cli::duration_option<ms>(k_cli, name, value, 24h);
         else if (flag == "--drain-ms")
-            opt.drain = std::chrono::milliseconds(number(argv[i - 1], value, 86'400'000));
+            opt.drain = cli::duration_option<ms>(k_cli, name, value, 24h);
         else if (flag == "--stats-interval-ms")
-            opt.stats_interval = std::chrono::milliseconds(number(argv[i - 1], value, 86'400'000));
+            opt.stats_interval = cli::duration_option<ms>(k_cli, name, value, 24h);
         else
             usage(2);
     }
-    if (opt.buffer_size == 0)
-        usage(2);
     if (opt.idle_timeout.count() == 0)
         opt.idle_timeout = std::chrono::hours(24 * 365); // "no timeout"
     return opt;

@@ -10,6 +10,7 @@
 // Try: build/debug/examples/http/corio-http --root DIR --port 0   (prints `listening on PORT`),
 //      curl -v http://127.0.0.1:PORT/   and   kill -USR1 <pid>   for a stats line.
 #include "corio.hpp"
+#include "examples/common/cli.hpp"
 #include "examples/http/file_cache.hpp"
 #include "examples/http/http_date.hpp"
 #include "examples/http/mime.hpp"
@@ -27,7 +28,6 @@
 #include <sys/uio.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -919,20 +919,10 @@ corio::task<int> run_server(options opt, corio::signal_set* signals) {
     std::exit(status);
 }
 
-unsigned long long number(const char* flag, const char* text, unsigned long long max) {
-    char* end = nullptr;
-    errno = 0;
-    unsigned long long v = std::strtoull(text, &end, 10);
-    if (errno != 0 || end == text || *end != '\0' || v > max || text[0] == '-') {
-        std::fprintf(stderr, "corio-http: %s wants a number up to %llu, got '%s'\n", flag, max,
-                     text);
-        usage(2);
-    }
-    return v;
-}
+constexpr cli::program k_cli{"corio-http", usage};
 
 std::chrono::milliseconds millis(const char* flag, const char* text) {
-    return std::chrono::milliseconds(number(flag, text, 86'400'000));
+    return cli::duration_option<std::chrono::milliseconds>(k_cli, flag, text, 24h);
 }
 
 options parse_args(int argc, char** argv) {
@@ -946,7 +936,7 @@ options parse_args(int argc, char** argv) {
         const char* name = argv[i];
         const char* value = argv[++i];
         if (flag == "--port")
-            opt.port = static_cast<std::uint16_t>(number(name, value, 65535));
+            opt.port = cli::unsigned_option<std::uint16_t>(k_cli, name, value, 0, 65535);
         else if (flag == "--bind")
             opt.bind = value;
         else if (flag == "--root")
@@ -954,11 +944,12 @@ options parse_args(int argc, char** argv) {
         else if (flag == "--index")
             opt.index = value;
         else if (flag == "--sq-entries")
-            opt.sq_entries = static_cast<unsigned>(number(name, value, 32768));
+            opt.sq_entries = cli::unsigned_option<unsigned>(k_cli, name, value, 0, 32768);
         else if (flag == "--cq-entries")
-            opt.cq_entries = static_cast<unsigned>(number(name, value, 65536));
+            opt.cq_entries = cli::unsigned_option<unsigned>(k_cli, name, value, 0, 65536);
         else if (flag == "--max-connections")
-            opt.max_connections = number(name, value, 1'000'000);
+            opt.max_connections =
+                cli::unsigned_option<std::size_t>(k_cli, name, value, 0, 1'000'000);
         else if (flag == "--header-timeout-ms")
             opt.header_timeout = millis(name, value);
         else if (flag == "--keepalive-timeout-ms")
@@ -968,17 +959,22 @@ options parse_args(int argc, char** argv) {
         else if (flag == "--drain-ms")
             opt.drain = millis(name, value);
         else if (flag == "--max-request-line")
-            opt.limits.max_request_line = number(name, value, 1 << 20);
+            opt.limits.max_request_line =
+                cli::unsigned_option<std::size_t>(k_cli, name, value, 0, 1 << 20);
         else if (flag == "--max-headers")
-            opt.limits.max_headers = number(name, value, 10000);
+            opt.limits.max_headers =
+                cli::unsigned_option<std::size_t>(k_cli, name, value, 0, 10000);
         else if (flag == "--max-header-bytes")
-            opt.limits.max_header_bytes = number(name, value, 1 << 20);
+            opt.limits.max_header_bytes =
+                cli::unsigned_option<std::size_t>(k_cli, name, value, 0, 1 << 20);
         else if (flag == "--max-body")
-            opt.limits.max_body = number(name, value, std::numeric_limits<std::int64_t>::max());
+            opt.limits.max_body = cli::unsigned_option<std::uint64_t>(
+                k_cli, name, value, 0, std::numeric_limits<std::int64_t>::max());
         else if (flag == "--cache-bytes")
-            opt.cache_bytes = number(name, value, 1ULL << 40);
+            opt.cache_bytes = cli::unsigned_option<std::size_t>(k_cli, name, value, 0, 1ULL << 40);
         else if (flag == "--cache-max-file")
-            opt.cache_max_file = number(name, value, 1ULL << 30);
+            opt.cache_max_file =
+                cli::unsigned_option<std::size_t>(k_cli, name, value, 0, 1ULL << 30);
         else if (flag == "--cache-validity-ms")
             opt.cache_validity = millis(name, value);
         else

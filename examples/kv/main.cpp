@@ -14,6 +14,7 @@
 #include "store.hpp"
 
 #include "corio.hpp"
+#include "examples/common/cli.hpp"
 
 #include <signal.h>
 #include <sys/socket.h>
@@ -591,17 +592,7 @@ corio::task<int> run_server(options opt, corio::signal_set* signals) {
     std::exit(status);
 }
 
-unsigned long long number(const char* flag, const char* text, unsigned long long max) {
-    char* end = nullptr;
-    errno = 0;
-    unsigned long long v = std::strtoull(text, &end, 10);
-    if (errno != 0 || end == text || *end != '\0' || v > max || text[0] == '-') {
-        std::fprintf(stderr, "corio-kv: %s wants a number up to %llu, got '%s'\n", flag, max,
-                     text);
-        usage(2);
-    }
-    return v;
-}
+constexpr cli::program k_cli{"corio-kv", usage};
 
 bool yes_no(const char* flag, std::string_view v) {
     if (v == "yes")
@@ -625,13 +616,13 @@ options parse_args(int argc, char** argv) {
         const char* value = argv[++i];
         std::string_view v = value;
         if (flag == "--port")
-            opt.port = static_cast<std::uint16_t>(number(f, value, 65535));
+            opt.port = cli::unsigned_option<std::uint16_t>(k_cli, f, value, 0, 65535);
         else if (flag == "--bind")
             opt.bind = value;
         else if (flag == "--sq-entries")
-            opt.sq_entries = static_cast<unsigned>(number(f, value, 32768));
+            opt.sq_entries = cli::unsigned_option<unsigned>(k_cli, f, value, 0, 32768);
         else if (flag == "--cq-entries")
-            opt.cq_entries = static_cast<unsigned>(number(f, value, 65536));
+            opt.cq_entries = cli::unsigned_option<unsigned>(k_cli, f, value, 0, 65536);
         else if (flag == "--dir")
             opt.dir = value;
         else if (flag == "--appendonly")
@@ -648,23 +639,25 @@ options parse_args(int argc, char** argv) {
             else
                 usage(2);
         } else if (flag == "--auto-aof-rewrite-percentage")
-            opt.rewrite_percentage = number(f, value, 1'000'000);
+            opt.rewrite_percentage =
+                cli::unsigned_option<std::uint64_t>(k_cli, f, value, 0, 1'000'000);
         else if (flag == "--auto-aof-rewrite-min-size")
-            opt.rewrite_min_size = number(f, value, big);
+            opt.rewrite_min_size = cli::unsigned_option<std::uint64_t>(k_cli, f, value, 0, big);
         else if (flag == "--max-clients")
-            opt.max_clients = number(f, value, 1'000'000);
+            opt.max_clients = cli::unsigned_option<std::size_t>(k_cli, f, value, 0, 1'000'000);
         else if (flag == "--client-output-buffer-limit")
-            opt.output_limit = number(f, value, big);
+            opt.output_limit = cli::unsigned_option<std::size_t>(k_cli, f, value, 0, big);
         else if (flag == "--client-query-buffer-limit")
-            opt.query_limit = number(f, value, big);
+            opt.query_limit = cli::unsigned_option<std::size_t>(k_cli, f, value, 0, big);
         else if (flag == "--proto-max-bulk-len")
-            opt.max_bulk = number(f, value, big);
+            opt.max_bulk = cli::unsigned_option<std::size_t>(k_cli, f, value, 0, big);
         else if (flag == "--timeout")
-            opt.timeout = std::chrono::seconds(number(f, value, 86'400 * 365));
+            opt.timeout =
+                cli::duration_option<std::chrono::seconds>(k_cli, f, value, std::chrono::days(365));
         else if (flag == "--provided-buffers")
-            opt.provided_buffers = static_cast<unsigned>(number(f, value, 32768));
+            opt.provided_buffers = cli::unsigned_option<unsigned>(k_cli, f, value, 0, 32768);
         else if (flag == "--drain-ms")
-            opt.drain = std::chrono::milliseconds(number(f, value, 86'400'000));
+            opt.drain = cli::duration_option<std::chrono::milliseconds>(k_cli, f, value, 24h);
         else
             usage(2);
     }

@@ -7,9 +7,14 @@
 
 #include <doctest/doctest.h>
 
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <array>
+#include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <fstream>
 #include <memory>
@@ -404,10 +409,7 @@ TEST_CASE("SIGTERM: idle connections close at once, a response in flight complet
     CHECK(idle.in.at_eof()); // closed while the big response is still unread
     // The listener was closed before the idle connections were: new connections are refused.
     int late = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in sin{};
-    sin.sin_family = AF_INET;
-    sin.sin_port = htons(static_cast<std::uint16_t>(srv.port));
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sockaddr_in sin = corio::test::loopback(srv.port);
     CHECK(::connect(late, reinterpret_cast<sockaddr*>(&sin), sizeof sin) == -1);
     CHECK(errno == ECONNREFUSED);
     ::close(late);

@@ -2,22 +2,16 @@
 // corio-kv end to end: the real server started on port 0 (found next to this binary in
 // ../../examples/kv/corio-kv), driven by a small RESP client of our own for exact bytes, and by
 // redis-cli where it is installed.
+#include "tests/support/server_process.hpp"
+
 #include <doctest/doctest.h>
 
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -29,8 +23,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr int k_timeout_ms = 5000;
-
 fs::path server_binary() {
     if (const char* p = std::getenv("CORIO_KV_SERVER"))
         return p;
@@ -38,234 +30,69 @@ fs::path server_binary() {
            "examples" / "kv" / "corio-kv";
 }
 
-/// Reads from a non-owned fd with a deadline per call.
-class reader {
-public:
-    explicit reader(int fd) : m_fd(fd) {}
-
-    std::string line() {
-        for (;;) {
-            std::size_t nl = m_pending.find('\n');
-            if (nl != std::string::npos) {
-                std::string out = m_pending.substr(0, nl);
-                m_pending.erase(0, nl + 1);
-                return out;
-            }
-            if (!fill())
-                return m_eof ? "<eof>" : "<timeout>";
-        }
+/// Length of the complete RESP reply at `at` in `buffered`, or 0 while it is incomplete.
+std::size_t resp_length(const std::string& buffered, std::size_t at = 0) {
+    std::size_t nl = buffered.find("\r\n", at);
+    if (at >= buffered.size() || nl == std::string::npos)
+        return 0;
+    char type = buffered[at];
+    std::size_t head = nl + 2 - at;
+    if (type == '+' || type == '-' || type == ':')
+        return head;
+    long n = std::strtol(buffered.c_str() + at + 1, nullptr, 10);
+    if (type == '$') {
+        if (n < 0)
+            return head;
+        std::size_t total = head + static_cast<std::size_t>(n) + 2;
+        return buffered.size() - at >= total ? total : 0;
     }
+    if (type == '*') {
+        std::size_t pos = at + head;
+        for (long i = 0; i < n; ++i) {
+            std::size_t len = resp_length(buffered, pos);
+            if (len == 0)
+                return 0;
+            pos += len;
+        }
+        return pos - at;
+    }
+    return head; // not RESP: hand the line over as it is
+}
+
+/// The shared reader, which also reads RESP replies.
+class reader : public corio::test::reader {
+public:
+    using corio::test::reader::reader;
 
     /// One complete RESP reply, raw; "<eof>"/"<timeout>" when none came.
     std::string reply() {
-        for (;;) {
-            std::size_t n = complete(0);
-            if (n != 0) {
-                std::string out = m_pending.substr(0, n);
-                m_pending.erase(0, n);
-                return out;
-            }
-            if (!fill())
-                return m_eof ? "<eof>" : "<timeout>";
-        }
+        return message([](const std::string& buffered) { return resp_length(buffered); });
     }
-
-    /// Everything until EOF (or a timeout).
-    std::string rest() {
-        while (fill()) {
-        }
-        return std::exchange(m_pending, {});
-    }
-
-    /// True when the peer closed with nothing more to read.
-    bool at_eof() {
-        while (m_pending.empty() && fill()) {
-        }
-        return m_eof && m_pending.empty();
-    }
-
-    [[nodiscard]] bool eof() const noexcept { return m_eof; }
-
-private:
-    /// Length of the complete reply at `at`, or 0.
-    std::size_t complete(std::size_t at) const {
-        std::size_t nl = m_pending.find("\r\n", at);
-        if (at >= m_pending.size() || nl == std::string::npos)
-            return 0;
-        char type = m_pending[at];
-        std::size_t head = nl + 2 - at;
-        if (type == '+' || type == '-' || type == ':')
-            return head;
-        long n = std::strtol(m_pending.c_str() + at + 1, nullptr, 10);
-        if (type == '$') {
-            if (n < 0)
-                return head;
-            std::size_t total = head + static_cast<std::size_t>(n) + 2;
-            return m_pending.size() - at >= total ? total : 0;
-        }
-        if (type == '*') {
-            std::size_t pos = at + head;
-            for (long i = 0; i < n; ++i) {
-                std::size_t len = complete(pos);
-                if (len == 0)
-                    return 0;
-                pos += len;
-            }
-            return pos - at;
-        }
-        return head; // not RESP: hand the line over as it is
-    }
-
-    bool fill() {
-        pollfd p{m_fd, POLLIN, 0};
-        if (::poll(&p, 1, k_timeout_ms) != 1)
-            return false;
-        char buf[65536];
-        ssize_t n = ::read(m_fd, buf, sizeof buf);
-        if (n <= 0) {
-            m_eof = true;
-            return false;
-        }
-        m_pending.append(buf, static_cast<std::size_t>(n));
-        return true;
-    }
-
-    int m_fd;
-    std::string m_pending;
-    bool m_eof = false;
 };
 
 /// corio-kv started with --port 0 and `args`; stdout and stderr are pipes.
-struct server {
-    pid_t pid = -1;
-    int out = -1;
-    int err = -1;
-    unsigned port = 0;
-
-    explicit server(std::vector<std::string> args) {
-        fs::path path = server_binary();
-        REQUIRE_MESSAGE(fs::exists(path), "not built: " << path.string());
-        int out_pipe[2];
-        int err_pipe[2];
-        REQUIRE(::pipe2(out_pipe, O_CLOEXEC) == 0);
-        REQUIRE(::pipe2(err_pipe, O_CLOEXEC) == 0);
-        args.insert(args.begin(), {path.string(), "--port", "0"});
-        std::vector<char*> argv;
-        for (std::string& a : args)
-            argv.push_back(a.data());
-        argv.push_back(nullptr);
-        pid = ::fork();
-        REQUIRE(pid >= 0);
-        if (pid == 0) {
-            ::dup2(out_pipe[1], STDOUT_FILENO);
-            ::dup2(err_pipe[1], STDERR_FILENO);
-            ::execv(argv[0], argv.data());
-            std::_Exit(127);
-        }
-        ::close(out_pipe[1]);
-        ::close(err_pipe[1]);
-        out = out_pipe[0];
-        err = err_pipe[0];
-        reader lines(out);
-        std::string first;
-        for (int i = 0; i < 3; ++i) { // a "loaded ..." line may come first
-            first = lines.line();
-            if (first.rfind("listening on ", 0) == 0)
-                break;
-        }
-        INFO("first line: " << first);
-        REQUIRE(std::sscanf(first.c_str(), "listening on %u", &port) == 1);
-        REQUIRE(port > 0);
-    }
-    server(const server&) = delete;
-    server& operator=(const server&) = delete;
-    ~server() {
-        if (pid > 0) {
-            ::kill(pid, SIGKILL);
-            ::waitpid(pid, nullptr, 0);
-        }
-        ::close(out);
-        ::close(err);
-    }
-
-    /// Sends `sig`; the exit status within 5 s (-1: still running, or killed by a signal).
-    int signal_and_wait(int sig) {
-        ::kill(pid, sig);
-        int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-        REQUIRE(pidfd >= 0);
-        pollfd exited{pidfd, POLLIN, 0};
-        bool in_time = ::poll(&exited, 1, k_timeout_ms) == 1;
-        ::close(pidfd);
-        if (!in_time)
-            return -1;
-        int status = 0;
-        REQUIRE(::waitpid(pid, &status, 0) == pid);
-        pid = -1;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    }
-
-    void kill9() {
-        ::kill(pid, SIGKILL);
-        ::waitpid(pid, nullptr, 0);
-        pid = -1;
-    }
+struct server : corio::test::server_process {
+    explicit server(std::vector<std::string> args)
+        : server_process(server_binary(), std::move(args), corio::test::child_stderr::pipe) {}
 };
 
 /// Runs the server to completion with `args` (for start-ups that must fail); its exit status
 /// and stderr.
 std::pair<int, std::string> run_to_exit(std::vector<std::string> args) {
-    fs::path path = server_binary();
-    int err_pipe[2];
-    REQUIRE(::pipe2(err_pipe, O_CLOEXEC) == 0);
-    args.insert(args.begin(), {path.string(), "--port", "0"});
-    std::vector<char*> argv;
-    for (std::string& a : args)
-        argv.push_back(a.data());
-    argv.push_back(nullptr);
-    pid_t pid = ::fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-        int devnull = ::open("/dev/null", O_WRONLY);
-        ::dup2(devnull, STDOUT_FILENO);
-        ::dup2(err_pipe[1], STDERR_FILENO);
-        ::execv(argv[0], argv.data());
-        std::_Exit(127);
-    }
-    ::close(err_pipe[1]);
-    std::string text = reader(err_pipe[0]).rest();
-    ::close(err_pipe[0]);
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, text};
+    return corio::test::run_to_exit(server_binary(), std::move(args));
 }
 
 /// A connection with its reader.
 struct client {
     int fd = -1;
-    reader in{-1};
+    reader in;
 
-    explicit client(unsigned port) {
-        fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        REQUIRE(fd >= 0);
-        sockaddr_in sin{};
-        sin.sin_family = AF_INET;
-        sin.sin_port = htons(static_cast<std::uint16_t>(port));
-        sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&sin), sizeof sin) == 0);
-        in = reader(fd);
-    }
+    explicit client(unsigned port) : fd(corio::test::connect_loopback(port)), in(fd) {}
     ~client() { ::close(fd); }
     client(const client&) = delete;
     client& operator=(const client&) = delete;
 
-    void send(const std::string& bytes) {
-        std::size_t done = 0;
-        while (done < bytes.size()) {
-            ssize_t n = ::send(fd, bytes.data() + done, bytes.size() - done, MSG_NOSIGNAL);
-            REQUIRE(n > 0);
-            done += static_cast<std::size_t>(n);
-        }
-    }
+    void send(const std::string& bytes) { corio::test::send_all(fd, bytes); }
 
     /// Sends one command (multibulk) and returns the raw reply.
     std::string call(const std::vector<std::string>& args) {
@@ -515,7 +342,7 @@ TEST_CASE("server: SIGUSR1 prints a stats line; SIGINT also drains and exits 0")
     server srv({});
     client c(srv.port);
     CHECK(c.call({"SET", "k", "v"}) == "+OK\r\n");
-    reader out(srv.out);
+    corio::test::reader& out = srv.lines;
     ::kill(srv.pid, SIGUSR1);
     std::string stats = out.line();
     INFO(stats);

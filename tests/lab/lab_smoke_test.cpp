@@ -4,34 +4,27 @@
 // then gets SIGTERM with that connection still open and must close it, print its stats line and
 // exit 0 within 5 s. The servers are found next to this binary: ../examples/lab/<name>
 // (CORIO_LAB_DIR overrides the folder).
+#include "tests/support/server_process.hpp"
+
 #include <doctest/doctest.h>
 
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <signal.h>
-#include <sys/socket.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <cerrno>
-#include <chrono>
-#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <filesystem>
 #include <string>
 #include <utility>
 #include <vector>
 
 namespace fs = std::filesystem;
+using corio::test::connect_loopback;
+using corio::test::reader;
+using corio::test::send_all;
 
 namespace {
 
-constexpr int k_timeout_ms = 5000;
 constexpr std::size_t lab_too_long_reply = sizeof "ERR too long\n" - 1;
 
 fs::path lab_dir() {
@@ -40,132 +33,10 @@ fs::path lab_dir() {
     return fs::read_symlink("/proc/self/exe").parent_path().parent_path() / "examples" / "lab";
 }
 
-/// Reads from a non-owned fd with a deadline per call; buffers what it over-reads.
-class reader {
-public:
-    explicit reader(int fd) : m_fd(fd) {}
-
-    /// One line without its '\n'; "<timeout>" or "<eof>" when none came.
-    std::string line() {
-        for (;;) {
-            std::size_t nl = m_pending.find('\n');
-            if (nl != std::string::npos) {
-                std::string out = m_pending.substr(0, nl);
-                m_pending.erase(0, nl + 1);
-                return out;
-            }
-            if (!fill())
-                return m_eof ? "<eof>" : "<timeout>";
-        }
-    }
-
-    /// Exactly n bytes (fewer only on EOF or a timeout).
-    std::string bytes(std::size_t n) {
-        while (m_pending.size() < n && fill()) {
-        }
-        std::string out = m_pending.substr(0, n);
-        m_pending.erase(0, out.size());
-        return out;
-    }
-
-    /// Everything until EOF.
-    std::string rest() {
-        while (fill()) {
-        }
-        return std::exchange(m_pending, {});
-    }
-
-    /// True when the peer closed with nothing more to read.
-    bool at_eof() {
-        if (!m_pending.empty())
-            return false;
-        fill();
-        return m_eof && m_pending.empty();
-    }
-
-private:
-    bool fill() {
-        pollfd p{m_fd, POLLIN, 0};
-        if (::poll(&p, 1, k_timeout_ms) != 1)
-            return false;
-        char buf[65536];
-        ssize_t n = ::read(m_fd, buf, sizeof buf);
-        if (n <= 0) {
-            m_eof = true;
-            return false;
-        }
-        m_pending.append(buf, static_cast<std::size_t>(n));
-        return true;
-    }
-
-    int m_fd;
-    std::string m_pending;
-    bool m_eof = false;
-};
-
-/// A server started with --port 0; its stdout and stderr are pipes.
-struct server {
-    pid_t pid = -1;
-    int out = -1; // its stdout
-    int err = -1; // its stderr
-    unsigned port = 0;
-
-    server(const std::string& name, std::vector<std::string> args) {
-        fs::path path = lab_dir() / name;
-        REQUIRE_MESSAGE(fs::exists(path), "not built: " << path.string());
-        int out_pipe[2];
-        int err_pipe[2];
-        REQUIRE(::pipe2(out_pipe, O_CLOEXEC) == 0);
-        REQUIRE(::pipe2(err_pipe, O_CLOEXEC) == 0);
-        args.insert(args.begin(), {path.string(), "--port", "0"});
-        std::vector<char*> argv;
-        for (std::string& a : args)
-            argv.push_back(a.data());
-        argv.push_back(nullptr);
-        pid = ::fork();
-        REQUIRE(pid >= 0);
-        if (pid == 0) {
-            ::dup2(out_pipe[1], STDOUT_FILENO);
-            ::dup2(err_pipe[1], STDERR_FILENO);
-            ::execv(argv[0], argv.data());
-            std::_Exit(127);
-        }
-        ::close(out_pipe[1]);
-        ::close(err_pipe[1]);
-        out = out_pipe[0];
-        err = err_pipe[0];
-        std::string first = reader(out).line();
-        INFO("first line: " << first);
-        REQUIRE(std::sscanf(first.c_str(), "listening on %u", &port) == 1);
-        REQUIRE(port > 0);
-        REQUIRE(port < 65536);
-    }
-    server(const server&) = delete;
-    server& operator=(const server&) = delete;
-    ~server() {
-        if (pid > 0) {
-            ::kill(pid, SIGKILL);
-            ::waitpid(pid, nullptr, 0);
-        }
-        ::close(out);
-        ::close(err);
-    }
-
-    /// SIGTERM; true when the process exits with status 0 within 5 s.
-    bool terminate() {
-        ::kill(pid, SIGTERM);
-        int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-        REQUIRE(pidfd >= 0);
-        pollfd exited{pidfd, POLLIN, 0};
-        bool in_time = ::poll(&exited, 1, k_timeout_ms) == 1;
-        ::close(pidfd);
-        if (!in_time)
-            return false;
-        int status = 0;
-        REQUIRE(::waitpid(pid, &status, 0) == pid);
-        pid = -1;
-        return WIFEXITED(status) && WEXITSTATUS(status) == 0;
-    }
+/// A laboratory server started with --port 0; its stdout and stderr are pipes.
+struct server : corio::test::server_process {
+    server(const std::string& name, std::vector<std::string> args)
+        : server_process(lab_dir() / name, std::move(args), corio::test::child_stderr::pipe) {}
 
     /// The `stats: ...` line from its stderr (after it exited).
     std::string stats_line() {
@@ -177,36 +48,20 @@ struct server {
     }
 };
 
-int connect_to(unsigned port) {
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in sin{};
-    sin.sin_family = AF_INET;
-    sin.sin_port = htons(static_cast<std::uint16_t>(port));
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(fd >= 0);
-    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&sin), sizeof sin) == 0);
-    return fd;
-}
-
-void send_text(int fd, const std::string& text) {
-    REQUIRE(::send(fd, text.data(), text.size(), MSG_NOSIGNAL) ==
-            static_cast<ssize_t>(text.size()));
-}
-
 /// Three echoes on one connection (one message larger than the buffer), then SIGTERM with the
 /// connection open: EOF on it, exit 0, and a stats line with the exact byte counts.
 void echo_smoke(const std::string& name) {
     server srv(name, {"--buffer-size", "1000"});
-    int conn = connect_to(srv.port);
+    int conn = connect_loopback(srv.port);
     reader replies(conn);
     const std::string messages[] = {"hello, lab\n", std::string(2500, 'x'), "third\n"};
     std::size_t total = 0;
     for (const std::string& m : messages) {
-        send_text(conn, m);
+        send_all(conn, m);
         CHECK(replies.bytes(m.size()) == m);
         total += m.size();
     }
-    CHECK(srv.terminate());
+    CHECK(srv.exits_cleanly_after(SIGTERM));
     CHECK(replies.at_eof());
     ::close(conn);
     std::string stats = srv.stats_line();
@@ -252,7 +107,7 @@ void files_smoke(const std::string& name, bool direct) {
     if (direct)
         args.push_back("--direct");
     server srv(name, args);
-    int conn = connect_to(srv.port);
+    int conn = connect_loopback(srv.port);
     reader replies(conn);
     const std::string requests = "GET small.txt 0 100\n"
                                  "GET missing.txt 0 10\n"
@@ -261,7 +116,7 @@ void files_smoke(const std::string& name, bool direct) {
                                  "GET big.bin 1000 50000\n"
                                  "GET sub 0 1\n"
                                  "PUT x\n";
-    send_text(conn, requests);
+    send_all(conn, requests);
     std::size_t out = 0;
     auto expect_line = [&](const std::string& want) {
         CHECK(replies.line() == want);
@@ -281,16 +136,16 @@ void files_smoke(const std::string& name, bool direct) {
     out += dir_reply.size() + 1;
     expect_line("ERR bad request");
 
-    int second = connect_to(srv.port);
+    int second = connect_loopback(srv.port);
     reader second_replies(second);
     const std::string too_long(1100, 'a');
-    send_text(second, too_long);
+    send_all(second, too_long);
     CHECK(second_replies.line() == "ERR too long");
     CHECK(second_replies.at_eof());
     ::close(second);
     out += lab_too_long_reply;
 
-    CHECK(srv.terminate());
+    CHECK(srv.exits_cleanly_after(SIGTERM));
     CHECK(replies.at_eof());
     ::close(conn);
     std::string stats = srv.stats_line();

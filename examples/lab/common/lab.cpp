@@ -3,6 +3,8 @@
 // request-line parser and the read planner, which all four styles call the same way.
 #include "lab.hpp"
 
+#include "examples/common/cli.hpp"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -25,29 +27,17 @@ namespace {
 
 constexpr std::size_t k_align = 4096; // O_DIRECT alignment: a page suits every block device
 
-const char* g_program = "lab";
+const char* g_program = "lab"; // argv[0]'s name, for messages
+bool g_files_job = false;      // the usage shows the files job's options
 
-[[noreturn]] void usage(int status, bool files_job) {
+[[noreturn]] void usage(int status) {
     std::fprintf(status == 0 ? stdout : stderr,
                  "usage: %s [--port N] [--bind ADDR] [--buffer-size BYTES] [--sq-entries N]\n"
                  "       [--cq-entries N] [--max-connections N]%s\n"
                  "  --port 0 (the default) picks an ephemeral port; `listening on N` is printed.\n"
                  "  SIGINT/SIGTERM: stop, print a stats line to stderr, exit 0.\n",
-                 g_program, files_job ? " --root DIR [--direct]" : "");
+                 g_program, g_files_job ? " --root DIR [--direct]" : "");
     std::exit(status);
-}
-
-unsigned long long number(const char* flag, const char* text, unsigned long long min,
-                          unsigned long long max, bool files_job) {
-    unsigned long long v = 0;
-    const char* end = text + std::strlen(text);
-    auto [ptr, ec] = std::from_chars(text, end, v);
-    if (ec != std::errc() || ptr != end || v < min || v > max) {
-        std::fprintf(stderr, "%s: %s wants a number in [%llu, %llu], got '%s'\n", g_program, flag,
-                     min, max, text);
-        usage(2, files_job);
-    }
-    return v;
 }
 
 bool parse_u64(std::string_view text, std::uint64_t& out) {
@@ -61,39 +51,44 @@ bool parse_u64(std::string_view text, std::uint64_t& out) {
 
 options parse_args(int argc, char** argv, const char* program, bool files_job) {
     g_program = program;
+    g_files_job = files_job;
+    const cli::program cli_program{program, usage};
     std::signal(SIGPIPE, SIG_IGN);
     options opt;
     for (int i = 1; i < argc; ++i) {
         std::string_view flag = argv[i];
         if (flag == "--help" || flag == "-h")
-            usage(0, files_job);
+            usage(0);
         if (files_job && flag == "--direct") {
             opt.direct = true;
             continue;
         }
         if (i + 1 >= argc)
-            usage(2, files_job);
+            usage(2);
+        const char* name = argv[i];
         const char* value = argv[++i];
         if (flag == "--port")
-            opt.port = static_cast<std::uint16_t>(number(argv[i - 1], value, 0, 65535, files_job));
+            opt.port = cli::unsigned_option<std::uint16_t>(cli_program, name, value, 0, 65535);
         else if (flag == "--bind")
             opt.bind = value;
         else if (flag == "--buffer-size")
-            opt.buffer_size = number(argv[i - 1], value, 1, 1 << 24, files_job);
+            opt.buffer_size =
+                cli::unsigned_option<std::size_t>(cli_program, name, value, 1, 1 << 24);
         else if (flag == "--sq-entries")
-            opt.sq_entries = static_cast<unsigned>(number(argv[i - 1], value, 1, 32768, files_job));
+            opt.sq_entries = cli::unsigned_option<unsigned>(cli_program, name, value, 1, 32768);
         else if (flag == "--cq-entries")
-            opt.cq_entries = static_cast<unsigned>(number(argv[i - 1], value, 0, 65536, files_job));
+            opt.cq_entries = cli::unsigned_option<unsigned>(cli_program, name, value, 0, 65536);
         else if (flag == "--max-connections")
-            opt.max_connections = number(argv[i - 1], value, 1, 10'000'000, files_job);
+            opt.max_connections =
+                cli::unsigned_option<std::size_t>(cli_program, name, value, 1, 10'000'000);
         else if (files_job && flag == "--root")
             opt.root = value;
         else
-            usage(2, files_job);
+            usage(2);
     }
     if (files_job && opt.root.empty()) {
         std::fprintf(stderr, "%s: --root DIR is required\n", g_program);
-        usage(2, files_job);
+        usage(2);
     }
     return opt;
 }
