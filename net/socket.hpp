@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
-// What every socket shares (an owned fd, options, addresses, close through the ring) and what
-// every stream socket shares (recv/send in their _some/_exact/_all forms, vectored send,
-// shutdown, multishot recv). TCP and Unix stream sockets are thin layers on top.
+// What every socket shares (an owned fd, options, addresses, cancel and close through the ring)
+// and what every stream socket shares (recv/send in their _some/_exact/_all forms, vectored
+// send, shutdown, multishot recv). TCP and Unix stream sockets are thin layers on top.
 #pragma once
 
 #include "net/address.hpp"
@@ -227,6 +227,34 @@ private:
     int m_how; // SHUT_RD, SHUT_WR or SHUT_RDWR
 };
 
+/// Cancels every op in flight on a socket without closing it: IORING_OP_ASYNC_CANCEL with
+/// IORING_ASYNC_CANCEL_FD | IORING_ASYNC_CANCEL_ALL (kernel 5.19+). Resumes with the number of
+/// ops cancelled (0 when none was in flight), or an error. Each op cancelled resumes on its own
+/// completion with ECANCELED (or with its result, if it completed first); the socket stays open.
+/// Only SQEs that reach the kernel before the cancel are hit: a looping op (send_all,
+/// recv_exact) whose last SQE had completed goes on with its next one, and a multishot
+/// recv_stream on the socket ends (with a sticky ECANCELED).
+class [[nodiscard]] cancel_op : public corio::detail::basic_op<cancel_op> {
+public:
+    /// Cancels the ops on `fd` (a socket that is not open, -1, settles at once with 0).
+    explicit cancel_op(int fd) noexcept : m_fd(fd) {}
+
+    [[nodiscard]] bool await_ready() const noexcept { return m_fd < 0; }
+    void prepare(io_uring_sqe* sqe) noexcept {
+        io_uring_prep_cancel_fd(sqe, m_fd, IORING_ASYNC_CANCEL_ALL);
+    }
+    result<std::size_t> await_resume() const noexcept {
+        // ENOENT: nothing matched. With CANCEL_ALL the kernels here answer 0 instead; ENOENT
+        // is mapped all the same, as the documented "none" answer of an async cancel.
+        if (m_fd < 0 || m_res == -ENOENT)
+            return std::size_t{0};
+        return corio::detail::result_from_res<std::size_t>(m_res);
+    }
+
+private:
+    int m_fd; // the socket whose ops are cancelled
+};
+
 class basic_socket;
 
 /// Closes a socket through the ring: IORING_OP_ASYNC_CANCEL of every op on the fd
@@ -278,6 +306,11 @@ public:
     [[nodiscard]] bool is_open() const noexcept { return m_fd >= 0; }
     /// Gives the fd up without closing it.
     [[nodiscard]] int release() noexcept { return std::exchange(m_fd, -1); }
+
+    /// Cancels every op in flight on this socket, from any task, and leaves it open (see
+    /// cancel_op): wakes a task blocked in recv on an idle connection, say, without closing the
+    /// socket under it. Resumes with the number of ops cancelled (0: none was in flight).
+    [[nodiscard]] cancel_op cancel() const noexcept { return cancel_op(m_fd); }
 
     /// Closes through the ring after cancelling the socket's pending ops (see close_op).
     /// Afterwards the socket is not open. Await it at once.

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
-// stream_socket's vectored send (send_some/send_all over iovecs): byte-exact delivery through
-// partial sends that end inside an iovec, and cancellation.
+// stream_socket's vectored send (send_some/send_all over iovecs) and basic_socket::cancel():
+// byte-exact delivery through partial sends that end inside an iovec, cancellation, and a socket
+// whose ops were cancelled staying open and usable.
 #include "net/socket.hpp"
 
 #include "net/tcp_stream.hpp"
@@ -115,6 +116,20 @@ task<void> send_gather(net::stream_socket* s, const std::vector<iovec>* iov, op_
     out->value = r;
 }
 
+task<void> recv_into(net::stream_socket* s, std::string* buffer, op_outcome* out) {
+    result<std::size_t> r = co_await s->recv_some(std::span<char>(*buffer));
+    ++out->resumed;
+    out->value = r;
+}
+
+/// Yields through the ring until `n` more ops than `before` are in flight.
+task<void> wait_in_flight(std::size_t before, std::size_t n) {
+    io_context& ctx = io_context::current();
+    auto reached = [&ctx, before, n] { return ctx.stats().ops_in_flight >= before + n; };
+    task<void> waiting = test::turn_until(reached);
+    co_await std::move(waiting);
+}
+
 // ----- vectored send -----
 
 /// send_all of the iovecs, then FIN (so that the reader sees where the stream ends).
@@ -225,6 +240,118 @@ task<cancelled_send> cancel_send_all_midway(const gather* g) {
     co_return out;
 }
 
+// ----- basic_socket::cancel() -----
+
+struct cancelled_recv {
+    op_outcome recv;                                // the recv that cancel() woke
+    op_outcome other;                               // a recv on the peer: cancel() leaves it be
+    result<std::size_t> cancelled = std::size_t{0}; // what cancel() resumed with
+    bool open_after = false;                        // the socket was still open after the cancel
+    std::string later;                              // what a recv after the cancel read
+    std::string other_got;                          // what the untouched recv read
+    std::string reply;                              // what the peer read from it afterwards
+};
+
+task<cancelled_recv> cancel_wakes_pending_recv() {
+    auto [client, server] = co_await test::tcp_pair();
+    cancelled_recv out;
+    io_context& ctx = io_context::current();
+    std::size_t before = ctx.stats().ops_in_flight;
+    std::string stale(16, '\0');
+    std::string other(16, '\0');
+    task_scope scope;
+    scope.spawn(recv_into(&server, &stale, &out.recv));
+    scope.spawn(recv_into(&client, &other, &out.other));
+    co_await wait_in_flight(before, 2);
+
+    out.cancelled = co_await server.cancel(); // from another task than the one in recv
+    out.open_after = server.is_open();
+    // The untouched recv on the client still waits: the server's reply completes it.
+    result<std::size_t> replied = co_await server.send_all(std::string("reply"));
+    REQUIRE(replied.has_value());
+    co_await scope.join();
+    out.other_got = other.substr(0, out.other.value.value_or(0));
+    CHECK(stale == std::string(16, '\0')); // the cancelled recv consumed nothing
+
+    // The socket is usable in both directions.
+    result<std::size_t> sent = co_await client.send_all(std::string("keep-alive"));
+    REQUIRE(sent.has_value());
+    std::string later(10, '\0');
+    result<std::size_t> n = co_await server.recv_exact(std::span<char>(later));
+    REQUIRE(n.has_value());
+    out.later = later.substr(0, *n);
+    result<std::size_t> answered = co_await server.send_all(std::string("answer"));
+    REQUIRE(answered.has_value());
+    std::string reply(6, '\0');
+    result<std::size_t> m = co_await client.recv_exact(std::span<char>(reply));
+    REQUIRE(m.has_value());
+    out.reply = reply.substr(0, *m);
+    CHECK(ctx.stats().ops_in_flight == before);
+    co_return out;
+}
+
+task<result<std::size_t>> send_text_then_shutdown(net::stream_socket* s, std::string text) {
+    result<std::size_t> sent = co_await s->send_all(text);
+    result<void> shut = co_await s->shutdown(SHUT_WR);
+    REQUIRE(shut.has_value());
+    co_return sent;
+}
+
+struct cancelled_both {
+    op_outcome recv;                                // a recv waiting for data
+    op_outcome send;                                // a send_all waiting for room
+    result<std::size_t> cancelled = std::size_t{0}; // what cancel() resumed with
+    std::vector<std::byte> filled;                  // bytes queued before the send_all
+    std::vector<std::byte> got;                     // what the peer read afterwards, to EOF
+};
+
+/// A recv and a vectored send_all in flight on one socket at once: the send buffer is filled
+/// first, so the send_all cannot move a byte before the cancel.
+task<cancelled_both> cancel_counts_every_op(const gather* g) {
+    auto [a, b] = small_buffer_pair();
+    cancelled_both out;
+    std::vector<std::byte> fill = test::make_payload(5, 4096);
+    for (;;) {
+        ssize_t n = ::send(a.native_handle(), fill.data(), fill.size(), MSG_DONTWAIT);
+        if (n < 0) {
+            REQUIRE(errno == EAGAIN);
+            break;
+        }
+        out.filled.insert(out.filled.end(), fill.begin(), fill.begin() + n);
+    }
+    io_context& ctx = io_context::current();
+    std::size_t before = ctx.stats().ops_in_flight;
+    std::string never(8, '\0');
+    {
+        task_scope scope;
+        scope.spawn(recv_into(&a, &never, &out.recv));
+        scope.spawn(send_gather(&a, &g->iov, &out.send));
+        co_await wait_in_flight(before, 2);
+        out.cancelled = co_await a.cancel();
+        co_await scope.join();
+    }
+    CHECK(ctx.stats().ops_in_flight == before);
+    // Still open: a send after the cancel arrives behind the bytes queued before it.
+    auto both = when_all(send_text_then_shutdown(&a, "after"), read_to_eof(&b));
+    auto [sent, got] = co_await both;
+    CHECK(sent.value() == 5);
+    out.got = std::move(got);
+    co_return out;
+}
+
+task<result<std::size_t>> cancel_with_nothing_in_flight() {
+    auto [client, server] = co_await test::tcp_pair();
+    result<std::size_t> n = co_await server.cancel();
+    // And the socket is untouched.
+    result<std::size_t> sent = co_await client.send_all(std::string("x"));
+    REQUIRE(sent.has_value());
+    char c = 0;
+    result<std::size_t> got = co_await server.recv_exact(std::span<char>(&c, 1));
+    CHECK(got.value() == 1);
+    CHECK(c == 'x');
+    co_return n;
+}
+
 } // namespace
 
 TEST_CASE("vectored send_all of 3000 scrambled iovecs through a tiny send buffer arrives intact") {
@@ -278,4 +405,46 @@ TEST_CASE("a vectored send_all cancelled midway by its stop token resumes once w
     CHECK(r.got.size() > 0);
     CHECK(r.got.size() < g.expected.size());
     CHECK(std::memcmp(r.got.data(), g.expected.data(), r.got.size()) == 0);
+}
+
+TEST_CASE("cancel() wakes a pending recv with ECANCELED and the socket stays open and usable") {
+    cancelled_recv r = sync_wait(cancel_wakes_pending_recv());
+    CHECK(r.cancelled.value() == 1);
+    CHECK(r.recv.resumed == 1);
+    CHECK(r.recv.value == std::errc::operation_canceled);
+    CHECK(r.open_after);
+    CHECK(r.other.resumed == 1); // the peer's recv was not touched: it got the reply
+    CHECK(r.other.value.value() == 5);
+    CHECK(r.other_got == "reply");
+    CHECK(r.later == "keep-alive");
+    CHECK(r.reply == "answer");
+}
+
+TEST_CASE("cancel() ends every op in flight on the socket and returns how many it cancelled") {
+    const gather g = make_gather(200, 14);
+    cancelled_both r = sync_wait(cancel_counts_every_op(&g));
+    CHECK(r.cancelled.value() == 2);
+    CHECK(r.recv.resumed == 1);
+    CHECK(r.recv.value == std::errc::operation_canceled);
+    CHECK(r.send.resumed == 1);
+    CHECK(r.send.value == std::errc::operation_canceled);
+    // The peer reads the fill, then "after": the cancelled send_all moved nothing.
+    REQUIRE(!r.filled.empty());
+    REQUIRE(r.got.size() == r.filled.size() + 5);
+    CHECK(std::memcmp(r.got.data(), r.filled.data(), r.filled.size()) == 0);
+    CHECK(test::text_of(std::span<const std::byte>(r.got).subspan(r.filled.size())) == "after");
+}
+
+TEST_CASE("cancel() with nothing in flight returns 0") {
+    CHECK(sync_wait(cancel_with_nothing_in_flight()).value() == 0);
+}
+
+TEST_CASE("cancel() on a socket that is not open returns 0 without the ring") {
+    sync_wait([]() -> task<void> {
+        net::tcp_stream never_opened;
+        auto cancelling = never_opened.cancel();
+        CHECK(cancelling.await_ready());
+        result<std::size_t> n = co_await cancelling;
+        CHECK(n.value() == 0);
+    }());
 }
