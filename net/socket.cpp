@@ -4,9 +4,62 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 
 namespace corio::net {
+
+// ----- vectored send -----
+
+void sendmsg_op::prepare(io_uring_sqe* sqe) noexcept {
+    if (m_iov.size() == 1) {
+        io_uring_prep_send(sqe, m_fd, m_iov[0].iov_base, detail::clamp_len(m_iov[0].iov_len),
+                           m_msg_flags);
+        return;
+    }
+    m_msg = {};
+    // The kernel only reads the iovecs of a sendmsg: the const_cast never leads to a write.
+    m_msg.msg_iov = const_cast<iovec*>(m_iov.data());
+    m_msg.msg_iovlen = std::min(m_iov.size(), detail::k_max_iov);
+    io_uring_prep_sendmsg(sqe, m_fd, &m_msg, static_cast<unsigned>(m_msg_flags));
+}
+
+void sendmsg_all_op::prepare(io_uring_sqe* sqe) noexcept {
+    const iovec* first = m_iov.data() + m_index;
+    std::size_t count = std::min(m_iov.size() - m_index, detail::k_max_iov);
+    if (count == 1) {
+        // One buffer left (consume() keeps m_offset below its length): a plain send.
+        io_uring_prep_send(sqe, m_fd, static_cast<const char*>(first->iov_base) + m_offset,
+                           detail::clamp_len(first->iov_len - m_offset), MSG_NOSIGNAL);
+        return;
+    }
+    if (m_offset != 0) {
+        // The last send ended inside *first: its rest and the next few go out from the window.
+        count = std::min(count, k_window);
+        m_window[0].iov_base = static_cast<char*>(first->iov_base) + m_offset;
+        m_window[0].iov_len = first->iov_len - m_offset;
+        std::copy(first + 1, first + count, m_window + 1);
+        first = m_window;
+    }
+    m_msg = {};
+    // The kernel only reads the iovecs of a sendmsg: the const_cast never leads to a write.
+    m_msg.msg_iov = const_cast<iovec*>(first);
+    m_msg.msg_iovlen = count;
+    io_uring_prep_sendmsg(sqe, m_fd, &m_msg, MSG_NOSIGNAL);
+}
+
+void sendmsg_all_op::consume(std::size_t n) noexcept {
+    while (m_index < m_iov.size()) {
+        std::size_t rest = m_iov[m_index].iov_len - m_offset;
+        if (n < rest) {
+            m_offset += n;
+            return;
+        }
+        n -= rest;
+        ++m_index;
+        m_offset = 0;
+    }
+}
 
 // ----- close_op -----
 

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
-// What every socket shares (an owned fd, options, addresses, close through the ring) and what
-// every stream socket shares (recv/send in their _some/_exact/_all forms, shutdown, multishot
-// recv). TCP and Unix stream sockets are thin layers on top.
+// What every socket shares (an owned fd, options, addresses, cancel and close through the ring)
+// and what every stream socket shares (recv/send in their _some/_exact/_all forms, vectored
+// send, shutdown, multishot recv). TCP and Unix stream sockets are thin layers on top.
 #pragma once
 
 #include "net/address.hpp"
@@ -14,12 +14,15 @@
 
 #include <liburing.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
+#include <cerrno>
 #include <climits>
 #include <coroutine>
 #include <cstddef>
 #include <span>
 #include <string_view>
+#include <system_error>
 #include <utility>
 
 namespace corio::net {
@@ -32,6 +35,9 @@ inline constexpr std::size_t k_max_transfer = 0x7ffff000;
 [[nodiscard]] inline unsigned clamp_len(std::size_t n) noexcept {
     return static_cast<unsigned>(n < k_max_transfer ? n : k_max_transfer);
 }
+
+/// The most iovecs one sendmsg takes (the kernel's UIO_MAXIOV; more gives EMSGSIZE).
+inline constexpr std::size_t k_max_iov = 1024;
 } // namespace detail
 
 /// IORING_OP_RECV into a caller-owned buffer. Resumes with the byte count (0: orderly EOF).
@@ -73,6 +79,28 @@ private:
     int m_fd;                          // the socket
     std::span<const std::byte> m_data; // what the kernel reads; the caller's until resumption
     int m_msg_flags;                   // MSG_* flags, MSG_NOSIGNAL included
+};
+
+/// IORING_OP_SENDMSG over caller-owned iovecs, MSG_NOSIGNAL always. One SQE: resumes with the
+/// bytes sent, some prefix of the concatenated buffers (maybe all of them). A single iovec goes
+/// out as IORING_OP_SEND, which spares the kernel the msghdr (same result).
+class [[nodiscard]] sendmsg_op : public corio::detail::basic_op<sendmsg_op> {
+public:
+    /// Sends the buffers `iov` describes on `fd` with MSG_* `flags` (MSG_NOSIGNAL added). At most
+    /// detail::k_max_iov of them per call (the rest is a partial send).
+    sendmsg_op(int fd, std::span<const iovec> iov, int flags) noexcept
+        : m_fd(fd), m_iov(iov), m_msg_flags(flags | MSG_NOSIGNAL) {}
+
+    void prepare(io_uring_sqe* sqe) noexcept;
+    result<std::size_t> await_resume() const noexcept {
+        return corio::detail::result_from_res<std::size_t>(m_res);
+    }
+
+private:
+    int m_fd;                     // the socket
+    std::span<const iovec> m_iov; // the caller's buffers (read, never written) until resumption
+    int m_msg_flags;              // MSG_* flags, MSG_NOSIGNAL included
+    msghdr m_msg{};               // built by prepare() (the op may have moved since construction)
 };
 
 /// Receives until the buffer is full or the peer shuts down: IORING_OP_RECV repeated inside the
@@ -136,6 +164,53 @@ private:
     std::size_t m_done = 0;            // bytes sent so far
 };
 
+/// Sends all the buffers `iov` describes, in order: IORING_OP_SENDMSG (MSG_NOSIGNAL) repeated
+/// inside the ring after partial completions, without a coroutine frame; the awaiter resumes
+/// once, with the total byte count or the error (bytes already sent are then lost to the caller).
+/// The caller's iovec array is only read, never modified: each SQE points into it directly, up
+/// to detail::k_max_iov iovecs. After a partial send that ends inside an iovec, the rest
+/// of that one and up to k_window - 1 iovecs after it go out from a copy in the op (128 bytes,
+/// the price of leaving the caller's array alone); once a send ends on a boundary again, SQEs
+/// point into the caller's array again. When one buffer is left, the SQE is a plain send.
+/// Not for with_timeout() (several SQEs): use timeout(op, d).
+class [[nodiscard]] sendmsg_all_op : public corio::detail::transfer_op<sendmsg_all_op> {
+public:
+    /// The iovecs copied per SQE after a send that ended inside an iovec.
+    static constexpr std::size_t k_window = 8;
+
+    sendmsg_all_op(int fd, std::span<const iovec> iov) noexcept : m_fd(fd), m_iov(iov) {
+        consume(0); // skips leading empty buffers: all empty means settled
+    }
+
+    [[nodiscard]] bool is_settled() const noexcept { return m_index == m_iov.size(); }
+    void prepare(io_uring_sqe* sqe) noexcept;
+    bool advance(int res) noexcept {
+        m_done += static_cast<std::size_t>(res);
+        consume(static_cast<std::size_t>(res));
+        return m_index < m_iov.size();
+    }
+    result<std::size_t> await_resume() const noexcept {
+        if (m_res < 0)
+            return errno_code(-m_res);
+        // A send of a non-empty buffer that moved nothing (res 0) cannot make progress.
+        if (m_index < m_iov.size())
+            return std::make_error_code(std::errc::io_error);
+        return m_done;
+    }
+
+private:
+    /// Moves the position `n` bytes on, past every buffer it completes and past empty ones.
+    void consume(std::size_t n) noexcept;
+
+    int m_fd;                     // the socket
+    std::span<const iovec> m_iov; // the caller's buffers (read, never written) until resumption
+    std::size_t m_index = 0;      // the first buffer not sent completely
+    std::size_t m_offset = 0;     // bytes of m_iov[m_index] already sent
+    std::size_t m_done = 0;       // bytes sent so far
+    msghdr m_msg{};               // the kernel reads it (and its iovecs) until the SQE completes
+    iovec m_window[k_window]{};   // the rest of a split iovec and the ones after it
+};
+
 /// IORING_OP_SHUTDOWN (kernel 5.11+).
 class [[nodiscard]] shutdown_op : public corio::detail::basic_op<shutdown_op> {
 public:
@@ -150,6 +225,34 @@ public:
 private:
     int m_fd;  // the socket
     int m_how; // SHUT_RD, SHUT_WR or SHUT_RDWR
+};
+
+/// Cancels every op in flight on a socket without closing it: IORING_OP_ASYNC_CANCEL with
+/// IORING_ASYNC_CANCEL_FD | IORING_ASYNC_CANCEL_ALL (kernel 5.19+). Resumes with the number of
+/// ops cancelled (0 when none was in flight), or an error. Each op cancelled resumes on its own
+/// completion with ECANCELED (or with its result, if it completed first); the socket stays open.
+/// Only SQEs that reach the kernel before the cancel are hit: a looping op (send_all,
+/// recv_exact) whose last SQE had completed goes on with its next one, and a multishot
+/// recv_stream on the socket ends (with a sticky ECANCELED).
+class [[nodiscard]] cancel_op : public corio::detail::basic_op<cancel_op> {
+public:
+    /// Cancels the ops on `fd` (a socket that is not open, -1, settles at once with 0).
+    explicit cancel_op(int fd) noexcept : m_fd(fd) {}
+
+    [[nodiscard]] bool await_ready() const noexcept { return m_fd < 0; }
+    void prepare(io_uring_sqe* sqe) noexcept {
+        io_uring_prep_cancel_fd(sqe, m_fd, IORING_ASYNC_CANCEL_ALL);
+    }
+    result<std::size_t> await_resume() const noexcept {
+        // ENOENT: nothing matched. With CANCEL_ALL the kernels here answer 0 instead; ENOENT
+        // is mapped all the same, as the documented "none" answer of an async cancel.
+        if (m_fd < 0 || m_res == -ENOENT)
+            return std::size_t{0};
+        return corio::detail::result_from_res<std::size_t>(m_res);
+    }
+
+private:
+    int m_fd; // the socket whose ops are cancelled
 };
 
 class basic_socket;
@@ -203,6 +306,11 @@ public:
     [[nodiscard]] bool is_open() const noexcept { return m_fd >= 0; }
     /// Gives the fd up without closing it.
     [[nodiscard]] int release() noexcept { return std::exchange(m_fd, -1); }
+
+    /// Cancels every op in flight on this socket, from any task, and leaves it open (see
+    /// cancel_op): wakes a task blocked in recv on an idle connection, say, without closing the
+    /// socket under it. Resumes with the number of ops cancelled (0: none was in flight).
+    [[nodiscard]] cancel_op cancel() const noexcept { return cancel_op(m_fd); }
 
     /// Closes through the ring after cancelling the socket's pending ops (see close_op).
     /// Afterwards the socket is not open. Await it at once.
@@ -267,6 +375,13 @@ public:
         return send_some(std::as_bytes(std::span<const char>(text)), flags);
     }
 
+    /// One sendmsg of the buffers `iov` describes (gather): some prefix of their concatenation
+    /// (maybe all of it), at most detail::k_max_iov iovecs' worth. MSG_NOSIGNAL as above. The
+    /// iovec array and the bytes must stay valid until the co_await returns; neither is modified.
+    [[nodiscard]] sendmsg_op send_some(std::span<const iovec> iov, int flags = 0) noexcept {
+        return sendmsg_op(native_handle(), iov, flags);
+    }
+
     /// Receives until `buffer` is full or the peer shuts down: buffer.size(), or fewer bytes
     /// only at EOF. Errors as recv_some (bytes already received are then lost to the caller).
     /// One awaiter however many recv SQEs it takes (no coroutine frame).
@@ -284,6 +399,14 @@ public:
     }
     [[nodiscard]] send_all_op send_all(std::string_view text) noexcept {
         return send_all(std::as_bytes(std::span<const char>(text)));
+    }
+
+    /// Sends all the buffers `iov` describes, in order (as many sendmsg SQEs as it takes, one
+    /// awaiter, no coroutine frame; partial sends may end inside an iovec): the total byte
+    /// count, or the error. Any number of iovecs. The caller's iovec array is not modified
+    /// (see sendmsg_all_op); it and the bytes must stay valid until the co_await returns.
+    [[nodiscard]] sendmsg_all_op send_all(std::span<const iovec> iov) noexcept {
+        return sendmsg_all_op(native_handle(), iov);
     }
 
     /// shutdown(): SHUT_WR sends FIN after the queued bytes (the peer reads EOF); the socket

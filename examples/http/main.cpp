@@ -268,8 +268,8 @@ plan plan_response(const request& r, std::uint64_t size, std::int64_t mtime,
 // ----- one connection -----
 
 /// The connection's task and state. Responses are queued in an output batch (heads and small
-/// bodies copied into one buffer, larger cached bodies by reference) and sent with one send or
-/// sendmsg; a file too large for the cache is streamed after the batch with send_file_range.
+/// bodies copied into one buffer, larger cached bodies by reference) and sent with gathering
+/// send_all calls; a file too large for the cache is streamed after the batch with send_file_range.
 class connection {
 public:
     connection(net::tcp_stream conn, server_state* srv)
@@ -305,7 +305,7 @@ private:
     corio::task<bool> process_buffer();
     corio::task<bool> serve_request(const request* r);
     corio::task<bool> flush();
-    corio::task<bool> send_fully(std::size_t total);
+    corio::task<bool> send_fully();
     corio::task<bool> stream_file(const corio::file* f, std::uint64_t offset, std::uint64_t length);
     corio::task<void> linger_close();
     bool serve_cached(const request& r, const std::string& key);
@@ -341,8 +341,7 @@ private:
     steady::time_point m_header_deadline; // when that request's head must be complete
     std::string m_out;                    // queued heads and small bodies
     std::vector<segment> m_segments;      // the batch, in order
-    std::vector<iovec> m_iov;             // the batch as iovecs while a sendmsg is in flight
-    msghdr m_msg{};                       // the sendmsg header (lives here until its completion)
+    std::vector<iovec> m_iov;             // the batch as iovecs while it is being sent
 };
 
 void connection::note_appended(std::size_t before) {
@@ -430,45 +429,22 @@ bool connection::serve_cached(const request& r, const std::string& key) {
     return true;
 }
 
-corio::task<bool> connection::send_fully(std::size_t total) {
-    // Single buffer: send; several segments: sendmsg over iovecs.
-    std::size_t sent_total = 0;
-    while (sent_total < total) {
+/// Sends the batch's iovecs with the library's gathering send_all: partial sends, also those that
+/// end inside an iovec, are resubmitted inside the op. One send_all per k_stream_chunk bytes or
+/// so, each with its own deadline (as stream_file): a slow reader that keeps reading stays.
+corio::task<bool> connection::send_fully() {
+    std::span<const iovec> rest(m_iov);
+    while (!rest.empty()) {
+        std::size_t count = 1;
+        std::size_t bytes = rest[0].iov_len;
+        while (count < rest.size() && bytes + rest[count].iov_len <= k_stream_chunk)
+            bytes += rest[count++].iov_len;
         set_send_deadline();
-        int res = 0;
-        if (m_iov.size() == 1) {
-            auto send = m_conn.send_some(std::span<const std::byte>(
-                static_cast<const std::byte*>(m_iov[0].iov_base), m_iov[0].iov_len));
-            corio::result<std::size_t> n = co_await send;
-            res = n ? static_cast<int>(*n) : -1;
-        } else {
-            m_msg = {};
-            m_msg.msg_iov = m_iov.data();
-            m_msg.msg_iovlen = m_iov.size();
-            int fd = m_conn.native_handle();
-            msghdr* msg = &m_msg;
-            auto prep = [fd, msg](io_uring_sqe* sqe) {
-                io_uring_prep_sendmsg(sqe, fd, msg, MSG_NOSIGNAL);
-            };
-            auto op = corio::submit(prep);
-            corio::result<corio::uring_completion> done = co_await op;
-            res = done ? done->res : -1;
-        }
-        if (res <= 0)
+        auto send = m_conn.send_all(rest.first(count));
+        corio::result<std::size_t> sent = co_await send;
+        if (!sent)
             co_return false;
-        sent_total += static_cast<std::size_t>(res);
-        // Drop what went out from the front of the iovecs.
-        std::size_t left = static_cast<std::size_t>(res);
-        std::size_t i = 0;
-        while (i < m_iov.size() && left >= m_iov[i].iov_len) {
-            left -= m_iov[i].iov_len;
-            ++i;
-        }
-        m_iov.erase(m_iov.begin(), m_iov.begin() + static_cast<std::ptrdiff_t>(i));
-        if (!m_iov.empty()) {
-            m_iov[0].iov_base = static_cast<char*>(m_iov[0].iov_base) + left;
-            m_iov[0].iov_len -= left;
-        }
+        rest = rest.subspan(count);
     }
     co_return true;
 }
@@ -477,13 +453,11 @@ corio::task<bool> connection::flush() {
     if (m_segments.empty())
         co_return true;
     m_iov.clear();
-    std::size_t total = 0;
     for (const segment& s : m_segments) {
         const char* base = s.body ? s.body->data() : m_out.data();
         m_iov.push_back({const_cast<char*>(base + s.offset), s.length});
-        total += s.length;
     }
-    auto send = send_fully(total);
+    auto send = send_fully();
     bool ok = co_await std::move(send);
     m_segments.clear(); // releases the cached bodies it held
     m_out.clear();
