@@ -178,40 +178,44 @@ unsigned io_context::reap() noexcept {
     const unsigned mask = m_ring.cq.ring_mask;
     unsigned tail = io_uring_smp_load_acquire(m_ring.cq.ktail);
     unsigned head = *khead;
-    unsigned count = 0;
-    std::size_t finished = 0; // CQEs that end their op (no IORING_CQE_F_MORE)
+    unsigned segment_start = head; // CQEs are counted by head distance, once per segment
+    unsigned count = 0;            // CQEs reaped by this call (a nested reap counts its own)
+    unsigned unfinished = 0;       // CQEs among them that do not end a tracked op
     while (head != tail) {
         const io_uring_cqe& cqe = cqes[head & mask];
         const std::uintptr_t data = cqe.user_data;
         int res = cqe.res;
         unsigned flags = cqe.flags;
         ++head;
-        ++count;
         if (data & detail::k_single_shot_tag) {
             // The common case, inlined: store the outcome and queue the waiter. It never
             // submits and never reaps, so handing the slots back can wait for the end of the
             // batch, and the ready queue's tail stays in a register.
             auto* op = static_cast<detail::single_shot_op*>(detail::op_from_user_data(data));
-            ++finished; // a single-shot op has exactly one CQE
             op->finish(res, flags);
             m_ready.push(op);
             continue;
         }
-        if (data == 0)
-            continue; // internal: an async cancel's own completion
+        if (data == 0) {
+            ++unfinished; // internal: an async cancel's own completion (never tracked)
+            continue;
+        }
         detail::io_op* op = detail::op_from_user_data(data);
-        if (!(flags & IORING_CQE_F_MORE))
-            ++finished;
+        if (flags & IORING_CQE_F_MORE)
+            ++unfinished;
         // Hand the slots back before running a handler that may submit: a submit on a full SQ
         // may have to reap (EBUSY), and that nested reap must not see these CQEs again.
         io_uring_smp_store_release(khead, head);
+        count += head - segment_start;
         op->m_complete(op, res, flags);
         // A nested reap may have moved both ends: continue from where it left the queue.
         head = *khead;
         tail = io_uring_smp_load_acquire(m_ring.cq.ktail);
+        segment_start = head;
     }
     io_uring_smp_store_release(khead, head);
-    m_inflight -= finished;
+    count += head - segment_start;
+    m_inflight -= count - unfinished;
     m_stats.completed += count;
     return count;
 }

@@ -187,20 +187,24 @@ protected:
     /// start() for an op awaited directly by a corio task: cancellation goes through the task's
     /// op slot (a task waits on one op at a time), registered once per task.
     bool start_in_task(std::coroutine_handle<> waiter, promise_base& task) {
-        stop_state* state = stop_access::state(task.m_stop);
-        if (state == nullptr) {
-            queue(waiter);
-            return true;
-        }
-        if (state->stop_requested())
-            return refuse_cancelled();
-        queue(waiter);
         op_slot& slot = task.m_op_slot;
-        if (slot.m_state == nullptr) {
+        if (slot.m_state != nullptr) [[likely]] {
+            // Registered by an earlier op: the task's token can stop (it never changes).
+            if (slot.m_state->stop_requested())
+                return refuse_cancelled();
+        } else {
+            stop_state* state = stop_access::state(task.m_stop);
+            if (state == nullptr) {
+                queue(waiter); // nothing can cancel it: m_slot stays null
+                return true;
+            }
+            if (state->stop_requested())
+                return refuse_cancelled();
             slot.m_state = state;
             slot.m_invoke = &cancel_slot_op;
             state->add(&slot);
         }
+        queue(waiter);
         slot.m_user_data = user_data();
         m_slot = &slot;
         return true;
