@@ -34,16 +34,22 @@ struct options {
 }
 
 constexpr cli::program k_cli{"cp", usage};
+// Each chunk in flight owns a buffer of --chunk bytes: bound both so a typo cannot ask for
+// terabytes.
+constexpr std::size_t k_max_chunk = std::size_t{1} << 30;
+constexpr unsigned k_max_in_flight = 256;
 
 bool parse(int argc, char** argv, options& opts) {
     std::vector<std::string> positional;
     for (int i = 1; i < argc; ++i) {
         std::string arg = argv[i];
         if (arg == "--chunk" && i + 1 < argc) {
-            opts.chunk = cli::unsigned_option<std::size_t>(k_cli, argv[i], argv[i + 1], 1);
+            opts.chunk = cli::unsigned_option<std::size_t>(k_cli, argv[i], argv[i + 1], 1,
+                                                           k_max_chunk);
             ++i;
         } else if (arg == "--in-flight" && i + 1 < argc) {
-            opts.in_flight = cli::unsigned_option<unsigned>(k_cli, argv[i], argv[i + 1], 1);
+            opts.in_flight = cli::unsigned_option<unsigned>(k_cli, argv[i], argv[i + 1], 1,
+                                                            k_max_in_flight);
             ++i;
         } else if (arg.size() > 1 && arg[0] == '-' && arg != "-") {
             return false;
