@@ -4,6 +4,7 @@
 #include "aof.hpp"
 
 #include "kv_support.hpp"
+#include "tests/fs/temp_dir.hpp"
 
 #include "runtime/io_context.hpp"
 #include "runtime/sync_wait.hpp"
@@ -15,9 +16,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <map>
-#include <sstream>
 #include <string>
 
 namespace fs = std::filesystem;
@@ -35,24 +34,6 @@ std::map<std::string, std::string> dump(const kv::store& s) {
     return out;
 }
 
-struct temp_dir {
-    fs::path path;
-    temp_dir() {
-        std::string templ = (fs::temp_directory_path() / "corio-kv-aof-XXXXXX").string();
-        REQUIRE(::mkdtemp(templ.data()) != nullptr);
-        path = templ;
-    }
-    ~temp_dir() { fs::remove_all(path); }
-    temp_dir(const temp_dir&) = delete;
-    temp_dir& operator=(const temp_dir&) = delete;
-};
-
-std::string read_all(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::ostringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
 
 } // namespace
 
@@ -181,10 +162,10 @@ corio::task<void> log_with_rewrite(kv::aof_log* log, fixture* f, bool* rewritten
 } // namespace
 
 TEST_CASE("a rewrite while commands keep coming produces a log that replays to the same keyspace") {
-    temp_dir dir;
+    corio::test::temp_dir dir;
     fixture live;
     kv::aof_options opts;
-    opts.path = (dir.path / "appendonly.aof").string();
+    opts.path = dir / "appendonly.aof";
     opts.fsync = kv::fsync_policy::always;
     opts.rewrite_percentage = 0; // only the explicit rewrite
     bool rewritten = false;
@@ -197,7 +178,7 @@ TEST_CASE("a rewrite while commands keep coming produces a log that replays to t
         CHECK(log.stats().rewrites == 1);
     }
     REQUIRE(rewritten);
-    std::string content = read_all(opts.path);
+    std::string content = corio::test::read_plain(opts.path);
     CHECK_FALSE(fs::exists(opts.path + ".rewrite"));
     fixture replayed;
     kv::replay_report r = kv::replay_log(content, replayed.eng);

@@ -2,6 +2,7 @@
 // corio-kv end to end: the real server started on port 0 (found next to this binary in
 // ../../examples/kv/corio-kv), driven by a small RESP client of our own for exact bytes, and by
 // redis-cli where it is installed.
+#include "tests/fs/temp_dir.hpp"
 #include "tests/support/server_process.hpp"
 
 #include <doctest/doctest.h>
@@ -14,7 +15,6 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -112,24 +112,6 @@ std::string bulk(const std::string& s) {
     return "$" + std::to_string(s.size()) + "\r\n" + s + "\r\n";
 }
 
-struct temp_dir {
-    fs::path path;
-    temp_dir() {
-        std::string templ = (fs::temp_directory_path() / "corio-kv-test-XXXXXX").string();
-        REQUIRE(::mkdtemp(templ.data()) != nullptr);
-        path = templ;
-    }
-    ~temp_dir() { fs::remove_all(path); }
-    temp_dir(const temp_dir&) = delete;
-    temp_dir& operator=(const temp_dir&) = delete;
-};
-
-std::string read_all(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::ostringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
 
 /// Runs a shell command; its stdout, or "<failed>".
 std::string shell(const std::string& cmd) {
@@ -370,9 +352,9 @@ TEST_CASE("server: INFO shows corio's counters and the keyspace") {
 }
 
 TEST_CASE("server: with --appendfsync always every acknowledged SET survives kill -9") {
-    temp_dir dir;
+    corio::test::temp_dir dir;
     std::vector<std::string> args = {"--appendonly", "yes", "--appendfsync", "always", "--dir",
-                                     dir.path.string()};
+                                     dir.path()};
     {
         server srv(args);
         client a(srv.port);
@@ -402,10 +384,10 @@ TEST_CASE("server: with --appendfsync always every acknowledged SET survives kil
 }
 
 TEST_CASE("server: BGREWRITEAOF compacts the log, which then replays to the same data") {
-    temp_dir dir;
+    corio::test::temp_dir dir;
     std::vector<std::string> args = {"--appendonly", "yes", "--appendfsync", "everysec", "--dir",
-                                     dir.path.string()};
-    fs::path log = dir.path / "appendonly.aof";
+                                     dir.path()};
+    fs::path log = dir / "appendonly.aof";
     {
         server srv(args);
         client c(srv.port);
@@ -415,7 +397,7 @@ TEST_CASE("server: BGREWRITEAOF compacts the log, which then replays to the same
         CHECK(c.call({"SET", "after", "1"}) == "+OK\r\n");
         CHECK(srv.signal_and_wait(SIGTERM) == 0); // flushes and fsyncs the log
     }
-    std::string content = read_all(log);
+    std::string content = corio::test::read_plain(log);
     CHECK(content == client::encode({"SET", "k", "99"}) + client::encode({"SET", "after", "1"}));
     server again(args);
     client c(again.port);
@@ -424,8 +406,8 @@ TEST_CASE("server: BGREWRITEAOF compacts the log, which then replays to the same
 }
 
 TEST_CASE("server: the log is rewritten on its own once it outgrows the auto-rewrite rule") {
-    temp_dir dir;
-    server srv({"--appendonly", "yes", "--appendfsync", "always", "--dir", dir.path.string(),
+    corio::test::temp_dir dir;
+    server srv({"--appendonly", "yes", "--appendfsync", "always", "--dir", dir.path(),
                 "--auto-aof-rewrite-min-size", "2000", "--auto-aof-rewrite-percentage", "100"});
     client c(srv.port);
     std::string value(100, 'v');
@@ -436,19 +418,19 @@ TEST_CASE("server: the log is rewritten on its own once it outgrows the auto-rew
         rewritten = c.call({"INFO", "persistence"}).find("aof_rewrites:1\r\n") != std::string::npos;
     }
     CHECK(rewritten);
-    CHECK(fs::file_size(dir.path / "appendonly.aof") < 2000);
+    CHECK(fs::file_size(dir / "appendonly.aof") < 2000);
     CHECK(c.call({"GET", "k"}) == bulk(value));
 }
 
 TEST_CASE("server: a truncated log tail is cut off at start-up; a corrupt middle stops it") {
-    temp_dir dir;
-    fs::path log = dir.path / "appendonly.aof";
+    corio::test::temp_dir dir;
+    fs::path log = dir / "appendonly.aof";
     std::string good = client::encode({"SET", "a", "1"}) + client::encode({"SET", "b", "2"});
     {
         std::ofstream out(log, std::ios::binary);
         out << good << "*3\r\n$3\r\nSET\r\n$1\r\nc\r\n$5\r\nhal";
     }
-    std::vector<std::string> args = {"--appendonly", "yes", "--dir", dir.path.string()};
+    std::vector<std::string> args = {"--appendonly", "yes", "--dir", dir.path()};
     {
         server srv(args);
         client c(srv.port);
@@ -456,7 +438,7 @@ TEST_CASE("server: a truncated log tail is cut off at start-up; a corrupt middle
         CHECK(c.call({"GET", "b"}) == bulk("2"));
         CHECK(srv.signal_and_wait(SIGTERM) == 0);
     }
-    CHECK(read_all(log) == good);
+    CHECK(corio::test::read_plain(log) == good);
 
     {
         std::ofstream out(log, std::ios::binary);
