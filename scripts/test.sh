@@ -353,6 +353,8 @@ main() {
     done
     if [[ " ${builds[*]} " == *" debug "* ]]; then
         run_install_check
+        run_check "examples: meson test --suite examples (build/debug)" examples \
+            meson test -C build/debug --no-rebuild --suite examples --print-errorlogs
     fi
     if [[ ${CORIO_TEST_EXTRA:-1} == 1 ]]; then
         run_check "clang: the whole tree builds with clang++ (build/clang)" clang-build clang_build
