@@ -754,3 +754,21 @@ TEST_CASE("a log another server holds is refused by start-up and by repair (one 
     // The first one cut the torn tail; nothing else touched the file.
     CHECK(corio::test::read_plain(path) == record({"SET", "a", "1"}));
 }
+
+int kv_aof_fuzz_one(const std::uint8_t* data, std::size_t size); // tests/fuzz/aof_fuzz.cpp
+
+TEST_CASE("every AOF fuzz corpus file passes the fuzz target's checks") {
+    fs::path dir = fs::path(CORIO_SOURCE_ROOT) / "tests" / "fuzz" / "corpus" / "aof";
+    REQUIRE(fs::is_directory(dir));
+    std::size_t files = 0;
+    for (const fs::directory_entry& e : fs::directory_iterator(dir)) {
+        if (!e.is_regular_file())
+            continue;
+        std::string data = corio::test::read_plain(e.path());
+        INFO(e.path().filename().string());
+        CHECK(kv_aof_fuzz_one(reinterpret_cast<const std::uint8_t*>(data.data()), data.size()) ==
+              0);
+        ++files;
+    }
+    CHECK(files >= 19);
+}
