@@ -327,6 +327,9 @@ corio::task<corio::result<void>> sync_directory(std::string path) {
     auto closing = d->close();
     corio::result<void> closed = co_await closing;
     (void)closed; // a read-only descriptor: nothing to lose at close
+    if (!synced && (synced == std::errc::invalid_argument ||
+                    synced == std::errc::operation_not_supported))
+        co_return corio::result<void>{}; // a filesystem that cannot sync directories at all
     co_return synced;
 }
 
@@ -411,21 +414,26 @@ replay_report replay_log(std::string_view data, engine& e) {
         return "bulk length " + std::to_string(w.length) + " points past the next record (at byte " +
                std::to_string(w.next) + ")";
     };
+    // Rule 3's second half: a length in the record before `pos` that ended by chance on a CRLF
+    // inside a later record makes reading on fail at `problem`; the records it swallowed read on
+    // past it. Blame that record then: true when it was.
+    auto blame_previous = [&](std::size_t problem, const std::string& what) {
+        swallow w;
+        if (previous != npos)
+            w = find_swallow(data, previous_args, npos, problem);
+        if (w.bulk == npos)
+            return false;
+        --report.records;
+        pos = report.good_length = previous;
+        corrupt(w.bulk, points_past(w) + "; reading on from where its data ends, at byte " +
+                            std::to_string(problem) + ", " + what);
+        return true;
+    };
     while (pos < data.size()) {
         record_read r = read_record(data, pos, &args);
         if (r.state == record_state::bad) {
-            // A length in the record before that ended by chance on a CRLF inside a later
-            // record: the records it swallowed read on past this damage. Blame it instead.
-            swallow w;
-            if (previous != npos)
-                w = find_swallow(data, previous_args, npos, r.problem);
-            if (w.bulk != npos) {
-                --report.records;
-                pos = report.good_length = previous;
-                corrupt(w.bulk, points_past(w) + "; reading on from where its data ends, at byte " +
-                                    std::to_string(r.problem) + ", " + r.what);
+            if (blame_previous(r.problem, r.what))
                 break;
-            }
             std::string what = r.what;
             if (r.bulk != npos) { // the CRLF after a bulk is missing: a length too long?
                 std::size_t next = find_record_start(data, r.data + 2, r.problem);
@@ -461,7 +469,9 @@ replay_report replay_log(std::string_view data, engine& e) {
         (void)e.execute(args, writer);
         if (reply.starts_with("-ERR unknown command") ||
             reply.starts_with("-ERR wrong number of arguments")) {
-            corrupt(pos, "the server refuses it: " + reply.substr(1, reply.size() - 3));
+            std::string what = "the server refuses it: " + reply.substr(1, reply.size() - 3);
+            if (!blame_previous(pos, "a record " + what))
+                corrupt(pos, what);
             break;
         }
         ++report.records;

@@ -273,6 +273,29 @@ TEST_CASE("a length that swallows whole records exactly is refused, not replayed
                          " reads as its data");
 }
 
+TEST_CASE("a length ending by chance where a later value holds a record is blamed, not the "
+          "unknown command that record seems to be") {
+    std::string log = record({"SET", "key:0", "v0"});
+    std::size_t second = log.size();
+    log += record({"SET", "a", "v"});
+    std::size_t third = log.size();
+    log += record({"SET", "b", "\r\n*1\r\n$5\r\nBOGUS\r\ntail"}) + record({"SET", "c", "1"});
+    std::size_t at = log.find("$1\r\nv\r\n", second);
+    std::size_t length = log.find("\r\n*1\r\n$5") - (at + 4); // its data ends on that CRLF
+    log.replace(at, 2, "$" + std::to_string(length));
+    fixture replayed;
+    kv::replay_report r = kv::replay_log(log, replayed.eng);
+    CHECK_FALSE(r.ok);
+    CHECK(r.records == 1);
+    CHECK(r.good_length == second);
+    CHECK(r.error_offset == at);
+    CHECK(r.error.find("bulk length " + std::to_string(length) +
+                       " points past the next record (at byte " + std::to_string(third + 1) +
+                       "); reading on from where its data ends") != std::string::npos);
+    CHECK(r.error.find("a record the server refuses it: ERR unknown command 'BOGUS'") !=
+          std::string::npos);
+}
+
 TEST_CASE("a value that holds RESP records replays as a value") {
     std::string inner = record({"SET", "x", "1"}) + record({"DEL", "x"});
     std::string log = record({"SET", "a", "\r\n" + inner}) + record({"SET", "b", inner + "z"}) +
