@@ -99,8 +99,8 @@ record_state read_number(std::string_view data, std::size_t& pos, std::uint64_t&
     if (i == data.size())
         return record_state::incomplete;
     if (data[i] != '\r')
-        return bad(i, std::string("expected '\\r' after the ") + name + ", found " +
-                          quoted(data, i));
+        return bad(i,
+                   std::string("expected '\\r' after the ") + name + ", found " + quoted(data, i));
     if (i + 1 == data.size())
         return record_state::incomplete;
     if (data[i + 1] != '\n')
@@ -168,8 +168,8 @@ record_read read_record(std::string_view data, std::size_t at,
         if (data[crlf] != '\r' || data[crlf + 1] != '\n') {
             r.state = record_state::bad;
             r.problem = crlf;
-            r.what = "expected '\\r\\n' after the " + std::to_string(length) + " bytes" +
-                     which() + ", found " + quoted(data, crlf, 2);
+            r.what = "expected '\\r\\n' after the " + std::to_string(length) + " bytes" + which() +
+                     ", found " + quoted(data, crlf, 2);
             r.bulk = dollar;
             r.bulk_length = length;
             r.data = pos;
@@ -207,9 +207,9 @@ std::size_t find_record_start(std::string_view data, std::size_t from, std::size
 
 /// How a chain of records read from some offset ends (see chain_from).
 struct chain_end {
-    std::size_t pos = 0;     // where it stopped: past `limit`, or at a bad or incomplete record
-    bool bad = false;        // stopped at a byte no record has there
-    bool at_eof = false;     // stopped at a well-formed beginning cut by the end of the data
+    std::size_t pos = 0; // where it stopped: past `limit`, or at a bad or incomplete record
+    bool bad = false;    // stopped at a byte no record has there
+    bool at_eof = false; // stopped at a well-formed beginning cut by the end of the data
 };
 
 /// Reads complete records from `q` until one ends beyond `limit` (or at it).
@@ -327,8 +327,8 @@ corio::task<corio::result<void>> sync_directory(std::string path) {
     auto closing = d->close();
     corio::result<void> closed = co_await closing;
     (void)closed; // a read-only descriptor: nothing to lose at close
-    if (!synced && (synced == std::errc::invalid_argument ||
-                    synced == std::errc::operation_not_supported))
+    if (!synced &&
+        (synced == std::errc::invalid_argument || synced == std::errc::operation_not_supported))
         co_return corio::result<void>{}; // a filesystem that cannot sync directories at all
     co_return synced;
 }
@@ -343,9 +343,7 @@ bool try_lock(const corio::file& f) noexcept {
 struct truncate_job {
     int fd;
     std::uint64_t length;
-    int operator()() const {
-        return ::ftruncate(fd, static_cast<off_t>(length)) == 0 ? 0 : errno;
-    }
+    int operator()() const { return ::ftruncate(fd, static_cast<off_t>(length)) == 0 ? 0 : errno; }
 };
 
 /// The whole content of the open file `f` (statx for the size, then reads until end of file),
@@ -388,9 +386,12 @@ std::string tail_text(const std::string& path, const replay_report& r) {
 
 std::string_view to_string(fsync_policy p) noexcept {
     switch (p) {
-    case fsync_policy::always: return "always";
-    case fsync_policy::everysec: return "everysec";
-    case fsync_policy::no: return "no";
+    case fsync_policy::always:
+        return "always";
+    case fsync_policy::everysec:
+        return "everysec";
+    case fsync_policy::no:
+        return "no";
     }
     return "?";
 }
@@ -411,8 +412,8 @@ replay_report replay_log(std::string_view data, engine& e) {
         report.error = corrupt_text(pos, problem, what);
     };
     auto points_past = [](const swallow& w) {
-        return "bulk length " + std::to_string(w.length) + " points past the next record (at byte " +
-               std::to_string(w.next) + ")";
+        return "bulk length " + std::to_string(w.length) +
+               " points past the next record (at byte " + std::to_string(w.next) + ")";
     };
     // Rule 3's second half: a length in the record before `pos` that ended by chance on a CRLF
     // inside a later record makes reading on fail at `problem`; the records it swallowed read on
@@ -460,8 +461,8 @@ replay_report replay_log(std::string_view data, engine& e) {
         }
         swallow w = find_swallow(data, args, r.end, npos); // whole records taken as data
         if (w.bulk != npos) {
-            corrupt(w.bulk, points_past(w) + ": every record up to byte " +
-                                std::to_string(r.end) + " reads as its data");
+            corrupt(w.bulk, points_past(w) + ": every record up to byte " + std::to_string(r.end) +
+                                " reads as its data");
             break;
         }
         reply.clear();
@@ -596,9 +597,8 @@ corio::task<repair_report> repair_log(std::string path) {
                        cut.error().message() + " (the original is saved as " + *backup + ")");
     report.changed = true;
     report.dropped = data->size() - r.good_length;
-    report.message = finding + "\naof: " + path + ": cut at byte " +
-                     std::to_string(r.good_length) + ": dropped " +
-                     std::to_string(report.dropped) + " bytes (from byte " +
+    report.message = finding + "\naof: " + path + ": cut at byte " + std::to_string(r.good_length) +
+                     ": dropped " + std::to_string(report.dropped) + " bytes (from byte " +
                      std::to_string(r.good_length) + " to the end), kept " +
                      std::to_string(r.records) + " records; the original is saved as " + *backup;
     auto unlocking = f->close();
@@ -626,7 +626,8 @@ corio::task<load_report> aof_log::load(engine& e) {
     }
     if (!try_lock(*f)) {
         report.ok = false;
-        report.message = "aof: " + path + ": locked by another process (a server using this "
+        report.message = "aof: " + path +
+                         ": locked by another process (a server using this "
                          "log?): refusing to start";
         co_return report;
     }
@@ -883,7 +884,7 @@ corio::task<void> aof_log::finish_rewrite() {
         fatal("fsync of the directory after the rewrite failed", synced.error());
     auto closing = m_file.close();
     corio::result<void> closed = co_await closing;
-    (void)closed; // the old log is replaced: nothing in it is needed any more
+    (void)closed;           // the old log is replaced: nothing in it is needed any more
     if (m_lock.is_open()) { // the old log's lock, whose file is gone: let its space go
         auto unlocking = m_lock.close();
         corio::result<void> unlocked = co_await unlocking;

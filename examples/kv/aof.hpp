@@ -63,7 +63,7 @@ struct replay_report {
     bool ok = true;                  ///< false: corrupt before its end (see error): refuse to start
     std::size_t records = 0;         ///< records replayed
     std::size_t good_length = 0;     ///< bytes of those records: where a repair cuts the file
-    std::size_t truncated_bytes = 0; ///< a truncated tail: its bytes, after good_length (ok stays true)
+    std::size_t truncated_bytes = 0; ///< a torn tail's bytes after good_length (ok stays true)
     std::size_t error_offset = 0;    ///< !ok: the byte at which the damage was seen
     std::string error;               ///< !ok: "corrupt record at byte N: what was found"
 };
@@ -84,13 +84,13 @@ struct load_report {
 
 /// What an explicit repair (--aof-repair) did.
 struct repair_report {
-    bool ok = true;           ///< false: nothing could be repaired (see message); exit non-zero
-    bool changed = false;     ///< the file was cut
-    std::uint64_t cut_at = 0; ///< the new length: the offset of the first bad record
+    bool ok = true;            ///< false: nothing could be repaired (see message); exit non-zero
+    bool changed = false;      ///< the file was cut
+    std::uint64_t cut_at = 0;  ///< the new length: the offset of the first bad record
     std::uint64_t dropped = 0; ///< bytes cut off
-    std::size_t records = 0;  ///< complete good records kept
-    std::string backup;       ///< where the original was saved (when changed)
-    std::string message;      ///< what was found and done, for the operator
+    std::size_t records = 0;   ///< complete good records kept
+    std::string backup;        ///< where the original was saved (when changed)
+    std::string message;       ///< what was found and done, for the operator
 };
 
 /// Checks the log at `path` as start-up would (a scratch keyspace replays it) and, when it is
@@ -111,9 +111,9 @@ enum class fsync_policy : unsigned char {
 
 /// How the log is kept.
 struct aof_options {
-    std::string path;                         ///< the log file
+    std::string path; ///< the log file
     fsync_policy fsync = fsync_policy::everysec;
-    std::uint64_t rewrite_percentage = 100;   ///< rewrite when grown by this % since the last one
+    std::uint64_t rewrite_percentage = 100;     ///< rewrite when grown by this % since the last one
     std::uint64_t rewrite_min_size = 64u << 20; ///< ...and at least this big (0 % turns it off)
 };
 

@@ -22,7 +22,7 @@ namespace {
 #define AOF_FUZZ_CHECK(cond)                                                                       \
     do {                                                                                           \
         if (!(cond)) {                                                                             \
-            std::fprintf(stderr, "aof_fuzz: check failed: %s (line %d)\n", #cond, __LINE__);      \
+            std::fprintf(stderr, "aof_fuzz: check failed: %s (line %d)\n", #cond, __LINE__);       \
             std::abort();                                                                          \
         }                                                                                          \
     } while (0)
@@ -46,8 +46,8 @@ void check_report(std::string_view log, const kv::replay_report& r) {
         AOF_FUZZ_CHECK(r.good_length < log.size());
         AOF_FUZZ_CHECK(r.truncated_bytes == 0);
         AOF_FUZZ_CHECK(r.error_offset >= r.good_length);
-        AOF_FUZZ_CHECK(r.error.starts_with("corrupt record at byte " +
-                                           std::to_string(r.good_length) + ": "));
+        AOF_FUZZ_CHECK(
+            r.error.starts_with("corrupt record at byte " + std::to_string(r.good_length) + ": "));
     }
     AOF_FUZZ_CHECK(r.records <= r.good_length / 4 + (r.good_length > 0)); // `*1\r\n` at least
 }

@@ -38,7 +38,6 @@ std::map<std::string, std::string> dump(const kv::store& s) {
     return out;
 }
 
-
 } // namespace
 
 TEST_CASE("replaying the log rebuilds the keyspace the commands built") {
@@ -83,7 +82,8 @@ TEST_CASE("a truncated last record is reported with the length to keep") {
     for (std::size_t cut = complete + 1; cut < live.log.size(); ++cut) {
         INFO("cut at " << cut);
         fixture replayed;
-        kv::replay_report r = kv::replay_log(std::string_view(live.log).substr(0, cut), replayed.eng);
+        kv::replay_report r =
+            kv::replay_log(std::string_view(live.log).substr(0, cut), replayed.eng);
         CHECK(r.ok);
         CHECK(r.records == 2);
         CHECK(r.good_length == complete);
@@ -172,14 +172,13 @@ TEST_CASE("corruption anywhere before the last record is refused at the record t
     const std::string log = set_log(20, &starts);
     struct damage {
         const char* name;
-        std::size_t record;                       // which record it hits
+        std::size_t record;                                   // which record it hits
         std::string (*apply)(std::string, std::size_t start); // the damaged log
-        std::size_t problem_from_start;           // where the damage is seen, from the record
-        const char* what;                         // the error after "corrupt record at byte S: "
+        std::size_t problem_from_start; // where the damage is seen, from the record
+        const char* what;               // the error after "corrupt record at byte S: "
     };
     const damage cases[] = {
-        {"first byte", 0,
-         [](std::string l, std::size_t s) { return l.replace(s, 1, "x"); }, 0,
+        {"first byte", 0, [](std::string l, std::size_t s) { return l.replace(s, 1, "x"); }, 0,
          "expected '*', found 'x'"},
         {"the argument count", 5,
          [](std::string l, std::size_t s) { return l.replace(s + 1, 1, "a"); }, 1,
@@ -190,9 +189,8 @@ TEST_CASE("corruption anywhere before the last record is refused at the record t
         {"a count one too big", 6,
          [](std::string l, std::size_t s) { return l.replace(s + 1, 1, "4"); }, 32,
          "expected '$' (the bulk header of argument 4 of 4), found '*'"},
-        {"a bulk length", 7,
-         [](std::string l, std::size_t s) { return l.replace(s + 14, 1, "x"); }, 14,
-         "expected the bulk length (a digit), found 'x'"},
+        {"a bulk length", 7, [](std::string l, std::size_t s) { return l.replace(s + 14, 1, "x"); },
+         14, "expected the bulk length (a digit), found 'x'"},
         {"a bulk length with a leading zero", 7,
          [](std::string l, std::size_t s) { return l.insert(s + 14, "0"); }, 15,
          "the bulk length has a leading zero"},
@@ -341,9 +339,9 @@ TEST_CASE("any wrong bulk length before the last record is refused at its record
         for (std::size_t at = log.find('$', starts[k]); at < end; at = log.find('$', at + 1)) {
             std::size_t line_end = log.find('\r', at);
             std::string original = log.substr(at + 1, line_end - at - 1);
-            for (long length : {0L, 1L, 2L, 3L, 5L, 7L, 10L, 11L, 20L, 31L, 33L, 34L, 40L, 63L, 64L,
-                                65L, 66L, 67L, 68L, 70L, 99L, 100L, 101L, 150L, 200L, 10000L,
-                                99999999L}) {
+            for (long length :
+                 {0L,  1L,  2L,  3L,  5L,  7L,  10L, 11L,  20L,  31L,  33L,  34L,    40L,      63L,
+                  64L, 65L, 66L, 67L, 68L, 70L, 99L, 100L, 101L, 150L, 200L, 10000L, 99999999L}) {
                 if (std::to_string(length) == original)
                     continue;
                 std::string bad = log;
@@ -387,8 +385,8 @@ TEST_CASE("records the writer never writes are corruption: *0, inline commands, 
     for (std::string bad : {"*0\r\n", "*-1\r\n", "SET a 1\r\n", "\r\n", "*1\r\n$-1\r\n"}) {
         INFO(bad);
         fixture replayed;
-        kv::replay_report r = kv::replay_log(record({"SET", "a", "1"}) + bad + record({"SET", "b", "2"}),
-                                             replayed.eng);
+        kv::replay_report r = kv::replay_log(
+            record({"SET", "a", "1"}) + bad + record({"SET", "b", "2"}), replayed.eng);
         CHECK_FALSE(r.ok);
         CHECK(r.good_length == 27);
         CHECK(r.error.starts_with("corrupt record at byte 27: "));
@@ -548,12 +546,12 @@ TEST_CASE("start-up refuses a log corrupt before its tail and leaves it byte for
         {"inside a header", replaced(log, starts[3] + 2, 1, "\n"), 3},
         {"inside a bulk length", replaced(log, starts[8] + 14, 1, "-"), 8},
         {"inside data, the length no longer matching", replaced(log, starts[12] + 30, 1, ""), 12},
-        {"a length pointing past later records and the end", replaced(log, starts[5] + 25, 1, "999"),
-         5},
+        {"a length pointing past later records and the end",
+         replaced(log, starts[5] + 25, 1, "999"), 5},
         {"a length pointing past the next record", replaced(log, starts[5] + 25, 1, "41"), 5},
         {"just before the tail", replaced(log, starts[29], 1, "+"), 29},
-        {"just before a torn tail, its end on the CRLF after it", replaced(torn, starts[29] + 26, 1, "7"),
-         29},
+        {"just before a torn tail, its end on the CRLF after it",
+         replaced(torn, starts[29] + 26, 1, "7"), 29},
     };
     for (const damage& d : cases) {
         INFO(d.name);
@@ -564,9 +562,11 @@ TEST_CASE("start-up refuses a log corrupt before its tail and leaves it byte for
         CHECK_FALSE(r.ok);
         CHECK(r.message.starts_with("aof: " + path + ": corrupt record at byte " +
                                     std::to_string(starts[d.record]) + ": "));
-        CHECK(r.message.find("\naof: " + path + ": refusing to start; the file was not changed. "
+        CHECK(r.message.find("\naof: " + path +
+                             ": refusing to start; the file was not changed. "
                              "`corio-kv --aof-repair` (same --dir and --appendfilename) cuts it "
-                             "at byte " + std::to_string(starts[d.record]) + ", dropping the " +
+                             "at byte " +
+                             std::to_string(starts[d.record]) + ", dropping the " +
                              std::to_string(d.content.size() - starts[d.record]) +
                              " bytes from there on") != std::string::npos);
         CHECK(state_of(path) == before);
@@ -588,11 +588,15 @@ TEST_CASE("start-up cuts a torn last record, at every cut point, before anything
         CHECK(r.ok);
         CHECK(r.records == 4);
         CHECK(r.length == good.size());
-        CHECK(r.message == "aof: " + path + ": truncated tail: the file ends inside the record at "
-                           "byte " + std::to_string(good.size()) + " (" + std::to_string(n) +
-                           " bytes, the well-formed beginning of a record, as a crash leaves it): "
-                           "cutting the log from " + std::to_string(good.size() + n) + " to " +
-                           std::to_string(good.size()) + " bytes; 4 records kept");
+        CHECK(r.message ==
+              "aof: " + path +
+                  ": truncated tail: the file ends inside the record at "
+                  "byte " +
+                  std::to_string(good.size()) + " (" + std::to_string(n) +
+                  " bytes, the well-formed beginning of a record, as a crash leaves it): "
+                  "cutting the log from " +
+                  std::to_string(good.size() + n) + " to " + std::to_string(good.size()) +
+                  " bytes; 4 records kept");
         CHECK(f.keyspace.size() == 5); // the 4 replayed and the new one
         std::string after = corio::test::read_plain(path);
         CHECK(after == good + record({"SET", "new", "record"}));
@@ -668,14 +672,17 @@ TEST_CASE("repair cuts exactly at the first bad record, says what it cut, and ke
         CHECK(r.backup == path + ".bak");
         CHECK(r.message == "aof: " + path + ": corrupt record at byte " +
                                std::to_string(starts[10]) + ": at byte " +
-                               std::to_string(starts[10] + 25) + ", bulk length 99999 points past "
-                               "the next record (at byte " + std::to_string(starts[11] + 4) +
-                               ") and past the end of the file (" + std::to_string(bad.size()) +
-                               " bytes)\naof: " + path + ": cut at byte " +
-                               std::to_string(starts[10]) + ": dropped " +
+                               std::to_string(starts[10] + 25) +
+                               ", bulk length 99999 points past "
+                               "the next record (at byte " +
+                               std::to_string(starts[11] + 4) + ") and past the end of the file (" +
+                               std::to_string(bad.size()) + " bytes)\naof: " + path +
+                               ": cut at byte " + std::to_string(starts[10]) + ": dropped " +
                                std::to_string(bad.size() - starts[10]) + " bytes (from byte " +
-                               std::to_string(starts[10]) + " to the end), kept 10 records; the "
-                               "original is saved as " + path + ".bak");
+                               std::to_string(starts[10]) +
+                               " to the end), kept 10 records; the "
+                               "original is saved as " +
+                               path + ".bak");
         CHECK(corio::test::read_plain(path) == log.substr(0, starts[10]));
         CHECK(corio::test::read_plain(path + ".bak") == bad);
 
@@ -688,9 +695,10 @@ TEST_CASE("repair cuts exactly at the first bad record, says what it cut, and ke
         kv::repair_report again = repair(path);
         CHECK(again.ok);
         CHECK_FALSE(again.changed);
-        CHECK(again.message == "aof: " + path + ": 11 records, " +
-                                   std::to_string(starts[10] + record({"SET", "new", "record"}).size()) +
-                                   " bytes, well-formed to the end: nothing to repair");
+        CHECK(again.message ==
+              "aof: " + path + ": 11 records, " +
+                  std::to_string(starts[10] + record({"SET", "new", "record"}).size()) +
+                  " bytes, well-formed to the end: nothing to repair");
     }
     SUBCASE("a truncated tail, and an earlier backup that must not be overwritten") {
         corio::test::write_plain(path + ".bak", "older");
@@ -702,14 +710,17 @@ TEST_CASE("repair cuts exactly at the first bad record, says what it cut, and ke
         CHECK(r.records == 29);
         CHECK(r.dropped == 7);
         CHECK(r.backup == path + ".bak.1");
-        CHECK(r.message.starts_with("aof: " + path + ": truncated tail: the file ends inside the "
-                                    "record at byte " + std::to_string(starts[29]) + " (7 bytes"));
+        CHECK(r.message.starts_with("aof: " + path +
+                                    ": truncated tail: the file ends inside the "
+                                    "record at byte " +
+                                    std::to_string(starts[29]) + " (7 bytes"));
         CHECK(corio::test::read_plain(path) == log.substr(0, starts[29]));
         CHECK(corio::test::read_plain(path + ".bak") == "older");
         CHECK(corio::test::read_plain(path + ".bak.1") == log.substr(0, starts[29] + 7));
     }
     SUBCASE("a record the server refuses") {
-        std::string bad = log.substr(0, starts[20]) + record({"BOGUS", "x"}) + log.substr(starts[20]);
+        std::string bad =
+            log.substr(0, starts[20]) + record({"BOGUS", "x"}) + log.substr(starts[20]);
         corio::test::write_plain(path, bad);
         kv::repair_report r = repair(path);
         CHECK(r.ok);
@@ -769,11 +780,13 @@ TEST_CASE("a log another server holds is refused by start-up and by repair (one 
         corio::sync_wait(ctx, two_servers_one_log(path, &refused, &repaired));
     }
     CHECK_FALSE(refused.ok);
-    CHECK(refused.message == "aof: " + path + ": locked by another process (a server using this "
-                             "log?): refusing to start");
+    CHECK(refused.message == "aof: " + path +
+                                 ": locked by another process (a server using this "
+                                 "log?): refusing to start");
     CHECK_FALSE(repaired.ok);
-    CHECK(repaired.message == "aof: " + path + ": locked by another process (a server using this "
-                              "log?): not repairing");
+    CHECK(repaired.message == "aof: " + path +
+                                  ": locked by another process (a server using this "
+                                  "log?): not repairing");
     // The first one cut the torn tail; nothing else touched the file.
     CHECK(corio::test::read_plain(path) == record({"SET", "a", "1"}));
 }

@@ -529,7 +529,8 @@ std::pair<int, std::string> run_kv(const std::vector<std::string>& args) {
 std::pair<std::string, long long> file_state(const std::string& path) {
     struct stat st {};
     REQUIRE(::stat(path.c_str(), &st) == 0);
-    return {corio::test::read_plain(path), st.st_mtim.tv_sec * 1'000'000'000LL + st.st_mtim.tv_nsec};
+    return {corio::test::read_plain(path),
+            st.st_mtim.tv_sec * 1'000'000'000LL + st.st_mtim.tv_nsec};
 }
 
 /// The log of `SET key:i vi` for i < n, as corio-kv writes it.
@@ -556,9 +557,12 @@ TEST_CASE("server: one corrupted length mid-AOF stops the start-up with its offs
 
     auto [status, out] = run_kv(args);
     CHECK(status == 1);
-    CHECK(out.find("corio-kv: aof: " + log + ": corrupt record at byte 3380: at byte 3406, bulk "
+    CHECK(out.find("corio-kv: aof: " + log +
+                   ": corrupt record at byte 3380: at byte 3406, bulk "
                    "length 99999999 points past the next record (at byte 3423) and past the end "
-                   "of the file (189687 bytes)\naof: " + log + ": refusing to start; the file was "
+                   "of the file (189687 bytes)\naof: " +
+                   log +
+                   ": refusing to start; the file was "
                    "not changed. `corio-kv --aof-repair` (same --dir and --appendfilename) cuts "
                    "it at byte 3380, dropping the 186307 bytes from there on and keeping a copy "
                    "of the original\n") != std::string::npos);
@@ -569,11 +573,14 @@ TEST_CASE("server: one corrupted length mid-AOF stops the start-up with its offs
     repair_args.push_back("--aof-repair");
     auto [repaired, said] = run_kv(repair_args);
     CHECK(repaired == 0);
-    CHECK(said == "aof: " + log + ": corrupt record at byte 3380: at byte 3406, bulk length "
-                  "99999999 points past the next record (at byte 3423) and past the end of the "
-                  "file (189687 bytes)\naof: " + log + ": cut at byte 3380: dropped 186307 bytes "
-                  "(from byte 3380 to the end), kept 100 records; the original is saved as " +
-                  log + ".bak\n");
+    CHECK(said == "aof: " + log +
+                      ": corrupt record at byte 3380: at byte 3406, bulk length "
+                      "99999999 points past the next record (at byte 3423) and past the end of the "
+                      "file (189687 bytes)\naof: " +
+                      log +
+                      ": cut at byte 3380: dropped 186307 bytes "
+                      "(from byte 3380 to the end), kept 100 records; the original is saved as " +
+                      log + ".bak\n");
     CHECK(corio::test::read_plain(log) == content.substr(0, 3380));
     CHECK(corio::test::read_plain(log + ".bak") == content);
 
@@ -596,8 +603,9 @@ TEST_CASE("server: --aof-repair on a sound log changes nothing; on a missing one
     auto before = file_state(log);
     auto [status, out] = run_kv(args);
     CHECK(status == 0);
-    CHECK(out == "aof: " + log + ": 3 records, 96 bytes, well-formed to the end: nothing to "
-                 "repair\n");
+    CHECK(out == "aof: " + log +
+                     ": 3 records, 96 bytes, well-formed to the end: nothing to "
+                     "repair\n");
     CHECK(file_state(log) == before);
     CHECK_FALSE(fs::exists(log + ".bak"));
 }
@@ -606,20 +614,22 @@ TEST_CASE("server: a torn last record is cut before the first append; the log re
     corio::test::temp_dir dir;
     std::string log = dir / "appendonly.aof";
     std::string good = set_records(3);
-    corio::test::write_plain(log, good + client::encode({"SET", "torn", std::string(200, 't')})
-                                           .substr(0, 150));
-    std::vector<std::string> args = {"--appendonly", "yes", "--appendfsync", "always", "--dir",
-                                      dir.path()};
+    corio::test::write_plain(
+        log, good + client::encode({"SET", "torn", std::string(200, 't')}).substr(0, 150));
+    std::vector<std::string> args = {"--appendonly", "yes",   "--appendfsync",
+                                     "always",       "--dir", dir.path()};
     {
         server srv(args);
         client c(srv.port);
         CHECK(c.call({"SET", "after", "repair"}) == "+OK\r\n");
         CHECK(srv.signal_and_wait(SIGTERM) == 0);
         corio::test::reader err(srv.err);
-        CHECK(err.line() == "corio-kv: aof: " + log + ": truncated tail: the file ends inside the "
-                            "record at byte 96 (150 bytes, the well-formed beginning of a record, "
-                            "as a crash leaves it): cutting the log from 246 to 96 bytes; 3 "
-                            "records kept");
+        CHECK(err.line() ==
+              "corio-kv: aof: " + log +
+                  ": truncated tail: the file ends inside the "
+                  "record at byte 96 (150 bytes, the well-formed beginning of a record, "
+                  "as a crash leaves it): cutting the log from 246 to 96 bytes; 3 "
+                  "records kept");
     }
     CHECK(corio::test::read_plain(log) == good + client::encode({"SET", "after", "repair"}));
     server again(args);
@@ -632,8 +642,8 @@ TEST_CASE("server: a failed AOF write (a short write, then EFBIG at the file siz
           "acknowledged write, and appends after it") {
     corio::test::temp_dir dir;
     std::string log = dir / "appendonly.aof";
-    std::vector<std::string> args = {"--appendonly", "yes", "--appendfsync", "always", "--dir",
-                                     dir.path()};
+    std::vector<std::string> args = {"--appendonly", "yes",   "--appendfsync",
+                                     "always",       "--dir", dir.path()};
     const std::string records = set_records(10);
     const std::size_t limit = records.size() + 17; // inside the 11th record
     std::size_t acknowledged = 0;
@@ -663,11 +673,15 @@ TEST_CASE("server: a failed AOF write (a short write, then EFBIG at the file siz
     CHECK(fs::file_size(log) == limit); // the short write reached the limit: a torn record
     server srv(args);
     corio::test::reader err(srv.err);
-    CHECK(err.line() == "corio-kv: aof: " + log + ": truncated tail: the file ends inside the "
-                        "record at byte " + std::to_string(records.size()) + " (17 bytes, the "
-                        "well-formed beginning of a record, as a crash leaves it): cutting the "
-                        "log from " + std::to_string(limit) + " to " +
-                        std::to_string(records.size()) + " bytes; 10 records kept");
+    CHECK(err.line() == "corio-kv: aof: " + log +
+                            ": truncated tail: the file ends inside the "
+                            "record at byte " +
+                            std::to_string(records.size()) +
+                            " (17 bytes, the "
+                            "well-formed beginning of a record, as a crash leaves it): cutting the "
+                            "log from " +
+                            std::to_string(limit) + " to " + std::to_string(records.size()) +
+                            " bytes; 10 records kept");
     client c(srv.port);
     CHECK(c.call({"DBSIZE"}) == ":10\r\n");
     CHECK(c.call({"SET", "key:10", "again"}) == "+OK\r\n");
@@ -682,7 +696,8 @@ TEST_CASE("server: a second corio-kv on the same AOF is refused while the first 
     CHECK(c.call({"SET", "k", "v"}) == "+OK\r\n");
     auto [status, out] = run_kv(args);
     CHECK(status == 1);
-    CHECK(out.find("corio-kv: aof: " + (dir / "appendonly.aof") + ": locked by another process "
+    CHECK(out.find("corio-kv: aof: " + (dir / "appendonly.aof") +
+                   ": locked by another process "
                    "(a server using this log?): refusing to start\n") != std::string::npos);
     CHECK(c.call({"GET", "k"}) == bulk("v"));
 }
@@ -691,6 +706,6 @@ TEST_CASE("server: --help documents --aof-repair") {
     auto [status, out] = run_kv({"--help"});
     CHECK(status == 0);
     CHECK(out.find("[--aof-repair]") != std::string::npos);
-    CHECK(out.find("--aof-repair: do not serve; cut DIR/APPENDFILENAME at its first bad record")
-          != std::string::npos);
+    CHECK(out.find("--aof-repair: do not serve; cut DIR/APPENDFILENAME at its first bad record") !=
+          std::string::npos);
 }
