@@ -446,7 +446,7 @@ TEST_CASE("server: a truncated log tail is cut off at start-up; a corrupt middle
     }
     auto [status, text] = run_to_exit(args);
     CHECK(status == 1);
-    CHECK(text.find("Bad file format reading the append only file") != std::string::npos);
+    CHECK(text.find(": corrupt record at byte 27: ") != std::string::npos);
 }
 
 TEST_CASE("server: redis-cli works unmodified (skipped without redis-cli)") {
@@ -473,4 +473,239 @@ TEST_CASE("server: redis-cli works unmodified (skipped without redis-cli)") {
     CHECK(info.find("# Keyspace") != std::string::npos);
     CHECK(info.find("corio_loop_turns:") != std::string::npos);
     CHECK(shell(cli + "ping") == "PONG\n");
+}
+
+// ----- the append-only file: corruption, torn tails, repair (issue 10, defect 4) -----
+
+// Here, with the tests that use them: this part is kept apart for easy merges.
+#include <sys/resource.h>
+
+#include <optional>
+
+namespace {
+
+/// Lowers this process's RLIMIT_FSIZE to `bytes` and ignores SIGXFSZ while it lives: a child
+/// started meanwhile inherits both, so its writes past `bytes` are cut short, then fail with
+/// EFBIG. Keep it short-lived: the test's own writes to files are limited too.
+class file_size_limit {
+public:
+    explicit file_size_limit(rlim_t bytes) {
+        REQUIRE(::getrlimit(RLIMIT_FSIZE, &m_old) == 0);
+        rlimit small = m_old;
+        small.rlim_cur = bytes;
+        REQUIRE(::setrlimit(RLIMIT_FSIZE, &small) == 0);
+        m_old_handler = ::signal(SIGXFSZ, SIG_IGN);
+    }
+    ~file_size_limit() {
+        ::setrlimit(RLIMIT_FSIZE, &m_old);
+        ::signal(SIGXFSZ, m_old_handler);
+    }
+    file_size_limit(const file_size_limit&) = delete;
+    file_size_limit& operator=(const file_size_limit&) = delete;
+
+private:
+    rlimit m_old{};                  // restored on destruction
+    sighandler_t m_old_handler = {}; // likewise
+};
+
+/// Runs corio-kv with `args` to its end, stdout and stderr together, killed after 5 s (a server
+/// that should have refused to start but serves): its exit status (137 when killed) and output.
+std::pair<int, std::string> run_kv(const std::vector<std::string>& args) {
+    std::string cmd = "timeout -s KILL 5 '" + server_binary().string() + "' --port 0";
+    for (const std::string& a : args)
+        cmd += " '" + a + "'";
+    std::FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
+    REQUIRE(p != nullptr);
+    std::string out;
+    char buf[4096];
+    std::size_t n = 0;
+    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0)
+        out.append(buf, n);
+    int status = ::pclose(p);
+    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+/// A file's bytes and modification time (ns).
+std::pair<std::string, long long> file_state(const std::string& path) {
+    struct stat st {};
+    REQUIRE(::stat(path.c_str(), &st) == 0);
+    return {corio::test::read_plain(path),
+            st.st_mtim.tv_sec * 1'000'000'000LL + st.st_mtim.tv_nsec};
+}
+
+/// The log of `SET key:i vi` for i < n, as corio-kv writes it.
+std::string set_records(int n) {
+    std::string log;
+    for (int i = 0; i < n; ++i)
+        log += client::encode({"SET", "key:" + std::to_string(i), "v" + std::to_string(i)});
+    return log;
+}
+
+} // namespace
+
+TEST_CASE("server: one corrupted length mid-AOF stops the start-up with its offset and leaves the "
+          "file untouched; --aof-repair cuts it there and the server starts (4,950 keys were "
+          "dropped silently)") {
+    corio::test::temp_dir dir;
+    std::string log = dir / "appendonly.aof";
+    std::string content = set_records(5050);
+    content.replace(content.find("$4\r\nv100\r\n"), 2, "$99999999"); // record 100, at byte 3380
+    REQUIRE(content.size() == 189687);
+    corio::test::write_plain(log, content);
+    auto before = file_state(log);
+    std::vector<std::string> args = {"--appendonly", "yes", "--dir", dir.path()};
+
+    auto [status, out] = run_kv(args);
+    CHECK(status == 1);
+    CHECK(out.find("corio-kv: aof: " + log +
+                   ": corrupt record at byte 3380: at byte 3406, bulk "
+                   "length 99999999 points past the next record (at byte 3423) and past the end "
+                   "of the file (189687 bytes)\naof: " +
+                   log +
+                   ": refusing to start; the file was "
+                   "not changed. `corio-kv --aof-repair` (same --dir and --appendfilename) cuts "
+                   "it at byte 3380, dropping the 186307 bytes from there on and keeping a copy "
+                   "of the original\n") != std::string::npos);
+    CHECK(out.find("listening on") == std::string::npos);
+    CHECK(file_state(log) == before);
+
+    std::vector<std::string> repair_args = args;
+    repair_args.push_back("--aof-repair");
+    auto [repaired, said] = run_kv(repair_args);
+    CHECK(repaired == 0);
+    CHECK(said == "aof: " + log +
+                      ": corrupt record at byte 3380: at byte 3406, bulk length "
+                      "99999999 points past the next record (at byte 3423) and past the end of the "
+                      "file (189687 bytes)\naof: " +
+                      log +
+                      ": cut at byte 3380: dropped 186307 bytes "
+                      "(from byte 3380 to the end), kept 100 records; the original is saved as " +
+                      log + ".bak\n");
+    CHECK(corio::test::read_plain(log) == content.substr(0, 3380));
+    CHECK(corio::test::read_plain(log + ".bak") == content);
+
+    server srv(args);
+    client c(srv.port);
+    CHECK(c.call({"DBSIZE"}) == ":100\r\n");
+    CHECK(c.call({"GET", "key:99"}) == bulk("v99"));
+    CHECK(c.call({"GET", "key:100"}) == "$-1\r\n");
+}
+
+TEST_CASE("server: --aof-repair on a sound log changes nothing; on a missing one it fails") {
+    corio::test::temp_dir dir;
+    std::string log = dir / "appendonly.aof";
+    std::vector<std::string> args = {"--dir", dir.path(), "--aof-repair"};
+    auto [missing, why] = run_kv(args);
+    CHECK(missing == 1);
+    CHECK(why == "aof: " + log + ": cannot open it: No such file or directory\n");
+
+    corio::test::write_plain(log, set_records(3));
+    auto before = file_state(log);
+    auto [status, out] = run_kv(args);
+    CHECK(status == 0);
+    CHECK(out == "aof: " + log +
+                     ": 3 records, 96 bytes, well-formed to the end: nothing to "
+                     "repair\n");
+    CHECK(file_state(log) == before);
+    CHECK_FALSE(fs::exists(log + ".bak"));
+}
+
+TEST_CASE("server: a torn last record is cut before the first append; the log replays whole") {
+    corio::test::temp_dir dir;
+    std::string log = dir / "appendonly.aof";
+    std::string good = set_records(3);
+    corio::test::write_plain(
+        log, good + client::encode({"SET", "torn", std::string(200, 't')}).substr(0, 150));
+    std::vector<std::string> args = {"--appendonly", "yes",   "--appendfsync",
+                                     "always",       "--dir", dir.path()};
+    {
+        server srv(args);
+        client c(srv.port);
+        CHECK(c.call({"SET", "after", "repair"}) == "+OK\r\n");
+        CHECK(srv.signal_and_wait(SIGTERM) == 0);
+        corio::test::reader err(srv.err);
+        CHECK(err.line() ==
+              "corio-kv: aof: " + log +
+                  ": truncated tail: the file ends inside the "
+                  "record at byte 96 (150 bytes, the well-formed beginning of a record, "
+                  "as a crash leaves it): cutting the log from 246 to 96 bytes; 3 "
+                  "records kept");
+    }
+    CHECK(corio::test::read_plain(log) == good + client::encode({"SET", "after", "repair"}));
+    server again(args);
+    client c(again.port);
+    CHECK(c.call({"DBSIZE"}) == ":4\r\n");
+}
+
+TEST_CASE("server: a failed AOF write (a short write, then EFBIG at the file size limit) ends "
+          "corio-kv with the error; the next start cuts the torn record, keeps every "
+          "acknowledged write, and appends after it") {
+    corio::test::temp_dir dir;
+    std::string log = dir / "appendonly.aof";
+    std::vector<std::string> args = {"--appendonly", "yes",   "--appendfsync",
+                                     "always",       "--dir", dir.path()};
+    const std::string records = set_records(10);
+    const std::size_t limit = records.size() + 17; // inside the 11th record
+    std::size_t acknowledged = 0;
+    {
+        std::optional<server> srv;
+        {
+            file_size_limit small(limit); // inherited by the server
+            srv.emplace(args);
+        }
+
+        client c(srv->port);
+        for (int i = 0; i < 20; ++i) {
+            std::string reply =
+                c.call({"SET", "key:" + std::to_string(i), "v" + std::to_string(i)});
+            if (reply != "+OK\r\n") {
+                CHECK(reply == "<eof>"); // no reply for a write that did not reach the log
+                break;
+            }
+            ++acknowledged;
+        }
+        CHECK(srv->signal_and_wait(0) == 1);
+        corio::test::reader err(srv->err);
+        CHECK(err.line() == "corio-kv: write failed on the append only file " + log +
+                                ": File too large. Exiting.");
+    }
+    CHECK(acknowledged == 10);
+    CHECK(fs::file_size(log) == limit); // the short write reached the limit: a torn record
+    server srv(args);
+    corio::test::reader err(srv.err);
+    CHECK(err.line() == "corio-kv: aof: " + log +
+                            ": truncated tail: the file ends inside the "
+                            "record at byte " +
+                            std::to_string(records.size()) +
+                            " (17 bytes, the "
+                            "well-formed beginning of a record, as a crash leaves it): cutting the "
+                            "log from " +
+                            std::to_string(limit) + " to " + std::to_string(records.size()) +
+                            " bytes; 10 records kept");
+    client c(srv.port);
+    CHECK(c.call({"DBSIZE"}) == ":10\r\n");
+    CHECK(c.call({"SET", "key:10", "again"}) == "+OK\r\n");
+    CHECK(corio::test::read_plain(log) == records + client::encode({"SET", "key:10", "again"}));
+}
+
+TEST_CASE("server: a second corio-kv on the same AOF is refused while the first one runs") {
+    corio::test::temp_dir dir;
+    std::vector<std::string> args = {"--appendonly", "yes", "--dir", dir.path()};
+    server first(args);
+    client c(first.port);
+    CHECK(c.call({"SET", "k", "v"}) == "+OK\r\n");
+    auto [status, out] = run_kv(args);
+    CHECK(status == 1);
+    CHECK(out.find("corio-kv: aof: " + (dir / "appendonly.aof") +
+                   ": locked by another process "
+                   "(a server using this log?): refusing to start\n") != std::string::npos);
+    CHECK(c.call({"GET", "k"}) == bulk("v"));
+}
+
+TEST_CASE("server: --help documents --aof-repair") {
+    auto [status, out] = run_kv({"--help"});
+    CHECK(status == 0);
+    CHECK(out.find("[--aof-repair]") != std::string::npos);
+    CHECK(out.find("--aof-repair: do not serve; cut DIR/APPENDFILENAME at its first bad record") !=
+          std::string::npos);
 }
