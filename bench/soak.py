@@ -550,6 +550,8 @@ class Worker:
     def run(self):
         st = self.stats
         for _ in range(self.max_sessions):
+            if not self.server.alive():
+                return  # its exit is a failure already; refused connections would add nothing
             if not self.gate.enter():
                 return
             try:
@@ -1164,7 +1166,9 @@ def kv_malformed(w):
             return
         try:
             reply = read_resp(c)
-            shown = reply[0] if isinstance(reply, tuple) else type(reply).__name__
+            # The error's text up to any quoted argument (garbage would make every one unique).
+            shown = (reply[0] + reply[1].split("'")[0].strip()[:48] if isinstance(reply, tuple)
+                     else type(reply).__name__)
         except (Closed, ConnectionError):
             shown = "closed"
         except VerifyFailure:
