@@ -612,10 +612,10 @@ def echo_check(sent, got, what):
 
 
 def echo_normal(w):
-    """1-8 messages of 1 B-64 KiB, each read back and compared; then a plain close or a
+    """1-12 messages of 1 B-64 KiB, each read back and compared; then a plain close or a
     half-close whose EOF must come back."""
     with w.connect(20) as c:
-        for _ in range(w.rng.randint(1, 8)):
+        for _ in range(w.rng.randint(1, 12)):
             msg = pattern_bytes(w.rng, w.rng.choice(ECHO_SIZES))
             c.send(msg)
             echo_check(msg, c.read_exact(len(msg), "echo"), "a message")
@@ -777,13 +777,13 @@ def http_plan(w, allow_big=True):
 
 
 def http_normal(w):
-    """1-6 keep-alive requests one after another (files, ranges, HEAD, 404), each verified; the
-    last one sometimes with Connection: close, whose close must follow."""
+    """1-8 keep-alive requests one after another (files, ranges, HEAD, 404), each verified; the
+    last one in half of the sessions with Connection: close, whose close must follow."""
     with w.connect(20) as c:
-        n = w.rng.randint(1, 6)
+        n = w.rng.randint(1, 8)
         for i in range(n):
             request, what, want, body, head_only = http_plan(w)
-            close = i == n - 1 and w.rng.random() < 0.3
+            close = i == n - 1 and w.rng.random() < 0.5
             if close:
                 request = request[:-2] + b"Connection: close\r\n\r\n"
             c.send(request)
@@ -1007,11 +1007,12 @@ KV_KEYS = 64  # keys per normal worker: the keyspace stays bounded
 
 
 def kv_normal(w):
-    """1-10 commands one after another on the worker's own keys (SET, GET, DEL, EXISTS, INCR,
-    SET with a short PX), every reply checked against what this worker wrote."""
+    """1-16 commands one after another on the worker's own keys (SET, GET, DEL, EXISTS, INCR,
+    SET with a short PX), every reply checked against what this worker wrote; in half of the
+    sessions a QUIT then, whose +OK and close must follow."""
     known = w.state.setdefault("values", {})  # key -> value this worker last set (None: absent)
     with w.connect(20) as c:
-        for _ in range(w.rng.randint(1, 10)):
+        for _ in range(w.rng.randint(1, 16)):
             key = f"soak:{w.ident}:{w.rng.randrange(KV_KEYS)}".encode()
             op = w.rng.random()
             if op < 0.35:
@@ -1049,6 +1050,11 @@ def kv_normal(w):
                 tkey = f"soak:{w.ident}:ttl:{w.rng.randrange(16)}".encode()
                 c.send(resp("SET", tkey, kv_value(w.rng), "PX", w.rng.randint(50, 2000)))
                 kv_expect("SET PX", read_resp(c), ("+", "OK"))
+        if w.rng.random() < 0.5:
+            c.send(resp("QUIT"))
+            kv_expect("QUIT", read_resp(c), ("+", "OK"))
+            if c.fill() != 0:
+                raise VerifyFailure("kv: bytes after QUIT's reply")
 
 
 def kv_slow(w):
@@ -1209,15 +1215,15 @@ def kv_idle(w):
 
 # (pattern name, function, normal?, threads per server, pause between sessions in seconds)
 MIX = {
-    "echo": [("normal", echo_normal, True, 3, 0.002), ("slow", echo_slow, False, 2, 0.01),
+    "echo": [("normal", echo_normal, True, 3, 0.005), ("slow", echo_slow, False, 2, 0.01),
              ("abrupt", echo_abrupt, False, 1, 0.01), ("bulk", echo_bulk, False, 1, 0.05),
              ("never-read", echo_never_read, False, 1, 0.1), ("idle", echo_idle, False, 1, 0.1)],
-    "http": [("normal", http_normal, True, 3, 0.002), ("slow", http_slow, False, 2, 0.01),
+    "http": [("normal", http_normal, True, 3, 0.005), ("slow", http_slow, False, 2, 0.01),
              ("abrupt", http_abrupt, False, 1, 0.01),
              ("pipelined", http_pipelined, False, 1, 0.01),
              ("malformed", http_malformed, False, 1, 0.01),
              ("never-read", http_never_read, False, 1, 0.1), ("idle", http_idle, False, 1, 0.1)],
-    "kv": [("normal", kv_normal, True, 3, 0.002), ("slow", kv_slow, False, 2, 0.01),
+    "kv": [("normal", kv_normal, True, 3, 0.005), ("slow", kv_slow, False, 2, 0.01),
            ("abrupt", kv_abrupt, False, 1, 0.01), ("pipelined", kv_pipelined, False, 1, 0.02),
            ("malformed", kv_malformed, False, 1, 0.01),
            ("never-read", kv_never_read, False, 1, 0.1), ("idle", kv_idle, False, 1, 0.1)],
