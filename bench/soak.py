@@ -1456,7 +1456,7 @@ def charts(out_dir, rows, servers, warmup):
                   ("health probe (ms)", 8, None)]
         end = max(r["t"] for r in pts)
         script = ["set terminal png size 900,1000", f"set output '{png}'",
-                  "set datafile missing 'NaN'", "set grid", "set key right bottom opaque",
+                  "set datafile missing 'NaN'", "set grid", "set key below horizontal",
                   f"set xrange [0:{end:.0f}]",
                   "set multiplot layout 4,1 title '" + name + ": idle samples (load paused) and "
                   "under load; the vertical line ends the warm-up'",
