@@ -520,9 +520,7 @@ class PatternStats:
 
 
 def error_name(e):
-    if isinstance(e, OSError) and e.errno is not None:
-        return f"{type(e).__name__}"
-    return type(e).__name__
+    return type(e).__name__  # ConnectionResetError, BrokenPipeError, Closed, ClientTimeout...
 
 
 class Worker:
@@ -1360,7 +1358,8 @@ def settle(server, expected, timeout, stats_timeout):
 
 class Sampler:
     def __init__(self, servers, gate, args, docs, holder):
-        self.servers, self.gate, self.args, self.docs, self.holder = servers, gate, args, docs, holder
+        self.servers, self.gate, self.args = servers, gate, args
+        self.docs, self.holder = docs, holder
         self.rows = []
         self.problems = {s.name: [] for s in servers}  # failures found while sampling
 
@@ -1792,9 +1791,10 @@ def write_summary(out_dir, args, servers, samples, judged, client_rows, failures
         out.append(f"- **{s.name}**: " + ("PASS" if not f else "FAIL: " + "; ".join(f)))
     out += ["", "## Trends (idle samples after the warm-up)", "",
             "Idle: the load paused and its connections closed. first/middle/last: medians of "
-            "the thirds of the post-warm-up samples; growth = last - first; tolerance = max(absolute, "
-            "relative x first). RSS fails only on a trend: its Theil-Sen slope must project past the "
-            "tolerance over the window and past a third of it in each half, unless it jumps by "
+            "the thirds of the post-warm-up samples; growth = last - first; tolerance = "
+            "max(absolute, relative x first). RSS fails only on a trend: its Theil-Sen slope must "
+            "project past the tolerance over the window and past a third of it in each half, "
+            "unless it jumps by "
             f"more than {STEP_FACTOR} tolerances (docs/soak.md).", "",
             "| server | metric | baseline (idle, before load) | first third | middle | last third "
             "| growth | tolerance | slope per hour | verdict |",

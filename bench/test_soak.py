@@ -184,7 +184,8 @@ class StatsLines(unittest.TestCase):
         self.assertEqual(st["live_tasks"], 6)
 
     def test_robust_to_order_text_and_junk(self):
-        st = soak.parse_stats("stats: backend=io_uring live_tasks=4 junk =5 x= 2xx=10 connections=1")
+        st = soak.parse_stats("stats: backend=io_uring live_tasks=4 junk =5 x= 2xx=10 "
+                              "connections=1")
         self.assertEqual(st["backend"], "io_uring")
         self.assertEqual(st["live_tasks"], 4)
         self.assertEqual(st["2xx"], 10)
@@ -200,7 +201,8 @@ def conn_over(data):
     b.sendall(data)
     b.close()
     c = soak.Conn.__new__(soak.Conn)
-    c.gate, c.deadline, c.sock, c.buf, c.eof = soak.Gate(), time.monotonic() + 5, a, bytearray(), False
+    c.gate, c.deadline, c.sock = soak.Gate(), time.monotonic() + 5, a
+    c.buf, c.eof = bytearray(), False
     a.settimeout(soak.POLL)
     return c
 
