@@ -25,6 +25,7 @@ must exit 0. Everything stays on 127.0.0.1; every client loop is bounded in coun
 import argparse
 import csv
 import datetime
+import errno
 import importlib.util
 import os
 import random
@@ -566,7 +567,10 @@ class Worker:
                     st.verify_failures += 1
                     st.note(f"{st.pattern}: {e}")
             except (OSError, ClientTimeout, Closed) as e:
-                if self.gate.paused or self.gate.stopping:
+                if isinstance(e, OSError) and e.errno == errno.EADDRNOTAVAIL:
+                    # The client machine ran out of local ports: not the server's doing.
+                    st.outcome("no free local port (client side)")
+                elif self.gate.paused or self.gate.stopping:
                     with st.lock:
                         st.interrupted += 1
                 elif st.normal:
