@@ -11,6 +11,7 @@
 //      curl -v http://127.0.0.1:PORT/   and   kill -USR1 <pid>   for a stats line.
 #include "corio.hpp"
 #include "examples/common/cli.hpp"
+#include "examples/common/stop_signals.hpp"
 #include "examples/http/file_cache.hpp"
 #include "examples/http/http_date.hpp"
 #include "examples/http/mime.hpp"
@@ -779,18 +780,21 @@ corio::task<void> print_stats(const server_state* srv) {
     std::fflush(stdout);
 }
 
-/// SIGUSR1 prints the stats; SIGINT/SIGTERM stop accepting at once (closing the listener ends
-/// the accept loop), close the idle connections and end this task.
+/// SIGUSR1 prints the stats; the first SIGINT/SIGTERM stops accepting at once (closing the
+/// listener ends the accept loop) and closes the idle connections; a second one exits at once
+/// (stop_signals::watcher). Runs until cancelled.
 corio::task<void> watch_signals(corio::signal_set* signals, server_state* srv) {
+    stop_signals::watcher watcher(*signals, "corio-http");
     for (;;) {
-        corio::result<int> signo = co_await signals->wait();
-        if (!signo)
-            co_return; // cancelled: the server is going down anyway
-        if (*signo == SIGUSR1) {
+        auto next = watcher.next();
+        stop_signals::event e = co_await std::move(next);
+        if (e.what == stop_signals::request::done)
+            co_return;
+        if (e.what == stop_signals::request::stats) {
             co_await print_stats(srv);
             continue;
         }
-        std::printf("signal %d: draining %zu connections\n", *signo, srv->active);
+        std::printf("signal %d: draining %zu connections\n", e.signo, srv->active);
         std::fflush(stdout);
         srv->stopping = true;
         corio::result<void> closed = co_await srv->listener->close();
@@ -798,7 +802,6 @@ corio::task<void> watch_signals(corio::signal_set* signals, server_state* srv) {
         for (connection_entry* c = srv->head; c != nullptr; c = c->next)
             if (c->idle)
                 server_state::kick(c);
-        co_return;
     }
 }
 
@@ -837,9 +840,10 @@ corio::task<int> run_server(options opt, corio::signal_set* signals) {
     srv.root_fd = root->native_handle();
     srv.listener = &*listener;
 
-    corio::task_scope control;     // signal watcher, timeout sweep
-    corio::task_scope connections; // one task per connection
-    control.spawn(watch_signals(signals, &srv));
+    corio::task_scope signal_scope; // the watcher, to the very end: a second signal exits at once
+    corio::task_scope control;      // timeout sweep
+    corio::task_scope connections;  // one task per connection
+    signal_scope.spawn(watch_signals(signals, &srv));
     control.spawn(sweep_timeouts(&srv));
     {
         net::tcp_accept_stream incoming = listener->accept_multishot();
@@ -871,6 +875,8 @@ corio::task<int> run_server(options opt, corio::signal_set* signals) {
     co_await print_stats(&srv);
     corio::result<void> closed = co_await root->close();
     (void)closed;
+    signal_scope.request_stop();
+    co_await signal_scope.join();
     co_return 0;
 }
 
@@ -889,7 +895,8 @@ corio::task<int> run_server(options opt, corio::signal_set* signals) {
         "  --port 0 picks an ephemeral port and prints `listening on PORT`.\n"
         "  --index '' answers 403 for every directory. --cache-bytes 0 turns the\n"
         "  small-file cache off (every request then opens, stats and reads the file).\n"
-        "  SIGUSR1 prints a stats line; SIGINT/SIGTERM drain and exit 0.\n");
+        "%s",
+        stop_signals::k_usage);
     std::exit(status);
 }
 
