@@ -47,7 +47,7 @@ struct options {
 struct server_state {
     std::uint64_t accepted = 0;     // connections accepted
     std::uint64_t rejected = 0;     // closed at once: over --max-connections
-    std::uint64_t timed_out = 0;    // closed for idling or not reading
+    std::uint64_t timed_out = 0;    // closed by --idle-timeout-ms: silent, or not reading
     std::uint64_t bytes = 0;        // bytes echoed
     std::size_t active = 0;         // connections open now
     bool stopping = false;          // SIGINT/SIGTERM seen
@@ -57,17 +57,19 @@ struct server_state {
 
 // ----- one connection -----
 
-/// Sends all of `data`, giving up when the peer stops reading for `limit`.
-corio::task<bool> send_all_within(net::tcp_stream* conn, std::span<const std::byte> data,
-                                  std::chrono::milliseconds limit) {
+/// Sends all of `data`: std::errc::timed_out when the peer stops reading for `limit` (no send
+/// completes within it), or the error of the send that failed.
+corio::task<corio::result<void>> send_all_within(net::tcp_stream* conn,
+                                                 std::span<const std::byte> data,
+                                                 std::chrono::milliseconds limit) {
     while (!data.empty()) {
         auto send = corio::with_timeout(conn->send_some(data), limit);
         corio::result<std::size_t> sent = co_await send;
         if (!sent)
-            co_return false;
+            co_return sent.error();
         data = data.subspan(*sent);
     }
-    co_return true;
+    co_return corio::result<void>{};
 }
 
 /// The whole protocol: what arrives goes back. Ends at EOF, on an error, when the peer idles
@@ -83,9 +85,11 @@ corio::task<void> echo_with_own_buffer(net::tcp_stream conn, const options* opt,
             break;
         }
         auto send = send_all_within(&conn, std::span(buffer).first(*n), opt->idle_timeout);
-        bool sent = co_await std::move(send);
-        if (!sent)
+        corio::result<void> sent = co_await std::move(send);
+        if (!sent) {
+            state->timed_out += sent == std::errc::timed_out; // a peer that stopped reading
             break;
+        }
         state->bytes += *n;
     }
     corio::result<void> closed = co_await conn.close(); // cancels anything left, then closes
@@ -108,9 +112,11 @@ corio::task<void> echo_with_ring(net::tcp_stream conn, const options* opt, serve
             break;
         }
         auto send = send_all_within(&conn, lease->data(), opt->idle_timeout);
-        bool sent = co_await std::move(send);
-        if (!sent)
+        corio::result<void> sent = co_await std::move(send);
+        if (!sent) {
+            state->timed_out += sent == std::errc::timed_out; // a peer that stopped reading
             break;
+        }
         state->bytes += lease->size();
     }
     corio::result<void> closed = co_await conn.close(); // ends the stream's armed recv too
