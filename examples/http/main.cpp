@@ -24,6 +24,7 @@
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -96,8 +97,19 @@ struct server_state {
     std::uint64_t cache_hits = 0;          // served from memory without a check
     std::uint64_t cache_revalidated = 0;   // checked, unchanged, served from memory
     std::uint64_t cache_misses = 0;        // read from disk
+    std::uint64_t out_of_fds = 0;          // requests answered 503: no fd left to open the file
     bool stopping = false;                 // SIGINT/SIGTERM seen
     net::tcp_listener* listener = nullptr; // closed to stop accepting
+    const net::tcp_accept_stream* incoming = nullptr; // while accepting: its back-off count
+    std::uint64_t accept_backoffs_at_end = 0;         // that count once accepting ended
+    std::uint64_t reported_out_of_fds = 0;            // out_of_fds at the last report
+    std::uint64_t reported_backoffs = 0;              // accept back-offs at the last report
+    steady::time_point last_fd_report{};              // when the last report was printed
+
+    /// Accepts that found no free fd (the accept stream then backs off and retries).
+    [[nodiscard]] std::uint64_t accept_backoffs() const noexcept {
+        return incoming ? incoming->stats().backoffs : accept_backoffs_at_end;
+    }
 
     void link(connection_entry* c) noexcept {
         c->next = head;
@@ -505,6 +517,7 @@ corio::task<bool> connection::serve_request(const request* r) {
         co_return keep;
     }
     if (o.status != 0) {
+        m_srv->out_of_fds += o.status == 503; // EMFILE/ENFILE: reported by sweep_timeouts
         queue_error(o.status, keep, head_only);
         co_return keep;
     }
@@ -713,9 +726,31 @@ corio::task<void> serve(net::tcp_stream conn, server_state* srv) {
 
 // ----- timeouts, signals, statistics -----
 
-/// Shuts down every connection past its deadline (header, keep-alive or send timeout). One
-/// sweep per tick instead of a linked timeout per recv: a tick is a fraction of the shortest
-/// timeout, so a timeout fires at most that fraction late.
+/// At the fd limit (EMFILE, or ENFILE for the whole system) a request whose file cannot be opened
+/// gets 503 and the accept stream backs off, leaving new connections in the listen backlog. Both
+/// are counted (the stats line); this prints one line on stderr with the counts since the last
+/// one, at most once a second.
+void report_out_of_fds(server_state* srv, steady::time_point now) {
+    std::uint64_t refused = srv->out_of_fds - srv->reported_out_of_fds;
+    std::uint64_t backoffs = srv->accept_backoffs();
+    std::uint64_t paused = backoffs - srv->reported_backoffs;
+    if ((refused == 0 && paused == 0) || now - srv->last_fd_report < 1s)
+        return;
+    rlimit limit{};
+    ::getrlimit(RLIMIT_NOFILE, &limit);
+    std::fprintf(stderr,
+                 "corio-http: out of file descriptors (RLIMIT_NOFILE %llu): %llu requests "
+                 "answered 503, accepting paused %llu times since the last report\n",
+                 static_cast<unsigned long long>(limit.rlim_cur),
+                 static_cast<unsigned long long>(refused), static_cast<unsigned long long>(paused));
+    srv->reported_out_of_fds = srv->out_of_fds;
+    srv->reported_backoffs = backoffs;
+    srv->last_fd_report = now;
+}
+
+/// Shuts down every connection past its deadline (header, keep-alive or send timeout), and
+/// reports running out of fds. One sweep per tick instead of a linked timeout per recv: a tick
+/// is a fraction of the shortest timeout, so a timeout fires at most that fraction late.
 corio::task<void> sweep_timeouts(server_state* srv) {
     const options& o = srv->opt;
     auto shortest = std::min({o.header_timeout, o.keepalive_timeout, o.send_timeout});
@@ -732,6 +767,7 @@ corio::task<void> sweep_timeouts(server_state* srv) {
                 server_state::kick(c);
             }
         }
+        report_out_of_fds(srv, now);
     }
 }
 
@@ -756,27 +792,29 @@ corio::task<void> print_stats(const server_state* srv) {
     std::size_t buffered = 0;
     for (const connection_entry* c = srv->head; c != nullptr; c = c->next)
         buffered += c->buffered;
-    std::printf(
-        "stats: connections=%zu accepted=%llu rejected=%llu timed_out=%llu requests=%llu "
-        "2xx=%llu 3xx=%llu 4xx=%llu 5xx=%llu cache_entries=%zu cache_bytes=%zu "
-        "cache_hits=%llu cache_revalidated=%llu cache_misses=%llu bytes_buffered=%zu "
-        "open_fds=%ld live_tasks=%zu frame_bytes=%zu frame_bytes_peak=%zu ops_in_flight=%zu "
-        "kernel_enters=%llu "
-        "cq_overflows=%llu\n",
-        srv->active, static_cast<unsigned long long>(srv->accepted),
-        static_cast<unsigned long long>(srv->rejected),
-        static_cast<unsigned long long>(srv->timed_out),
-        static_cast<unsigned long long>(srv->requests),
-        static_cast<unsigned long long>(srv->by_class[2]),
-        static_cast<unsigned long long>(srv->by_class[3]),
-        static_cast<unsigned long long>(srv->by_class[4]),
-        static_cast<unsigned long long>(srv->by_class[5]), srv->cache.entries(), srv->cache.bytes(),
-        static_cast<unsigned long long>(srv->cache_hits),
-        static_cast<unsigned long long>(srv->cache_revalidated),
-        static_cast<unsigned long long>(srv->cache_misses), buffered, fds, s.live_tasks,
-        s.frame_bytes, s.peak_frame_bytes, s.ops_in_flight,
-        static_cast<unsigned long long>(s.kernel_enters),
-        static_cast<unsigned long long>(s.cq_overflows));
+    std::printf("stats: connections=%zu accepted=%llu rejected=%llu timed_out=%llu requests=%llu "
+                "2xx=%llu 3xx=%llu 4xx=%llu 5xx=%llu cache_entries=%zu cache_bytes=%zu "
+                "cache_hits=%llu cache_revalidated=%llu cache_misses=%llu out_of_fds_503=%llu "
+                "accept_backoffs=%llu bytes_buffered=%zu open_fds=%ld live_tasks=%zu "
+                "frame_bytes=%zu frame_bytes_peak=%zu ops_in_flight=%zu "
+                "kernel_enters=%llu "
+                "cq_overflows=%llu\n",
+                srv->active, static_cast<unsigned long long>(srv->accepted),
+                static_cast<unsigned long long>(srv->rejected),
+                static_cast<unsigned long long>(srv->timed_out),
+                static_cast<unsigned long long>(srv->requests),
+                static_cast<unsigned long long>(srv->by_class[2]),
+                static_cast<unsigned long long>(srv->by_class[3]),
+                static_cast<unsigned long long>(srv->by_class[4]),
+                static_cast<unsigned long long>(srv->by_class[5]), srv->cache.entries(),
+                srv->cache.bytes(), static_cast<unsigned long long>(srv->cache_hits),
+                static_cast<unsigned long long>(srv->cache_revalidated),
+                static_cast<unsigned long long>(srv->cache_misses),
+                static_cast<unsigned long long>(srv->out_of_fds),
+                static_cast<unsigned long long>(srv->accept_backoffs()), buffered, fds,
+                s.live_tasks, s.frame_bytes, s.peak_frame_bytes, s.ops_in_flight,
+                static_cast<unsigned long long>(s.kernel_enters),
+                static_cast<unsigned long long>(s.cq_overflows));
     std::fflush(stdout);
 }
 
@@ -847,6 +885,7 @@ corio::task<int> run_server(options opt, corio::signal_set* signals) {
     control.spawn(sweep_timeouts(&srv));
     {
         net::tcp_accept_stream incoming = listener->accept_multishot();
+        srv.incoming = &incoming;
         for (;;) {
             corio::result<net::tcp_stream> conn = co_await incoming.next();
             if (!conn) {
@@ -862,6 +901,8 @@ corio::task<int> run_server(options opt, corio::signal_set* signals) {
             }
             connections.spawn(serve(std::move(*conn), &srv));
         }
+        srv.accept_backoffs_at_end = incoming.stats().backoffs;
+        srv.incoming = nullptr;
     }
 
     // Drain: in-flight responses get --drain-ms to finish, then whatever is left is cancelled.
