@@ -61,6 +61,7 @@ struct options {
     std::chrono::milliseconds keepalive_timeout = 15s; // an idle keep-alive connection lasts this
     std::chrono::milliseconds send_timeout = 30s;      // a peer not reading for this is dropped
     std::chrono::milliseconds drain = 5s;              // on SIGINT/SIGTERM: time to finish
+    std::chrono::milliseconds linger_timeout = 1000ms; // closing: wait this for the client's FIN
     parse_limits limits;                               // request line, header count and bytes, body
     std::size_t cache_bytes = 32u << 20;               // the small-file cache's bound (0: no cache)
     std::size_t cache_max_file = 256u << 10;           // larger files are always read from disk
@@ -92,6 +93,7 @@ struct server_state {
     std::uint64_t accepted = 0;            // connections accepted
     std::uint64_t rejected = 0;            // closed at once: over --max-connections
     std::uint64_t timed_out = 0;           // shut down by a timeout
+    std::uint64_t linger_timeouts = 0;     // closed without the client's FIN (--linger-timeout-ms)
     std::uint64_t requests = 0;            // complete request heads
     std::uint64_t by_class[6] = {};        // responses by status class (index 2..5)
     std::uint64_t cache_hits = 0;          // served from memory without a check
@@ -629,19 +631,26 @@ corio::task<bool> connection::process_buffer() {
 
 /// After a response that ends the connection: FIN first, then read (and drop) what the client
 /// still sends for a moment, so that closing with unread bytes does not reset the connection
-/// before the client has read the response.
+/// before the client has read the response. A client that neither closes nor sends for
+/// --linger-timeout-ms is closed anyway (counted: linger_timeouts); so is one whose connection
+/// deadline passes meanwhile (the sweep; counted: timed_out).
 corio::task<void> connection::linger_close() {
     auto shut = m_conn.shutdown(SHUT_WR);
     corio::result<void> down = co_await shut;
-    if (down) {
+    if (down && m_srv->opt.linger_timeout.count() > 0) {
         char sink[4096];
         for (int i = 0; i < 64; ++i) {
-            auto recv = corio::with_timeout(m_conn.recv_some(std::span<char>(sink)), 1000ms);
+            auto recv = corio::with_timeout(m_conn.recv_some(std::span<char>(sink)),
+                                            m_srv->opt.linger_timeout);
             corio::result<std::size_t> n = co_await recv;
-            if (!n || *n == 0)
+            if (!n || *n == 0) {
+                m_srv->linger_timeouts += n == std::errc::timed_out;
                 break;
+            }
         }
     }
+    if (m_entry.timed_out)
+        ++m_srv->timed_out; // run() counted only what timed out before the linger
     forget_fd();
     corio::result<void> closed = co_await m_conn.close();
     (void)closed;
@@ -792,29 +801,32 @@ corio::task<void> print_stats(const server_state* srv) {
     std::size_t buffered = 0;
     for (const connection_entry* c = srv->head; c != nullptr; c = c->next)
         buffered += c->buffered;
-    std::printf("stats: connections=%zu accepted=%llu rejected=%llu timed_out=%llu requests=%llu "
-                "2xx=%llu 3xx=%llu 4xx=%llu 5xx=%llu cache_entries=%zu cache_bytes=%zu "
-                "cache_hits=%llu cache_revalidated=%llu cache_misses=%llu out_of_fds_503=%llu "
-                "accept_backoffs=%llu bytes_buffered=%zu open_fds=%ld live_tasks=%zu "
-                "frame_bytes=%zu frame_bytes_peak=%zu ops_in_flight=%zu "
-                "kernel_enters=%llu "
-                "cq_overflows=%llu\n",
-                srv->active, static_cast<unsigned long long>(srv->accepted),
-                static_cast<unsigned long long>(srv->rejected),
-                static_cast<unsigned long long>(srv->timed_out),
-                static_cast<unsigned long long>(srv->requests),
-                static_cast<unsigned long long>(srv->by_class[2]),
-                static_cast<unsigned long long>(srv->by_class[3]),
-                static_cast<unsigned long long>(srv->by_class[4]),
-                static_cast<unsigned long long>(srv->by_class[5]), srv->cache.entries(),
-                srv->cache.bytes(), static_cast<unsigned long long>(srv->cache_hits),
-                static_cast<unsigned long long>(srv->cache_revalidated),
-                static_cast<unsigned long long>(srv->cache_misses),
-                static_cast<unsigned long long>(srv->out_of_fds),
-                static_cast<unsigned long long>(srv->accept_backoffs()), buffered, fds,
-                s.live_tasks, s.frame_bytes, s.peak_frame_bytes, s.ops_in_flight,
-                static_cast<unsigned long long>(s.kernel_enters),
-                static_cast<unsigned long long>(s.cq_overflows));
+    std::printf(
+        "stats: connections=%zu accepted=%llu rejected=%llu timed_out=%llu linger_timeouts=%llu "
+        "requests=%llu "
+        "2xx=%llu 3xx=%llu 4xx=%llu 5xx=%llu cache_entries=%zu cache_bytes=%zu "
+        "cache_hits=%llu cache_revalidated=%llu cache_misses=%llu out_of_fds_503=%llu "
+        "accept_backoffs=%llu bytes_buffered=%zu open_fds=%ld live_tasks=%zu "
+        "frame_bytes=%zu frame_bytes_peak=%zu ops_in_flight=%zu "
+        "kernel_enters=%llu "
+        "cq_overflows=%llu\n",
+        srv->active, static_cast<unsigned long long>(srv->accepted),
+        static_cast<unsigned long long>(srv->rejected),
+        static_cast<unsigned long long>(srv->timed_out),
+        static_cast<unsigned long long>(srv->linger_timeouts),
+        static_cast<unsigned long long>(srv->requests),
+        static_cast<unsigned long long>(srv->by_class[2]),
+        static_cast<unsigned long long>(srv->by_class[3]),
+        static_cast<unsigned long long>(srv->by_class[4]),
+        static_cast<unsigned long long>(srv->by_class[5]), srv->cache.entries(), srv->cache.bytes(),
+        static_cast<unsigned long long>(srv->cache_hits),
+        static_cast<unsigned long long>(srv->cache_revalidated),
+        static_cast<unsigned long long>(srv->cache_misses),
+        static_cast<unsigned long long>(srv->out_of_fds),
+        static_cast<unsigned long long>(srv->accept_backoffs()), buffered, fds, s.live_tasks,
+        s.frame_bytes, s.peak_frame_bytes, s.ops_in_flight,
+        static_cast<unsigned long long>(s.kernel_enters),
+        static_cast<unsigned long long>(s.cq_overflows));
     std::fflush(stdout);
 }
 
@@ -929,7 +941,7 @@ corio::task<int> run_server(options opt, corio::signal_set* signals) {
         "usage: corio-http --root DIR [--port N] [--bind ADDR] [--index NAME]\n"
         "         [--sq-entries N] [--cq-entries N] [--max-connections N]\n"
         "         [--header-timeout-ms MS] [--keepalive-timeout-ms MS]\n"
-        "         [--send-timeout-ms MS] [--drain-ms MS]\n"
+        "         [--send-timeout-ms MS] [--linger-timeout-ms MS] [--drain-ms MS]\n"
         "         [--max-request-line BYTES] [--max-headers N] [--max-header-bytes BYTES]\n"
         "         [--max-body BYTES] [--cache-bytes BYTES] [--cache-max-file BYTES]\n"
         "         [--cache-validity-ms MS]\n"
@@ -978,6 +990,8 @@ options parse_args(int argc, char** argv) {
             opt.keepalive_timeout = millis(name, value);
         else if (flag == "--send-timeout-ms")
             opt.send_timeout = millis(name, value);
+        else if (flag == "--linger-timeout-ms")
+            opt.linger_timeout = millis(name, value);
         else if (flag == "--drain-ms")
             opt.drain = millis(name, value);
         else if (flag == "--max-request-line")

@@ -586,6 +586,29 @@ TEST_CASE("regression: at the fd limit the 503s are logged at most once a second
     CHECK(srv.exits_cleanly_after(SIGTERM));
 }
 
+TEST_CASE("regression: a client that does not close after the response that ends its "
+          "connection is closed after --linger-timeout-ms and counted in linger_timeouts (that "
+          "timeout was not counted anywhere)") {
+    temp_root root;
+    root.write("a", "a");
+    server srv({"--root", root.dir.string(), "--linger-timeout-ms", "100"});
+    client c(srv.port);
+    c.send("GET /a HTTP/1.0\r\n\r\n"); // HTTP/1.0: the server closes after the response
+    response r = read_response(c.in);
+    CHECK(r.status == 200);
+    CHECK(r.body == "a");
+    CHECK(c.in.at_eof()); // its FIN; now it waits 100 ms for ours, which never comes
+    // The drain waits for the lingering connection (it is not idle); the stats line printed at
+    // the end then counts how the linger ended.
+    ::kill(srv.pid, SIGTERM);
+    CHECK(srv.next_line("signal ") == "signal 15: draining 1 connections");
+    std::string stats = srv.next_line("stats: ");
+    INFO(stats);
+    CHECK(stat_field(stats, "linger_timeouts") == "1");
+    CHECK(stat_field(stats, "timed_out") == "0");
+    CHECK(srv.exits_cleanly_after(0));
+}
+
 TEST_CASE("HEAD of a missing file gets a head without a body; empty files are served") {
     temp_root root;
     root.write("empty", "");
