@@ -9,6 +9,7 @@
 //      nc 127.0.0.1 PORT            and   kill -USR1 <pid>   for a stats line.
 #include "corio.hpp"
 #include "examples/common/cli.hpp"
+#include "examples/common/stop_signals.hpp"
 
 #include <dirent.h>
 #include <signal.h>
@@ -46,7 +47,7 @@ struct options {
 struct server_state {
     std::uint64_t accepted = 0;     // connections accepted
     std::uint64_t rejected = 0;     // closed at once: over --max-connections
-    std::uint64_t timed_out = 0;    // closed for idling or not reading
+    std::uint64_t timed_out = 0;    // closed by --idle-timeout-ms: silent, or not reading
     std::uint64_t bytes = 0;        // bytes echoed
     std::size_t active = 0;         // connections open now
     bool stopping = false;          // SIGINT/SIGTERM seen
@@ -56,17 +57,19 @@ struct server_state {
 
 // ----- one connection -----
 
-/// Sends all of `data`, giving up when the peer stops reading for `limit`.
-corio::task<bool> send_all_within(net::tcp_stream* conn, std::span<const std::byte> data,
-                                  std::chrono::milliseconds limit) {
+/// Sends all of `data`: std::errc::timed_out when the peer stops reading for `limit` (no send
+/// completes within it), or the error of the send that failed.
+corio::task<corio::result<void>> send_all_within(net::tcp_stream* conn,
+                                                 std::span<const std::byte> data,
+                                                 std::chrono::milliseconds limit) {
     while (!data.empty()) {
         auto send = corio::with_timeout(conn->send_some(data), limit);
         corio::result<std::size_t> sent = co_await send;
         if (!sent)
-            co_return false;
+            co_return sent.error();
         data = data.subspan(*sent);
     }
-    co_return true;
+    co_return corio::result<void>{};
 }
 
 /// The whole protocol: what arrives goes back. Ends at EOF, on an error, when the peer idles
@@ -82,9 +85,11 @@ corio::task<void> echo_with_own_buffer(net::tcp_stream conn, const options* opt,
             break;
         }
         auto send = send_all_within(&conn, std::span(buffer).first(*n), opt->idle_timeout);
-        bool sent = co_await std::move(send);
-        if (!sent)
+        corio::result<void> sent = co_await std::move(send);
+        if (!sent) {
+            state->timed_out += sent == std::errc::timed_out; // a peer that stopped reading
             break;
+        }
         state->bytes += *n;
     }
     corio::result<void> closed = co_await conn.close(); // cancels anything left, then closes
@@ -107,9 +112,11 @@ corio::task<void> echo_with_ring(net::tcp_stream conn, const options* opt, serve
             break;
         }
         auto send = send_all_within(&conn, lease->data(), opt->idle_timeout);
-        bool sent = co_await std::move(send);
-        if (!sent)
+        corio::result<void> sent = co_await std::move(send);
+        if (!sent) {
+            state->timed_out += sent == std::errc::timed_out; // a peer that stopped reading
             break;
+        }
         state->bytes += lease->size();
     }
     corio::result<void> closed = co_await conn.close(); // ends the stream's armed recv too
@@ -157,24 +164,25 @@ corio::task<void> dump_stats(const options* opt, const server_state* state) {
     std::fflush(stdout);
 }
 
-/// SIGUSR1 dumps the stats; SIGINT/SIGTERM stop accepting (closing the listener ends the
-/// accept loop) and end this task.
+/// SIGUSR1 dumps the stats; the first SIGINT/SIGTERM stops accepting (closing the listener ends
+/// the accept loop), a second one exits at once (stop_signals::watcher). Runs until cancelled.
 corio::task<void> watch_signals(corio::signal_set* signals, const options* opt,
                                 server_state* state) {
+    stop_signals::watcher watcher(*signals, "echo");
     for (;;) {
-        corio::result<int> signo = co_await signals->wait();
-        if (!signo)
-            co_return; // cancelled: the server is going down anyway
-        if (*signo == SIGUSR1) {
+        auto next = watcher.next();
+        stop_signals::event e = co_await std::move(next);
+        if (e.what == stop_signals::request::done)
+            co_return;
+        if (e.what == stop_signals::request::stats) {
             co_await dump_stats(opt, state);
             continue;
         }
-        std::printf("signal %d: draining %zu connections\n", *signo, state->active);
+        std::printf("signal %d: draining %zu connections\n", e.signo, state->active);
         std::fflush(stdout);
         state->stopping = true;
         corio::result<void> closed = co_await state->listener->close();
         (void)closed; // closing cannot fail in a way that matters here
-        co_return;
     }
 }
 
@@ -218,9 +226,10 @@ corio::task<int> run_server(options opt, corio::signal_set* signals) {
         state.ring = ring.get();
     }
 
-    corio::task_scope control;     // signal watcher, stats ticker
-    corio::task_scope connections; // one task per connection
-    control.spawn(watch_signals(signals, &opt, &state));
+    corio::task_scope signal_scope; // the watcher, to the very end: a second signal exits at once
+    corio::task_scope control;      // stats ticker
+    corio::task_scope connections;  // one task per connection
+    signal_scope.spawn(watch_signals(signals, &opt, &state));
     if (opt.stats_interval.count() > 0)
         control.spawn(tick_stats(&opt, &state));
 
@@ -251,6 +260,8 @@ corio::task<int> run_server(options opt, corio::signal_set* signals) {
     control.request_stop();
     co_await control.join();
     co_await dump_stats(&opt, &state);
+    signal_scope.request_stop();
+    co_await signal_scope.join();
     co_return 0;
 }
 
@@ -262,7 +273,8 @@ corio::task<int> run_server(options opt, corio::signal_set* signals) {
                  "            [--buffer-size BYTES] [--provided-buffers N] [--max-connections N]\n"
                  "            [--idle-timeout-ms MS] [--drain-ms MS] [--stats-interval-ms MS]\n"
                  "  --port 0 picks an ephemeral port and prints `listening on PORT`.\n"
-                 "  SIGUSR1 prints a stats line; SIGINT/SIGTERM drain and exit 0.\n");
+                 "%s",
+                 stop_signals::k_usage);
     std::exit(status);
 }
 

@@ -31,16 +31,23 @@ public:
     signal_set& operator=(const signal_set&) = delete;
 
     /// Resumes with the number of the next signal of the set (one already pending is returned at
-    /// once, through the ring). Cancellable: resumes with std::errc::operation_canceled when the
-    /// awaiting task is stopped. The set must outlive the co_await.
+    /// once, through the ring). The set must outlive the co_await. What it resumes with:
+    /// - a signal number of the set;
+    /// - std::errc::operation_canceled when the awaiting task is stopped (or its io_context
+    ///   is torn down);
+    /// - any other error is a real one (the signalfd is unusable: EBADF, EINVAL...); waiting
+    ///   again will most likely fail again.
+    /// Transient failures of the read are retried here and never returned: EINTR (a stop and
+    /// continue of the process interrupts it: after SIGSTOP/SIGCONT the set keeps working) and
+    /// EAGAIN (the wait then polls the signalfd before it reads again, so it cannot spin).
     [[nodiscard]] task<result<int>> wait();
 
     /// The signalfd (owned), for callers that read it their own way.
     [[nodiscard]] int native_handle() const noexcept { return m_fd; }
 
 private:
-    int m_fd = -1;           // the signalfd
-    sigset_t m_previous{};   // the thread's mask before construction, restored on destruction
+    int m_fd = -1;         // the signalfd
+    sigset_t m_previous{}; // the thread's mask before construction, restored on destruction
 };
 
 } // namespace corio

@@ -11,6 +11,7 @@
 //      curl -v http://127.0.0.1:PORT/   and   kill -USR1 <pid>   for a stats line.
 #include "corio.hpp"
 #include "examples/common/cli.hpp"
+#include "examples/common/stop_signals.hpp"
 #include "examples/http/file_cache.hpp"
 #include "examples/http/http_date.hpp"
 #include "examples/http/mime.hpp"
@@ -23,6 +24,7 @@
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -59,6 +61,7 @@ struct options {
     std::chrono::milliseconds keepalive_timeout = 15s; // an idle keep-alive connection lasts this
     std::chrono::milliseconds send_timeout = 30s;      // a peer not reading for this is dropped
     std::chrono::milliseconds drain = 5s;              // on SIGINT/SIGTERM: time to finish
+    std::chrono::milliseconds linger_timeout = 1000ms; // closing: wait this for the client's FIN
     parse_limits limits;                               // request line, header count and bytes, body
     std::size_t cache_bytes = 32u << 20;               // the small-file cache's bound (0: no cache)
     std::size_t cache_max_file = 256u << 10;           // larger files are always read from disk
@@ -90,13 +93,25 @@ struct server_state {
     std::uint64_t accepted = 0;            // connections accepted
     std::uint64_t rejected = 0;            // closed at once: over --max-connections
     std::uint64_t timed_out = 0;           // shut down by a timeout
+    std::uint64_t linger_timeouts = 0;     // closed without the client's FIN (--linger-timeout-ms)
     std::uint64_t requests = 0;            // complete request heads
     std::uint64_t by_class[6] = {};        // responses by status class (index 2..5)
     std::uint64_t cache_hits = 0;          // served from memory without a check
     std::uint64_t cache_revalidated = 0;   // checked, unchanged, served from memory
     std::uint64_t cache_misses = 0;        // read from disk
+    std::uint64_t out_of_fds = 0;          // requests answered 503: no fd left to open the file
     bool stopping = false;                 // SIGINT/SIGTERM seen
     net::tcp_listener* listener = nullptr; // closed to stop accepting
+    const net::tcp_accept_stream* incoming = nullptr; // while accepting: its back-off count
+    std::uint64_t accept_backoffs_at_end = 0;         // that count once accepting ended
+    std::uint64_t reported_out_of_fds = 0;            // out_of_fds at the last report
+    std::uint64_t reported_backoffs = 0;              // accept back-offs at the last report
+    steady::time_point last_fd_report{};              // when the last report was printed
+
+    /// Accepts that found no free fd (the accept stream then backs off and retries).
+    [[nodiscard]] std::uint64_t accept_backoffs() const noexcept {
+        return incoming ? incoming->stats().backoffs : accept_backoffs_at_end;
+    }
 
     void link(connection_entry* c) noexcept {
         c->next = head;
@@ -504,6 +519,7 @@ corio::task<bool> connection::serve_request(const request* r) {
         co_return keep;
     }
     if (o.status != 0) {
+        m_srv->out_of_fds += o.status == 503; // EMFILE/ENFILE: reported by sweep_timeouts
         queue_error(o.status, keep, head_only);
         co_return keep;
     }
@@ -615,19 +631,26 @@ corio::task<bool> connection::process_buffer() {
 
 /// After a response that ends the connection: FIN first, then read (and drop) what the client
 /// still sends for a moment, so that closing with unread bytes does not reset the connection
-/// before the client has read the response.
+/// before the client has read the response. A client that neither closes nor sends for
+/// --linger-timeout-ms is closed anyway (counted: linger_timeouts); so is one whose connection
+/// deadline passes meanwhile (the sweep; counted: timed_out).
 corio::task<void> connection::linger_close() {
     auto shut = m_conn.shutdown(SHUT_WR);
     corio::result<void> down = co_await shut;
-    if (down) {
+    if (down && m_srv->opt.linger_timeout.count() > 0) {
         char sink[4096];
         for (int i = 0; i < 64; ++i) {
-            auto recv = corio::with_timeout(m_conn.recv_some(std::span<char>(sink)), 1000ms);
+            auto recv = corio::with_timeout(m_conn.recv_some(std::span<char>(sink)),
+                                            m_srv->opt.linger_timeout);
             corio::result<std::size_t> n = co_await recv;
-            if (!n || *n == 0)
+            if (!n || *n == 0) {
+                m_srv->linger_timeouts += n == std::errc::timed_out;
                 break;
+            }
         }
     }
+    if (m_entry.timed_out)
+        ++m_srv->timed_out; // run() counted only what timed out before the linger
     forget_fd();
     corio::result<void> closed = co_await m_conn.close();
     (void)closed;
@@ -712,9 +735,31 @@ corio::task<void> serve(net::tcp_stream conn, server_state* srv) {
 
 // ----- timeouts, signals, statistics -----
 
-/// Shuts down every connection past its deadline (header, keep-alive or send timeout). One
-/// sweep per tick instead of a linked timeout per recv: a tick is a fraction of the shortest
-/// timeout, so a timeout fires at most that fraction late.
+/// At the fd limit (EMFILE, or ENFILE for the whole system) a request whose file cannot be opened
+/// gets 503 and the accept stream backs off, leaving new connections in the listen backlog. Both
+/// are counted (the stats line); this prints one line on stderr with the counts since the last
+/// one, at most once a second.
+void report_out_of_fds(server_state* srv, steady::time_point now) {
+    std::uint64_t refused = srv->out_of_fds - srv->reported_out_of_fds;
+    std::uint64_t backoffs = srv->accept_backoffs();
+    std::uint64_t paused = backoffs - srv->reported_backoffs;
+    if ((refused == 0 && paused == 0) || now - srv->last_fd_report < 1s)
+        return;
+    rlimit limit{};
+    ::getrlimit(RLIMIT_NOFILE, &limit);
+    std::fprintf(stderr,
+                 "corio-http: out of file descriptors (RLIMIT_NOFILE %llu): %llu requests "
+                 "answered 503, accepting paused %llu times since the last report\n",
+                 static_cast<unsigned long long>(limit.rlim_cur),
+                 static_cast<unsigned long long>(refused), static_cast<unsigned long long>(paused));
+    srv->reported_out_of_fds = srv->out_of_fds;
+    srv->reported_backoffs = backoffs;
+    srv->last_fd_report = now;
+}
+
+/// Shuts down every connection past its deadline (header, keep-alive or send timeout), and
+/// reports running out of fds. One sweep per tick instead of a linked timeout per recv: a tick
+/// is a fraction of the shortest timeout, so a timeout fires at most that fraction late.
 corio::task<void> sweep_timeouts(server_state* srv) {
     const options& o = srv->opt;
     auto shortest = std::min({o.header_timeout, o.keepalive_timeout, o.send_timeout});
@@ -731,6 +776,7 @@ corio::task<void> sweep_timeouts(server_state* srv) {
                 server_state::kick(c);
             }
         }
+        report_out_of_fds(srv, now);
     }
 }
 
@@ -756,15 +802,18 @@ corio::task<void> print_stats(const server_state* srv) {
     for (const connection_entry* c = srv->head; c != nullptr; c = c->next)
         buffered += c->buffered;
     std::printf(
-        "stats: connections=%zu accepted=%llu rejected=%llu timed_out=%llu requests=%llu "
+        "stats: connections=%zu accepted=%llu rejected=%llu timed_out=%llu linger_timeouts=%llu "
+        "requests=%llu "
         "2xx=%llu 3xx=%llu 4xx=%llu 5xx=%llu cache_entries=%zu cache_bytes=%zu "
-        "cache_hits=%llu cache_revalidated=%llu cache_misses=%llu bytes_buffered=%zu "
-        "open_fds=%ld live_tasks=%zu frame_bytes=%zu frame_bytes_peak=%zu ops_in_flight=%zu "
+        "cache_hits=%llu cache_revalidated=%llu cache_misses=%llu out_of_fds_503=%llu "
+        "accept_backoffs=%llu bytes_buffered=%zu open_fds=%ld live_tasks=%zu "
+        "frame_bytes=%zu frame_bytes_peak=%zu ops_in_flight=%zu "
         "kernel_enters=%llu "
         "cq_overflows=%llu\n",
         srv->active, static_cast<unsigned long long>(srv->accepted),
         static_cast<unsigned long long>(srv->rejected),
         static_cast<unsigned long long>(srv->timed_out),
+        static_cast<unsigned long long>(srv->linger_timeouts),
         static_cast<unsigned long long>(srv->requests),
         static_cast<unsigned long long>(srv->by_class[2]),
         static_cast<unsigned long long>(srv->by_class[3]),
@@ -772,25 +821,30 @@ corio::task<void> print_stats(const server_state* srv) {
         static_cast<unsigned long long>(srv->by_class[5]), srv->cache.entries(), srv->cache.bytes(),
         static_cast<unsigned long long>(srv->cache_hits),
         static_cast<unsigned long long>(srv->cache_revalidated),
-        static_cast<unsigned long long>(srv->cache_misses), buffered, fds, s.live_tasks,
+        static_cast<unsigned long long>(srv->cache_misses),
+        static_cast<unsigned long long>(srv->out_of_fds),
+        static_cast<unsigned long long>(srv->accept_backoffs()), buffered, fds, s.live_tasks,
         s.frame_bytes, s.peak_frame_bytes, s.ops_in_flight,
         static_cast<unsigned long long>(s.kernel_enters),
         static_cast<unsigned long long>(s.cq_overflows));
     std::fflush(stdout);
 }
 
-/// SIGUSR1 prints the stats; SIGINT/SIGTERM stop accepting at once (closing the listener ends
-/// the accept loop), close the idle connections and end this task.
+/// SIGUSR1 prints the stats; the first SIGINT/SIGTERM stops accepting at once (closing the
+/// listener ends the accept loop) and closes the idle connections; a second one exits at once
+/// (stop_signals::watcher). Runs until cancelled.
 corio::task<void> watch_signals(corio::signal_set* signals, server_state* srv) {
+    stop_signals::watcher watcher(*signals, "corio-http");
     for (;;) {
-        corio::result<int> signo = co_await signals->wait();
-        if (!signo)
-            co_return; // cancelled: the server is going down anyway
-        if (*signo == SIGUSR1) {
+        auto next = watcher.next();
+        stop_signals::event e = co_await std::move(next);
+        if (e.what == stop_signals::request::done)
+            co_return;
+        if (e.what == stop_signals::request::stats) {
             co_await print_stats(srv);
             continue;
         }
-        std::printf("signal %d: draining %zu connections\n", *signo, srv->active);
+        std::printf("signal %d: draining %zu connections\n", e.signo, srv->active);
         std::fflush(stdout);
         srv->stopping = true;
         corio::result<void> closed = co_await srv->listener->close();
@@ -798,7 +852,6 @@ corio::task<void> watch_signals(corio::signal_set* signals, server_state* srv) {
         for (connection_entry* c = srv->head; c != nullptr; c = c->next)
             if (c->idle)
                 server_state::kick(c);
-        co_return;
     }
 }
 
@@ -837,12 +890,14 @@ corio::task<int> run_server(options opt, corio::signal_set* signals) {
     srv.root_fd = root->native_handle();
     srv.listener = &*listener;
 
-    corio::task_scope control;     // signal watcher, timeout sweep
-    corio::task_scope connections; // one task per connection
-    control.spawn(watch_signals(signals, &srv));
+    corio::task_scope signal_scope; // the watcher, to the very end: a second signal exits at once
+    corio::task_scope control;      // timeout sweep
+    corio::task_scope connections;  // one task per connection
+    signal_scope.spawn(watch_signals(signals, &srv));
     control.spawn(sweep_timeouts(&srv));
     {
         net::tcp_accept_stream incoming = listener->accept_multishot();
+        srv.incoming = &incoming;
         for (;;) {
             corio::result<net::tcp_stream> conn = co_await incoming.next();
             if (!conn) {
@@ -858,6 +913,8 @@ corio::task<int> run_server(options opt, corio::signal_set* signals) {
             }
             connections.spawn(serve(std::move(*conn), &srv));
         }
+        srv.accept_backoffs_at_end = incoming.stats().backoffs;
+        srv.incoming = nullptr;
     }
 
     // Drain: in-flight responses get --drain-ms to finish, then whatever is left is cancelled.
@@ -871,6 +928,8 @@ corio::task<int> run_server(options opt, corio::signal_set* signals) {
     co_await print_stats(&srv);
     corio::result<void> closed = co_await root->close();
     (void)closed;
+    signal_scope.request_stop();
+    co_await signal_scope.join();
     co_return 0;
 }
 
@@ -882,14 +941,15 @@ corio::task<int> run_server(options opt, corio::signal_set* signals) {
         "usage: corio-http --root DIR [--port N] [--bind ADDR] [--index NAME]\n"
         "         [--sq-entries N] [--cq-entries N] [--max-connections N]\n"
         "         [--header-timeout-ms MS] [--keepalive-timeout-ms MS]\n"
-        "         [--send-timeout-ms MS] [--drain-ms MS]\n"
+        "         [--send-timeout-ms MS] [--linger-timeout-ms MS] [--drain-ms MS]\n"
         "         [--max-request-line BYTES] [--max-headers N] [--max-header-bytes BYTES]\n"
         "         [--max-body BYTES] [--cache-bytes BYTES] [--cache-max-file BYTES]\n"
         "         [--cache-validity-ms MS]\n"
         "  --port 0 picks an ephemeral port and prints `listening on PORT`.\n"
         "  --index '' answers 403 for every directory. --cache-bytes 0 turns the\n"
         "  small-file cache off (every request then opens, stats and reads the file).\n"
-        "  SIGUSR1 prints a stats line; SIGINT/SIGTERM drain and exit 0.\n");
+        "%s",
+        stop_signals::k_usage);
     std::exit(status);
 }
 
@@ -930,6 +990,8 @@ options parse_args(int argc, char** argv) {
             opt.keepalive_timeout = millis(name, value);
         else if (flag == "--send-timeout-ms")
             opt.send_timeout = millis(name, value);
+        else if (flag == "--linger-timeout-ms")
+            opt.linger_timeout = millis(name, value);
         else if (flag == "--drain-ms")
             opt.drain = millis(name, value);
         else if (flag == "--max-request-line")

@@ -15,6 +15,7 @@
 
 #include "corio.hpp"
 #include "examples/common/cli.hpp"
+#include "examples/common/stop_signals.hpp"
 
 #include <signal.h>
 #include <sys/socket.h>
@@ -436,18 +437,19 @@ corio::task<void> begin_shutdown(server* srv, unsigned signo) {
             ::shutdown(c->fd, SHUT_RD); // its recv returns 0 at once
 }
 
+/// SIGUSR1 prints the stats; the first SIGINT/SIGTERM shuts down, a second one exits at once
+/// (stop_signals::watcher). Runs until cancelled.
 corio::task<void> watch_signals(corio::signal_set* signals, server* srv) {
+    stop_signals::watcher watcher(*signals, "corio-kv");
     for (;;) {
-        auto waiting = signals->wait();
-        corio::result<int> signo = co_await std::move(waiting);
-        if (!signo)
-            co_return; // cancelled: the server is going down anyway
-        if (*signo == SIGUSR1) {
+        auto next = watcher.next();
+        stop_signals::event e = co_await std::move(next);
+        if (e.what == stop_signals::request::done)
+            co_return;
+        if (e.what == stop_signals::request::stats)
             print_stats(srv);
-            continue;
-        }
-        co_await begin_shutdown(srv, static_cast<unsigned>(*signo));
-        co_return;
+        else
+            co_await begin_shutdown(srv, static_cast<unsigned>(e.signo));
     }
 }
 
@@ -555,7 +557,8 @@ corio::task<int> run_server(options opt, corio::signal_set* signals) {
                  "  --aof-repair: do not serve; cut DIR/APPENDFILENAME at its first bad record\n"
                  "  (every record from there on is dropped; the original is kept as .bak), print\n"
                  "  what was cut and exit (redis-check-aof --fix).\n"
-                 "  SIGUSR1 prints a stats line; SIGINT/SIGTERM drain and exit 0.\n");
+                 "%s",
+                 stop_signals::k_usage);
     std::exit(status);
 }
 

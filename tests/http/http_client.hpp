@@ -114,10 +114,12 @@ struct temp_root {
 };
 
 /// corio-http, started with --port 0 and `args`; stdout is a pipe (the port, signal and stats
-/// lines), stderr is inherited.
+/// lines), stderr is inherited unless `stderr_to` says otherwise; `limits` are set before exec.
 struct server : corio::test::server_process {
-    explicit server(std::vector<std::string> args)
-        : server_process(server_path(), std::move(args), corio::test::child_stderr::inherit) {}
+    explicit server(std::vector<std::string> args,
+                    corio::test::child_stderr stderr_to = corio::test::child_stderr::inherit,
+                    corio::test::child_limits limits = {})
+        : server_process(server_path(), std::move(args), stderr_to, limits) {}
 
     /// SIGUSR1, then the stats line it prints.
     std::string stats() {

@@ -45,6 +45,15 @@ std::string stat_field(const std::string& stats, const std::string& key) {
     return stats.substr(at, stats.find(' ', at) - at);
 }
 
+/// The number before " requests answered 503" in a log line, or 0.
+unsigned long long refused_in(const std::string& line) {
+    std::size_t at = line.find(" requests answered 503");
+    if (at == std::string::npos)
+        return 0;
+    std::size_t start = line.rfind(' ', at - 1);
+    return std::stoull(line.substr(start + 1, at - start - 1));
+}
+
 bool have_curl() {
     return std::system("command -v curl >/dev/null 2>&1") == 0;
 }
@@ -517,6 +526,87 @@ TEST_CASE("connections over --max-connections are closed at once; the others are
     std::string stats = srv.stats();
     INFO(stats);
     CHECK(stat_field(stats, "rejected") == "1");
+}
+
+TEST_CASE("regression: at the fd limit the 503s are logged at most once a second with their "
+          "count and counted in the stats, and serving goes on (they were answered silently)") {
+    temp_root root;
+    root.write("a", "a");
+    server srv({"--root", root.dir.string(), "--cache-bytes", "0"}, corio::test::child_stderr::pipe,
+               {.nofile = 32});
+    // Connections one at a time, each asked for HEAD /a: a HEAD's file is closed before its
+    // answer is sent, so each connection holds one fd. 200s until a connection takes the last
+    // free fd; its HEAD gets 503 (no fd to open the file), and so do nine more on it.
+    std::vector<std::unique_ptr<client>> open;
+    int status = 200;
+    while (status == 200 && open.size() < 100) {
+        open.push_back(std::make_unique<client>(srv.port));
+        open.back()->send("HEAD /a HTTP/1.1\r\nHost: t\r\n\r\n");
+        status = read_response(open.back()->in, true).status;
+    }
+    REQUIRE(status == 503);
+    std::string nine;
+    for (int i = 0; i < 9; ++i)
+        nine += "HEAD /a HTTP/1.1\r\nHost: t\r\n\r\n";
+    open.back()->send(nine);
+    for (int i = 0; i < 9; ++i)
+        CHECK(read_response(open.back()->in, true).status == 503);
+    // More connections than fit: they wait in the listen backlog while accepting backs off.
+    std::vector<std::unique_ptr<client>> waiting;
+    for (int i = 0; i < 5; ++i) {
+        waiting.push_back(std::make_unique<client>(srv.port));
+        waiting.back()->send("GET /a HTTP/1.1\r\nHost: t\r\n\r\n");
+    }
+    // Logged once for the ten (twice if they straddled a report), not once per request.
+    corio::test::reader errors(srv.err);
+    unsigned long long reported = 0;
+    int lines = 0;
+    while (reported < 10) {
+        std::string line = errors.line();
+        INFO(line);
+        REQUIRE(line.starts_with("corio-http: out of file descriptors"));
+        ++lines;
+        reported += refused_in(line);
+    }
+    CHECK(reported == 10);
+    CHECK(lines <= 2);
+    // Closing the connections frees their fds: the waiting ones are accepted and served.
+    open.clear();
+    for (auto& w : waiting) {
+        response r = read_response(w->in);
+        CHECK(r.status == 200);
+        CHECK(r.body == "a");
+    }
+    std::string stats = srv.stats();
+    INFO(stats);
+    CHECK(stat_field(stats, "out_of_fds_503") == "10");
+    CHECK(stat_field(stats, "accept_backoffs") != "<none>");
+    CHECK(stat_field(stats, "accept_backoffs") != "0");
+    waiting.clear();
+    CHECK(srv.exits_cleanly_after(SIGTERM));
+}
+
+TEST_CASE("regression: a client that does not close after the response that ends its "
+          "connection is closed after --linger-timeout-ms and counted in linger_timeouts (that "
+          "timeout was not counted anywhere)") {
+    temp_root root;
+    root.write("a", "a");
+    server srv({"--root", root.dir.string(), "--linger-timeout-ms", "100"});
+    client c(srv.port);
+    c.send("GET /a HTTP/1.0\r\n\r\n"); // HTTP/1.0: the server closes after the response
+    response r = read_response(c.in);
+    CHECK(r.status == 200);
+    CHECK(r.body == "a");
+    CHECK(c.in.at_eof()); // its FIN; now it waits 100 ms for ours, which never comes
+    // The drain waits for the lingering connection (it is not idle); the stats line printed at
+    // the end then counts how the linger ended.
+    ::kill(srv.pid, SIGTERM);
+    CHECK(srv.next_line("signal ") == "signal 15: draining 1 connections");
+    std::string stats = srv.next_line("stats: ");
+    INFO(stats);
+    CHECK(stat_field(stats, "linger_timeouts") == "1");
+    CHECK(stat_field(stats, "timed_out") == "0");
+    CHECK(srv.exits_cleanly_after(0));
 }
 
 TEST_CASE("HEAD of a missing file gets a head without a body; empty files are served") {

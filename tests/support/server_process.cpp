@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -74,8 +75,9 @@ bool reader::fill() {
 namespace {
 
 /// Forks and execs `BINARY --port 0 ARGS...` with its stdout and stderr on `stdout_to` and
-/// `stderr_to` (-1: the test's own). Every other fd of ours is O_CLOEXEC.
-pid_t spawn(const fs::path& binary, std::vector<std::string> args, int stdout_to, int stderr_to) {
+/// `stderr_to` (-1: the test's own) and `limits`. Every other fd of ours is O_CLOEXEC.
+pid_t spawn(const fs::path& binary, std::vector<std::string> args, int stdout_to, int stderr_to,
+            child_limits limits = {}) {
     args.insert(args.begin(), {binary.string(), "--port", "0"});
     std::vector<char*> argv; // built before fork: the child only dup2()s and execs
     for (std::string& a : args)
@@ -88,6 +90,11 @@ pid_t spawn(const fs::path& binary, std::vector<std::string> args, int stdout_to
             ::dup2(stdout_to, STDOUT_FILENO);
         if (stderr_to >= 0)
             ::dup2(stderr_to, STDERR_FILENO);
+        if (limits.nofile > 0) {
+            rlimit nofile{limits.nofile, limits.nofile};
+            if (::setrlimit(RLIMIT_NOFILE, &nofile) != 0)
+                std::_Exit(126);
+        }
         ::execv(argv[0], argv.data());
         std::_Exit(127);
     }
@@ -115,7 +122,7 @@ void stop(pid_t& pid, int& out, int& err) {
 } // namespace
 
 server_process::server_process(const fs::path& binary, std::vector<std::string> args,
-                               child_stderr stderr_to) {
+                               child_stderr stderr_to, child_limits limits) {
     REQUIRE_MESSAGE(fs::exists(binary), "not built: " << binary.string());
     int out_pipe[2];
     int err_pipe[2] = {-1, -1};
@@ -124,7 +131,7 @@ server_process::server_process(const fs::path& binary, std::vector<std::string> 
         REQUIRE(::pipe2(err_pipe, O_CLOEXEC) == 0);
     out = out_pipe[0];
     err = err_pipe[0];
-    pid = spawn(binary, std::move(args), out_pipe[1], err_pipe[1]);
+    pid = spawn(binary, std::move(args), out_pipe[1], err_pipe[1], limits);
     ::close(out_pipe[1]);
     if (err_pipe[1] >= 0)
         ::close(err_pipe[1]);

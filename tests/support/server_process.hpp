@@ -70,6 +70,11 @@ enum class child_stderr {
     pipe,    // a pipe the test reads (server_process::err)
 };
 
+/// Resource limits set in the child before it execs the server (0: inherited unchanged).
+struct child_limits {
+    unsigned long nofile = 0; // RLIMIT_NOFILE (soft and hard): the fds the server may open
+};
+
 /// A server binary started as `BINARY --port 0 ARGS...`, ready once it printed `listening on N`
 /// (up to two other lines may come first). Its stdout is a pipe read through `lines`. The
 /// destructor kills (SIGKILL) and reaps it if it still runs, and closes the pipes.
@@ -80,9 +85,10 @@ struct server_process {
     int err = -1;      // read end of its stderr; -1 when inherited
     reader lines{-1};  // its stdout, after the `listening on` line
 
-    /// Starts it and waits for its port (REQUIREs that it was built and printed one).
+    /// Starts it (with `limits`) and waits for its port (REQUIREs that it was built and printed
+    /// one).
     server_process(const std::filesystem::path& binary, std::vector<std::string> args,
-                   child_stderr stderr_to);
+                   child_stderr stderr_to, child_limits limits = {});
     server_process(const server_process&) = delete;
     server_process& operator=(const server_process&) = delete;
     ~server_process();
