@@ -86,7 +86,7 @@ private:
         std::string().swap(m_inline); // a long value keeps no short buffer besides
     }
 
-    std::string m_inline;                 // the bytes of a short value
+    std::string m_inline;                  // the bytes of a short value
     std::shared_ptr<std::string> m_shared; // the bytes of a long value, or null
 };
 

@@ -118,9 +118,9 @@ TEST_CASE("reply_writer: what does not fit the room is refused, and everything a
     std::string out;
     kv::reply_writer w(out);
     w.set_room(12);
-    w.ok();            // 5
-    w.bulk("abc");     // 9: does not fit in the 7 left
-    w.integer(1);      // 4 would fit, but the stream is broken from the first refusal on
+    w.ok();        // 5
+    w.bulk("abc"); // 9: does not fit in the 7 left
+    w.integer(1);  // 4 would fit, but the stream is broken from the first refusal on
     CHECK(out == "+OK\r\n");
     CHECK(w.overflowed());
     CHECK(w.refused() == 13);
