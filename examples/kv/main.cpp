@@ -58,7 +58,7 @@ struct options {
     std::uint64_t rewrite_min_size = 64u << 20; // auto rewrite: minimum log size
     std::size_t max_clients = 10000;            // beyond this, new clients get an error
     std::size_t output_limit = 256u << 20;      // a client whose pending replies exceed it is closed
-    std::size_t output_budget = 256u << 20;     // all clients' pending replies: beyond it, clients
+    std::size_t output_budget = 512u << 20;     // all clients' pending replies: beyond it, clients
                                                 // with replies pending stop reading (0: no bound)
     std::size_t query_limit = 1u << 30;         // unparsed input a client may have buffered
     std::size_t max_bulk = 512u << 20;          // one argument's bytes
@@ -800,8 +800,9 @@ corio::task<int> run_server(options opt, corio::signal_set* signals) {
                  "                                crossing it closes the client [256 MiB; 0: none]\n"
                  "  --max-output-memory           memory of all clients' unsent replies; beyond\n"
                  "                                it a client with replies pending stops reading\n"
-                 "                                until they drain, the others go on [256 MiB;\n"
-                 "                                0: none]\n"
+                 "                                until they drain, the others go on [512 MiB;\n"
+                 "                                0: none]; keep it above the client limit, so\n"
+                 "                                that one client alone meets its own limit first\n"
                  "  --client-query-buffer-limit   one incomplete command's bytes; crossing it\n"
                  "                                closes the client [1 GiB; at least 16 KiB]\n"
                  "  --proto-max-bulk-len          one argument's bytes [512 MiB]\n"
@@ -882,6 +883,10 @@ options parse_args(int argc, char** argv) {
     }
     if (opt.query_limit < k_read_chunk)
         opt.query_limit = k_read_chunk;
+    if (opt.output_budget > 0 && (opt.output_limit == 0 || opt.output_limit >= opt.output_budget))
+        std::fprintf(stderr, "corio-kv: warning: --max-output-memory is not above "
+                             "--client-output-buffer-limit: a client that does not read stops at "
+                             "the total before it meets its own limit\n");
     return opt;
 }
 

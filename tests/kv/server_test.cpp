@@ -429,14 +429,21 @@ TEST_CASE("server: a client that pipelines past --client-output-buffer-limit and
           "closed at the limit with a log line naming it; memory stays bounded") {
     std::size_t value_size = 1 << 20;
     std::size_t gets = 100;
+    std::size_t limit = 8 << 20;
+    std::vector<std::string> args = {"--client-output-buffer-limit", std::to_string(limit),
+                                     "--max-output-memory", std::to_string(2 * limit)};
     SUBCASE("1 MiB values") {}
     SUBCASE("10 kB values") {
         value_size = 10000;
         gets = 5000;
     }
-    constexpr std::size_t limit = 8 << 20;
+    SUBCASE("the issue's case: 1,000 GETs of 1 MiB, default limit (256 MiB) and total") {
+        gets = 1000;
+        limit = 256 << 20;
+        args.clear();
+    }
     small_asan_quarantine quarantine;
-    server srv({"--client-output-buffer-limit", std::to_string(limit)});
+    server srv(args);
     std::string value = patterned(value_size);
     client other(srv.port);
     REQUIRE(other.call({"SET", "big", value}) == "+OK\r\n");
@@ -445,7 +452,7 @@ TEST_CASE("server: a client that pipelines past --client-output-buffer-limit and
     int greedy = connect_small_window(srv.port);
     std::string batch;
     for (std::size_t i = 0; i < gets; ++i)
-        batch += client::encode({"GET", "big"}); // 100 MiB / 50 MB of replies, never read
+        batch += client::encode({"GET", "big"}); // 100 MiB, 50 MB, 1000 MiB of replies, unread
     send_until_closed(greedy, batch);
     corio::test::reader log(srv.err);
     std::string line = log.line();
