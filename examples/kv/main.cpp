@@ -509,8 +509,9 @@ corio::task<void> read_commands(client* c) {
             n = co_await receiving;
         }
         c->reading_idle = false;
-        if (!n && (n == std::errc::interrupted || (n == std::errc::timed_out && c->writer_busy)))
-            continue; // EINTR; or a peer still being sent to is not idle
+        if (!n && (n == std::errc::interrupted || n == std::errc::resource_unavailable_try_again ||
+                   (n == std::errc::timed_out && c->writer_busy)))
+            continue; // EINTR, EAGAIN; or a peer still being sent to is not idle
         if (!n || *n == 0) {
             srv->timeouts += n == std::errc::timed_out;
             break;
@@ -559,13 +560,14 @@ corio::task<void> write_replies(client* c) {
             auto sending = conn.send_some(data);
             sent = co_await sending;
         }
-        if (sent) {
+        if (sent && *sent > 0) {
             output_sent(c, *sent);
             continue;
         }
         if (sent == std::errc::interrupted || sent == std::errc::resource_unavailable_try_again)
             continue; // nothing went out: again
-        // A reset peer, or one that read nothing for --timeout: nothing more goes out.
+        // A reset peer, one that read nothing for --timeout, or a send that moved nothing (it
+        // cannot make progress): nothing more goes out.
         c->broken = true;
         if (!c->reader_done) {
             auto cancelling = conn.cancel(); // the reader's recv

@@ -425,6 +425,34 @@ TEST_CASE("server: 50 clients pipelining large GETs and not reading stay within 
     CHECK(peak - before < budget / 1024 + k_overhead_kib);
 }
 
+TEST_CASE("server: a large value overwritten while replies of it wait to be sent goes out as "
+          "each GET read it") {
+    server srv({});
+    std::string first = patterned(1 << 20);
+    std::string second = first;
+    std::reverse(second.begin(), second.end());
+    client setter(srv.port);
+    REQUIRE(setter.call({"SET", "big", first}) == "+OK\r\n");
+    // One batch: ten GETs (more than the sockets hold with a small receive window, so most still
+    // reference the stored bytes when the SET comes), the SET, a GET of the new value, APPEND.
+    int fd = connect_small_window(srv.port);
+    reader in(fd);
+    std::string batch;
+    for (int i = 0; i < 10; ++i)
+        batch += client::encode({"GET", "big"});
+    batch += client::encode({"SET", "big", second});
+    batch += client::encode({"GET", "big"});
+    batch += client::encode({"APPEND", "big", "!"});
+    batch += client::encode({"GET", "big"});
+    corio::test::send_all(fd, batch);
+    CHECK(read_copies(fd, bulk(first), 10));
+    CHECK(in.reply() == "+OK\r\n");
+    CHECK(in.reply() == bulk(second));
+    CHECK(in.reply() == ":" + std::to_string(second.size() + 1) + "\r\n");
+    CHECK(in.reply() == bulk(second + "!"));
+    ::close(fd);
+}
+
 TEST_CASE("server: a client that pipelines past --client-output-buffer-limit and never reads is "
           "closed at the limit with a log line naming it; memory stays bounded") {
     std::size_t value_size = 1 << 20;
