@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
-// corio-kv: a Redis-protocol (RESP2) key-value server on corio. Each connection is one coroutine:
-// read what arrived, run every complete command in it, append the replies to one output buffer,
-// send that once (pipelining costs one send per batch), repeat. Strings only; keys may expire
+// corio-kv: a Redis-protocol (RESP2) key-value server on corio. Each connection is a reader
+// coroutine (read what arrived, run every complete command in it, append the replies, send them in
+// one send when the socket takes them: pipelining costs one send per batch) and a writer coroutine
+// that takes over what a slow reader's socket did not take. Memory stays bounded per client and in
+// total (see "one connection" below). Strings only; keys may expire
 // (on access and in the background); an append-only file with Redis's fsync policies keeps the
 // data across restarts. Compare it with redis-server itself: redis-benchmark and redis-cli work
 // unmodified.
@@ -9,6 +11,7 @@
 //      redis-cli -p PORT set k v; redis-cli -p PORT get k; kill -USR1 <pid> for a stats line.
 #include "aof.hpp"
 #include "commands.hpp"
+#include "output.hpp"
 #include "reply.hpp"
 #include "resp_parser.hpp"
 #include "store.hpp"
@@ -19,8 +22,10 @@
 
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <csignal>
@@ -53,7 +58,9 @@ struct options {
     std::uint64_t rewrite_percentage = 100;     // auto rewrite: growth since the last one, %
     std::uint64_t rewrite_min_size = 64u << 20; // auto rewrite: minimum log size
     std::size_t max_clients = 10000;            // beyond this, new clients get an error
-    std::size_t output_limit = 256u << 20;      // a client whose replies exceed this is closed
+    std::size_t output_limit = 256u << 20;      // a client whose pending replies exceed it is closed
+    std::size_t output_budget = 512u << 20;     // all clients' pending replies: beyond it, clients
+                                                // with replies pending stop reading (0: no bound)
     std::size_t query_limit = 1u << 30;         // unparsed input a client may have buffered
     std::size_t max_bulk = 512u << 20;          // one argument's bytes
     std::chrono::seconds timeout{0};            // idle clients are closed after this (0: never)
@@ -63,6 +70,7 @@ struct options {
 };
 
 constexpr std::size_t k_read_chunk = 16 * 1024; // bytes asked for per recv (Redis's IOBUF_LEN)
+constexpr std::size_t k_flush_chunk = 64 * 1024; // replies pending that go out before more run
 
 struct client;
 
@@ -91,6 +99,10 @@ struct server final : kv::server_hooks {
     std::uint64_t timeouts = 0;       // closed for idling
     std::uint64_t bytes_in = 0;       // bytes received
     std::uint64_t bytes_out = 0;      // bytes sent
+    std::size_t output_bytes = 0;     // memory of the replies not sent yet (output_queue::held)
+    std::size_t paused_readers = 0;   // clients waiting for output_room now
+    std::uint64_t output_pauses = 0;  // waits of a client for --max-output-memory
+    corio::event output_room;         // pulsed when paused clients may go on (see wake_paused)
     bool stopping = false;            // SIGINT/SIGTERM seen
     net::tcp_listener* listener = nullptr;
     net::buffer_ring* ring = nullptr; // the shared ring, with --provided-buffers
@@ -105,15 +117,26 @@ struct server final : kv::server_hooks {
     }
 };
 
-/// One connection's entry in the server's list (for shutdown and INFO).
+/// One connection: what its reader and writer tasks share, and its entry in the server's list
+/// (for shutdown and INFO).
 struct client {
     server* srv;
+    net::tcp_stream* conn;     // the socket (in serve's frame)
     int fd;
+    kv::output_queue out;      // replies produced and not yet sent (counted in output_bytes)
+    std::array<iovec, kv::output_queue::k_max_iov> iov{}; // what the send in flight reads (one
+                                                          // send at a time: reader or writer)
+    corio::event writer_wake;  // set when the writer has work, or must end
+    bool writer_busy = false;  // the writer owns the sending (replies the socket did not take)
+    bool reader_done = false;  // no more replies come: the writer sends the rest and ends
+    bool broken = false;       // nothing more goes out (limit crossed, send failed, cancelled)
+    bool paused = false;       // the reader waits for output room
     bool reading_idle = false; // waiting for a new command (nothing half-read)
     client* prev = nullptr;
     client* next = nullptr;
 
-    client(server* s, int f) : srv(s), fd(f) {
+    client(server* s, net::tcp_stream* c)
+        : srv(s), conn(c), fd(c->native_handle()), out(&s->output_bytes) {
         next = s->clients;
         if (next)
             next->prev = this;
@@ -154,6 +177,8 @@ void server::info_section(std::string_view section, std::string& out) {
         append_line(out, "closed_protocol_error", protocol_errors);
         append_line(out, "closed_output_buffer_limit", output_limit_closes);
         append_line(out, "closed_query_buffer_limit", query_limit_closes);
+        append_line(out, "output_buffered_bytes", output_bytes);
+        append_line(out, "output_budget_pauses", output_pauses);
         append_line(out, "closed_timeout", timeouts);
         append_line(out, "corio_loop_turns", s.loop_turns);
         append_line(out, "corio_submitted", s.submitted);
@@ -182,11 +207,11 @@ void server::info_section(std::string_view section, std::string& out) {
     }
 }
 
-constexpr std::array<std::string_view, 15> k_config_names = {
+constexpr std::array<std::string_view, 16> k_config_names = {
     "appendfilename", "appendfsync", "appendonly", "auto-aof-rewrite-min-size",
     "auto-aof-rewrite-percentage", "bind", "client-output-buffer-limit",
-    "client-query-buffer-limit", "databases", "dir", "maxclients", "port", "proto-max-bulk-len",
-    "save", "timeout"};
+    "client-query-buffer-limit", "databases", "dir", "max-output-memory", "maxclients", "port",
+    "proto-max-bulk-len", "save", "timeout"};
 
 std::span<const std::string_view> server::config_names() { return k_config_names; }
 
@@ -211,6 +236,8 @@ bool server::config_value(std::string_view name, std::string& value) {
         value = "1";
     else if (name == "dir")
         value = opt.dir;
+    else if (name == "max-output-memory")
+        value = std::to_string(opt.output_budget);
     else if (name == "maxclients")
         value = std::to_string(opt.max_clients);
     else if (name == "port")
@@ -227,52 +254,232 @@ bool server::config_value(std::string_view name, std::string& value) {
 }
 
 // ----- one connection -----
+//
+// Two tasks per connection. The reader receives, runs the commands and appends their replies to
+// the client's output queue; at each release point (a batch's end, every k_flush_chunk bytes of
+// replies, before pausing) it commits the AOF records, and when no send is in flight it offers
+// the replies to the socket at once (MSG_DONTWAIT: the common case costs one send, as before).
+// What the socket does not take goes to the writer, which sends it while the reader goes on:
+// replies stream out as they are produced, and a peer that does not read only delays its writer.
+// Memory: each client's pending replies are bounded by --client-output-buffer-limit (crossing it
+// closes the client), and all clients' together by --max-output-memory: beyond it a client with
+// replies pending stops running commands (and reading) until they drain.
+
+/// Why the reader stopped running commands.
+enum class batch_end : unsigned char {
+    need_input,     // the input holds no complete command
+    flush,          // enough replies piled up: let them go out first
+    pause,          // over the output budget with replies of our own pending
+    quit,           // QUIT ran
+    protocol_error, // malformed input: the error reply is written, the connection ends
+    output_limit,   // a reply did not fit the client output buffer limit
+};
+
+/// A connection's unparsed input.
+struct input {
+    std::vector<char> bytes = std::vector<char>(k_read_chunk);
+    std::size_t begin = 0; // unconsumed input starts here
+    std::size_t end = 0;   // and ends here
+
+    [[nodiscard]] std::string_view unparsed() const noexcept {
+        return {bytes.data() + begin, end - begin};
+    }
+
+    /// Where the next read goes: drops what was consumed, and grows (up to `cap` bytes) only for
+    /// a command larger than the buffer.
+    std::span<std::byte> room(std::size_t cap) {
+        if (begin == end) {
+            begin = end = 0;
+            if (bytes.size() > 4 * k_read_chunk) {
+                bytes.resize(k_read_chunk); // after a big command: an idle client keeps 16 KiB
+                bytes.shrink_to_fit();
+            }
+        } else if (bytes.size() - end < k_read_chunk / 4) {
+            if (begin > 0) {
+                std::memmove(bytes.data(), bytes.data() + begin, end - begin);
+                end -= begin;
+                begin = 0;
+            }
+            if (bytes.size() - end < k_read_chunk / 4 && bytes.size() < cap)
+                bytes.resize(std::min(bytes.size() * 2, cap));
+        }
+        return std::as_writable_bytes(std::span(bytes)).subspan(end);
+    }
+};
+
+bool over_budget(const server* srv) {
+    return srv->opt.output_budget > 0 && srv->output_bytes > srv->opt.output_budget;
+}
+
+/// Wakes the readers paused for output room once they may go on: when the total is back within
+/// the budget, or when `c` (paused) has nothing pending any more.
+void wake_paused(server* srv, const client* c) {
+    if (srv->paused_readers == 0)
+        return;
+    if (!over_budget(srv) || (c->paused && (c->out.pending() == 0 || c->broken))) {
+        srv->output_room.set(); // every paused reader re-checks its own condition
+        srv->output_room.reset();
+    }
+}
+
+/// `n` bytes of the client's replies went out.
+void output_sent(client* c, std::size_t n) {
+    c->out.consume(n);
+    c->srv->bytes_out += n;
+    wake_paused(c->srv, c);
+}
+
+/// Drops the client's pending replies (it is closing).
+void drop_output(client* c) {
+    c->out.clear();
+    wake_paused(c->srv, c);
+}
+
+/// One line on stderr naming a client closed for a limit, as Redis logs it.
+void log_limit_close(const client* c, const char* what, std::size_t bytes, std::size_t limit,
+                     const char* flag) {
+    corio::result<net::socket_address> peer = c->conn->peer_address();
+    std::string name = peer ? peer->to_string() : "(unknown peer)";
+    std::fprintf(stderr,
+                 "corio-kv: closing client %s: %s of %zu bytes exceeds the limit of %zu (%s)\n",
+                 name.c_str(), what, bytes, limit, flag);
+    std::fflush(stderr);
+}
+
+/// Runs the complete commands at the front of `in`, appending their replies to the client's
+/// output, until the input runs out or the replies must go out first. No awaits: a plain function.
+batch_end run_commands(client* c, input* in, kv::resp_parser* parser, kv::reply_writer* writer) {
+    server* srv = c->srv;
+    const options& opt = srv->opt;
+    bool hold = opt.appendonly && srv->aof.policy() == kv::fsync_policy::always;
+    for (;;) {
+        std::size_t before = c->out.pending();
+        if (before > 0 && over_budget(srv))
+            return batch_end::pause;
+        if (before >= k_flush_chunk && !c->writer_busy)
+            return batch_end::flush;
+        kv::parse_status st = parser->parse(in->unparsed());
+        if (st == kv::parse_status::need_more)
+            return batch_end::need_input;
+        if (opt.output_limit > 0)
+            writer->set_room(opt.output_limit - before);
+        if (hold)
+            c->out.hold(); // no reply before its AOF record is on disk (see the release point)
+        if (st == kv::parse_status::error) {
+            ++srv->protocol_errors;
+            std::string text = "ERR ";
+            text.append(parser->error_text());
+            writer->error(text);
+            c->out.appended();
+            return writer->overflowed() ? batch_end::output_limit : batch_end::protocol_error;
+        }
+        in->begin += parser->consumed();
+        if (st == kv::parse_status::empty)
+            continue;
+        kv::exec_result r = srv->engine.execute(parser->args(), *writer);
+        c->out.appended();
+        if (writer->overflowed())
+            return batch_end::output_limit;
+        if (r == kv::exec_result::quit)
+            return batch_end::quit;
+    }
+}
 
 corio::task<corio::result<net::buffer_lease>> next_chunk(net::recv_stream* chunks) {
     corio::result<net::buffer_lease> lease = co_await chunks->next();
     co_return lease;
 }
 
-corio::task<void> serve(net::tcp_stream conn, server* srv) {
-    client self(srv, conn.native_handle());
+/// Receives, runs commands, hands their replies out (see the section comment).
+corio::task<void> read_commands(client* c) {
+    server* srv = c->srv;
     const options& opt = srv->opt;
+    net::tcp_stream& conn = *c->conn;
     kv::parser_limits limits;
     limits.max_bulk_length = opt.max_bulk;
     kv::resp_parser parser(limits);
-    std::vector<char> in(k_read_chunk);
-    std::size_t begin = 0; // unconsumed input starts here
-    std::size_t end = 0;   // and ends here
-    std::string out;
-    kv::reply_writer writer(out);
-    bool closing = false;
+    input in;
+    kv::reply_writer writer(c->out.filling());
     std::optional<net::recv_stream> chunks;
     if (srv->ring)
         chunks.emplace(conn.recv_multishot(*srv->ring));
 
-    while (!closing && !srv->stopping) {
-        // Make room: drop what was consumed, grow only for a command larger than the buffer.
-        if (begin == end) {
-            begin = end = 0;
-            if (in.size() > 4 * k_read_chunk) {
-                in.resize(k_read_chunk); // after a big command: an idle client keeps 16 KiB
-                in.shrink_to_fit();
-            }
-        } else if (in.size() - end < k_read_chunk / 4) {
-            if (begin > 0) {
-                std::memmove(in.data(), in.data() + begin, end - begin);
-                end -= begin;
-                begin = 0;
-            }
-            if (in.size() - end < k_read_chunk / 4) {
-                if (end >= opt.query_limit) {
-                    ++srv->query_limit_closes;
+    bool abort = false; // end at once: drop the replies still pending
+    while (!c->broken) {
+        batch_end why = run_commands(c, &in, &parser, &writer);
+        if (why == batch_end::output_limit) {
+            ++srv->output_limit_closes; // Redis's client-output-buffer-limit: drop the client
+            log_limit_close(c, "output buffer", c->out.pending() + writer.refused(),
+                            opt.output_limit, "client-output-buffer-limit");
+            abort = true;
+            break;
+        }
+        if (why == batch_end::need_input && in.end - in.begin > opt.query_limit) {
+            ++srv->query_limit_closes; // Redis's client-query-buffer-limit
+            log_limit_close(c, "query buffer", in.end - in.begin, opt.query_limit,
+                            "client-query-buffer-limit");
+            abort = true;
+            break;
+        }
+
+        // Release point: the replies produced so far may go out once their records are logged.
+        if (opt.appendonly) {
+            std::uint64_t seq = srv->aof.commit();
+            if (srv->aof.policy() == kv::fsync_policy::always) {
+                while (!srv->aof.is_durable(seq)) {
+                    auto waiting = srv->aof.durable_event().wait();
+                    corio::result<void> woke = co_await waiting;
+                    if (!woke)
+                        break; // cancelled (the drain ran out): no unsynced reply goes out
+                }
+                if (!srv->aof.is_durable(seq)) {
+                    abort = true;
                     break;
                 }
-                in.resize(in.size() * 2);
+            }
+            c->out.release();
+        }
+        if (c->broken)
+            break;
+        if (!c->writer_busy && c->out.has_sendable()) {
+            // Inline and non-blocking: a socket with room takes it all in this one send.
+            std::span<const iovec> data = c->out.gather(c->iov);
+            auto sending = conn.send_some(data, MSG_DONTWAIT);
+            corio::result<std::size_t> sent = co_await sending;
+            if (sent)
+                output_sent(c, *sent);
+            if (c->broken)
+                break;
+            if (c->out.has_sendable()) { // a full socket (or an error the writer will see)
+                c->writer_busy = true;
+                c->writer_wake.set();
             }
         }
-        auto room = std::as_writable_bytes(std::span(in)).subspan(end);
-        self.reading_idle = begin == end;
+        if (why == batch_end::quit || why == batch_end::protocol_error)
+            break;
+        if (why == batch_end::flush)
+            continue;
+        if (why == batch_end::pause) {
+            if (c->out.pending() == 0 || !over_budget(srv))
+                continue; // the send made room
+            ++srv->output_pauses;
+            ++srv->paused_readers;
+            c->paused = true;
+            auto waiting = srv->output_room.wait();
+            corio::result<void> woke = co_await waiting;
+            c->paused = false;
+            --srv->paused_readers;
+            if (!woke) {
+                abort = true; // cancelled
+                break;
+            }
+            continue;
+        }
+        if (srv->stopping)
+            break;
+
+        auto room = in.room(opt.query_limit + k_read_chunk);
+        c->reading_idle = in.begin == in.end;
         corio::result<std::size_t> n = std::errc::timed_out;
         if (chunks) {
             // Multishot: the recv stays armed; copy the chunk behind what is pending.
@@ -287,8 +494,8 @@ corio::task<void> serve(net::tcp_stream conn, server* srv) {
             if (lease) {
                 std::span<const std::byte> got = lease->data();
                 if (got.size() > room.size()) {
-                    in.resize(end + got.size());
-                    room = std::as_writable_bytes(std::span(in)).subspan(end);
+                    in.bytes.resize(in.end + got.size());
+                    room = std::as_writable_bytes(std::span(in.bytes)).subspan(in.end);
                 }
                 if (!got.empty()) // an empty lease (EOF) has no data pointer
                     std::memcpy(room.data(), got.data(), got.size());
@@ -303,87 +510,86 @@ corio::task<void> serve(net::tcp_stream conn, server* srv) {
             auto receiving = conn.recv_some(room);
             n = co_await receiving;
         }
-        self.reading_idle = false;
+        c->reading_idle = false;
+        if (!n && (n == std::errc::interrupted || n == std::errc::resource_unavailable_try_again ||
+                   (n == std::errc::timed_out && c->writer_busy)))
+            continue; // EINTR, EAGAIN; or a peer still being sent to is not idle
         if (!n || *n == 0) {
             srv->timeouts += n == std::errc::timed_out;
             break;
         }
         srv->bytes_in += *n;
-        end += *n;
-
-        // Run every complete command that arrived.
-        for (;;) {
-            std::string_view pending(in.data() + begin, end - begin);
-            kv::parse_status st = parser.parse(pending);
-            if (st == kv::parse_status::need_more)
-                break;
-            if (st == kv::parse_status::error) {
-                ++srv->protocol_errors;
-                std::string text = "ERR ";
-                text.append(parser.error_text());
-                writer.error(text);
-                closing = true;
-                break;
-            }
-            begin += parser.consumed();
-            if (st == kv::parse_status::empty)
-                continue;
-            const std::vector<std::string_view>& args = parser.args();
-            kv::exec_result r = srv->engine.execute(args, writer);
-            if (r == kv::exec_result::quit) {
-                closing = true;
-                break;
-            }
-            if (opt.output_limit > 0 && out.size() > opt.output_limit)
-                break;
-        }
-        if (opt.output_limit > 0 && out.size() > opt.output_limit) {
-            ++srv->output_limit_closes; // Redis's client-output-buffer-limit: drop the client
-            out.clear();
-            break;
-        }
-        if (opt.appendonly) {
-            std::uint64_t seq = srv->aof.commit();
-            if (srv->aof.policy() == kv::fsync_policy::always) {
-                while (!srv->aof.is_durable(seq)) {
-                    auto waiting = srv->aof.durable_event().wait();
-                    corio::result<void> woke = co_await waiting;
-                    if (!woke) {
-                        closing = true; // cancelled (the drain ran out): no unsynced reply
-                        out.clear();
-                        break;
-                    }
-                }
-            }
-        }
-        // Send the batch's replies (inline, not a helper task: no frame per batch). A peer that
-        // stops reading meets --timeout when there is one.
-        std::span<const std::byte> data = std::as_bytes(std::span(out.data(), out.size()));
-        while (!data.empty()) {
-            corio::result<std::size_t> sent = std::errc::timed_out;
-            if (opt.timeout.count() > 0) {
-                auto sending = corio::with_timeout(conn.send_some(data), opt.timeout);
-                sent = co_await sending;
-            } else {
-                auto sending = conn.send_some(data);
-                sent = co_await sending;
-            }
-            if (!sent) {
-                closing = true;
-                break;
-            }
-            data = data.subspan(*sent);
-        }
-        if (closing && !data.empty())
-            break;
-        if (!out.empty()) {
-            srv->bytes_out += out.size();
-            out.clear();
-            if (out.capacity() > (1u << 20))
-                out.shrink_to_fit(); // a big reply must not pin memory per idle client
+        in.end += *n;
+    }
+    c->reader_done = true;
+    if (abort && !c->broken) {
+        c->broken = true; // nothing more goes out
+        if (c->writer_busy) {
+            // The writer's send, stuck on a peer that does not read.
+            auto cancelling = conn.cancel();
+            corio::result<std::size_t> cancelled = co_await cancelling;
+            (void)cancelled;
         }
     }
-    corio::result<void> closed = co_await conn.close(); // ends the armed multishot recv too
+    c->writer_wake.set(); // the writer sends what is left (unless broken) and ends
+}
+
+/// Sends what the reader handed over, for as long as the peer takes its time.
+corio::task<void> write_replies(client* c) {
+    const options& opt = c->srv->opt;
+    net::tcp_stream& conn = *c->conn;
+    while (!c->broken) {
+        if (!c->writer_busy) {
+            if (c->reader_done)
+                break;
+            auto waiting = c->writer_wake.wait();
+            corio::result<void> woke = co_await waiting;
+            c->writer_wake.reset();
+            if (!woke)
+                break; // cancelled: the connection is being torn down
+            continue;
+        }
+        std::span<const iovec> data = c->out.gather(c->iov);
+        if (data.empty()) {
+            c->writer_busy = false; // all sent, or the rest waits for its AOF record
+            continue;
+        }
+        corio::result<std::size_t> sent = std::errc::timed_out;
+        if (opt.timeout.count() > 0) {
+            auto sending = corio::with_timeout(conn.send_some(data), opt.timeout);
+            sent = co_await sending;
+        } else {
+            auto sending = conn.send_some(data);
+            sent = co_await sending;
+        }
+        if (sent && *sent > 0) {
+            output_sent(c, *sent);
+            continue;
+        }
+        if (sent == std::errc::interrupted || sent == std::errc::resource_unavailable_try_again)
+            continue; // nothing went out: again
+        // A reset peer, one that read nothing for --timeout, or a send that moved nothing (it
+        // cannot make progress): nothing more goes out.
+        c->broken = true;
+        if (!c->reader_done) {
+            auto cancelling = conn.cancel(); // the reader's recv
+            corio::result<std::size_t> cancelled = co_await cancelling;
+            (void)cancelled;
+        }
+    }
+    c->writer_busy = false;
+    if (c->broken)
+        drop_output(c); // no send of ours is in flight now; a paused reader wakes and sees it
+}
+
+corio::task<void> serve(net::tcp_stream conn, server* srv) {
+    client self(srv, &conn);
+    corio::task<void> reading = read_commands(&self);
+    corio::task<void> writing = write_replies(&self);
+    auto both = corio::when_all(std::move(reading), std::move(writing));
+    co_await both;
+    drop_output(&self);
+    corio::result<void> closed = co_await conn.close();
     (void)closed;
 }
 
@@ -411,13 +617,16 @@ corio::task<void> expire_keys(server* srv) {
 void print_stats(server* srv) {
     corio::io_context_stats s = corio::io_context::current().stats();
     std::printf("stats: clients=%zu accepted=%llu rejected=%llu keys=%zu commands=%llu "
-                "protocol_errors=%llu output_limit_closes=%llu live_tasks=%zu ops_in_flight=%zu "
+                "protocol_errors=%llu output_limit_closes=%llu query_limit_closes=%llu "
+                "output_bytes=%zu output_pauses=%llu live_tasks=%zu ops_in_flight=%zu "
                 "loop_turns=%llu kernel_enters=%llu cq_overflows=%llu aof_size=%llu\n",
                 srv->active, static_cast<unsigned long long>(srv->accepted),
                 static_cast<unsigned long long>(srv->rejected), srv->keyspace.size(),
                 static_cast<unsigned long long>(srv->engine.commands_processed()),
                 static_cast<unsigned long long>(srv->protocol_errors),
-                static_cast<unsigned long long>(srv->output_limit_closes), s.live_tasks,
+                static_cast<unsigned long long>(srv->output_limit_closes),
+                static_cast<unsigned long long>(srv->query_limit_closes), srv->output_bytes,
+                static_cast<unsigned long long>(srv->output_pauses), s.live_tasks,
                 s.ops_in_flight, static_cast<unsigned long long>(s.loop_turns),
                 static_cast<unsigned long long>(s.kernel_enters),
                 static_cast<unsigned long long>(s.cq_overflows),
@@ -548,9 +757,20 @@ corio::task<int> run_server(options opt, corio::signal_set* signals) {
                  "       [--appendfsync always|everysec|no] [--auto-aof-rewrite-percentage P]\n"
                  "       [--auto-aof-rewrite-min-size BYTES] [--max-clients N]\n"
                  "       [--client-output-buffer-limit BYTES] [--client-query-buffer-limit BYTES]\n"
-                 "       [--proto-max-bulk-len BYTES] [--timeout SECONDS] [--drain-ms MS]\n"
-                 "       [--provided-buffers N] [--aof-repair]\n"
+                 "       [--max-output-memory BYTES] [--proto-max-bulk-len BYTES]\n"
+                 "       [--timeout SECONDS] [--drain-ms MS] [--provided-buffers N] [--aof-repair]\n"
                  "  --port 0 picks an ephemeral port and prints `listening on PORT`.\n"
+                 "  Memory bounds in bytes (defaults in brackets); a close is logged on stderr:\n"
+                 "  --client-output-buffer-limit  replies one client has not been sent yet;\n"
+                 "                                crossing it closes the client [256 MiB; 0: none]\n"
+                 "  --max-output-memory           memory of all clients' unsent replies; beyond\n"
+                 "                                it a client with replies pending stops reading\n"
+                 "                                until they drain, the others go on [512 MiB;\n"
+                 "                                0: none]; keep it above the client limit, so\n"
+                 "                                that one client alone meets its own limit first\n"
+                 "  --client-query-buffer-limit   one incomplete command's bytes; crossing it\n"
+                 "                                closes the client [1 GiB; at least 16 KiB]\n"
+                 "  --proto-max-bulk-len          one argument's bytes [512 MiB]\n"
                  "  An append only file corrupt before its last record stops the start-up\n"
                  "  (exit 1, the byte offset printed, the file untouched); a last record a crash\n"
                  "  cut short is cut off with a message.\n"
@@ -621,6 +841,8 @@ options parse_args(int argc, char** argv) {
             opt.max_clients = cli::unsigned_option<std::size_t>(k_cli, f, value, 0, 1'000'000);
         else if (flag == "--client-output-buffer-limit")
             opt.output_limit = cli::unsigned_option<std::size_t>(k_cli, f, value, 0, big);
+        else if (flag == "--max-output-memory")
+            opt.output_budget = cli::unsigned_option<std::size_t>(k_cli, f, value, 0, big);
         else if (flag == "--client-query-buffer-limit")
             opt.query_limit = cli::unsigned_option<std::size_t>(k_cli, f, value, 0, big);
         else if (flag == "--proto-max-bulk-len")
@@ -637,6 +859,10 @@ options parse_args(int argc, char** argv) {
     }
     if (opt.query_limit < k_read_chunk)
         opt.query_limit = k_read_chunk;
+    if (opt.output_budget > 0 && (opt.output_limit == 0 || opt.output_limit >= opt.output_budget))
+        std::fprintf(stderr, "corio-kv: warning: --max-output-memory is not above "
+                             "--client-output-buffer-limit: a client that does not read stops at "
+                             "the total before it meets its own limit\n");
     return opt;
 }
 

@@ -4,6 +4,8 @@
 // also sit in a dense array, so background expiry samples them at random in O(1) as Redis does.
 #pragma once
 
+#include "value.hpp"
+
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -17,7 +19,7 @@ namespace kv {
 
 /// A value and its expiry.
 struct entry {
-    std::string value;                 ///< the bytes (binary safe)
+    kv::value value;                   ///< the bytes (binary safe)
     std::int64_t expire_at = 0;        ///< Unix time in ms when the key dies; 0: never
     std::size_t volatile_index = npos; ///< position in the store's list of keys with an expiry
 

@@ -7,14 +7,20 @@
 
 #include <doctest/doctest.h>
 
+#include <arpa/inet.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -207,15 +213,18 @@ TEST_CASE("server: malformed RESP gets -ERR Protocol error and a close") {
     CHECK(after.call({"PING"}) == "+PONG\r\n");
 }
 
-/// The resident set of process `pid` in KiB (VmRSS), or -1.
-long rss_kib(pid_t pid) {
+/// A memory figure of process `pid` in KiB from /proc/PID/status ("VmRSS": resident now,
+/// "VmHWM": the peak resident set so far), or -1.
+long status_kib(pid_t pid, const std::string& field = "VmRSS") {
     std::ifstream in("/proc/" + std::to_string(pid) + "/status");
     std::string line;
     while (std::getline(in, line))
-        if (line.rfind("VmRSS:", 0) == 0)
-            return std::strtol(line.c_str() + 6, nullptr, 10);
+        if (line.rfind(field + ":", 0) == 0)
+            return std::strtol(line.c_str() + field.size() + 1, nullptr, 10);
     return -1;
 }
+
+long rss_kib(pid_t pid) { return status_kib(pid, "VmRSS"); }
 
 TEST_CASE("server: a declared 500 MB bulk is not allocated before its bytes arrive") {
     server srv({});
@@ -240,26 +249,299 @@ TEST_CASE("server: unknown commands and wrong arity are errors, the connection s
     CHECK(c.call({"PING"}) == "+PONG\r\n");
 }
 
-TEST_CASE("server: a client that pipelines without reading is closed at the output cap") {
-    server srv({"--client-output-buffer-limit", "100000"});
-    client writer(srv.port);
-    std::string value(10000, 'x');
-    CHECK(writer.call({"SET", "big", value}) == "+OK\r\n");
+namespace {
 
-    client greedy(srv.port);
-    std::string gets;
-    for (int i = 0; i < 2000; ++i)
-        gets += client::encode({"GET", "big"}); // 20 MB of replies, never read
-    // The server closes it; our sends may then fail with a reset, which is the point.
-    ::send(greedy.fd, gets.data(), gets.size(), MSG_NOSIGNAL);
-    std::string got = greedy.in.rest();
-    CHECK(greedy.in.eof());
-    CHECK(got.size() < 2000u * value.size());
+/// `n` bytes whose pattern shows where they sit (a misplaced or repeated chunk cannot pass).
+std::string patterned(std::size_t n) {
+    std::string v(n, '\0');
+    for (std::size_t i = 0; i < n; ++i)
+        v[i] = static_cast<char>('a' + (i * 7 + i / 4099) % 26);
+    return v;
+}
 
+/// Reads `count` copies of `reply` from `fd` and compares them byte for byte as they arrive
+/// (nothing is kept): true when all came intact. Each read waits up to k_timeout_ms.
+bool read_copies(int fd, const std::string& reply, std::size_t count) {
+    std::vector<char> buf(1 << 18);
+    std::size_t pos = 0;
+    std::size_t total = reply.size() * count;
+    while (pos < total) {
+        pollfd p{fd, POLLIN, 0};
+        if (::poll(&p, 1, corio::test::k_timeout_ms) != 1)
+            return false;
+        ssize_t n = ::recv(fd, buf.data(), std::min(buf.size(), total - pos), 0);
+        if (n <= 0)
+            return false;
+        for (std::size_t i = 0; i < static_cast<std::size_t>(n);) {
+            std::size_t at = pos % reply.size();
+            std::size_t len = std::min(static_cast<std::size_t>(n) - i, reply.size() - at);
+            if (std::memcmp(buf.data() + i, reply.data() + at, len) != 0)
+                return false;
+            i += len;
+            pos += len;
+        }
+    }
+    return true;
+}
+
+/// The number after `field:` in an INFO reply, or -1.
+long long info_field(const std::string& info, const std::string& field) {
+    std::size_t at = info.find("\n" + field + ":");
+    if (at == std::string::npos)
+        return -1;
+    return std::strtoll(info.c_str() + at + field.size() + 2, nullptr, 10);
+}
+
+/// A loopback connection whose receive buffer is small: replies it does not read pile up in the
+/// server rather than in the kernel.
+int connect_small_window(unsigned port) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(fd >= 0);
+    int bytes = 16 * 1024;
+    REQUIRE(::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes) == 0);
+    sockaddr_in sin = corio::test::loopback(port);
+    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&sin), sizeof sin) == 0);
+    return fd;
+}
+
+/// The local port of a connected socket.
+unsigned local_port(int fd) {
+    sockaddr_in sin{};
+    socklen_t len = sizeof sin;
+    REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&sin), &len) == 0);
+    return ntohs(sin.sin_port);
+}
+
+/// Sends as much of `bytes` as the peer takes before it closes (errors end it quietly).
+void send_until_closed(int fd, std::string_view bytes) {
+    while (!bytes.empty()) {
+        ssize_t n = ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+        if (n <= 0)
+            return;
+        bytes.remove_prefix(static_cast<std::size_t>(n));
+    }
+}
+
+/// The number of bytes a "closing client ...: <what> of N bytes exceeds the limit of L (flag)"
+/// log line reports, after checking its shape; 0 when the line is not that one.
+std::size_t limit_line_bytes(const std::string& line, unsigned peer_port, const std::string& what,
+                             std::size_t limit, const std::string& flag) {
+    std::string head =
+        "corio-kv: closing client 127.0.0.1:" + std::to_string(peer_port) + ": " + what + " of ";
+    std::string tail =
+        " bytes exceeds the limit of " + std::to_string(limit) + " (" + flag + ")";
+    if (!line.starts_with(head) || !line.ends_with(tail))
+        return 0;
+    return std::strtoull(line.c_str() + head.size(), nullptr, 10);
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool k_asan = true;
+#elif defined(__has_feature)
+constexpr bool k_asan = __has_feature(address_sanitizer);
+#else
+constexpr bool k_asan = false;
+#endif
+
+// The server's memory beyond its buffers' bounds, per connection: up to 16 KiB of input, 2 × 16
+// KiB of reply storage kept for reuse, one reply of its own while over the budget, and its
+// coroutine frames, under 128 KiB in all; the tests below allow 16 MiB for 51 connections (6.4
+// MiB) and the allocator's slack; under ASan 16 MiB more for its quarantine and shadow memory.
+constexpr long k_overhead_kib = (k_asan ? 32 : 16) * 1024;
+
+/// Under AddressSanitizer a freed block stays resident in the quarantine (256 MiB by default, to
+/// catch a use after free): the servers started meanwhile get an 8 MiB one, so that their
+/// resident set measures their own buffers.
+struct small_asan_quarantine {
+    std::string saved;
+    bool had = false;
+
+    small_asan_quarantine() {
+        if (!k_asan)
+            return;
+        const char* options = std::getenv("ASAN_OPTIONS");
+        had = options != nullptr;
+        saved = had ? options : "";
+        std::string mine = saved.empty() ? "" : saved + ":";
+        ::setenv("ASAN_OPTIONS", (mine + "quarantine_size_mb=8").c_str(), 1);
+    }
+    ~small_asan_quarantine() {
+        if (!k_asan)
+            return;
+        if (had)
+            ::setenv("ASAN_OPTIONS", saved.c_str(), 1);
+        else
+            ::unsetenv("ASAN_OPTIONS");
+    }
+    small_asan_quarantine(const small_asan_quarantine&) = delete;
+    small_asan_quarantine& operator=(const small_asan_quarantine&) = delete;
+};
+
+} // namespace
+
+TEST_CASE("server: 50 clients pipelining large GETs and not reading stay within "
+          "--max-output-memory; another client is served meanwhile; each gets every byte") {
+    std::size_t value_size = 1 << 20;
+    std::size_t gets = 10;
+    SUBCASE("1 MiB values (sent from the stored bytes)") {}
+    SUBCASE("16000-byte values (copied into each reply)") {
+        value_size = 16000;
+        gets = 640;
+    }
+    constexpr std::size_t clients = 50;
+    constexpr long budget = 16 << 20;
+    small_asan_quarantine quarantine;
+    server srv({"--max-output-memory", std::to_string(budget)});
+    std::string value = patterned(value_size);
+    client normal(srv.port);
+    REQUIRE(normal.call({"SET", "big", value}) == "+OK\r\n");
+    long before = rss_kib(srv.pid);
+
+    std::string batch;
+    for (std::size_t i = 0; i < gets; ++i)
+        batch += client::encode({"GET", "big"});
+    std::vector<std::unique_ptr<client>> heavy;
+    for (std::size_t i = 0; i < clients; ++i) {
+        heavy.push_back(std::make_unique<client>(srv.port));
+        heavy.back()->send(batch); // 10 MiB of replies each, 500 MiB in all: nobody reads yet
+    }
+    // The server stops them at the budget (no timing: INFO round trips until it says so) ...
+    long long pauses = 0;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (pauses <= 0 && std::chrono::steady_clock::now() < deadline)
+        pauses = info_field(normal.call({"INFO", "stats"}), "output_budget_pauses");
+    CHECK(pauses > 0);
+    // ... and a client with nothing pending is still served, a large reply included.
+    CHECK(normal.call({"PING"}) == "+PONG\r\n");
+    CHECK(normal.call({"GET", "big"}) == bulk(value));
+
+    std::string reply = bulk(value);
+    for (std::size_t i = 0; i < clients; ++i) {
+        INFO("client " << i);
+        CHECK(read_copies(heavy[i]->fd, reply, gets));
+    }
+    long peak = status_kib(srv.pid, "VmHWM");
+    INFO("VmRSS before " << before << " KiB, VmHWM after " << peak << " KiB");
+    CHECK(peak - before < budget / 1024 + k_overhead_kib);
+}
+
+TEST_CASE("server: a large value overwritten while replies of it wait to be sent goes out as "
+          "each GET read it") {
+    server srv({});
+    std::string first = patterned(1 << 20);
+    std::string second = first;
+    std::reverse(second.begin(), second.end());
+    client setter(srv.port);
+    REQUIRE(setter.call({"SET", "big", first}) == "+OK\r\n");
+    // One batch: ten GETs (more than the sockets hold with a small receive window, so most still
+    // reference the stored bytes when the SET comes), the SET, a GET of the new value, APPEND.
+    int fd = connect_small_window(srv.port);
+    reader in(fd);
+    std::string batch;
+    for (int i = 0; i < 10; ++i)
+        batch += client::encode({"GET", "big"});
+    batch += client::encode({"SET", "big", second});
+    batch += client::encode({"GET", "big"});
+    batch += client::encode({"APPEND", "big", "!"});
+    batch += client::encode({"GET", "big"});
+    corio::test::send_all(fd, batch);
+    CHECK(read_copies(fd, bulk(first), 10));
+    CHECK(in.reply() == "+OK\r\n");
+    CHECK(in.reply() == bulk(second));
+    CHECK(in.reply() == ":" + std::to_string(second.size() + 1) + "\r\n");
+    CHECK(in.reply() == bulk(second + "!"));
+    ::close(fd);
+}
+
+TEST_CASE("server: a client that pipelines past --client-output-buffer-limit and never reads is "
+          "closed at the limit with a log line naming it; memory stays bounded") {
+    std::size_t value_size = 1 << 20;
+    std::size_t gets = 100;
+    std::size_t limit = 8 << 20;
+    std::vector<std::string> args = {"--client-output-buffer-limit", std::to_string(limit),
+                                     "--max-output-memory", std::to_string(2 * limit)};
+    SUBCASE("1 MiB values") {}
+    SUBCASE("10 kB values") {
+        value_size = 10000;
+        gets = 5000;
+    }
+    SUBCASE("the issue's case: 1,000 GETs of 1 MiB, default limit (256 MiB) and total") {
+        gets = 1000;
+        limit = 256 << 20;
+        args.clear();
+    }
+    small_asan_quarantine quarantine;
+    server srv(args);
+    std::string value = patterned(value_size);
     client other(srv.port);
+    REQUIRE(other.call({"SET", "big", value}) == "+OK\r\n");
+    long before = rss_kib(srv.pid);
+
+    int greedy = connect_small_window(srv.port);
+    std::string batch;
+    for (std::size_t i = 0; i < gets; ++i)
+        batch += client::encode({"GET", "big"}); // 100 MiB, 50 MB, 1000 MiB of replies, unread
+    send_until_closed(greedy, batch);
+    corio::test::reader log(srv.err);
+    std::string line = log.line();
+    INFO(line);
+    std::size_t reported = limit_line_bytes(line, local_port(greedy), "output buffer", limit,
+                                            "client-output-buffer-limit");
+    CHECK(reported > limit);
+    CHECK(reported <= limit + bulk(value).size()); // closed by the reply that crossed it
+    reader closed(greedy);
+    (void)closed.rest();
+    CHECK(closed.eof());
+    ::close(greedy);
+
     CHECK(other.call({"PING"}) == "+PONG\r\n");
-    std::string info = other.call({"INFO", "stats"});
-    CHECK(info.find("closed_output_buffer_limit:1\r\n") != std::string::npos);
+    CHECK(info_field(other.call({"INFO", "stats"}), "closed_output_buffer_limit") == 1);
+    ::kill(srv.pid, SIGUSR1);
+    CHECK(srv.next_line("stats:").find(" output_limit_closes=1 ") != std::string::npos);
+    long peak = status_kib(srv.pid, "VmHWM");
+    INFO("VmRSS before " << before << " KiB, VmHWM after " << peak << " KiB");
+    CHECK(peak - before < static_cast<long>(limit / 1024) + k_overhead_kib);
+}
+
+TEST_CASE("server: a client whose incomplete command outgrows --client-query-buffer-limit is "
+          "closed with a log line naming it") {
+    std::string request;
+    SUBCASE("one endless argument") {
+        request = "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$100000000\r\n" + std::string(2 << 20, 'x');
+    }
+    SUBCASE("endless arguments") {
+        request = "*1000000\r\n";
+        for (int i = 0; i < 200'000; ++i)
+            request += "$1\r\nx\r\n";
+    }
+    constexpr std::size_t limit = 1 << 20;
+    small_asan_quarantine quarantine;
+    server srv({"--client-query-buffer-limit", std::to_string(limit)});
+    client other(srv.port);
+    REQUIRE(other.call({"PING"}) == "+PONG\r\n");
+    long before = rss_kib(srv.pid);
+
+    int fd = corio::test::connect_loopback(srv.port);
+    send_until_closed(fd, request);
+    corio::test::reader log(srv.err);
+    std::string line = log.line();
+    INFO(line);
+    std::size_t reported =
+        limit_line_bytes(line, local_port(fd), "query buffer", limit, "client-query-buffer-limit");
+    CHECK(reported > limit);
+    CHECK(reported <= limit + 16 * 1024); // at most one read past it
+    reader closed(fd);
+    (void)closed.rest();
+    CHECK(closed.eof());
+    ::close(fd);
+
+    CHECK(other.call({"PING"}) == "+PONG\r\n");
+    CHECK(info_field(other.call({"INFO", "stats"}), "closed_query_buffer_limit") == 1);
+    ::kill(srv.pid, SIGUSR1);
+    CHECK(srv.next_line("stats:").find(" query_limit_closes=1 ") != std::string::npos);
+    long peak = status_kib(srv.pid, "VmHWM");
+    INFO("VmRSS before " << before << " KiB, VmHWM after " << peak << " KiB");
+    CHECK(peak - before < static_cast<long>(3 * limit / 1024) + k_overhead_kib);
 }
 
 TEST_CASE("server: keys nobody touches expire in the background") {
