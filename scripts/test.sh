@@ -330,6 +330,21 @@ lab_quick() {
     python3 bench/lab/run.py --quick --build "$dir" --no-charts --out "$log_dir/lab-quick"
 }
 
+# The soak run (bench/soak.py, issue 10): echo, corio-http and corio-kv at once for two minutes
+# under normal, slow, abrupt, pipelining, malformed and never-reading clients (build/release);
+# fails when a server's RSS, open fds or live tasks trend upward, a server stops answering, a
+# normal client reads a wrong byte, or a server does not exit 0 on SIGTERM.
+soak_quick() {
+    local dir=build/release
+    if [[ ! -f $dir/meson-private/coredata.dat ]]; then
+        CXX=g++ meson setup "$dir" --buildtype=release -Dbenchmarks=true -Dwerror=true || return 1
+    fi
+    ninja -C "$dir" -j "$jobs" examples/echo examples/http/corio-http examples/kv/corio-kv ||
+        return 1
+    python3 bench/soak.py --build "$dir" --duration "${CORIO_SOAK_SECONDS:-120}" --no-charts \
+        --out "$log_dir/soak"
+}
+
 main() {
     local began=$SECONDS
     corio_install_deps clang python3 curl redis-tools redis-server nginx-light wrk || build_failed "installing the Debian packages"
@@ -363,6 +378,10 @@ main() {
             python3 bench/servers/test_run.py
         run_check "servers: bench/servers/run.py --quick (nginx, redis-server; build/release)" \
             servers-quick servers_quick
+        run_check "soak: bench/test_soak.py (the soak criterion's own tests)" soak-units \
+            python3 bench/test_soak.py
+        run_check "soak: bench/soak.py for ${CORIO_SOAK_SECONDS:-120}s (echo, corio-http, corio-kv; build/release)" \
+            soak soak_quick
         run_fuzzers
     fi
     echo "==> done in $((SECONDS - began))s (logs in $root/$log_dir)"
