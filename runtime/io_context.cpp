@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <stdexcept>
+#include <string>
 #include <system_error>
 
 namespace corio {
@@ -46,7 +47,7 @@ constexpr unsigned k_flag_attempts[] = {
 } // namespace
 
 io_context::io_context(options opts)
-    : m_previous(t_current), m_options(opts) {
+    : m_previous(t_current), m_options(opts), m_pid(::getpid()) {
     setup_ring(opts);
     m_wake_fd = ::eventfd(0, EFD_CLOEXEC);
     if (m_wake_fd < 0) {
@@ -92,6 +93,10 @@ io_context::~io_context() {
 }
 
 void io_context::drain_and_close() noexcept {
+    if (::getpid() != m_pid) {
+        release_after_fork();
+        return;
+    }
     io_context* saved = std::exchange(t_current, this);
     // Everything started under this context holds a token derived from m_root_stop: each op in
     // flight submits its own async cancel. Ops awaited outside corio tasks have no token, so
@@ -120,7 +125,34 @@ void io_context::drain_and_close() noexcept {
     t_current = saved;
 }
 
+void io_context::release_after_fork() noexcept {
+    // TRICKY: the SQ and CQ rings are shared mappings: a cancel written here, or a task frame
+    // whose destructor queues one, would land in the parent's ring and be submitted by it. The
+    // offload workers were not copied by fork(): joining them would wait forever. Leak both.
+    (void)m_root_scope.release();
+    (void)m_offload.release();
+    if (m_wake_fd >= 0)
+        ::close(m_wake_fd);
+    io_uring_queue_exit(&m_ring); // unmaps and closes the child's copies only
+}
+
+void io_context::check_process() const {
+    pid_t now = ::getpid();
+    if (now == m_pid) [[likely]]
+        return;
+    throw std::logic_error("corio: this io_context was created in another process (pid " +
+                           std::to_string(m_pid) + ") and cannot be used after fork() (this is "
+                           "pid " + std::to_string(now) + "): create a new io_context in the "
+                           "child process");
+}
+
+void io_context::throw_enter_error(int err, const char* what) const {
+    check_process(); // a ring used after fork() fails with EINVAL or EEXIST: say why
+    throw_uring_error(err, what);
+}
+
 void io_context::run() {
+    check_process();
     io_context* saved = std::exchange(t_current, this);
     while (!m_stop_requested && has_work())
         turn();
@@ -129,6 +161,7 @@ void io_context::run() {
 }
 
 void io_context::run_until(const bool& done) {
+    check_process();
     io_context* saved = std::exchange(t_current, this);
     struct restore {
         io_context*& current;
@@ -166,7 +199,7 @@ void io_context::enter(bool wait) {
                 wait = false;
             continue;
         }
-        throw_uring_error(-rc, "corio: io_uring_enter");
+        throw_enter_error(-rc, "corio: io_uring_enter");
     }
 }
 
@@ -244,7 +277,7 @@ io_uring_sqe* io_context::get_sqe_slow() {
             ++m_stats.enter_retries;
             reap(); // make room in the CQ; the ops reaped are resumed by the loop as usual
         } else if (rc < 0)
-            throw_uring_error(-rc, "corio: io_uring_submit (SQ full)");
+            throw_enter_error(-rc, "corio: io_uring_submit (SQ full)");
         if (refresh_sq_limit())
             return get_sqe();
     }
@@ -265,7 +298,7 @@ void io_context::reserve_sqes(unsigned n) {
         else if (rc == -EINTR || rc == -EAGAIN || rc == -EBUSY)
             reap();
         else if (rc < 0)
-            throw_uring_error(-rc, "corio: io_uring_submit (reserve)");
+            throw_enter_error(-rc, "corio: io_uring_submit (reserve)");
     }
 }
 

@@ -8,6 +8,7 @@
 #include "runtime/stop.hpp"
 
 #include <liburing.h>
+#include <sys/types.h>
 
 #include <cassert>
 #include <cstddef>
@@ -54,6 +55,12 @@ struct io_context_stats {
 /// The event loop. Not thread-safe: create it, run it and destroy it on one thread (the ring is
 /// set up with IORING_SETUP_SINGLE_ISSUER). Destroying it cancels every operation in flight and
 /// waits for their completions, so no buffer is ever left with the kernel.
+///
+/// Not usable across fork(): the ring belongs to the process that created the context. In a
+/// child, run(), run_until() (sync_wait) and any failed ring entry throw std::logic_error saying
+/// so; destroying the inherited context there only releases the child's copies of its fds and
+/// mappings (its tasks are leaked, nothing reaches the parent's ring). Create a new io_context in
+/// the child instead.
 class io_context {
 public:
     using options = io_context_options;
@@ -75,14 +82,16 @@ public:
     [[nodiscard]] static io_context* current_or_null() noexcept { return t_current; }
 
     /// Runs until stop() is called or nothing is left to do: no operation in flight, nothing
-    /// ready, no offloaded job outstanding.
+    /// ready, no offloaded job outstanding. Throws std::logic_error in a child process that
+    /// inherited the context through fork().
     void run();
 
     /// Makes run() (or a sync_wait on this context) return after the current turn.
     void stop() noexcept { m_stop_requested = true; }
 
     /// Runs until `done` becomes true. Throws std::logic_error when nothing can make it true
-    /// (no operation in flight, nothing ready: a deadlock).
+    /// (no operation in flight, nothing ready: a deadlock), and in a child process that
+    /// inherited the context through fork().
     void run_until(const bool& done);
 
     /// Handler for an exception that escapes a task spawned on this context. The default prints
@@ -166,6 +175,14 @@ private:
     void arm_wake();
     static void on_wake(detail::io_op* op, int res, unsigned flags) noexcept;
     void drain_and_close() noexcept;
+    /// Throws std::logic_error when called in a process other than the one that created the
+    /// ring (a child after fork()). One getpid() call: for entry points, never per op.
+    void check_process() const;
+    /// Throws the error of a failed ring entry: a fork() misuse is named as such.
+    [[noreturn]] void throw_enter_error(int err, const char* what) const;
+    /// Destruction in a forked child: drops the child's copies of the fds and mappings and
+    /// nothing else (the ring and every buffer the kernel holds belong to the parent).
+    void release_after_fork() noexcept;
 
     static inline thread_local io_context* t_current = nullptr;
 
@@ -192,6 +209,7 @@ private:
     bool m_wake_armed = false;          // m_wake_op is in flight
     std::unique_ptr<detail::offload_pool> m_offload; // started on first offload()
     options m_options;                  // what the context was created with
+    pid_t m_pid;                        // the process that created the ring (fork detection)
 };
 
 } // namespace corio
