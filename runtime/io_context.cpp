@@ -3,6 +3,7 @@
 // and a teardown that never leaves a buffer with the kernel.
 #include "runtime/io_context.hpp"
 
+#include "runtime/detail/fault_injector.hpp"
 #include "runtime/detail/io_op.hpp"
 #include "runtime/detail/offload_pool.hpp"
 #include "runtime/task_scope.hpp"
@@ -12,6 +13,8 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <system_error>
@@ -35,6 +38,19 @@ void report_and_terminate(std::exception_ptr error) noexcept {
     std::terminate();
 }
 
+/// Prints the fault-injection line once per process and configuration: a failing test's log must
+/// show the seed that reproduces it, without one line per io_context a test suite creates.
+void announce_faults(const fault_options& faults) {
+    static std::mutex mutex;
+    static std::string last;
+    std::string text = faults.describe();
+    std::lock_guard lock(mutex);
+    if (text == last)
+        return;
+    std::fprintf(stderr, "corio: fault injection on (%s)\n", text.c_str());
+    last = std::move(text);
+}
+
 /// Ring flags to try, best first. Each later entry drops what an older kernel refuses with EINVAL.
 constexpr unsigned k_flag_attempts[] = {
     IORING_SETUP_SUBMIT_ALL | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
@@ -48,6 +64,13 @@ constexpr unsigned k_flag_attempts[] = {
 
 io_context::io_context(options opts)
     : m_previous(t_current), m_options(opts), m_pid(::getpid()) {
+    // First: a malformed CORIO_FAULTS throws before anything needs cleaning up.
+    std::optional<fault_options> faults = opts.faults ? opts.faults
+                                                      : fault_options::from_environment();
+    if (faults && faults->is_on()) {
+        m_faults = std::make_unique<detail::fault_injector>(*this, *faults);
+        announce_faults(*faults);
+    }
     setup_ring(opts);
     m_wake_fd = ::eventfd(0, EFD_CLOEXEC);
     if (m_wake_fd < 0) {
@@ -317,6 +340,26 @@ void io_context::set_unhandled_exception_handler(std::function<void(std::excepti
     if (m_root_scope->size() != 0)
         throw std::logic_error("corio: set the unhandled-exception handler before spawning");
     m_root_scope = std::move(replacement);
+}
+
+const fault_options* io_context::faults() const noexcept {
+    return m_faults ? &m_faults->options() : nullptr;
+}
+
+void io_context::inject_fault(io_uring_sqe* sqe) noexcept {
+    if (m_faults->on_submit(sqe))
+        ++m_stats.faults_injected;
+}
+
+void io_context::deliver(std::uintptr_t user_data, int res, unsigned flags) noexcept {
+    detail::io_op* op = detail::op_from_user_data(user_data);
+    if (user_data & detail::k_single_shot_tag) {
+        auto* single = static_cast<detail::single_shot_op*>(op);
+        single->finish(res, flags);
+        m_ready.push(single);
+        return;
+    }
+    op->m_complete(op, res, flags);
 }
 
 io_context_stats io_context::stats() const noexcept {

@@ -90,9 +90,11 @@ public:
         ctx.reserve_sqes(2); // the pair must reach the kernel in one submission to stay linked
         io_uring_sqe* sqe = ctx.get_sqe();
         m_op.prepare(sqe);
-        sqe->flags |= IOSQE_IO_LINK;
         m_complete = &on_op_done;
+        // NOTE: tracked before it is linked: the fault-injection mode leaves linked SQEs alone,
+        // but may fault this one (a NOP that keeps the link pairs with the timer all the same).
         ctx.track(sqe, this);
+        sqe->flags |= IOSQE_IO_LINK;
 
         io_uring_sqe* limit_sqe = ctx.get_sqe();
         io_uring_prep_link_timeout(limit_sqe, &m_limit, 0);

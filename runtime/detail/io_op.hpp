@@ -54,6 +54,8 @@ inline void io_context::track(io_uring_sqe* sqe, detail::io_op* op,
     op->m_ctx = this;
     io_uring_sqe_set_data64(sqe, user_data);
     ++m_inflight;
+    if (m_faults) [[unlikely]]
+        inject_fault(sqe); // the fault-injection mode (CORIO_FAULTS) may rewrite the SQE
 }
 } // namespace corio
 

@@ -1,0 +1,177 @@
+// SPDX-License-Identifier: MIT
+// Sockets under the fault-injection mode: short counts on stream sockets only, errors rewritten
+// from a NOP without consuming anything, fatal kinds only when asked, and the library absorbing
+// every transient kind.
+#include "runtime/io_context.hpp"
+
+#include "net/tcp_stream.hpp"
+#include "net/udp_socket.hpp"
+#include "runtime/sync_wait.hpp"
+#include "runtime/task_scope.hpp"
+#include "tests/net/net_support.hpp"
+
+#include <doctest/doctest.h>
+#include <sys/ioctl.h>
+
+#include <cstddef>
+#include <string>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+using namespace corio;
+using corio::test::first_mismatch;
+using corio::test::make_payload;
+using corio::test::tcp_pair;
+
+namespace {
+
+/// Options with the fault-injection mode set from `spec` (the environment is not read).
+io_context_options with_faults(const char* spec) {
+    io_context_options o;
+    o.faults = fault_options::parse(spec);
+    return o;
+}
+
+int bytes_queued(int fd) {
+    int n = -1;
+    REQUIRE(::ioctl(fd, FIONREAD, &n) == 0);
+    return n;
+}
+
+struct short_report {
+    int recvs = 0;          // recv_some calls made
+    int short_ones = 0;     // of those, the ones that returned less than was waiting
+    std::size_t moved = 0;  // bytes received in all
+    bool intact = false;    // every byte in order
+};
+
+/// The peer queues `size` bytes at once (plain syscall); the stream then takes them with
+/// recv_some into a buffer that could hold them all.
+task<short_report> recv_some_everything(std::size_t size) {
+    auto [client, server] = co_await tcp_pair();
+    std::vector<std::byte> payload = make_payload(11, size);
+    REQUIRE(::send(client.native_handle(), payload.data(), payload.size(), 0) ==
+            static_cast<ssize_t>(size));
+    short_report out;
+    std::vector<std::byte> got(size);
+    while (out.moved < size) {
+        int waiting = bytes_queued(server.native_handle());
+        std::span<std::byte> rest = std::span(got).subspan(out.moved);
+        result<std::size_t> n = co_await server.recv_some(rest);
+        REQUIRE(n.has_value());
+        REQUIRE(*n > 0);
+        ++out.recvs;
+        if (*n < std::min<std::size_t>(rest.size(), static_cast<std::size_t>(waiting)))
+            ++out.short_ones;
+        out.moved += *n;
+    }
+    out.intact = first_mismatch(got, 11) == size;
+    co_return out;
+}
+
+struct transfer_report {
+    std::size_t sent = 0;     // what send_all reported
+    std::size_t received = 0; // what recv_exact reported
+    bool intact = false;      // every byte in order
+};
+
+task<void> send_everything(net::tcp_stream* s, const std::vector<std::byte>* payload,
+                           std::size_t* sent) {
+    result<std::size_t> n = co_await s->send_all(*payload);
+    REQUIRE(n.has_value());
+    *sent = *n;
+}
+
+task<transfer_report> send_all_recv_exact(std::size_t size) {
+    auto [client, server] = co_await tcp_pair();
+    std::vector<std::byte> payload = make_payload(5, size);
+    std::vector<std::byte> got(size);
+    transfer_report out;
+    task_scope scope;
+    scope.spawn(send_everything(&client, &payload, &out.sent));
+    result<std::size_t> n = co_await server.recv_exact(got);
+    co_await scope.join();
+    REQUIRE(n.has_value());
+    out.received = *n;
+    out.intact = first_mismatch(got, 5) == size;
+    co_return out;
+}
+
+struct error_report {
+    std::error_code recv_error; // what recv_some resumed with
+    std::error_code send_error; // what send_some resumed with
+    int still_queued = 0;       // bytes left in the receiving socket afterwards
+};
+
+task<error_report> recv_and_send_once() {
+    auto [client, server] = co_await tcp_pair();
+    REQUIRE(::send(client.native_handle(), "hello", 5, 0) == 5);
+    error_report out;
+    char buffer[16];
+    result<std::size_t> r = co_await server.recv_some(std::span<char>(buffer));
+    out.recv_error = r ? std::error_code() : r.error();
+    result<std::size_t> s = co_await server.send_some(std::string_view("reply"));
+    out.send_error = s ? std::error_code() : s.error();
+    out.still_queued = bytes_queued(server.native_handle());
+    co_return out;
+}
+
+struct datagram_report {
+    std::size_t size = 0;   // the datagram's size as received
+    bool truncated = true;  // MSG_TRUNC
+};
+
+task<datagram_report> one_datagram() {
+    net::udp_socket a = net::udp_socket::bind(net::socket_address::loopback_v4(0)).value();
+    net::udp_socket b = net::udp_socket::bind(net::socket_address::loopback_v4(0)).value();
+    std::string text(1000, 'd');
+    result<std::size_t> sent = co_await a.send_to(text, b.local_address().value());
+    REQUIRE(sent.has_value());
+    std::vector<std::byte> buffer(2000);
+    result<net::datagram> got = co_await b.recv_from(buffer);
+    REQUIRE(got.has_value());
+    co_return datagram_report{got->size, got->truncated};
+}
+
+} // namespace
+
+TEST_CASE("kinds=short at rate 1: every recv on a stream socket returns less than was waiting") {
+    io_context ctx(with_faults("seed=3,rate=1,kinds=short"));
+    short_report r = sync_wait(ctx, recv_some_everything(64 * 1024));
+    CHECK(r.intact);
+    CHECK(r.moved == 64 * 1024);
+    // Each recv asked for fewer bytes than the buffer held (a 1-byte request cannot be shorter).
+    CHECK(r.short_ones >= r.recvs - 1);
+    CHECK(r.recvs > 1);
+}
+
+TEST_CASE("kinds=short at rate 1: recv_exact and send_all still move every byte") {
+    io_context ctx(with_faults("seed=4,rate=1,kinds=short"));
+    transfer_report r = sync_wait(ctx, send_all_recv_exact(512 * 1024));
+    CHECK(r.sent == 512 * 1024);
+    CHECK(r.received == 512 * 1024);
+    CHECK(r.intact);
+    CHECK(ctx.stats().faults_injected > 2);
+}
+
+TEST_CASE("kinds=reset: a NOP stands in for recv and send, which fail without consuming a byte") {
+    io_context ctx(with_faults("seed=5,rate=1,kinds=reset"));
+    error_report r = sync_wait(ctx, recv_and_send_once());
+    CHECK(r.recv_error == std::errc::connection_reset);
+    bool send_failed = r.send_error == std::errc::broken_pipe ||
+                       r.send_error == std::errc::connection_reset;
+    CHECK(send_failed);
+    CHECK(r.still_queued == 5); // the recv never ran: "hello" is still in the socket
+    // Exactly the recv and the send (the connect and accept of tcp_pair are no resets' business).
+    CHECK(ctx.stats().faults_injected == 2);
+    CHECK(ctx.stats().ops_in_flight == 0);
+}
+
+TEST_CASE("datagram sockets are never shortened") {
+    io_context ctx(with_faults("seed=6,rate=1,kinds=short"));
+    datagram_report r = sync_wait(ctx, one_datagram());
+    CHECK(r.size == 1000);
+    CHECK_FALSE(r.truncated);
+    CHECK(ctx.stats().faults_injected == 0);
+}
