@@ -243,10 +243,11 @@ unsigned io_context::reap() noexcept {
         int res = cqe.res;
         unsigned flags = cqe.flags;
         ++head;
-        if (data & detail::k_single_shot_tag) {
+        if ((data & detail::k_single_shot_tag) && res != -EINTR) [[likely]] {
             // The common case, inlined: store the outcome and queue the waiter. It never
             // submits and never reaps, so handing the slots back can wait for the end of the
-            // batch, and the ready queue's tail stays in a register.
+            // batch, and the ready queue's tail stays in a register. (After EINTR a tagged op
+            // takes the general path below: its m_complete resubmits it.)
             auto* op = static_cast<detail::single_shot_op*>(detail::op_from_user_data(data));
             op->finish(res, flags);
             m_ready.push(op);
@@ -353,7 +354,7 @@ void io_context::inject_fault(io_uring_sqe* sqe) noexcept {
 
 void io_context::deliver(std::uintptr_t user_data, int res, unsigned flags) noexcept {
     detail::io_op* op = detail::op_from_user_data(user_data);
-    if (user_data & detail::k_single_shot_tag) {
+    if ((user_data & detail::k_single_shot_tag) && res != -EINTR) {
         auto* single = static_cast<detail::single_shot_op*>(op);
         single->finish(res, flags);
         m_ready.push(single);

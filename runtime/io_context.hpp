@@ -101,6 +101,7 @@ struct io_context_stats {
     std::uint64_t sq_full_flushes = 0; ///< submits forced because the SQ was full
     std::uint64_t enter_retries = 0;   ///< EINTR/EAGAIN/EBUSY from io_uring_enter, retried
     std::uint64_t faults_injected = 0; ///< SQEs the fault-injection mode rewrote (fault_options)
+    std::uint64_t restarts = 0;        ///< ops resubmitted after EINTR (user code never sees it)
     std::size_t ops_in_flight = 0;     ///< operations whose final completion is still due
     std::size_t live_tasks = 0;        ///< corio task frames alive on this thread
     std::size_t frame_bytes = 0;       ///< bytes in those frames (as the compiler sized them)
@@ -193,6 +194,9 @@ public:
     inline void track(io_uring_sqe* sqe, detail::io_op* op) noexcept; // in detail/io_op.hpp
     /// track() with an explicit user_data: `op`'s address, tagged for plain single-shot ops.
     inline void track(io_uring_sqe* sqe, detail::io_op* op, std::uintptr_t user_data) noexcept;
+
+    /// Counts an op resubmitted after EINTR (io_context_stats::restarts).
+    void count_restart() noexcept { ++m_stats.restarts; }
 
     /// Queues a coroutine to be resumed by the loop (never resumes inline).
     void post(detail::ready_node* node) noexcept { m_ready.push(node); }

@@ -138,3 +138,17 @@ TEST_CASE("pipes are never shortened") {
     CHECK(n == 10);
     CHECK(ctx.stats().faults_injected == 0);
 }
+
+TEST_CASE("kinds=eintr at rate 1: open, reads and writes never show EINTR to the caller") {
+    temp_dir dir;
+    std::string bytes = pattern(200'000, 5);
+    io_context ctx(with_faults("seed=12,rate=1,kinds=eintr"));
+    std::string back = sync_wait(ctx, write_all_then_read_exact(dir / "f", bytes));
+    CHECK(back == bytes);
+    read_report r = sync_wait(ctx, read_some_everything(dir / "f", bytes.size()));
+    CHECK(r.contents == bytes);
+    io_context_stats st = ctx.stats();
+    CHECK(st.faults_injected >= 6); // two opens, a write, a read_exact, read_some...
+    CHECK(st.restarts == st.faults_injected);
+    CHECK(st.ops_in_flight == 0);
+}

@@ -14,6 +14,7 @@
 #include <sys/ioctl.h>
 
 #include <cstddef>
+#include <filesystem>
 #include <string>
 #include <system_error>
 #include <utility>
@@ -134,6 +135,72 @@ task<datagram_report> one_datagram() {
     co_return datagram_report{got->size, got->truncated};
 }
 
+
+struct exchange_report {
+    std::size_t sent = 0;      // what send_all reported
+    std::size_t received = 0;  // what recv_exact reported
+    bool intact = false;       // every byte in order
+    std::string echoed;        // what recv_some took of the peer's reply, in order
+};
+
+task<void> reply_in_pieces(net::tcp_stream* s, int pieces) {
+    for (int i = 0; i < pieces; ++i) {
+        std::string piece = "piece " + std::to_string(i) + ";";
+        std::size_t done = 0;
+        while (done < piece.size()) {
+            result<std::size_t> n = co_await s->send_some(std::string_view(piece).substr(done));
+            REQUIRE(n.has_value());
+            done += *n;
+        }
+    }
+    result<void> shut = co_await s->shutdown();
+    REQUIRE(shut.has_value());
+}
+
+/// Connects, accepts, moves `size` bytes one way with send_all/recv_exact, and `pieces` small
+/// messages the other way with send_some/recv_some until EOF.
+task<exchange_report> connect_and_exchange(std::size_t size, int pieces) {
+    auto [client, server] = co_await tcp_pair();
+    exchange_report out;
+    std::vector<std::byte> payload = make_payload(21, size);
+    std::vector<std::byte> got(size);
+    {
+        task_scope scope;
+        scope.spawn(send_everything(&client, &payload, &out.sent));
+        result<std::size_t> n = co_await server.recv_exact(got);
+        co_await scope.join();
+        REQUIRE(n.has_value());
+        out.received = *n;
+        out.intact = first_mismatch(got, 21) == size;
+    }
+    task_scope scope;
+    scope.spawn(reply_in_pieces(&server, pieces));
+    char buffer[64];
+    for (;;) {
+        result<std::size_t> n = co_await client.recv_some(std::span<char>(buffer));
+        REQUIRE(n.has_value());
+        if (*n == 0)
+            break;
+        out.echoed.append(buffer, *n);
+    }
+    co_await scope.join();
+    co_return out;
+}
+
+std::string expected_pieces(int pieces) {
+    std::string out;
+    for (int i = 0; i < pieces; ++i)
+        out += "piece " + std::to_string(i) + ";";
+    return out;
+}
+
+std::size_t open_fds() {
+    std::size_t n = 0;
+    for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator("/proc/self/fd"))
+        ++n;
+    return n;
+}
+
 } // namespace
 
 TEST_CASE("kinds=short at rate 1: every recv on a stream socket returns less than was waiting") {
@@ -174,4 +241,34 @@ TEST_CASE("datagram sockets are never shortened") {
     CHECK(r.size == 1000);
     CHECK_FALSE(r.truncated);
     CHECK(ctx.stats().faults_injected == 0);
+}
+
+TEST_CASE("kinds=eintr at rate 1: connect, accept, recv and send never show EINTR to the caller") {
+    std::size_t fds_before = open_fds();
+    {
+        io_context ctx(with_faults("seed=12,rate=1,kinds=eintr"));
+        exchange_report r = sync_wait(ctx, connect_and_exchange(256 * 1024, 50));
+        CHECK(r.sent == 256 * 1024);
+        CHECK(r.received == 256 * 1024);
+        CHECK(r.intact);
+        CHECK(r.echoed == expected_pieces(50));
+        io_context_stats st = ctx.stats();
+        CHECK(st.faults_injected > 50);
+        CHECK(st.restarts == st.faults_injected); // each interrupted op went out once more
+        CHECK(st.ops_in_flight == 0);
+    }
+    // The connect restarted on a fresh socket and closed the interrupted one.
+    CHECK(open_fds() == fds_before);
+}
+
+TEST_CASE("rate 1 with the default (transient) kinds: the caller sees only real results") {
+    for (unsigned seed = 1; seed <= 5; ++seed) {
+        std::string spec = "seed=" + std::to_string(seed) + ",rate=1";
+        io_context ctx(with_faults(spec.c_str()));
+        exchange_report r = sync_wait(ctx, connect_and_exchange(128 * 1024, 20));
+        CHECK(r.intact);
+        CHECK(r.received == 128 * 1024);
+        CHECK(r.echoed == expected_pieces(20)); // no ECONNRESET/EPIPE: fatal kinds are off
+        CHECK(ctx.stats().faults_injected > 20);
+    }
 }

@@ -34,6 +34,63 @@ io_context_options with_faults(const char* spec) {
     return o;
 }
 
+struct outcome {
+    int resumed = 0;       // times the awaiter resumed
+    int res = 0;           // the completion's res, when it succeeded
+    std::error_code error; // or its error
+};
+
+task<void> read_pipe(int fd, outcome* out) {
+    char byte = 0;
+    auto prep = [fd, &byte](io_uring_sqe* sqe) { io_uring_prep_read(sqe, fd, &byte, 1, -1); };
+    auto read = submit(prep);
+    result<uring_completion> r = co_await read;
+    ++out->resumed;
+    if (r)
+        out->res = r->res;
+    else
+        out->error = r.error();
+}
+
+task<void> write_byte_later(int fd) {
+    result<void> r = co_await nop(); // the reader has started by now
+    r.value();
+    REQUIRE(::write(fd, "x", 1) == 1);
+}
+
+task<void> read_while_written(int read_fd, int write_fd, outcome* out) {
+    task_scope scope;
+    scope.spawn(read_pipe(read_fd, out));
+    scope.spawn(write_byte_later(write_fd));
+    co_await scope.join();
+}
+
+task<void> stop_scope(task_scope* scope) {
+    scope->request_stop();
+    co_return;
+}
+
+task<void> stop_scope_next_turn(task_scope* scope) {
+    result<void> r = co_await nop();
+    r.value();
+    scope->request_stop();
+}
+
+/// The read starts first; the stopper requests stop in the same turn (before the read's first
+/// SQE has even been submitted) or, with `next_turn`, one turn later (after its restart).
+task<void> read_then_stop(int fd, outcome* out, bool next_turn) {
+    task_scope scope;
+    scope.spawn(read_pipe(fd, out));
+    scope.spawn(next_turn ? stop_scope_next_turn(&scope) : stop_scope(&scope));
+    co_await scope.join();
+}
+
+int bytes_queued(int fd) {
+    int n = -1;
+    REQUIRE(::ioctl(fd, FIONREAD, &n) == 0);
+    return n;
+}
+
 task<void> nops_and_timers(int n, int* ok) {
     for (int i = 0; i < n; ++i) {
         result<void> a = co_await nop();
@@ -164,4 +221,43 @@ TEST_CASE("NOPs and timers are never faulted, even at rate 1 with every kind") {
     sync_wait(ctx, nops_and_timers(100, &ok));
     CHECK(ok == 100);
     CHECK(ctx.stats().faults_injected == 0);
+}
+
+TEST_CASE("an op that completes with EINTR is resubmitted and the waiter sees the real result") {
+    pipe_pair pipe;
+    io_context ctx(with_faults("seed=1,rate=1,kinds=eintr"));
+    outcome out;
+    sync_wait(ctx, read_while_written(pipe.read_end, pipe.write_end, &out));
+    CHECK(out.resumed == 1);
+    CHECK(out.error == std::error_code());
+    CHECK(out.res == 1);
+    CHECK(ctx.stats().faults_injected == 1); // the retry is never faulted again
+    CHECK(ctx.stats().restarts == 1);
+    CHECK(ctx.stats().ops_in_flight == 0);
+}
+
+TEST_CASE("an op stopped before its EINTR arrives resumes exactly once with ECANCELED") {
+    pipe_pair pipe;
+    io_context ctx(with_faults("seed=1,rate=1,kinds=eintr"));
+    outcome out;
+    sync_wait(ctx, read_then_stop(pipe.read_end, &out, false));
+    CHECK(out.resumed == 1);
+    CHECK(out.error == std::errc::operation_canceled);
+    CHECK(ctx.stats().restarts == 0); // stop was requested: not restarted
+    CHECK(ctx.stats().ops_in_flight == 0);
+    REQUIRE(::write(pipe.write_end, "y", 1) == 1);
+    CHECK(bytes_queued(pipe.read_end) == 1); // no read is left attached to the pipe
+}
+
+TEST_CASE("cancelling an op that is being restarted resumes it exactly once with ECANCELED") {
+    pipe_pair pipe;
+    io_context ctx(with_faults("seed=1,rate=1,kinds=eintr"));
+    outcome out;
+    sync_wait(ctx, read_then_stop(pipe.read_end, &out, true));
+    CHECK(out.resumed == 1);
+    CHECK(out.error == std::errc::operation_canceled);
+    CHECK(ctx.stats().restarts == 1); // restarted, then the restarted read was cancelled
+    CHECK(ctx.stats().ops_in_flight == 0);
+    REQUIRE(::write(pipe.write_end, "y", 1) == 1);
+    CHECK(bytes_queued(pipe.read_end) == 1);
 }
