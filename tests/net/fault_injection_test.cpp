@@ -8,11 +8,13 @@
 #include "net/udp_socket.hpp"
 #include "runtime/sync_wait.hpp"
 #include "runtime/task_scope.hpp"
+#include "runtime/timer.hpp"
 #include "tests/net/net_support.hpp"
 
 #include <doctest/doctest.h>
 #include <sys/ioctl.h>
 
+#include <chrono>
 #include <cstddef>
 #include <filesystem>
 #include <string>
@@ -201,6 +203,28 @@ std::size_t open_fds() {
     return n;
 }
 
+
+struct timed_report {
+    std::string got;           // what the recv under a deadline returned
+    std::error_code idle;      // what a recv under a deadline on an idle socket returned
+};
+
+task<timed_report> recv_with_deadlines() {
+    auto [client, server] = co_await tcp_pair();
+    REQUIRE(::send(client.native_handle(), "ping", 4, 0) == 4);
+    timed_report out;
+    char buffer[16];
+    auto first = with_timeout(server.recv_some(std::span<char>(buffer)), std::chrono::seconds(10));
+    result<std::size_t> n = co_await first;
+    REQUIRE(n.has_value());
+    out.got.assign(buffer, *n);
+    auto second = with_timeout(server.recv_some(std::span<char>(buffer)),
+                               std::chrono::milliseconds(20));
+    result<std::size_t> idle = co_await second;
+    out.idle = idle ? std::error_code() : idle.error();
+    co_return out;
+}
+
 } // namespace
 
 TEST_CASE("kinds=short at rate 1: every recv on a stream socket returns less than was waiting") {
@@ -271,4 +295,13 @@ TEST_CASE("rate 1 with the default (transient) kinds: the caller sees only real 
         CHECK(r.echoed == expected_pieces(20)); // no ECONNRESET/EPIPE: fatal kinds are off
         CHECK(ctx.stats().faults_injected > 20);
     }
+}
+
+TEST_CASE("kinds=eintr at rate 1: an op under with_timeout is restarted with its link timeout") {
+    io_context ctx(with_faults("seed=13,rate=1,kinds=eintr"));
+    timed_report r = sync_wait(ctx, recv_with_deadlines());
+    CHECK(r.got == "ping");
+    CHECK(r.idle == std::errc::timed_out); // the restarted pair still has its deadline
+    CHECK(ctx.stats().restarts == ctx.stats().faults_injected);
+    CHECK(ctx.stats().ops_in_flight == 0);
 }
