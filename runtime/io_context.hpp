@@ -101,7 +101,8 @@ struct io_context_stats {
     std::uint64_t sq_full_flushes = 0; ///< submits forced because the SQ was full
     std::uint64_t enter_retries = 0;   ///< EINTR/EAGAIN/EBUSY from io_uring_enter, retried
     std::uint64_t faults_injected = 0; ///< SQEs the fault-injection mode rewrote (fault_options)
-    std::uint64_t restarts = 0;        ///< ops resubmitted after EINTR (user code never sees it)
+    std::uint64_t restarts = 0;        ///< single-shot ops resubmitted after EINTR (never seen
+                                       ///< by user code; multishot streams count in their arms)
     std::size_t ops_in_flight = 0;     ///< operations whose final completion is still due
     std::size_t live_tasks = 0;        ///< corio task frames alive on this thread
     std::size_t frame_bytes = 0;       ///< bytes in those frames (as the compiler sized them)

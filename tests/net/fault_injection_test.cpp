@@ -4,6 +4,8 @@
 // every transient kind.
 #include "runtime/io_context.hpp"
 
+#include "net/buffer_ring.hpp"
+#include "net/tcp_listener.hpp"
 #include "net/tcp_stream.hpp"
 #include "net/udp_socket.hpp"
 #include "runtime/sync_wait.hpp"
@@ -225,6 +227,54 @@ task<timed_report> recv_with_deadlines() {
     co_return out;
 }
 
+
+struct stream_report {
+    std::string got;           // every byte the multishot stream delivered, until EOF
+    unsigned available = 0;    // buffers back in the ring at the end
+    std::size_t accepted = 0;  // connections the multishot accept handed out
+};
+
+task<void> send_pieces_then_shut(net::tcp_stream* s, int pieces) {
+    for (int i = 0; i < pieces; ++i) {
+        std::string piece = "piece " + std::to_string(i) + ";";
+        result<std::size_t> n = co_await s->send_all(piece);
+        REQUIRE(n.has_value());
+        result<void> r = co_await nop(); // one piece per turn: many multishot completions
+        r.value();
+    }
+    result<void> shut = co_await s->shutdown();
+    REQUIRE(shut.has_value());
+}
+
+task<stream_report> multishot_accept_and_recv(int connections, int pieces) {
+    net::tcp_listener listener = test::loopback_listener();
+    net::socket_address addr = listener.local_address().value();
+    net::tcp_listener::accept_stream accepts = listener.accept_multishot();
+    io_context& ctx = io_context::current();
+    net::buffer_ring ring(ctx, 8, 64);
+    stream_report out;
+    for (int c = 0; c < connections; ++c) {
+        result<net::tcp_stream> client = co_await net::tcp_stream::connect(addr);
+        REQUIRE(client.has_value());
+        result<net::tcp_stream> server = co_await accepts.next();
+        REQUIRE(server.has_value());
+        ++out.accepted;
+        net::recv_stream rs = server->recv_multishot(ring);
+        task_scope scope;
+        scope.spawn(send_pieces_then_shut(&*client, pieces));
+        for (;;) {
+            result<net::buffer_lease> lease = co_await rs.next();
+            REQUIRE(lease.has_value());
+            if (lease->empty())
+                break;
+            out.got += test::text_of(lease->data());
+        }
+        co_await scope.join();
+    }
+    out.available = ring.available();
+    co_return out;
+}
+
 } // namespace
 
 TEST_CASE("kinds=short at rate 1: every recv on a stream socket returns less than was waiting") {
@@ -303,5 +353,19 @@ TEST_CASE("kinds=eintr at rate 1: an op under with_timeout is restarted with its
     CHECK(r.got == "ping");
     CHECK(r.idle == std::errc::timed_out); // the restarted pair still has its deadline
     CHECK(ctx.stats().restarts == ctx.stats().faults_injected);
+    CHECK(ctx.stats().ops_in_flight == 0);
+}
+
+TEST_CASE("kinds=eintr,enobufs at rate 1: multishot accept and recv re-arm and lose nothing") {
+    io_context ctx(with_faults("seed=14,rate=1,kinds=eintr,enobufs"));
+    stream_report r = sync_wait(ctx, multishot_accept_and_recv(3, 20));
+    std::string expected;
+    for (int c = 0; c < 3; ++c)
+        expected += expected_pieces(20);
+    CHECK(r.got == expected);
+    CHECK(r.accepted == 3);
+    CHECK(r.available == 8);
+    CHECK(ctx.stats().faults_injected > 6);
+    ctx.run(); // the orphaned accept's cancellation
     CHECK(ctx.stats().ops_in_flight == 0);
 }
