@@ -42,7 +42,16 @@ public:
     /// after EINTR, or the end.
     static void on_complete(io_op* op, int res, unsigned flags) noexcept {
         auto* self = static_cast<transfer_op*>(op);
-        if (res == -EINTR || (res > 0 && static_cast<Derived*>(self)->advance(res))) {
+        if (res == -EINTR) {
+            // At once, like a plain op's restart (the loop handed the CQ slots back before
+            // calling us): a cancel queued from now on finds the new SQE in the kernel.
+            if (self->resubmit()) {
+                self->m_ctx->count_restart();
+                return;
+            }
+            res = self->m_res;
+            flags = 0;
+        } else if (res > 0 && static_cast<Derived*>(self)->advance(res)) {
             self->m_res = res;
             self->m_resubmit = &on_resubmit;
             defer_resubmit(*self->m_ctx, self);
@@ -54,11 +63,8 @@ public:
 private:
     static void on_resubmit(resubmit_node* node) noexcept {
         auto* self = static_cast<transfer_op*>(node);
-        bool interrupted = self->m_res == -EINTR;
         if (!self->resubmit())
             single_shot_op::complete(self, self->m_res, 0);
-        else if (interrupted)
-            self->m_ctx->count_restart();
     }
 };
 

@@ -8,6 +8,7 @@
 #include "net/tcp_listener.hpp"
 #include "net/tcp_stream.hpp"
 #include "net/udp_socket.hpp"
+#include "net/unix_socket.hpp"
 #include "runtime/sync_wait.hpp"
 #include "runtime/task_scope.hpp"
 #include "runtime/timer.hpp"
@@ -275,6 +276,47 @@ task<stream_report> multishot_accept_and_recv(int connections, int pieces) {
     co_return out;
 }
 
+
+struct blocked_send_report {
+    int resumed = 0;                                // times the send_all resumed
+    std::error_code send;                           // what it resumed with
+    result<std::size_t> cancelled = std::size_t{0}; // what cancel() said
+};
+
+task<void> send_all_blocked(net::unix_stream* s, const std::vector<std::byte>* data,
+                            blocked_send_report* out) {
+    result<std::size_t> n = co_await s->send_all(*data);
+    ++out->resumed;
+    out->send = n ? std::error_code() : n.error();
+}
+
+task<void> cancel_after_one_turn(net::unix_stream* s, blocked_send_report* out) {
+    result<void> r = co_await nop(); // completes in the same batch as the send's stand-in
+    r.value();
+    out->cancelled = co_await s->cancel();
+}
+
+/// A send_all that cannot move a byte (the peer's buffer is full) is interrupted; a task whose
+/// NOP completed in the same batch cancels the socket's ops before the send_all's waiter could.
+task<blocked_send_report> interrupted_send_all_then_cancel() {
+    auto pair = net::unix_stream::pair();
+    REQUIRE(pair.has_value());
+    auto& [a, b] = *pair;
+    std::vector<std::byte> fill(4096);
+    while (::send(a.native_handle(), fill.data(), fill.size(), MSG_DONTWAIT) > 0) {
+    }
+    std::vector<std::byte> data = make_payload(3, 1000);
+    blocked_send_report out;
+    task_scope scope;
+    scope.spawn(cancel_after_one_turn(&a, &out)); // its nop goes first in the batch
+    scope.spawn(send_all_blocked(&a, &data, &out));
+    auto resumed = [&out] { return out.resumed > 0; };
+    task<void> wait = test::turn_until(resumed, 1000);
+    co_await std::move(wait);
+    co_await scope.join();
+    co_return out;
+}
+
 } // namespace
 
 TEST_CASE("kinds=short at rate 1: every recv on a stream socket returns less than was waiting") {
@@ -368,4 +410,13 @@ TEST_CASE("kinds=eintr,enobufs at rate 1: multishot accept and recv re-arm and l
     CHECK(ctx.stats().faults_injected > 6);
     ctx.run(); // the orphaned accept's cancellation
     CHECK(ctx.stats().ops_in_flight == 0);
+}
+
+TEST_CASE("an interrupted send_all goes out again at once, so a cancel() queued next finds it") {
+    io_context ctx(with_faults("seed=17,rate=1,kinds=eintr"));
+    blocked_send_report r = sync_wait(ctx, interrupted_send_all_then_cancel());
+    CHECK(r.resumed == 1);
+    CHECK(r.send == std::errc::operation_canceled);
+    CHECK(r.cancelled.value() == 1);
+    CHECK(ctx.stats().restarts == 1);
 }
