@@ -302,6 +302,10 @@ bool fault_injector::is_exempt(std::uintptr_t user_data) noexcept {
 }
 
 bool fault_injector::on_submit(io_uring_sqe* sqe) noexcept {
+    if (sqe->opcode == IORING_OP_ASYNC_CANCEL) {
+        on_cancel(sqe, true);
+        return false;
+    }
     if (!m_exempt.empty() && is_exempt(sqe->user_data))
         return false;
     // A linked SQE's failure or short count would have to break its chain, which a NOP or a
@@ -328,7 +332,7 @@ bool fault_injector::on_submit(io_uring_sqe* sqe) noexcept {
     return replace_by_nop(sqe, error_for(chosen, sqe), transient);
 }
 
-bool fault_injector::replace_by_nop(io_uring_sqe* sqe, int error, bool transient) noexcept {
+fault_injector::record* fault_injector::take_record(std::uintptr_t target) noexcept {
     record* rec = m_free;
     if (rec != nullptr) {
         m_free = rec->m_next_free;
@@ -336,14 +340,30 @@ bool fault_injector::replace_by_nop(io_uring_sqe* sqe, int error, bool transient
         try {
             m_records.push_back(std::make_unique<record>());
         } catch (...) {
-            return false; // out of memory: no fault this time
+            return nullptr; // out of memory: no fault this time
         }
         rec = m_records.back().get();
         rec->m_owner = this;
         rec->m_ctx = m_ctx;
         rec->m_complete = &on_nop;
     }
-    rec->m_target = sqe->user_data;
+    rec->m_target = target;
+    rec->m_fd = -1;
+    rec->m_error = 0;
+    rec->m_extra = 0;
+    rec->m_is_cancel = false;
+    rec->m_cancel_all = false;
+    rec->m_transient = false;
+    rec->m_cancelled = false;
+    rec->m_in_flight = true;
+    return rec;
+}
+
+bool fault_injector::replace_by_nop(io_uring_sqe* sqe, int error, bool transient) noexcept {
+    record* rec = take_record(sqe->user_data);
+    if (rec == nullptr)
+        return false;
+    rec->m_fd = (sqe->flags & IOSQE_FIXED_FILE) ? -1 : sqe->fd;
     rec->m_error = error;
     rec->m_transient = transient;
     // Only IOSQE_IO_DRAIN still matters to a NOP (link flags were refused above, and a NOP
@@ -355,11 +375,50 @@ bool fault_injector::replace_by_nop(io_uring_sqe* sqe, int error, bool transient
     return true;
 }
 
+void fault_injector::on_cancel(io_uring_sqe* sqe, bool tracked) noexcept {
+    const unsigned flags = sqe->cancel_flags;
+    const bool all = flags & (IORING_ASYNC_CANCEL_ALL | IORING_ASYNC_CANCEL_ANY);
+    unsigned matched = 0;
+    for (const std::unique_ptr<record>& r : m_records) {
+        if (!r->m_in_flight || r->m_is_cancel || r->m_cancelled)
+            continue;
+        bool match = (flags & IORING_ASYNC_CANCEL_ANY) ||
+                     ((flags & IORING_ASYNC_CANCEL_FD) ? !(flags & IORING_ASYNC_CANCEL_FD_FIXED) &&
+                                                             r->m_fd == sqe->fd
+                                                       : r->m_target == sqe->addr);
+        if (!match)
+            continue;
+        r->m_cancelled = true;
+        ++matched;
+        if (!all)
+            break;
+    }
+    if (matched == 0 || !tracked)
+        return;
+    // The cancel's own count must include them: its completion goes through a record too.
+    record* rec = take_record(sqe->user_data);
+    if (rec == nullptr)
+        return;
+    rec->m_is_cancel = true;
+    rec->m_cancel_all = all;
+    rec->m_extra = matched;
+    io_uring_sqe_set_data(sqe, static_cast<io_op*>(rec));
+}
+
 void fault_injector::on_nop(io_op* op, int res, unsigned flags) noexcept {
     auto* rec = static_cast<record*>(op);
     fault_injector& self = *rec->m_owner;
     std::uintptr_t target = rec->m_target;
-    if (res == 0) { // the NOP ran: the op fails as chosen (a link break would keep its res)
+    rec->m_in_flight = false;
+    if (rec->m_is_cancel) {
+        // A real cancel that found none of the faulted ops (they never reached the kernel).
+        if (res == -ENOENT)
+            res = rec->m_cancel_all ? static_cast<int>(rec->m_extra) : 0;
+        else if (res >= 0 && rec->m_cancel_all)
+            res += static_cast<int>(rec->m_extra);
+    } else if (res == 0 && rec->m_cancelled) {
+        res = -ECANCELED; // the real op would have been pending when the cancel came
+    } else if (res == 0) { // the NOP ran: the op fails as chosen (a link break keeps its res)
         res = -rec->m_error;
         if (rec->m_transient) {
             // Its retry goes through untouched: rate=1 must still make progress. Entries of ops

@@ -129,6 +129,7 @@ void io_context::drain_and_close() noexcept {
         io_uring_sqe* sqe = get_sqe();
         io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
         io_uring_sqe_set_data(sqe, nullptr);
+        note_cancel(sqe);
     }
     try {
         while (has_work())
@@ -332,6 +333,7 @@ void io_context::cancel_user_data(std::uintptr_t user_data) {
     // the op cannot have been resumed (and its frame reused) before that.
     io_uring_prep_cancel64(sqe, user_data, 0);
     io_uring_sqe_set_data(sqe, nullptr);
+    note_cancel(sqe);
 }
 
 void io_context::set_unhandled_exception_handler(std::function<void(std::exception_ptr)> handler) {
@@ -351,6 +353,8 @@ void io_context::inject_fault(io_uring_sqe* sqe) noexcept {
     if (m_faults->on_submit(sqe))
         ++m_stats.faults_injected;
 }
+
+void io_context::inject_cancel(io_uring_sqe* sqe) noexcept { m_faults->on_cancel(sqe, false); }
 
 void io_context::deliver(std::uintptr_t user_data, int res, unsigned flags) noexcept {
     detail::io_op* op = detail::op_from_user_data(user_data);

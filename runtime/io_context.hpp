@@ -196,6 +196,13 @@ public:
     /// track() with an explicit user_data: `op`'s address, tagged for plain single-shot ops.
     inline void track(io_uring_sqe* sqe, detail::io_op* op, std::uintptr_t user_data) noexcept;
 
+    /// Tells the fault-injection mode about an IORING_OP_ASYNC_CANCEL SQE that is not tracked
+    /// (its completion ignored): the faulted ops it would have hit complete with ECANCELED.
+    void note_cancel(io_uring_sqe* sqe) noexcept {
+        if (m_faults) [[unlikely]]
+            inject_cancel(sqe);
+    }
+
     /// Counts an op resubmitted after EINTR (io_context_stats::restarts).
     void count_restart() noexcept { ++m_stats.restarts; }
 
@@ -252,6 +259,8 @@ private:
     void release_after_fork() noexcept;
     /// The fault-injection mode's look at an SQE just tracked (only called when it is on).
     void inject_fault(io_uring_sqe* sqe) noexcept;
+    /// note_cancel() with the mode on.
+    void inject_cancel(io_uring_sqe* sqe) noexcept;
     /// Completes the op `user_data` names with `res` and `flags`, as reaping its CQE would.
     void deliver(std::uintptr_t user_data, int res, unsigned flags) noexcept;
 

@@ -28,12 +28,25 @@ public:
     /// injected a fault.
     bool on_submit(io_uring_sqe* sqe) noexcept;
 
+    /// An IORING_OP_ASYNC_CANCEL SQE was queued (`tracked`: through track(), so its completion
+    /// can be adjusted). The real ops a faulted SQE stands for would have been pending when the
+    /// cancel came: the matching NOPs still in flight complete their ops with ECANCELED instead
+    /// of the chosen error, and a tracked cancel reports them in its count, as the kernel would
+    /// have.
+    void on_cancel(io_uring_sqe* sqe, bool tracked) noexcept;
+
 private:
-    /// What a NOP that stands in for a faulted SQE completes to.
+    /// A faulted SQE's stand-in: what its completion is turned into.
     struct record : io_op {
-        std::uintptr_t m_target = 0;  // the user_data of the op the NOP stands in for
-        int m_error = 0;              // the errno its completion carries
+        std::uintptr_t m_target = 0;  // the user_data of the op the SQE belongs to
+        int m_fd = -1;                // the fd the real op named (-1: a fixed file)
+        int m_error = 0;              // a NOP: the errno its completion carries
+        unsigned m_extra = 0;         // a cancel: the faulted ops it counts as cancelled
+        bool m_is_cancel = false;     // wraps a real cancel instead of standing in as a NOP
+        bool m_cancel_all = false;    // that cancel had IORING_ASYNC_CANCEL_ALL
         bool m_transient = false;     // its retry must not be faulted again
+        bool m_in_flight = false;     // its CQE is still due
+        bool m_cancelled = false;     // a cancel aimed at the real op came after it
         fault_injector* m_owner = nullptr; // where the record goes back to
         record* m_next_free = nullptr;     // free list link
     };
@@ -50,6 +63,8 @@ private:
     [[nodiscard]] int error_for(unsigned kind, const io_uring_sqe* sqe) noexcept;
     /// Replaces `sqe` by a NOP that completes its op with -`error`. False when out of memory.
     bool replace_by_nop(io_uring_sqe* sqe, int error, bool transient) noexcept;
+    /// A record from the free list (or a new one); null when out of memory.
+    record* take_record(std::uintptr_t target) noexcept;
     /// True (and forgets it) when `user_data` is the retry of an op given a transient error.
     bool is_exempt(std::uintptr_t user_data) noexcept;
 

@@ -277,6 +277,39 @@ task<stream_report> multishot_accept_and_recv(int connections, int pieces) {
 }
 
 
+struct cancel_report {
+    int resumed = 0;                       // times the recv resumed
+    std::error_code recv;                  // what it resumed with
+    result<std::size_t> cancelled = std::size_t{0}; // what cancel() said
+};
+
+task<void> recv_once(net::tcp_stream* s, cancel_report* out) {
+    char buffer[8];
+    result<std::size_t> n = co_await s->recv_some(std::span<char>(buffer));
+    ++out->resumed;
+    out->recv = n ? std::error_code() : n.error();
+}
+
+task<void> cancel_socket(net::tcp_stream* s, cancel_report* out) {
+    out->cancelled = co_await s->cancel();
+}
+
+/// A recv and a cancel() of its socket started in the same turn, in that order: the recv's SQE
+/// (a NOP under the mode) reaches the kernel before the cancel.
+task<cancel_report> recv_then_cancel_same_turn() {
+    auto [client, server] = co_await tcp_pair();
+    cancel_report out;
+    task_scope scope;
+    scope.spawn(recv_once(&server, &out));
+    scope.spawn(cancel_socket(&server, &out));
+    auto resumed = [&out] { return out.resumed > 0; };
+    task<void> wait = test::turn_until(resumed, 1000);
+    co_await std::move(wait);
+    co_await scope.join();
+    co_return out;
+}
+
+
 struct blocked_send_report {
     int resumed = 0;                                // times the send_all resumed
     std::error_code send;                           // what it resumed with
@@ -410,6 +443,18 @@ TEST_CASE("kinds=eintr,enobufs at rate 1: multishot accept and recv re-arm and l
     CHECK(ctx.stats().faults_injected > 6);
     ctx.run(); // the orphaned accept's cancellation
     CHECK(ctx.stats().ops_in_flight == 0);
+}
+
+TEST_CASE("a cancel() right behind an interrupted recv still cancels it, as the kernel would") {
+    // Without the mode the cancel finds the recv pending in the kernel. With it, the recv's SQE
+    // is a NOP that completes at once: the injector must not let the recv's restart escape the
+    // cancel (it would wait forever on an idle socket), and the count must say 1.
+    io_context ctx(with_faults("seed=16,rate=1,kinds=eintr"));
+    cancel_report r = sync_wait(ctx, recv_then_cancel_same_turn());
+    CHECK(r.resumed == 1);
+    CHECK(r.recv == std::errc::operation_canceled);
+    CHECK(r.cancelled.value() == 1);
+    CHECK(ctx.stats().restarts == 2); // only the connect and the accept
 }
 
 TEST_CASE("an interrupted send_all goes out again at once, so a cancel() queued next finds it") {
