@@ -34,8 +34,8 @@ constexpr kind_name k_kind_names[] = {
 };
 
 [[noreturn]] void bad_spec(std::string_view spec, std::string_view why) {
-    throw std::invalid_argument("corio: CORIO_FAULTS='" + std::string(spec) + "': " +
-                                std::string(why) +
+    throw std::invalid_argument("corio: CORIO_FAULTS='" + std::string(spec) +
+                                "': " + std::string(why) +
                                 " (expected e.g. seed=42,rate=0.05,kinds=short,eintr or "
                                 "errors=all; see docs/runtime.md, Fault injection)");
 }
@@ -90,8 +90,8 @@ double parse_rate(std::string_view spec, std::string_view value) {
 
 /// A seed nobody chose: the line printed at construction makes it reproducible all the same.
 std::uint64_t unchosen_seed() noexcept {
-    auto now = static_cast<std::uint64_t>(
-        std::chrono::steady_clock::now().time_since_epoch().count());
+    auto now =
+        static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
     return (now ^ (static_cast<std::uint64_t>(::getpid()) << 32)) % 1'000'000'007;
 }
 
@@ -190,7 +190,9 @@ double fault_injector::uniform() noexcept {
     return static_cast<double>(next() >> 11) * 0x1.0p-53;
 }
 
-std::uint64_t fault_injector::below(std::uint64_t n) noexcept { return next() % n; }
+std::uint64_t fault_injector::below(std::uint64_t n) noexcept {
+    return next() % n;
+}
 
 fault_injector::fd_kind fault_injector::classify(const io_uring_sqe* sqe) noexcept {
     if (sqe->flags & IOSQE_FIXED_FILE)
@@ -201,8 +203,8 @@ fault_injector::fd_kind fault_injector::classify(const io_uring_sqe* sqe) noexce
     if (S_ISSOCK(st.st_mode)) {
         int type = 0;
         socklen_t len = sizeof type;
-        bool stream = ::getsockopt(sqe->fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 &&
-                      type == SOCK_STREAM;
+        bool stream =
+            ::getsockopt(sqe->fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_STREAM;
         return stream ? fd_kind::stream_socket : fd_kind::other_socket;
     }
     if (S_ISREG(st.st_mode)) {
@@ -217,9 +219,18 @@ namespace {
 /// Opcodes some fault may apply to: the rest is left alone without drawing from the PRNG.
 bool may_fault(unsigned opcode) noexcept {
     switch (opcode) {
-    case IORING_OP_RECV: case IORING_OP_SEND: case IORING_OP_RECVMSG: case IORING_OP_SENDMSG:
-    case IORING_OP_READ: case IORING_OP_WRITE: case IORING_OP_READV: case IORING_OP_WRITEV:
-    case IORING_OP_FSYNC: case IORING_OP_ACCEPT: case IORING_OP_CONNECT: case IORING_OP_OPENAT:
+    case IORING_OP_RECV:
+    case IORING_OP_SEND:
+    case IORING_OP_RECVMSG:
+    case IORING_OP_SENDMSG:
+    case IORING_OP_READ:
+    case IORING_OP_WRITE:
+    case IORING_OP_READV:
+    case IORING_OP_WRITEV:
+    case IORING_OP_FSYNC:
+    case IORING_OP_ACCEPT:
+    case IORING_OP_CONNECT:
+    case IORING_OP_OPENAT:
     case IORING_OP_OPENAT2:
         return true;
     default:
@@ -268,7 +279,10 @@ unsigned fault_injector::eligible(const io_uring_sqe* sqe, fd_kind kind) noexcep
         return o::interrupts | eio;
     case IORING_OP_FSYNC:
         return eio;
-    case IORING_OP_ACCEPT: case IORING_OP_CONNECT: case IORING_OP_OPENAT: case IORING_OP_OPENAT2:
+    case IORING_OP_ACCEPT:
+    case IORING_OP_CONNECT:
+    case IORING_OP_OPENAT:
+    case IORING_OP_OPENAT2:
         return o::interrupts;
     default:
         return 0;
@@ -383,9 +397,9 @@ void fault_injector::on_cancel(io_uring_sqe* sqe, bool tracked) noexcept {
         if (!r->m_in_flight || r->m_is_cancel || r->m_cancelled)
             continue;
         bool match = (flags & IORING_ASYNC_CANCEL_ANY) ||
-                     ((flags & IORING_ASYNC_CANCEL_FD) ? !(flags & IORING_ASYNC_CANCEL_FD_FIXED) &&
-                                                             r->m_fd == sqe->fd
-                                                       : r->m_target == sqe->addr);
+                     ((flags & IORING_ASYNC_CANCEL_FD)
+                          ? !(flags & IORING_ASYNC_CANCEL_FD_FIXED) && r->m_fd == sqe->fd
+                          : r->m_target == sqe->addr);
         if (!match)
             continue;
         r->m_cancelled = true;
@@ -417,7 +431,7 @@ void fault_injector::on_nop(io_op* op, int res, unsigned flags) noexcept {
         else if (res >= 0 && rec->m_cancel_all)
             res += static_cast<int>(rec->m_extra);
     } else if (res == 0 && rec->m_cancelled) {
-        res = -ECANCELED; // the real op would have been pending when the cancel came
+        res = -ECANCELED;  // the real op would have been pending when the cancel came
     } else if (res == 0) { // the NOP ran: the op fails as chosen (a link break keeps its res)
         res = -rec->m_error;
         if (rec->m_transient) {

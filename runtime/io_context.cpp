@@ -62,11 +62,10 @@ constexpr unsigned k_flag_attempts[] = {
 
 } // namespace
 
-io_context::io_context(options opts)
-    : m_previous(t_current), m_options(opts), m_pid(::getpid()) {
+io_context::io_context(options opts) : m_previous(t_current), m_options(opts), m_pid(::getpid()) {
     // First: a malformed CORIO_FAULTS throws before anything needs cleaning up.
-    std::optional<fault_options> faults = opts.faults ? opts.faults
-                                                      : fault_options::from_environment();
+    std::optional<fault_options> faults =
+        opts.faults ? opts.faults : fault_options::from_environment();
     if (faults && faults->is_on()) {
         m_faults = std::make_unique<detail::fault_injector>(*this, *faults);
         announce_faults(*faults);
@@ -164,10 +163,10 @@ void io_context::check_process() const {
     pid_t now = ::getpid();
     if (now == m_pid) [[likely]]
         return;
-    throw std::logic_error("corio: this io_context was created in another process (pid " +
-                           std::to_string(m_pid) + ") and cannot be used after fork() (this is "
-                           "pid " + std::to_string(now) + "): create a new io_context in the "
-                           "child process");
+    std::string message = "corio: this io_context was created in another process (pid " +
+                          std::to_string(m_pid) + ") and cannot be used after fork() (this is pid ";
+    message += std::to_string(now) + "): create a new io_context in the child process";
+    throw std::logic_error(message);
 }
 
 void io_context::throw_enter_error(int err, const char* what) const {
@@ -354,7 +353,9 @@ void io_context::inject_fault(io_uring_sqe* sqe) noexcept {
         ++m_stats.faults_injected;
 }
 
-void io_context::inject_cancel(io_uring_sqe* sqe) noexcept { m_faults->on_cancel(sqe, false); }
+void io_context::inject_cancel(io_uring_sqe* sqe) noexcept {
+    m_faults->on_cancel(sqe, false);
+}
 
 void io_context::deliver(std::uintptr_t user_data, int res, unsigned flags) noexcept {
     detail::io_op* op = detail::op_from_user_data(user_data);

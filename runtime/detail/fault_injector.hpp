@@ -38,22 +38,27 @@ public:
 private:
     /// A faulted SQE's stand-in: what its completion is turned into.
     struct record : io_op {
-        std::uintptr_t m_target = 0;  // the user_data of the op the SQE belongs to
-        int m_fd = -1;                // the fd the real op named (-1: a fixed file)
-        int m_error = 0;              // a NOP: the errno its completion carries
-        unsigned m_extra = 0;         // a cancel: the faulted ops it counts as cancelled
-        bool m_is_cancel = false;     // wraps a real cancel instead of standing in as a NOP
-        bool m_cancel_all = false;    // that cancel had IORING_ASYNC_CANCEL_ALL
-        bool m_transient = false;     // its retry must not be faulted again
-        bool m_in_flight = false;     // its CQE is still due
-        bool m_cancelled = false;     // a cancel aimed at the real op came after it
+        std::uintptr_t m_target = 0;       // the user_data of the op the SQE belongs to
+        int m_fd = -1;                     // the fd the real op named (-1: a fixed file)
+        int m_error = 0;                   // a NOP: the errno its completion carries
+        unsigned m_extra = 0;              // a cancel: the faulted ops it counts as cancelled
+        bool m_is_cancel = false;          // wraps a real cancel instead of standing in as a NOP
+        bool m_cancel_all = false;         // that cancel had IORING_ASYNC_CANCEL_ALL
+        bool m_transient = false;          // its retry must not be faulted again
+        bool m_in_flight = false;          // its CQE is still due
+        bool m_cancelled = false;          // a cancel aimed at the real op came after it
         fault_injector* m_owner = nullptr; // where the record goes back to
         record* m_next_free = nullptr;     // free list link
     };
 
     /// What an fd is, as far as the rewrites care (looked up only for an SQE being faulted).
-    enum class fd_kind : unsigned char { stream_socket, other_socket, regular_file, direct_file,
-                                         other };
+    enum class fd_kind : unsigned char {
+        stream_socket,
+        other_socket,
+        regular_file,
+        direct_file,
+        other
+    };
 
     static void on_nop(io_op* op, int res, unsigned flags) noexcept;
     [[nodiscard]] static fd_kind classify(const io_uring_sqe* sqe) noexcept;
@@ -68,16 +73,16 @@ private:
     /// True (and forgets it) when `user_data` is the retry of an op given a transient error.
     bool is_exempt(std::uintptr_t user_data) noexcept;
 
-    [[nodiscard]] std::uint64_t next() noexcept;    // splitmix64
-    [[nodiscard]] double uniform() noexcept;        // in [0, 1)
+    [[nodiscard]] std::uint64_t next() noexcept;                 // splitmix64
+    [[nodiscard]] double uniform() noexcept;                     // in [0, 1)
     [[nodiscard]] std::uint64_t below(std::uint64_t n) noexcept; // in [0, n)
 
-    io_context* m_ctx;                            // the loop whose SQEs are rewritten
-    fault_options m_options;                      // seed, rate, kinds
-    std::uint64_t m_state;                        // the PRNG state (from the seed)
+    io_context* m_ctx;                              // the loop whose SQEs are rewritten
+    fault_options m_options;                        // seed, rate, kinds
+    std::uint64_t m_state;                          // the PRNG state (from the seed)
     std::vector<std::unique_ptr<record>> m_records; // every record made (they are reused)
-    record* m_free = nullptr;                     // records not in flight
-    std::vector<std::uintptr_t> m_exempt;         // ops whose next SQE is a retry: left alone
+    record* m_free = nullptr;                       // records not in flight
+    std::vector<std::uintptr_t> m_exempt;           // ops whose next SQE is a retry: left alone
 };
 
 } // namespace corio::detail

@@ -33,12 +33,14 @@ io_context_options with_faults(const char* spec) {
     return o;
 }
 
-std::span<std::byte> writable(std::string& s) { return std::as_writable_bytes(std::span(s)); }
+std::span<std::byte> writable(std::string& s) {
+    return std::as_writable_bytes(std::span(s));
+}
 
 struct read_report {
-    int reads = 0;         // read_some_at calls
-    int short_ones = 0;    // of those, the ones that returned less than was left in the file
-    std::string contents;  // what they read, in order
+    int reads = 0;        // read_some_at calls
+    int short_ones = 0;   // of those, the ones that returned less than was left in the file
+    std::string contents; // what they read, in order
 };
 
 task<read_report> read_some_everything(std::string path, std::size_t size) {

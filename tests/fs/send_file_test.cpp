@@ -306,7 +306,8 @@ TEST_CASE("send_file_range under injected EINTR (rate 1) delivers every byte wit
     test::write_plain(dir / "f", bytes);
     io_context_options options;
     options.faults = fault_options::parse("seed=15,rate=1,kinds=eintr");
-    for (send_file_strategy strategy : {send_file_strategy::read_send, send_file_strategy::splice}) {
+    for (send_file_strategy strategy :
+         {send_file_strategy::read_send, send_file_strategy::splice}) {
         CAPTURE(name_of(strategy));
         socket_sink sink(true);
         io_context ctx(options);

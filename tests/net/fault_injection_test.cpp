@@ -46,10 +46,10 @@ int bytes_queued(int fd) {
 }
 
 struct short_report {
-    int recvs = 0;          // recv_some calls made
-    int short_ones = 0;     // of those, the ones that returned less than was waiting
-    std::size_t moved = 0;  // bytes received in all
-    bool intact = false;    // every byte in order
+    int recvs = 0;         // recv_some calls made
+    int short_ones = 0;    // of those, the ones that returned less than was waiting
+    std::size_t moved = 0; // bytes received in all
+    bool intact = false;   // every byte in order
 };
 
 /// The peer queues `size` bytes at once (plain syscall); the stream then takes them with
@@ -124,8 +124,8 @@ task<error_report> recv_and_send_once() {
 }
 
 struct datagram_report {
-    std::size_t size = 0;   // the datagram's size as received
-    bool truncated = true;  // MSG_TRUNC
+    std::size_t size = 0;  // the datagram's size as received
+    bool truncated = true; // MSG_TRUNC
 };
 
 task<datagram_report> one_datagram() {
@@ -140,12 +140,11 @@ task<datagram_report> one_datagram() {
     co_return datagram_report{got->size, got->truncated};
 }
 
-
 struct exchange_report {
-    std::size_t sent = 0;      // what send_all reported
-    std::size_t received = 0;  // what recv_exact reported
-    bool intact = false;       // every byte in order
-    std::string echoed;        // what recv_some took of the peer's reply, in order
+    std::size_t sent = 0;     // what send_all reported
+    std::size_t received = 0; // what recv_exact reported
+    bool intact = false;      // every byte in order
+    std::string echoed;       // what recv_some took of the peer's reply, in order
 };
 
 task<void> reply_in_pieces(net::tcp_stream* s, int pieces) {
@@ -206,10 +205,9 @@ std::size_t open_fds() {
     return n;
 }
 
-
 struct timed_report {
-    std::string got;           // what the recv under a deadline returned
-    std::error_code idle;      // what a recv under a deadline on an idle socket returned
+    std::string got;      // what the recv under a deadline returned
+    std::error_code idle; // what a recv under a deadline on an idle socket returned
 };
 
 task<timed_report> recv_with_deadlines() {
@@ -221,18 +219,17 @@ task<timed_report> recv_with_deadlines() {
     result<std::size_t> n = co_await first;
     REQUIRE(n.has_value());
     out.got.assign(buffer, *n);
-    auto second = with_timeout(server.recv_some(std::span<char>(buffer)),
-                               std::chrono::milliseconds(20));
+    auto second =
+        with_timeout(server.recv_some(std::span<char>(buffer)), std::chrono::milliseconds(20));
     result<std::size_t> idle = co_await second;
     out.idle = idle ? std::error_code() : idle.error();
     co_return out;
 }
 
-
 struct stream_report {
-    std::string got;           // every byte the multishot stream delivered, until EOF
-    unsigned available = 0;    // buffers back in the ring at the end
-    std::size_t accepted = 0;  // connections the multishot accept handed out
+    std::string got;          // every byte the multishot stream delivered, until EOF
+    unsigned available = 0;   // buffers back in the ring at the end
+    std::size_t accepted = 0; // connections the multishot accept handed out
 };
 
 task<void> send_pieces_then_shut(net::tcp_stream* s, int pieces) {
@@ -276,10 +273,9 @@ task<stream_report> multishot_accept_and_recv(int connections, int pieces) {
     co_return out;
 }
 
-
 struct cancel_report {
-    int resumed = 0;                       // times the recv resumed
-    std::error_code recv;                  // what it resumed with
+    int resumed = 0;                                // times the recv resumed
+    std::error_code recv;                           // what it resumed with
     result<std::size_t> cancelled = std::size_t{0}; // what cancel() said
 };
 
@@ -308,7 +304,6 @@ task<cancel_report> recv_then_cancel_same_turn() {
     co_await scope.join();
     co_return out;
 }
-
 
 struct blocked_send_report {
     int resumed = 0;                                // times the send_all resumed
@@ -375,8 +370,8 @@ TEST_CASE("kinds=reset: a NOP stands in for recv and send, which fail without co
     io_context ctx(with_faults("seed=5,rate=1,kinds=reset"));
     error_report r = sync_wait(ctx, recv_and_send_once());
     CHECK(r.recv_error == std::errc::connection_reset);
-    bool send_failed = r.send_error == std::errc::broken_pipe ||
-                       r.send_error == std::errc::connection_reset;
+    bool send_failed =
+        r.send_error == std::errc::broken_pipe || r.send_error == std::errc::connection_reset;
     CHECK(send_failed);
     CHECK(r.still_queued == 5); // the recv never ran: "hello" is still in the socket
     // Exactly the recv and the send (the connect and accept of tcp_pair are no resets' business).
