@@ -14,14 +14,19 @@
 #include "runtime/timer.hpp"
 #include "tests/net/net_support.hpp"
 
+#include <arpa/inet.h>
 #include <doctest/doctest.h>
+#include <netinet/in.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 
 #include <chrono>
 #include <cstddef>
 #include <filesystem>
 #include <string>
 #include <system_error>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -345,6 +350,60 @@ task<blocked_send_report> interrupted_send_all_then_cancel() {
     co_return out;
 }
 
+// ----- an echo server under fatal faults (its own thread and loop; plain blocking clients) -----
+
+task<void> echo_one(net::tcp_stream conn) {
+    char buffer[256];
+    for (;;) {
+        result<std::size_t> n = co_await conn.recv_some(std::span<char>(buffer));
+        if (!n || *n == 0)
+            break; // ECONNRESET (injected) or EOF: this connection is over
+        result<std::size_t> sent = co_await conn.send_all(std::string_view(buffer, *n));
+        if (!sent)
+            break; // EPIPE or ECONNRESET (injected)
+    }
+    result<void> closed = co_await conn.close();
+    (void)closed;
+}
+
+task<void> echo_server(net::tcp_listener* listener, int connections) {
+    task_scope handlers;
+    for (int i = 0; i < connections; ++i) {
+        result<net::tcp_stream> conn = co_await listener->accept();
+        REQUIRE(conn.has_value()); // accept gets no fatal fault: the listener must keep going
+        handlers.spawn(echo_one(std::move(*conn)));
+    }
+    co_await handlers.join();
+}
+
+/// One blocking client: sends `text`, half-closes, reads to EOF. True when it got `text` back.
+bool echo_client(unsigned port, const std::string& text) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(fd >= 0);
+    timeval limit{5, 0}; // a server that hangs fails the test instead of hanging it
+    REQUIRE(::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit) == 0);
+    sockaddr_in sin{};
+    sin.sin_family = AF_INET;
+    sin.sin_port = htons(static_cast<std::uint16_t>(port));
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&sin), sizeof sin) == 0);
+    REQUIRE(::send(fd, text.data(), text.size(), MSG_NOSIGNAL) ==
+            static_cast<ssize_t>(text.size()));
+    ::shutdown(fd, SHUT_WR);
+    std::string got;
+    char buffer[256];
+    for (;;) {
+        ssize_t n = ::recv(fd, buffer, sizeof buffer, 0);
+        if (n < 0)
+            REQUIRE(errno == ECONNRESET); // dropped with unread bytes: a reset, never a timeout
+        if (n <= 0)
+            break;
+        got.append(buffer, static_cast<std::size_t>(n));
+    }
+    ::close(fd);
+    return got == text;
+}
+
 } // namespace
 
 TEST_CASE("kinds=short at rate 1: every recv on a stream socket returns less than was waiting") {
@@ -459,4 +518,25 @@ TEST_CASE("an interrupted send_all goes out again at once, so a cancel() queued 
     CHECK(r.send == std::errc::operation_canceled);
     CHECK(r.cancelled.value() == 1);
     CHECK(ctx.stats().restarts == 1);
+}
+
+TEST_CASE("kinds=reset at rate 0.3: an echo server drops the failed connections, serves the rest") {
+    constexpr int k_clients = 40;
+    net::tcp_listener listener = test::loopback_listener();
+    unsigned port = listener.local_address().value().port();
+    io_context_stats stats;
+    std::thread server([&listener, &stats] {
+        io_context ctx(with_faults("seed=19,rate=0.3,kinds=reset"));
+        sync_wait(ctx, echo_server(&listener, k_clients));
+        stats = ctx.stats();
+    });
+    int served = 0;
+    for (int i = 0; i < k_clients; ++i)
+        served += echo_client(port, "message " + std::to_string(i)) ? 1 : 0;
+    server.join();
+    MESSAGE("served " << served << " of " << k_clients << ", faults " << stats.faults_injected);
+    CHECK(served > 0);         // faults did not stop the server...
+    CHECK(served < k_clients); // ...but some connections did fail
+    CHECK(stats.faults_injected >= static_cast<std::uint64_t>(k_clients - served));
+    CHECK(stats.ops_in_flight == 0);
 }
