@@ -267,6 +267,10 @@ private:
 /// Awaits IORING_OP_CLOSE; resumes with result<void>. Owns the descriptor until then.
 class [[nodiscard]] close_op : public detail::basic_op<close_op> {
 public:
+    /// Never resubmitted after EINTR: the descriptor is released even then (close(2)), and the
+    /// number may already belong to another file. The awaiter sees the EINTR.
+    static constexpr bool restart_on_eintr = false;
+
     explicit close_op(int fd) noexcept : m_fd(fd) {}
     close_op(const close_op&) = delete;
     close_op& operator=(const close_op&) = delete;

@@ -38,13 +38,16 @@ struct trip {
 };
 
 trip classify(fs_detail::pair_result r) noexcept {
+    if (r.first == -EINTR)
+        return {}; // nothing taken from the file, the second half cancelled: the same trip again
     if (r.first < 0)
         return {errno_code(-r.first)};
     if (r.first == 0)
         return {{}, true};
     // A short first half broke the link (the second was cancelled); a short second half left a
-    // tail. Either way the caller finishes the tail with single SQEs.
-    if (r.second < 0 && r.second != -ECANCELED)
+    // tail, and an interrupted one (EINTR) all of it. Either way the caller finishes the tail
+    // with single SQEs (which retry EINTR themselves).
+    if (r.second < 0 && r.second != -ECANCELED && r.second != -EINTR)
         return {errno_code(-r.second)};
     return {{}, false, static_cast<std::size_t>(r.first),
             r.second > 0 ? static_cast<std::size_t>(r.second) : 0};

@@ -180,6 +180,13 @@ void recv_state::on_cqe(int res, unsigned flags) noexcept {
         wake();
         return;
     }
+    if (res == -EINTR) {
+        // Interrupted before it took a buffer or a byte: arm again for a waiting consumer (one
+        // that is not waiting re-arms from next()). An error here would end a healthy stream.
+        if (m_waiter)
+            request_service();
+        return;
+    }
     if (res == -ENOBUFS) {
         // The ring ran dry and the kernel ended the multishot; the bytes stay in the socket.
         // Wait in line for a returned buffer (a consumer not waiting re-arms from next()).

@@ -40,7 +40,11 @@ public:
     }
 
     /// socket(), Stream::configure(), then IORING_OP_CONNECT (a NOP carries a setup error).
+    /// Called again after EINTR: the interrupted attempt's socket is closed and a fresh one
+    /// connects (a second connect on it would only report EALREADY).
     void prepare(io_uring_sqe* sqe) noexcept {
+        if (m_fd >= 0)
+            ::close(std::exchange(m_fd, -1));
         m_fd = ::socket(m_peer.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (m_fd < 0) {
             m_setup_error = errno;

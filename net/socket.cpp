@@ -76,6 +76,7 @@ void close_op::await_suspend(std::coroutine_handle<> waiter) {
     // (ENOENT), and never before it (the cancel looks the fd up when it runs).
     cancel->flags |= IOSQE_IO_HARDLINK;
     io_uring_sqe_set_data(cancel, nullptr); // internal: the loop ignores its completion
+    ctx.note_cancel(cancel);
 
     io_uring_sqe* close = ctx.get_sqe();
     io_uring_prep_close(close, fd);

@@ -3,6 +3,7 @@
 // and a teardown that never leaves a buffer with the kernel.
 #include "runtime/io_context.hpp"
 
+#include "runtime/detail/fault_injector.hpp"
 #include "runtime/detail/io_op.hpp"
 #include "runtime/detail/offload_pool.hpp"
 #include "runtime/task_scope.hpp"
@@ -12,7 +13,10 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <mutex>
+#include <optional>
 #include <stdexcept>
+#include <string>
 #include <system_error>
 
 namespace corio {
@@ -34,6 +38,19 @@ void report_and_terminate(std::exception_ptr error) noexcept {
     std::terminate();
 }
 
+/// Prints the fault-injection line once per process and configuration: a failing test's log must
+/// show the seed that reproduces it, without one line per io_context a test suite creates.
+void announce_faults(const fault_options& faults) {
+    static std::mutex mutex;
+    static std::string last;
+    std::string text = faults.describe();
+    std::lock_guard lock(mutex);
+    if (text == last)
+        return;
+    std::fprintf(stderr, "corio: fault injection on (%s)\n", text.c_str());
+    last = std::move(text);
+}
+
 /// Ring flags to try, best first. Each later entry drops what an older kernel refuses with EINVAL.
 constexpr unsigned k_flag_attempts[] = {
     IORING_SETUP_SUBMIT_ALL | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
@@ -45,8 +62,14 @@ constexpr unsigned k_flag_attempts[] = {
 
 } // namespace
 
-io_context::io_context(options opts)
-    : m_previous(t_current), m_options(opts) {
+io_context::io_context(options opts) : m_previous(t_current), m_options(opts), m_pid(::getpid()) {
+    // First: a malformed CORIO_FAULTS throws before anything needs cleaning up.
+    std::optional<fault_options> faults =
+        opts.faults ? opts.faults : fault_options::from_environment();
+    if (faults && faults->is_on()) {
+        m_faults = std::make_unique<detail::fault_injector>(*this, *faults);
+        announce_faults(*faults);
+    }
     setup_ring(opts);
     m_wake_fd = ::eventfd(0, EFD_CLOEXEC);
     if (m_wake_fd < 0) {
@@ -92,6 +115,10 @@ io_context::~io_context() {
 }
 
 void io_context::drain_and_close() noexcept {
+    if (::getpid() != m_pid) {
+        release_after_fork();
+        return;
+    }
     io_context* saved = std::exchange(t_current, this);
     // Everything started under this context holds a token derived from m_root_stop: each op in
     // flight submits its own async cancel. Ops awaited outside corio tasks have no token, so
@@ -101,6 +128,7 @@ void io_context::drain_and_close() noexcept {
         io_uring_sqe* sqe = get_sqe();
         io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
         io_uring_sqe_set_data(sqe, nullptr);
+        note_cancel(sqe);
     }
     try {
         while (has_work())
@@ -120,7 +148,34 @@ void io_context::drain_and_close() noexcept {
     t_current = saved;
 }
 
+void io_context::release_after_fork() noexcept {
+    // TRICKY: the SQ and CQ rings are shared mappings: a cancel written here, or a task frame
+    // whose destructor queues one, would land in the parent's ring and be submitted by it. The
+    // offload workers were not copied by fork(): joining them would wait forever. Leak both.
+    (void)m_root_scope.release();
+    (void)m_offload.release();
+    if (m_wake_fd >= 0)
+        ::close(m_wake_fd);
+    io_uring_queue_exit(&m_ring); // unmaps and closes the child's copies only
+}
+
+void io_context::check_process() const {
+    pid_t now = ::getpid();
+    if (now == m_pid) [[likely]]
+        return;
+    std::string message = "corio: this io_context was created in another process (pid " +
+                          std::to_string(m_pid) + ") and cannot be used after fork() (this is pid ";
+    message += std::to_string(now) + "): create a new io_context in the child process";
+    throw std::logic_error(message);
+}
+
+void io_context::throw_enter_error(int err, const char* what) const {
+    check_process(); // a ring used after fork() fails with EINVAL or EEXIST: say why
+    throw_uring_error(err, what);
+}
+
 void io_context::run() {
+    check_process();
     io_context* saved = std::exchange(t_current, this);
     while (!m_stop_requested && has_work())
         turn();
@@ -129,6 +184,7 @@ void io_context::run() {
 }
 
 void io_context::run_until(const bool& done) {
+    check_process();
     io_context* saved = std::exchange(t_current, this);
     struct restore {
         io_context*& current;
@@ -166,7 +222,7 @@ void io_context::enter(bool wait) {
                 wait = false;
             continue;
         }
-        throw_uring_error(-rc, "corio: io_uring_enter");
+        throw_enter_error(-rc, "corio: io_uring_enter");
     }
 }
 
@@ -187,10 +243,11 @@ unsigned io_context::reap() noexcept {
         int res = cqe.res;
         unsigned flags = cqe.flags;
         ++head;
-        if (data & detail::k_single_shot_tag) {
+        if ((data & detail::k_single_shot_tag) && res != -EINTR) [[likely]] {
             // The common case, inlined: store the outcome and queue the waiter. It never
             // submits and never reaps, so handing the slots back can wait for the end of the
-            // batch, and the ready queue's tail stays in a register.
+            // batch, and the ready queue's tail stays in a register. (After EINTR a tagged op
+            // takes the general path below: its m_complete resubmits it.)
             auto* op = static_cast<detail::single_shot_op*>(detail::op_from_user_data(data));
             op->finish(res, flags);
             m_ready.push(op);
@@ -244,7 +301,7 @@ io_uring_sqe* io_context::get_sqe_slow() {
             ++m_stats.enter_retries;
             reap(); // make room in the CQ; the ops reaped are resumed by the loop as usual
         } else if (rc < 0)
-            throw_uring_error(-rc, "corio: io_uring_submit (SQ full)");
+            throw_enter_error(-rc, "corio: io_uring_submit (SQ full)");
         if (refresh_sq_limit())
             return get_sqe();
     }
@@ -265,7 +322,7 @@ void io_context::reserve_sqes(unsigned n) {
         else if (rc == -EINTR || rc == -EAGAIN || rc == -EBUSY)
             reap();
         else if (rc < 0)
-            throw_uring_error(-rc, "corio: io_uring_submit (reserve)");
+            throw_enter_error(-rc, "corio: io_uring_submit (reserve)");
     }
 }
 
@@ -275,6 +332,7 @@ void io_context::cancel_user_data(std::uintptr_t user_data) {
     // the op cannot have been resumed (and its frame reused) before that.
     io_uring_prep_cancel64(sqe, user_data, 0);
     io_uring_sqe_set_data(sqe, nullptr);
+    note_cancel(sqe);
 }
 
 void io_context::set_unhandled_exception_handler(std::function<void(std::exception_ptr)> handler) {
@@ -284,6 +342,30 @@ void io_context::set_unhandled_exception_handler(std::function<void(std::excepti
     if (m_root_scope->size() != 0)
         throw std::logic_error("corio: set the unhandled-exception handler before spawning");
     m_root_scope = std::move(replacement);
+}
+
+const fault_options* io_context::faults() const noexcept {
+    return m_faults ? &m_faults->options() : nullptr;
+}
+
+void io_context::inject_fault(io_uring_sqe* sqe) noexcept {
+    if (m_faults->on_submit(sqe))
+        ++m_stats.faults_injected;
+}
+
+void io_context::inject_cancel(io_uring_sqe* sqe) noexcept {
+    m_faults->on_cancel(sqe, false);
+}
+
+void io_context::deliver(std::uintptr_t user_data, int res, unsigned flags) noexcept {
+    detail::io_op* op = detail::op_from_user_data(user_data);
+    if ((user_data & detail::k_single_shot_tag) && res != -EINTR) {
+        auto* single = static_cast<detail::single_shot_op*>(op);
+        single->finish(res, flags);
+        m_ready.push(single);
+        return;
+    }
+    op->m_complete(op, res, flags);
 }
 
 io_context_stats io_context::stats() const noexcept {

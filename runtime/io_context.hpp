@@ -8,6 +8,7 @@
 #include "runtime/stop.hpp"
 
 #include <liburing.h>
+#include <sys/types.h>
 
 #include <cassert>
 #include <cstddef>
@@ -16,6 +17,9 @@
 #include <exception>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
 
 namespace corio {
 
@@ -24,7 +28,55 @@ class task_scope;
 namespace detail {
 struct io_op;
 class offload_pool;
+class fault_injector;
 } // namespace detail
+
+/// The fault-injection mode (docs/runtime.md, "Fault injection"): with probability `rate` an SQE
+/// is rewritten, at submission, into one whose completion the kernel could have produced:
+///   - `short`   (transient): a RECV/SEND on a stream socket or a READ/WRITE on a regular file
+///                 asks for fewer bytes, in [1, len-1]; the rest stays in the socket or file;
+///   - `eintr`   (transient): RECV, SEND, RECVMSG, SENDMSG, READ(V), WRITE(V), ACCEPT, CONNECT,
+///                 OPENAT(2) end with EINTR without having run;
+///   - `enobufs` (transient): a buffer-select recv or read ends with ENOBUFS without a buffer;
+///   - `reset`   (fatal): RECV/RECVMSG on a stream socket end with ECONNRESET, SEND/SENDMSG with
+///                 EPIPE or ECONNRESET;
+///   - `eio`     (fatal): READ(V)/WRITE(V)/FSYNC on a regular file end with EIO.
+/// Errors replace the SQE by an IORING_OP_NOP (the real op never runs, so nothing is consumed)
+/// whose completion is rewritten. Never touched: linked SQEs (a link-timeout pair excepted),
+/// multishot or buffer-select ops for `short`, datagram sockets, pipes, eventfds and signalfds
+/// for `short`, O_DIRECT files for `short`, and the retry of an op that just got an injected
+/// EINTR or ENOBUFS (so that rate=1 still makes progress). corio absorbs every transient kind:
+/// user code sees no difference. Fatal kinds are for tests of a server's error paths.
+struct fault_options {
+    static constexpr unsigned short_counts = 1u << 0; ///< `short`
+    static constexpr unsigned interrupts = 1u << 1;   ///< `eintr`
+    static constexpr unsigned no_buffers = 1u << 2;   ///< `enobufs`
+    static constexpr unsigned resets = 1u << 3;       ///< `reset`
+    static constexpr unsigned io_errors = 1u << 4;    ///< `eio`
+    /// What correct code absorbs with no visible difference: the mode's default.
+    static constexpr unsigned transient = short_counts | interrupts | no_buffers;
+    /// Real failures a server must survive while serving everyone else (only when asked).
+    static constexpr unsigned fatal = resets | io_errors;
+    static constexpr unsigned all = transient | fatal;
+
+    std::uint64_t seed = 0;     ///< seeds the context's PRNG: the same seed, the same choices
+    double rate = 0;            ///< probability that one eligible SQE is faulted; 0: mode off
+    unsigned kinds = transient; ///< bits above
+
+    [[nodiscard]] bool is_on() const noexcept { return rate > 0 && kinds != 0; }
+
+    /// Parses the CORIO_FAULTS syntax: comma-separated `seed=N`, `rate=R` (0 to 1, default
+    /// 0.05), `kinds=K[,K...]` (short, eintr, enobufs, reset, eio, transient, fatal, all; `+`
+    /// also separates them) and `errors=transient|all` (all adds the fatal kinds). An empty
+    /// spec, `0` or `off` is the mode off. Without seed=, one is drawn from the clock and the
+    /// pid (the line printed at construction shows it). Throws std::invalid_argument naming
+    /// the token it cannot read.
+    [[nodiscard]] static fault_options parse(std::string_view spec);
+    /// parse(getenv("CORIO_FAULTS")), or nullopt when the variable is not set.
+    [[nodiscard]] static std::optional<fault_options> from_environment();
+    /// "seed=42, rate=0.05, kinds=short,eintr,enobufs": what the startup line shows.
+    [[nodiscard]] std::string describe() const;
+};
 
 /// How the ring is set up. The defaults suit servers; tests shrink the rings to force the
 /// SQ-full and CQ-overflow paths.
@@ -33,6 +85,10 @@ struct io_context_options {
     unsigned cq_entries = 0;   ///< completion queue size; 0 lets the kernel pick 2 × sq_entries
     bool defer_taskrun = true; ///< try SINGLE_ISSUER|DEFER_TASKRUN first (falls back when refused)
     unsigned offload_threads = 2; ///< threads of the pool behind offload(), started on first use
+    /// Fault injection (see fault_options). Unset: read from the environment variable
+    /// CORIO_FAULTS once, at construction. Set: used as given, whatever the environment says
+    /// (a rate of 0 turns the mode off: for tests that count SQEs exactly).
+    std::optional<fault_options> faults = std::nullopt;
 };
 
 /// Counters a user can read at any time (a stats dump, a test's assertions).
@@ -44,6 +100,9 @@ struct io_context_stats {
     std::uint64_t cq_overflows = 0;    ///< times the kernel reported a CQ overflow (recovered)
     std::uint64_t sq_full_flushes = 0; ///< submits forced because the SQ was full
     std::uint64_t enter_retries = 0;   ///< EINTR/EAGAIN/EBUSY from io_uring_enter, retried
+    std::uint64_t faults_injected = 0; ///< SQEs the fault-injection mode rewrote (fault_options)
+    std::uint64_t restarts = 0;        ///< single-shot ops resubmitted after EINTR (never seen
+                                       ///< by user code; multishot streams count in their arms)
     std::size_t ops_in_flight = 0;     ///< operations whose final completion is still due
     std::size_t live_tasks = 0;        ///< corio task frames alive on this thread
     std::size_t frame_bytes = 0;       ///< bytes in those frames (as the compiler sized them)
@@ -54,6 +113,12 @@ struct io_context_stats {
 /// The event loop. Not thread-safe: create it, run it and destroy it on one thread (the ring is
 /// set up with IORING_SETUP_SINGLE_ISSUER). Destroying it cancels every operation in flight and
 /// waits for their completions, so no buffer is ever left with the kernel.
+///
+/// Not usable across fork(): the ring belongs to the process that created the context. In a
+/// child, run(), run_until() (sync_wait) and any failed ring entry throw std::logic_error saying
+/// so; destroying the inherited context there only releases the child's copies of its fds and
+/// mappings (its tasks are leaked, nothing reaches the parent's ring). Create a new io_context in
+/// the child instead.
 class io_context {
 public:
     using options = io_context_options;
@@ -75,14 +140,16 @@ public:
     [[nodiscard]] static io_context* current_or_null() noexcept { return t_current; }
 
     /// Runs until stop() is called or nothing is left to do: no operation in flight, nothing
-    /// ready, no offloaded job outstanding.
+    /// ready, no offloaded job outstanding. Throws std::logic_error in a child process that
+    /// inherited the context through fork().
     void run();
 
     /// Makes run() (or a sync_wait on this context) return after the current turn.
     void stop() noexcept { m_stop_requested = true; }
 
     /// Runs until `done` becomes true. Throws std::logic_error when nothing can make it true
-    /// (no operation in flight, nothing ready: a deadlock).
+    /// (no operation in flight, nothing ready: a deadlock), and in a child process that
+    /// inherited the context through fork().
     void run_until(const bool& done);
 
     /// Handler for an exception that escapes a task spawned on this context. The default prints
@@ -100,6 +167,10 @@ public:
 
     /// The flags the ring was finally set up with (after falling back on refused ones).
     [[nodiscard]] unsigned ring_flags() const noexcept { return m_ring_flags; }
+
+    /// The fault-injection mode in effect, or null when it is off (see fault_options): for tests
+    /// whose assertions depend on it (an exact count of SQEs, say).
+    [[nodiscard]] const fault_options* faults() const noexcept;
 
     // ----- for awaitables (runtime internals and extensions) -----
 
@@ -125,6 +196,16 @@ public:
     /// track() with an explicit user_data: `op`'s address, tagged for plain single-shot ops.
     inline void track(io_uring_sqe* sqe, detail::io_op* op, std::uintptr_t user_data) noexcept;
 
+    /// Tells the fault-injection mode about an IORING_OP_ASYNC_CANCEL SQE that is not tracked
+    /// (its completion ignored): the faulted ops it would have hit complete with ECANCELED.
+    void note_cancel(io_uring_sqe* sqe) noexcept {
+        if (m_faults) [[unlikely]]
+            inject_cancel(sqe);
+    }
+
+    /// Counts an op resubmitted after EINTR (io_context_stats::restarts).
+    void count_restart() noexcept { ++m_stats.restarts; }
+
     /// Queues a coroutine to be resumed by the loop (never resumes inline).
     void post(detail::ready_node* node) noexcept { m_ready.push(node); }
 
@@ -147,6 +228,8 @@ public:
     [[nodiscard]] task_scope& root_scope() noexcept { return *m_root_scope; }
 
 private:
+    friend class detail::fault_injector;
+
     io_uring_sqe* get_sqe_slow();
     /// Re-reads the kernel's SQ head; true when a slot is free now.
     bool refresh_sq_limit() noexcept;
@@ -166,6 +249,20 @@ private:
     void arm_wake();
     static void on_wake(detail::io_op* op, int res, unsigned flags) noexcept;
     void drain_and_close() noexcept;
+    /// Throws std::logic_error when called in a process other than the one that created the
+    /// ring (a child after fork()). One getpid() call: for entry points, never per op.
+    void check_process() const;
+    /// Throws the error of a failed ring entry: a fork() misuse is named as such.
+    [[noreturn]] void throw_enter_error(int err, const char* what) const;
+    /// Destruction in a forked child: drops the child's copies of the fds and mappings and
+    /// nothing else (the ring and every buffer the kernel holds belong to the parent).
+    void release_after_fork() noexcept;
+    /// The fault-injection mode's look at an SQE just tracked (only called when it is on).
+    void inject_fault(io_uring_sqe* sqe) noexcept;
+    /// note_cancel() with the mode on.
+    void inject_cancel(io_uring_sqe* sqe) noexcept;
+    /// Completes the op `user_data` names with `res` and `flags`, as reaping its CQE would.
+    void deliver(std::uintptr_t user_data, int res, unsigned flags) noexcept;
 
     static inline thread_local io_context* t_current = nullptr;
 
@@ -192,6 +289,8 @@ private:
     bool m_wake_armed = false;          // m_wake_op is in flight
     std::unique_ptr<detail::offload_pool> m_offload; // started on first offload()
     options m_options;                  // what the context was created with
+    pid_t m_pid;                        // the process that created the ring (fork detection)
+    std::unique_ptr<detail::fault_injector> m_faults; // the fault-injection mode, null when off
 };
 
 } // namespace corio

@@ -9,8 +9,10 @@
 
 #include <liburing.h>
 
+#include <cerrno>
 #include <chrono>
 #include <coroutine>
+#include <system_error>
 #include <type_traits>
 #include <utility>
 
@@ -86,22 +88,8 @@ public:
             op_result().m_res = -ECANCELED;
             return false;
         }
-        io_context& ctx = io_context::current();
-        ctx.reserve_sqes(2); // the pair must reach the kernel in one submission to stay linked
-        io_uring_sqe* sqe = ctx.get_sqe();
-        m_op.prepare(sqe);
-        sqe->flags |= IOSQE_IO_LINK;
-        m_complete = &on_op_done;
-        ctx.track(sqe, this);
-
-        io_uring_sqe* limit_sqe = ctx.get_sqe();
-        io_uring_prep_link_timeout(limit_sqe, &m_limit, 0);
-        m_timer.m_owner = this;
-        m_timer.m_complete = &on_timer_done;
-        ctx.track(limit_sqe, &m_timer);
-
+        submit_pair(io_context::current());
         m_waiter = waiter;
-        m_pending = 2;
         m_canceller.arm(token, this);
         return true;
     }
@@ -121,6 +109,46 @@ private:
         timed_op* m_owner = nullptr; // the pair this link timeout belongs to
     };
 
+    /// Queues the op and its link timeout (again after EINTR: the deadline restarts).
+    void submit_pair(io_context& ctx) {
+        ctx.reserve_sqes(2); // the pair must reach the kernel in one submission to stay linked
+        io_uring_sqe* sqe = ctx.get_sqe();
+        m_op.prepare(sqe);
+        m_complete = &on_op_done;
+        // NOTE: tracked before it is linked: the fault-injection mode leaves linked SQEs alone,
+        // but may fault this one (a NOP that keeps the link pairs with the timer all the same).
+        ctx.track(sqe, this);
+        sqe->flags |= IOSQE_IO_LINK;
+
+        io_uring_sqe* limit_sqe = ctx.get_sqe();
+        io_uring_prep_link_timeout(limit_sqe, &m_limit, 0);
+        m_timer.m_owner = this;
+        m_timer.m_complete = &on_timer_done;
+        ctx.track(limit_sqe, &m_timer);
+        m_pending = 2;
+    }
+
+    /// Both completions are in and the op said EINTR: submits the pair again (from inside the
+    /// reap, which handed its CQ slots back first). False, with the op's res set to why not,
+    /// when stop was requested meanwhile (ECANCELED) or the ring failed.
+    bool restart() noexcept {
+        detail::stop_state* stop = m_canceller.m_state;
+        if (stop && stop->stop_requested()) {
+            op_result().m_res = -ECANCELED;
+            return false;
+        }
+        try {
+            submit_pair(*m_ctx);
+            m_ctx->count_restart();
+            return true;
+        } catch (const std::system_error& e) {
+            op_result().m_res = e.code().value() > 0 ? -e.code().value() : -EIO;
+        } catch (...) {
+            op_result().m_res = -EIO;
+        }
+        return false;
+    }
+
     static void on_op_done(detail::io_op* op, int res, unsigned flags) noexcept {
         auto* self = static_cast<timed_op*>(op);
         self->op_result().m_res = res;
@@ -134,6 +162,8 @@ private:
     }
     void one_done() noexcept {
         if (--m_pending != 0)
+            return;
+        if (op_result().m_res == -EINTR && restart())
             return;
         m_canceller.disarm();
         m_ctx->post(this);

@@ -19,7 +19,11 @@ struct uring_completion {
 };
 
 /// Awaits one SQE prepared by `prep(io_uring_sqe*)`. Do not set user_data: corio owns it.
-/// Everything the SQE points at must stay valid until the co_await returns.
+/// Everything the SQE points at must stay valid until the co_await returns. Like every corio
+/// op, it never resumes with EINTR: the SQE is prepared (so `prep` is called again: keep it
+/// repeatable) and submitted anew, or the op ends with ECANCELED if stop was requested meanwhile.
+/// Do not submit(prep) an opcode that must not run twice (IORING_OP_CLOSE: the fd is released
+/// even when close reports EINTR); write an op with `restart_on_eintr = false` (see basic_op).
 template <class Prep>
 class [[nodiscard]] uring_op : public detail::basic_op<uring_op<Prep>> {
 public:

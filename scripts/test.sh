@@ -9,7 +9,9 @@
 # UBSAN_OPTIONS (appended to the ones below, so they can override them), CORIO_TEST_EXTRA=0 (skip
 # the clang build, the laboratory's and the servers' --quick runs and the fuzzers, each counted as
 # one test case;
-# CORIO_FUZZ_SECONDS sets how long each fuzzer runs).
+# CORIO_FUZZ_SECONDS sets how long each fuzzer runs), CORIO_TEST_FAULT_SEEDS (default "1 2 3") and
+# CORIO_TEST_FAULT_RATE (default 0.2) for the fault-injection pass (empty seeds: no pass). The
+# plain runs unset CORIO_FAULTS, so an exported one cannot change what they test.
 set -uo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
@@ -19,6 +21,8 @@ source scripts/deps.sh
 
 jobs=$(nproc 2>/dev/null || echo 2)
 timeout_s=${CORIO_TEST_TIMEOUT:-300}  # like the meson test() timeout; a hang must not eat CI's 90 min
+read -ra fault_seeds <<<"${CORIO_TEST_FAULT_SEEDS-1 2 3}"
+fault_rate=${CORIO_TEST_FAULT_RATE:-0.2}
 read -ra builds <<<"${CORIO_TEST_BUILDS:-debug asan}"
 log_dir=build/test-logs
 
@@ -111,20 +115,24 @@ configure_and_build() {
     ninja -C "$dir" -j "$jobs" || build_failed "ninja -C $dir"
 }
 
-# Runs one doctest binary ($2) of build $1 and adds its counts to the totals.
+# Runs one doctest binary ($2) of build $1 and adds its counts to the totals; $3, when given, is a
+# CORIO_FAULTS spec to run it under (the fault-injection mode), otherwise CORIO_FAULTS is unset.
 run_binary() {
-    local name=$1 bin=$2
-    local label="$name: ${bin#build/"$name"/}"
+    local name=$1 bin=$2 faults=${3:-}
+    local label="$name: ${bin#build/"$name"/}${faults:+ under CORIO_FAULTS=$faults}"
     local log
-    log="$log_dir/$name-$(basename "$bin").log"
+    log="$log_dir/$name-$(basename "$bin")${faults:+-faults-${faults//[^a-z0-9.]/_}}.log"
     local -a env_vars=()
     if [[ $name == asan ]]; then
         env_vars=("${asan_env[@]}")
     fi
+    if [[ -n $faults ]]; then
+        env_vars+=("CORIO_FAULTS=$faults")
+    fi
     echo "==> $label"
     local start=$SECONDS rc=0
-    env "${env_vars[@]}" timeout --kill-after=10 "$timeout_s" "$bin" --no-colors=true \
-        >"$log" 2>&1 </dev/null || rc=$?
+    env -u CORIO_FAULTS "${env_vars[@]}" timeout --kill-after=10 "$timeout_s" "$bin" \
+        --no-colors=true >"$log" 2>&1 </dev/null || rc=$?
     local took=$((SECONDS - start))
 
     if ((rc == 77)); then
@@ -157,7 +165,25 @@ run_binary() {
     if ((failed > 0)); then
         echo "    ---- output of $bin (last 200 lines; full log: $log) ----"
         tail -n 200 "$log" | sed 's/^/    | /'
+        if [[ -n $faults ]]; then
+            echo "    reproduce: CORIO_FAULTS=$faults $bin"
+        fi
     fi
+}
+
+# The I/O suites once more under the fault-injection mode (docs/runtime.md, "Fault injection"):
+# transient faults only (short counts, EINTR, ENOBUFS), which correct code absorbs, from fixed
+# seeds so that a failure reproduces. The servers the http and kv tests start inherit the
+# variable. Each run counts like any other binary.
+run_fault_pass() {
+    local seed bin
+    for seed in "${fault_seeds[@]}"; do
+        for bin in build/debug/tests/test_net build/debug/tests/test_fs \
+            build/debug/tests/http/test_http* build/debug/tests/kv/test_kv*; do
+            [[ -f $bin && -x $bin ]] || continue
+            run_binary debug "$bin" "seed=$seed,rate=$fault_rate"
+        done
+    done
 }
 
 # Every public header in the source tree must be installed under <prefix>/include.
@@ -367,6 +393,7 @@ main() {
         fi
     done
     if [[ " ${builds[*]} " == *" debug "* ]]; then
+        run_fault_pass
         run_install_check
         run_check "examples: meson test --suite examples (build/debug)" examples \
             meson test -C build/debug --no-rebuild --suite examples --print-errorlogs

@@ -12,6 +12,8 @@
 #include <cerrno>
 #include <coroutine>
 #include <cstdint>
+#include <new>
+#include <system_error>
 #include <type_traits>
 
 namespace corio::detail {
@@ -54,6 +56,8 @@ inline void io_context::track(io_uring_sqe* sqe, detail::io_op* op,
     op->m_ctx = this;
     io_uring_sqe_set_data64(sqe, user_data);
     ++m_inflight;
+    if (m_faults) [[unlikely]]
+        inject_fault(sqe); // the fault-injection mode (CORIO_FAULTS) may rewrite the SQE
 }
 } // namespace corio
 
@@ -147,11 +151,22 @@ protected:
 /// public `static void on_complete(io_op*, int, unsigned) noexcept` gets its CQEs there (through
 /// m_complete) instead of the loop's inline completion (transfer_op, which loops over several
 /// SQEs, does).
+///
+/// EINTR never reaches the awaiter: the op is prepared and submitted again (prepare() must be
+/// repeatable), or ends with ECANCELED if stop was requested meanwhile. A Derived whose SQE must
+/// not run twice declares `static constexpr bool restart_on_eintr = false;` (close: the fd is
+/// gone even when close reports EINTR).
 template <class Derived>
 class basic_op : public single_shot_op {
-    // A function, not a constant: its body is instantiated only once Derived is complete.
+    // Functions, not constants: their bodies are instantiated only once Derived is complete.
     static constexpr bool has_custom_completion() noexcept {
         return requires { &Derived::on_complete; };
+    }
+    static constexpr bool restarts_on_eintr() noexcept {
+        if constexpr (requires { Derived::restart_on_eintr; })
+            return Derived::restart_on_eintr;
+        else
+            return true;
     }
 
 public:
@@ -217,15 +232,57 @@ protected:
         ctx.track(sqe, this, user_data());
     }
 
+    /// requeue() for an op between two SQEs (a retry after EINTR, a loop's next step): false,
+    /// with m_res set to the reason, when it must end instead (stop was requested, or the ring
+    /// failed). Its cancellation registration stays as it was: the new SQE has the same
+    /// user_data.
+    bool resubmit() noexcept {
+        if (this->is_stop_requested()) {
+            this->m_res = -ECANCELED;
+            return false;
+        }
+        try {
+            requeue(*this->m_ctx);
+            return true;
+        } catch (const std::system_error& e) {
+            this->m_res = e.code().value() > 0 ? -e.code().value() : -EIO;
+        } catch (const std::bad_alloc&) {
+            this->m_res = -ENOMEM;
+        } catch (...) {
+            this->m_res = -EIO;
+        }
+        return false;
+    }
+
 private:
     void queue(std::coroutine_handle<> waiter) {
         io_context& ctx = io_context::current();
         io_uring_sqe* sqe = ctx.get_sqe();
         static_cast<Derived*>(this)->prepare(sqe);
         m_waiter = waiter;
+        // The loop completes a tagged op inline, except after EINTR: then it calls m_complete.
         if constexpr (has_custom_completion())
             m_complete = &Derived::on_complete;
+        else if constexpr (restarts_on_eintr())
+            m_complete = &on_interrupted;
+        else
+            m_complete = &single_shot_op::complete;
         ctx.track(sqe, this, user_data());
+    }
+
+    /// A tagged op's completion when it did not take the loop's inline path: EINTR. The SQE
+    /// goes out again (from inside the reap: the loop handed the CQ slots back first).
+    static void on_interrupted(io_op* op, int res, unsigned flags) noexcept {
+        auto* self = static_cast<basic_op*>(op);
+        if (res == -EINTR) {
+            if (self->resubmit()) {
+                self->m_ctx->count_restart();
+                return;
+            }
+            res = self->m_res;
+            flags = 0;
+        }
+        single_shot_op::complete(op, res, flags);
     }
 
     static void cancel_slot_op(stop_callback_node* node) noexcept {

@@ -38,10 +38,20 @@ public:
         return static_cast<const Derived*>(this)->is_settled();
     }
 
-    /// Every CQE of the op (basic_op routes them here): another step, or the end.
+    /// Every CQE of the op (basic_op routes them here): another step, the same step again
+    /// after EINTR, or the end.
     static void on_complete(io_op* op, int res, unsigned flags) noexcept {
         auto* self = static_cast<transfer_op*>(op);
-        if (res > 0 && static_cast<Derived*>(self)->advance(res)) {
+        if (res == -EINTR) {
+            // At once, like a plain op's restart (the loop handed the CQ slots back before
+            // calling us): a cancel queued from now on finds the new SQE in the kernel.
+            if (self->resubmit()) {
+                self->m_ctx->count_restart();
+                return;
+            }
+            res = self->m_res;
+            flags = 0;
+        } else if (res > 0 && static_cast<Derived*>(self)->advance(res)) {
             self->m_res = res;
             self->m_resubmit = &on_resubmit;
             defer_resubmit(*self->m_ctx, self);
@@ -53,27 +63,8 @@ public:
 private:
     static void on_resubmit(resubmit_node* node) noexcept {
         auto* self = static_cast<transfer_op*>(node);
-        if (!self->continue_loop())
+        if (!self->resubmit())
             single_shot_op::complete(self, self->m_res, 0);
-    }
-
-    /// Queues the next SQE of a loop; false (with m_res set to the reason) when it must end.
-    bool continue_loop() noexcept {
-        if (this->is_stop_requested()) {
-            this->m_res = -ECANCELED;
-            return false;
-        }
-        try {
-            this->requeue(*this->m_ctx);
-            return true;
-        } catch (const std::system_error& e) {
-            this->m_res = e.code().value() > 0 ? -e.code().value() : -EIO;
-        } catch (const std::bad_alloc&) {
-            this->m_res = -ENOMEM;
-        } catch (...) {
-            this->m_res = -EIO;
-        }
-        return false;
     }
 };
 

@@ -235,7 +235,12 @@ task<void> append_twice(std::string path) {
     result<std::size_t> a = co_await f.write_all(std::as_bytes(std::span("-one", 4)));
     result<std::size_t> b = co_await f.write_some(std::as_bytes(std::span("-two", 4)));
     CHECK(a.value() == 4);
-    CHECK(b.value() == 4);
+    REQUIRE(b.value() >= 1);
+    if (*b < 4) { // a single write may be short (always allowed; common under CORIO_FAULTS)
+        result<std::size_t> rest =
+            co_await f.write_all(std::as_bytes(std::span("-two", 4)).subspan(*b));
+        CHECK(rest.value() == 4 - *b);
+    }
 }
 
 task<result<std::size_t>> read_some_with_deadline(int fd, std::size_t size) {

@@ -299,3 +299,23 @@ TEST_CASE("cancelling send_file_range to a peer that never reads ends it with no
         ::close(fds[1]);
     }
 }
+
+TEST_CASE("send_file_range under injected EINTR (rate 1) delivers every byte with every strategy") {
+    temp_dir dir;
+    std::string bytes = pattern((1u << 20) + 777, 22);
+    test::write_plain(dir / "f", bytes);
+    io_context_options options;
+    options.faults = fault_options::parse("seed=15,rate=1,kinds=eintr");
+    for (send_file_strategy strategy :
+         {send_file_strategy::read_send, send_file_strategy::splice}) {
+        CAPTURE(name_of(strategy));
+        socket_sink sink(true);
+        io_context ctx(options);
+        result<std::uint64_t> sent = sync_wait(
+            ctx, send_range(dir / "f", 0, bytes.size(), sink.sender(), strategy, 64 * 1024));
+        REQUIRE(sent.has_value());
+        CHECK(*sent == bytes.size());
+        CHECK(sink.finish() == bytes);
+        CHECK(ctx.stats().faults_injected > 0);
+    }
+}

@@ -271,6 +271,14 @@ task<cancelled_recv> cancel_wakes_pending_recv() {
     REQUIRE(replied.has_value());
     co_await scope.join();
     out.other_got = other.substr(0, out.other.value.value_or(0));
+    // One recv may take only part of it (always possible; common under CORIO_FAULTS): the rest
+    // is still in the socket.
+    if (out.other_got.size() < 5) {
+        std::string rest(5 - out.other_got.size(), '\0');
+        result<std::size_t> more = co_await client.recv_exact(std::span<char>(rest));
+        REQUIRE(more.has_value());
+        out.other_got += rest.substr(0, *more);
+    }
     CHECK(stale == std::string(16, '\0')); // the cancelled recv consumed nothing
 
     // The socket is usable in both directions.
@@ -413,8 +421,8 @@ TEST_CASE("cancel() wakes a pending recv with ECANCELED and the socket stays ope
     CHECK(r.recv.resumed == 1);
     CHECK(r.recv.value == std::errc::operation_canceled);
     CHECK(r.open_after);
-    CHECK(r.other.resumed == 1); // the peer's recv was not touched: it got the reply
-    CHECK(r.other.value.value() == 5);
+    CHECK(r.other.resumed == 1); // the peer's recv was not touched: it got (some of) the reply
+    CHECK(r.other.value.value() >= 1);
     CHECK(r.other_got == "reply");
     CHECK(r.later == "keep-alive");
     CHECK(r.reply == "answer");

@@ -410,7 +410,9 @@ TEST_CASE("recv_some under with_timeout expires with timed_out when nothing arri
     io_context ctx;
     CHECK(sync_wait(ctx, recv_with_deadline(10ms, false)) == std::errc::timed_out);
     CHECK(ctx.stats().ops_in_flight == 0);
-    CHECK(sync_wait(ctx, recv_with_deadline(10s, true)).value() == 7);
+    result<std::size_t> in_time = sync_wait(ctx, recv_with_deadline(10s, true));
+    CHECK(in_time.value() >= 1); // "in time", or a prefix of it: one recv may be short
+    CHECK(in_time.value() <= 7);
 }
 
 TEST_CASE("send_all moves 10 MiB through partial sends as one awaiter without a coroutine frame") {

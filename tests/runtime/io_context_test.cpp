@@ -9,13 +9,19 @@
 #include "tests/support/pipe.hpp"
 
 #include <doctest/doctest.h>
+#include <fcntl.h>
 #include <sys/utsname.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <memory>
+#include <stdexcept>
 #include <string>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 using namespace corio;
@@ -223,4 +229,111 @@ TEST_CASE("spawn on a context that is not current runs the task on that context"
     CHECK(hits[0] == 0); // nothing was queued on the wrong loop
     first.run();
     CHECK(hits[0] == 1);
+}
+
+namespace {
+
+/// Runs `child(message)` in a forked child, which writes `message` to a pipe and _exit()s with
+/// the status `child` returns: no doctest machinery and no destructor runs there. Returns that
+/// status (-1 when the child did not exit normally) and the message.
+template <class Child>
+std::pair<int, std::string> run_in_child(Child child) {
+    int fds[2];
+    REQUIRE(::pipe2(fds, O_CLOEXEC) == 0);
+    pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        ::close(fds[0]);
+        std::string message;
+        int status = 3;
+        try {
+            status = child(message);
+        } catch (...) {
+            message = "an unexpected exception";
+        }
+        [[maybe_unused]] ssize_t n = ::write(fds[1], message.data(), message.size());
+        ::_exit(status);
+    }
+    ::close(fds[1]);
+    std::string message;
+    char buffer[512];
+    ssize_t n = 0;
+    while ((n = ::read(fds[0], buffer, sizeof buffer)) > 0)
+        message.append(buffer, static_cast<std::size_t>(n));
+    ::close(fds[0]);
+    int status = 0;
+    REQUIRE(::waitpid(pid, &status, 0) == pid);
+    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, message};
+}
+
+task<void> read_one_byte(int fd, result<uring_completion>* out) {
+    char byte = 0;
+    auto prep = [fd, &byte](io_uring_sqe* sqe) { io_uring_prep_read(sqe, fd, &byte, 1, -1); };
+    auto read = submit(prep);
+    *out = co_await read;
+}
+
+} // namespace
+
+TEST_CASE("running an io_context inherited through fork() throws a logic_error naming fork()") {
+    io_context ctx;
+    std::vector<int> hits(1, 0);
+    std::string parent = std::to_string(::getpid());
+    auto [status, message] = run_in_child([&ctx, &hits](std::string& what) {
+        spawn(ctx, nop_and_count(&hits[0]));
+        try {
+            ctx.run();
+            what = "run() returned";
+        } catch (const std::logic_error& e) {
+            what = e.what();
+            return 0;
+        } catch (const std::exception& e) {
+            what = std::string("not a logic_error: ") + e.what();
+        }
+        return 1;
+    });
+    INFO("the child said: " << message);
+    CHECK(status == 0);
+    CHECK(message.find("created in another process (pid " + parent + ")") != std::string::npos);
+    CHECK(message.find("cannot be used after fork()") != std::string::npos);
+    // The parent's context is untouched: the task the child spawned exists only in the child.
+    ctx.run();
+    CHECK(hits[0] == 0);
+}
+
+TEST_CASE("sync_wait on an io_context inherited through fork() throws too") {
+    io_context ctx;
+    auto [status, message] = run_in_child([&ctx](std::string& what) {
+        int hits = 0;
+        try {
+            sync_wait(ctx, nop_and_count(&hits));
+            what = "sync_wait returned";
+        } catch (const std::logic_error& e) {
+            what = e.what();
+            return 0;
+        }
+        return 1;
+    });
+    INFO("the child said: " << message);
+    CHECK(status == 0);
+    CHECK(message.find("cannot be used after fork()") != std::string::npos);
+}
+
+TEST_CASE("destroying an inherited io_context in the child leaves the parent's ring alone") {
+    auto ctx = std::make_unique<io_context>();
+    pipe_pair p;
+    result<uring_completion> got = std::errc::io_error;
+    spawn(*ctx, read_one_byte(p.read_end, &got));
+    int hits = 0;
+    sync_wait(*ctx, nop_and_count(&hits)); // one turn: the read is in the kernel (pipe empty)
+    REQUIRE(ctx->stats().ops_in_flight == 1);
+    auto [status, message] = run_in_child([&ctx](std::string&) {
+        ctx.reset(); // must neither cancel the parent's read nor submit anything to its ring
+        return 0;
+    });
+    CHECK(status == 0);
+    REQUIRE(::write(p.write_end, "x", 1) == 1);
+    ctx->run();
+    REQUIRE(got.has_value());
+    CHECK(got->res == 1);
 }
