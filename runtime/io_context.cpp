@@ -13,6 +13,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
@@ -40,7 +41,10 @@ void report_and_terminate(std::exception_ptr error) noexcept {
 
 /// Prints the fault-injection line once per process and configuration: a failing test's log must
 /// show the seed that reproduces it, without one line per io_context a test suite creates.
+/// CORIO_FAULTS_QUIET=1 silences it (the test suites set it: their servers' stderr is checked).
 void announce_faults(const fault_options& faults) {
+    if (const char* quiet = std::getenv("CORIO_FAULTS_QUIET"); quiet && quiet[0] == '1')
+        return;
     static std::mutex mutex;
     static std::string last;
     std::string text = faults.describe();

@@ -179,7 +179,8 @@ run_fault_pass() {
     local seed bin
     for seed in "${fault_seeds[@]}"; do
         for bin in build/debug/tests/test_net build/debug/tests/test_fs \
-            build/debug/tests/http/test_http* build/debug/tests/kv/test_kv*; do
+            build/debug/tests/http/test_http* build/debug/tests/kv/test_kv* \
+            build/debug/tests/servers/test_servers; do
             [[ -f $bin && -x $bin ]] || continue
             run_binary debug "$bin" "seed=$seed,rate=$fault_rate"
         done

@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: MIT
 // The shared doctest main: ignores SIGPIPE (a peer reset must surface as EPIPE, never kill the
 // run) and exits 77, meson's SKIP, only when io_uring cannot be set up at all on this machine.
+// Under CORIO_FAULTS it names the spec once, then silences the runtime's own start-up line
+// (CORIO_FAULTS_QUIET) for every io_context of the run and the servers the tests start: the
+// end-to-end tests read those servers' stderr line by line.
 #define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 
@@ -8,6 +11,7 @@
 
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 namespace {
@@ -29,6 +33,10 @@ int main(int argc, char** argv) {
     if (int err = probe_io_uring(); err != 0) {
         std::fprintf(stderr, "io_uring unavailable (%s): skipping\n", std::strerror(err));
         return 77;
+    }
+    if (const char* faults = std::getenv("CORIO_FAULTS"); faults && *faults) {
+        std::fprintf(stderr, "tests under CORIO_FAULTS=%s\n", faults);
+        ::setenv("CORIO_FAULTS_QUIET", "1", 1); // still one thread: nothing reads the environment
     }
     doctest::Context context(argc, argv);
     return context.run();
