@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 // corio::signal_set: blocks the signals, reads them from a signalfd through the ring.
-#include "runtime/signal_set.hpp"
+#include <corio/runtime/signal_set.hpp>
 
-#include "runtime/uring_op.hpp"
+#include <corio/runtime/uring_op.hpp>
 
 #include <sys/signalfd.h>
 #include <unistd.h>

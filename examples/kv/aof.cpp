@@ -4,8 +4,8 @@
 
 #include "resp_parser.hpp"
 
-#include "fs/path_ops.hpp"
-#include "runtime/timer.hpp"
+#include <corio/fs/path_ops.hpp>
+#include <corio/runtime/timer.hpp>
 
 #include <cstdio>
 #include <cstdlib>

@@ -13,7 +13,7 @@
 #include "resp_parser.hpp"
 #include "store.hpp"
 
-#include "corio.hpp"
+#include <corio/corio.hpp>
 #include "examples/common/cli.hpp"
 
 #include <signal.h>
