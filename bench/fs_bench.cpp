@@ -2,13 +2,13 @@
 // fs micro benchmarks: 4 KiB random reads at queue depth 32 (page cache and O_DIRECT) through
 // corio next to a hand-written liburing twin on an identical ring, and send_file_range's two
 // strategies (read+send vs splice) side by side. Release builds only.
-#include "fs/aligned_buffer.hpp"
-#include "fs/file.hpp"
-#include "fs/send_file.hpp"
-#include "runtime/io_context.hpp"
-#include "runtime/sync_wait.hpp"
-#include "runtime/task.hpp"
-#include "runtime/task_scope.hpp"
+#include <corio/fs/aligned_buffer.hpp>
+#include <corio/fs/file.hpp>
+#include <corio/fs/send_file.hpp>
+#include <corio/runtime/io_context.hpp>
+#include <corio/runtime/sync_wait.hpp>
+#include <corio/runtime/task.hpp>
+#include <corio/runtime/task_scope.hpp>
 #include "bench/support/raw_ring.hpp"
 
 #include <benchmark/benchmark.h>

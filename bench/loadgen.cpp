@@ -5,7 +5,7 @@
 // histogram, and one JSON line on stdout sums up the measured phase. bench/lab/run.py drives it.
 // Try: build/release/examples/echo --port 0   then
 //      build/release/bench/loadgen --port PORT --connections 50 --size 64 --duration 2
-#include "corio.hpp"
+#include <corio/corio.hpp>
 
 #include <dirent.h>
 #include <sys/resource.h>

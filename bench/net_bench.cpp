@@ -2,13 +2,13 @@
 // net micro benchmarks: a 64-byte ping-pong over a Unix socketpair, written with corio coroutines
 // and as a hand-made liburing state machine on a ring set up exactly like io_context's (same
 // flags, same size, ring fd registered). One item is one round trip: four recv/send ops.
-#include "net/buffer_ring.hpp"
-#include "net/unix_socket.hpp"
-#include "runtime/io_context.hpp"
-#include "runtime/sync_wait.hpp"
-#include "runtime/task.hpp"
-#include "runtime/task_scope.hpp"
-#include "runtime/when_all.hpp"
+#include <corio/net/buffer_ring.hpp>
+#include <corio/net/unix_socket.hpp>
+#include <corio/runtime/io_context.hpp>
+#include <corio/runtime/sync_wait.hpp>
+#include <corio/runtime/task.hpp>
+#include <corio/runtime/task_scope.hpp>
+#include <corio/runtime/when_all.hpp>
 #include "bench/support/raw_ring.hpp"
 
 #include <benchmark/benchmark.h>

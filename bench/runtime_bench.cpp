@@ -1,13 +1,13 @@
 // SPDX-License-Identifier: MIT
 // Runtime micro benchmarks: one trip through the ring with corio next to the same work written by
 // hand against liburing (same ring flags, same size, ring fd registered), and the task machinery.
-#include "runtime/channel.hpp"
-#include "runtime/io_context.hpp"
-#include "runtime/sync_wait.hpp"
-#include "runtime/task.hpp"
-#include "runtime/task_scope.hpp"
-#include "runtime/uring_op.hpp"
-#include "runtime/when_all.hpp"
+#include <corio/runtime/channel.hpp>
+#include <corio/runtime/io_context.hpp>
+#include <corio/runtime/sync_wait.hpp>
+#include <corio/runtime/task.hpp>
+#include <corio/runtime/task_scope.hpp>
+#include <corio/runtime/uring_op.hpp>
+#include <corio/runtime/when_all.hpp>
 #include "bench/support/raw_ring.hpp"
 
 #include <benchmark/benchmark.h>

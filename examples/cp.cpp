@@ -6,7 +6,7 @@
 // `while ((n = read(in, buf, size)) > 0) write(1, buf, n);` it reads like.
 // Try: build/debug/examples/cp README.md /tmp/readme.copy && cmp README.md /tmp/readme.copy
 //      build/debug/examples/cp --chunk 4096 README.md - | head
-#include "corio.hpp"
+#include <corio/corio.hpp>
 #include "examples/common/cli.hpp"
 
 #include <fcntl.h>

@@ -7,7 +7,7 @@
 // connections then hold no buffer).
 // Try: build/debug/examples/echo --port 0   (prints `listening on PORT`), then
 //      nc 127.0.0.1 PORT            and   kill -USR1 <pid>   for a stats line.
-#include "corio.hpp"
+#include <corio/corio.hpp>
 #include "examples/common/cli.hpp"
 #include "examples/common/stop_signals.hpp"
 

@@ -2,7 +2,7 @@
 // hello: a first tour of corio. Three coroutines share one thread and one io_uring: a ticking
 // timer, a blocking job handed to the offload pool, and a race with a deadline. Each reads like
 // straight-line thread code; the loop interleaves them. Try: build/release/examples/hello
-#include "corio.hpp"
+#include <corio/corio.hpp>
 
 #include <chrono>
 #include <cstdio>

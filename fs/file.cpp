@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The synchronous fallbacks of corio::file: a file or close op dropped without the ring closes
 // its descriptor with ::close().
-#include "fs/file.hpp"
+#include <corio/fs/file.hpp>
 
 #include <unistd.h>
 

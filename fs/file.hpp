@@ -3,11 +3,11 @@
 // fallocate, close) goes through the loop's io_uring. 64-bit offsets; O_DIRECT checked up front.
 #pragma once
 
-#include "fs/aligned_buffer.hpp"
-#include "fs/detail/rw_ops.hpp"
-#include "fs/fs_error.hpp"
-#include "runtime/detail/io_op.hpp"
-#include "runtime/result.hpp"
+#include <corio/fs/aligned_buffer.hpp>
+#include <corio/fs/detail/rw_ops.hpp>
+#include <corio/fs/fs_error.hpp>
+#include <corio/runtime/detail/io_op.hpp>
+#include <corio/runtime/result.hpp>
 
 #include <fcntl.h>
 #include <linux/openat2.h>

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The "corio.fs" error category: messages that name the rule broken, and the std::errc each code
 // is equivalent to.
-#include "fs/fs_error.hpp"
+#include <corio/fs/fs_error.hpp>
 
 #include <string>
 

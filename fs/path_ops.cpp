@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Directory listing on an offload worker: opendir/readdir, d_type with an fstatat fallback for
 // filesystems that do not fill it.
-#include "fs/path_ops.hpp"
+#include <corio/fs/path_ops.hpp>
 
 #include <dirent.h>
 

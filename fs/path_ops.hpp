@@ -4,9 +4,9 @@
 // C library declares functions of the same names.
 #pragma once
 
-#include "runtime/detail/io_op.hpp"
-#include "runtime/offload.hpp"
-#include "runtime/result.hpp"
+#include <corio/runtime/detail/io_op.hpp>
+#include <corio/runtime/offload.hpp>
+#include <corio/runtime/result.hpp>
 
 #include <fcntl.h>
 #include <liburing.h>

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
 // The two send_file_range strategies. Both submit one linked pair of SQEs per chunk (produce,
 // then consume) and only fall back to single SQEs to finish a partial consume.
-#include "fs/send_file.hpp"
+#include <corio/fs/send_file.hpp>
 
-#include "fs/detail/sqe_ops.hpp"
+#include <corio/fs/detail/sqe_ops.hpp>
 
 #include <fcntl.h>
 #include <liburing.h>

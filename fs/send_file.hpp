@@ -4,9 +4,9 @@
 // against each other in bench/fs_bench.cpp.
 #pragma once
 
-#include "fs/file.hpp"
-#include "runtime/result.hpp"
-#include "runtime/task.hpp"
+#include <corio/fs/file.hpp>
+#include <corio/runtime/result.hpp>
+#include <corio/runtime/task.hpp>
 
 #include <cstddef>
 #include <cstdint>

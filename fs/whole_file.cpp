@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: MIT
 // Whole-file helpers: read_file, write_file_atomically, copy_file. Each opens, works and closes
 // through the ring; every error is a value.
-#include "fs/whole_file.hpp"
+#include <corio/fs/whole_file.hpp>
 
-#include "fs/file.hpp"
-#include "fs/fs_error.hpp"
-#include "fs/path_ops.hpp"
-#include "runtime/when_all.hpp"
+#include <corio/fs/file.hpp>
+#include <corio/fs/fs_error.hpp>
+#include <corio/fs/path_ops.hpp>
+#include <corio/runtime/when_all.hpp>
 
 #include <fcntl.h>
 #include <sys/stat.h>

@@ -3,8 +3,8 @@
 // (temp + fsync + rename + fsync of the directory), copy a file with several reads in flight.
 #pragma once
 
-#include "runtime/result.hpp"
-#include "runtime/task.hpp"
+#include <corio/runtime/result.hpp>
+#include <corio/runtime/task.hpp>
 
 #include <sys/types.h>
 

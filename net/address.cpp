@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Parsing and printing of socket addresses, strictly: anything parse() accepts prints back the
 // same way, anything else is an address_error naming the problem.
-#include "net/address.hpp"
+#include <corio/net/address.hpp>
 
 #include <arpa/inet.h>
 

@@ -3,7 +3,7 @@
 // (`127.0.0.1:8080`, `[::1]:80`, `/run/app.sock`, `@abstract`), with errors that say what is wrong.
 #pragma once
 
-#include "runtime/result.hpp"
+#include <corio/runtime/result.hpp>
 
 #include <netinet/in.h>
 #include <sys/socket.h>

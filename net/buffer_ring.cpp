@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
 // The provided-buffer ring set up by hand (liburing 2.3 has no io_uring_setup_buf_ring) and the
 // multishot recv stream that fills it.
-#include "net/buffer_ring.hpp"
+#include <corio/net/buffer_ring.hpp>
 
-#include "net/socket.hpp"
+#include <corio/net/socket.hpp>
 
 #include <sys/mman.h>
 #include <unistd.h>

@@ -3,10 +3,10 @@
 // recv that picks buffers from it, and move-only leases that put each buffer back when dropped.
 #pragma once
 
-#include "net/detail/buffer_group.hpp"
-#include "net/detail/multishot.hpp"
-#include "runtime/io_context.hpp"
-#include "runtime/result.hpp"
+#include <corio/net/detail/buffer_group.hpp>
+#include <corio/net/detail/multishot.hpp>
+#include <corio/runtime/io_context.hpp>
+#include <corio/runtime/result.hpp>
 
 #include <coroutine>
 #include <cstddef>

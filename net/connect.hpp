@@ -3,9 +3,9 @@
 // with the connected stream. Shared by TCP and Unix streams; with_timeout() gives it a deadline.
 #pragma once
 
-#include "net/address.hpp"
-#include "runtime/detail/io_op.hpp"
-#include "runtime/result.hpp"
+#include <corio/net/address.hpp>
+#include <corio/runtime/detail/io_op.hpp>
+#include <corio/runtime/result.hpp>
 
 #include <liburing.h>
 #include <sys/socket.h>

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // Listener setup: socket, options, bind, listen.
-#include "net/listener.hpp"
+#include <corio/net/listener.hpp>
 
 #include <unistd.h>
 

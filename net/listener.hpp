@@ -3,11 +3,11 @@
 // time and a multishot accept stream that re-arms itself and backs off when out of fds.
 #pragma once
 
-#include "net/address.hpp"
-#include "net/detail/accept_state.hpp"
-#include "net/socket.hpp"
-#include "runtime/detail/io_op.hpp"
-#include "runtime/result.hpp"
+#include <corio/net/address.hpp>
+#include <corio/net/detail/accept_state.hpp>
+#include <corio/net/socket.hpp>
+#include <corio/runtime/detail/io_op.hpp>
+#include <corio/runtime/result.hpp>
 
 #include <liburing.h>
 #include <sys/socket.h>

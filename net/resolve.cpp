@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 // resolve(): getaddrinfo on the offload pool and its error category.
-#include "net/resolve.hpp"
+#include <corio/net/resolve.hpp>
 
-#include "runtime/offload.hpp"
+#include <corio/runtime/offload.hpp>
 
 #include <netdb.h>
 

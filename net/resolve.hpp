@@ -3,9 +3,9 @@
 // loop. The awaiting coroutine resumes on the loop thread with the addresses.
 #pragma once
 
-#include "net/address.hpp"
-#include "runtime/result.hpp"
-#include "runtime/task.hpp"
+#include <corio/net/address.hpp>
+#include <corio/runtime/result.hpp>
+#include <corio/runtime/task.hpp>
 
 #include <sys/socket.h>
 

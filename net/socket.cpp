@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // basic_socket and stream_socket: options, addresses, close through the ring, the looping ops.
-#include "net/socket.hpp"
+#include <corio/net/socket.hpp>
 
 #include <unistd.h>
 

@@ -4,13 +4,13 @@
 // send, shutdown, multishot recv). TCP and Unix stream sockets are thin layers on top.
 #pragma once
 
-#include "net/address.hpp"
-#include "net/buffer_ring.hpp"
-#include "runtime/detail/io_op.hpp"
-#include "runtime/detail/transfer_op.hpp"
-#include "runtime/io_context.hpp"
-#include "runtime/result.hpp"
-#include "runtime/task.hpp"
+#include <corio/net/address.hpp>
+#include <corio/net/buffer_ring.hpp>
+#include <corio/runtime/detail/io_op.hpp>
+#include <corio/runtime/detail/transfer_op.hpp>
+#include <corio/runtime/io_context.hpp>
+#include <corio/runtime/result.hpp>
+#include <corio/runtime/task.hpp>
 
 #include <liburing.h>
 #include <sys/socket.h>

@@ -3,8 +3,8 @@
 // for a stream of them (see listener.hpp).
 #pragma once
 
-#include "net/listener.hpp"
-#include "net/tcp_stream.hpp"
+#include <corio/net/listener.hpp>
+#include <corio/net/tcp_stream.hpp>
 
 namespace corio::net {
 

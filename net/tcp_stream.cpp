@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // tcp_stream options.
-#include "net/tcp_stream.hpp"
+#include <corio/net/tcp_stream.hpp>
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>

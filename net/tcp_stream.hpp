@@ -3,11 +3,11 @@
 // _some/_exact/_all forms, shutdown, close through the ring; TCP_NODELAY on by default.
 #pragma once
 
-#include "net/address.hpp"
-#include "net/connect.hpp"
-#include "net/socket.hpp"
-#include "runtime/result.hpp"
-#include "runtime/timer.hpp"
+#include <corio/net/address.hpp>
+#include <corio/net/connect.hpp>
+#include <corio/net/socket.hpp>
+#include <corio/runtime/result.hpp>
+#include <corio/runtime/timer.hpp>
 
 #include <chrono>
 

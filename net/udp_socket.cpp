@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // udp_socket creation.
-#include "net/udp_socket.hpp"
+#include <corio/net/udp_socket.hpp>
 
 #include <cerrno>
 

@@ -3,10 +3,10 @@
 // msghdr, iovec and peer address live in the op (in the awaiting frame), as the kernel needs them.
 #pragma once
 
-#include "net/address.hpp"
-#include "net/socket.hpp"
-#include "runtime/detail/io_op.hpp"
-#include "runtime/result.hpp"
+#include <corio/net/address.hpp>
+#include <corio/net/socket.hpp>
+#include <corio/runtime/detail/io_op.hpp>
+#include <corio/runtime/result.hpp>
 
 #include <liburing.h>
 #include <sys/socket.h>

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // unix_stream::pair.
-#include "net/unix_socket.hpp"
+#include <corio/net/unix_socket.hpp>
 
 #include <sys/socket.h>
 

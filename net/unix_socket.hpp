@@ -3,12 +3,12 @@
 // Same I/O as TCP (stream_socket); the address is a path or an abstract `@name`.
 #pragma once
 
-#include "net/address.hpp"
-#include "net/connect.hpp"
-#include "net/listener.hpp"
-#include "net/socket.hpp"
-#include "runtime/result.hpp"
-#include "runtime/timer.hpp"
+#include <corio/net/address.hpp>
+#include <corio/net/connect.hpp>
+#include <corio/net/listener.hpp>
+#include <corio/net/socket.hpp>
+#include <corio/runtime/result.hpp>
+#include <corio/runtime/timer.hpp>
 
 #include <chrono>
 #include <utility>

@@ -3,9 +3,9 @@
 // (backpressure), receivers while it is empty; close() ends the stream.
 #pragma once
 
-#include "runtime/detail/wait_list.hpp"
-#include "runtime/result.hpp"
-#include "runtime/stop.hpp"
+#include <corio/runtime/detail/wait_list.hpp>
+#include <corio/runtime/result.hpp>
+#include <corio/runtime/stop.hpp>
 
 #include <cassert>
 #include <coroutine>

@@ -3,9 +3,9 @@
 // waiter at once and lets later waits through until it is reset.
 #pragma once
 
-#include "runtime/detail/wait_list.hpp"
-#include "runtime/result.hpp"
-#include "runtime/stop.hpp"
+#include <corio/runtime/detail/wait_list.hpp>
+#include <corio/runtime/result.hpp>
+#include <corio/runtime/stop.hpp>
 
 #include <coroutine>
 

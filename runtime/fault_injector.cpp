@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The fault-injection mode: the CORIO_FAULTS syntax, and the rewrites of SQEs at submission into
 // completions the kernel could have produced (short counts, EINTR, ENOBUFS, ECONNRESET, EIO...).
-#include "runtime/detail/fault_injector.hpp"
+#include <corio/runtime/detail/fault_injector.hpp>
 
 #include <fcntl.h>
 #include <sys/socket.h>

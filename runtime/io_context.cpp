@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: MIT
 // The loop: ring setup with flag fallback, the turn (submit, reap, resume), cross-thread wake-ups
 // and a teardown that never leaves a buffer with the kernel.
-#include "runtime/io_context.hpp"
+#include <corio/runtime/io_context.hpp>
 
-#include "runtime/detail/fault_injector.hpp"
-#include "runtime/detail/io_op.hpp"
-#include "runtime/detail/offload_pool.hpp"
-#include "runtime/task_scope.hpp"
+#include <corio/runtime/detail/fault_injector.hpp>
+#include <corio/runtime/detail/io_op.hpp>
+#include <corio/runtime/detail/offload_pool.hpp>
+#include <corio/runtime/task_scope.hpp>
 
 #include <sys/eventfd.h>
 #include <unistd.h>

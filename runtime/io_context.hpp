@@ -3,9 +3,9 @@
 // completions in a batch, then resumes the coroutines they made ready.
 #pragma once
 
-#include "runtime/detail/counters.hpp"
-#include "runtime/detail/ready_queue.hpp"
-#include "runtime/stop.hpp"
+#include <corio/runtime/detail/counters.hpp>
+#include <corio/runtime/detail/ready_queue.hpp>
+#include <corio/runtime/stop.hpp>
 
 #include <liburing.h>
 #include <sys/types.h>

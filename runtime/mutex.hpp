@@ -3,9 +3,9 @@
 // coroutine that awaits I/O in the middle of an update lets others in; this keeps them out.
 #pragma once
 
-#include "runtime/detail/wait_list.hpp"
-#include "runtime/result.hpp"
-#include "runtime/stop.hpp"
+#include <corio/runtime/detail/wait_list.hpp>
+#include <corio/runtime/result.hpp>
+#include <corio/runtime/stop.hpp>
 
 #include <cassert>
 #include <coroutine>

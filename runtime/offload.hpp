@@ -3,8 +3,8 @@
 // pool while the loop keeps turning; the awaiting coroutine resumes on the loop thread.
 #pragma once
 
-#include "runtime/detail/offload_pool.hpp"
-#include "runtime/io_context.hpp"
+#include <corio/runtime/detail/offload_pool.hpp>
+#include <corio/runtime/io_context.hpp>
 
 #include <coroutine>
 #include <exception>

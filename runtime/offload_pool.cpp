@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
 // Worker threads for offload(): a mutex-guarded FIFO, no work stealing (the jobs are blocking
 // calls, not CPU-bound micro tasks).
-#include "runtime/detail/offload_pool.hpp"
+#include <corio/runtime/detail/offload_pool.hpp>
 
-#include "runtime/io_context.hpp"
+#include <corio/runtime/io_context.hpp>
 
 namespace corio::detail {
 

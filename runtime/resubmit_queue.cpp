@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: MIT
 // The per-thread, per-loop queues behind defer_resubmit(): each is drained by a small coroutine
 // that the loop resumes from its ready queue like any other waiter.
-#include "runtime/detail/resubmit_queue.hpp"
+#include <corio/runtime/detail/resubmit_queue.hpp>
 
-#include "runtime/detail/ready_queue.hpp"
-#include "runtime/io_context.hpp"
+#include <corio/runtime/detail/ready_queue.hpp>
+#include <corio/runtime/io_context.hpp>
 
 #include <coroutine>
 #include <exception>

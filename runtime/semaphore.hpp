@@ -3,9 +3,9 @@
 // the oldest waiter directly, so a coroutine arriving later cannot take it first.
 #pragma once
 
-#include "runtime/detail/wait_list.hpp"
-#include "runtime/result.hpp"
-#include "runtime/stop.hpp"
+#include <corio/runtime/detail/wait_list.hpp>
+#include <corio/runtime/result.hpp>
+#include <corio/runtime/stop.hpp>
 
 #include <coroutine>
 #include <cstddef>

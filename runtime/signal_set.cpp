@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: MIT
 // corio::signal_set: blocks the signals, reads them from a signalfd through the ring.
-#include "runtime/signal_set.hpp"
+#include <corio/runtime/signal_set.hpp>
 
-#include "runtime/io_context.hpp"
-#include "runtime/stop.hpp"
-#include "runtime/uring_op.hpp"
+#include <corio/runtime/io_context.hpp>
+#include <corio/runtime/stop.hpp>
+#include <corio/runtime/uring_op.hpp>
 
 #include <poll.h>
 #include <sys/signalfd.h>

@@ -3,8 +3,8 @@
 // signalfd through the ring, so a handler is ordinary coroutine code on the loop's thread.
 #pragma once
 
-#include "runtime/result.hpp"
-#include "runtime/task.hpp"
+#include <corio/runtime/result.hpp>
+#include <corio/runtime/task.hpp>
 
 #include <signal.h>
 

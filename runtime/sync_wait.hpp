@@ -2,8 +2,8 @@
 // sync_wait: the bridge from ordinary code (main, tests) into the loop.
 #pragma once
 
-#include "runtime/io_context.hpp"
-#include "runtime/task.hpp"
+#include <corio/runtime/io_context.hpp>
+#include <corio/runtime/task.hpp>
 
 #include <coroutine>
 #include <utility>

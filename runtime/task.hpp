@@ -3,10 +3,10 @@
 // State that a thread would keep on its stack lives in the task's frame.
 #pragma once
 
-#include "runtime/detail/counters.hpp"
-#include "runtime/detail/frame_allocator.hpp"
-#include "runtime/detail/ready_queue.hpp"
-#include "runtime/stop.hpp"
+#include <corio/runtime/detail/counters.hpp>
+#include <corio/runtime/detail/frame_allocator.hpp>
+#include <corio/runtime/detail/ready_queue.hpp>
+#include <corio/runtime/stop.hpp>
 
 #include <cassert>
 #include <coroutine>

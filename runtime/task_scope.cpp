@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // task_scope: ownership, cancellation and joining of detached tasks.
-#include "runtime/task_scope.hpp"
+#include <corio/runtime/task_scope.hpp>
 
 #include <cstdio>
 

@@ -2,9 +2,9 @@
 // task_scope (a nursery) and spawn: detached tasks that are still owned, joined and cancelled.
 #pragma once
 
-#include "runtime/io_context.hpp"
-#include "runtime/stop.hpp"
-#include "runtime/task.hpp"
+#include <corio/runtime/io_context.hpp>
+#include <corio/runtime/stop.hpp>
+#include <corio/runtime/task.hpp>
 
 #include <coroutine>
 #include <cstddef>

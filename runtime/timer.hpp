@@ -3,9 +3,9 @@
 // operation (IORING_OP_LINK_TIMEOUT). A deadline for any task is timeout() in when_any.hpp.
 #pragma once
 
-#include "runtime/detail/io_op.hpp"
-#include "runtime/detail/resubmit_queue.hpp"
-#include "runtime/result.hpp"
+#include <corio/runtime/detail/io_op.hpp>
+#include <corio/runtime/detail/resubmit_queue.hpp>
+#include <corio/runtime/result.hpp>
 
 #include <liburing.h>
 

@@ -3,8 +3,8 @@
 // still one co_await away. Also nop(), the cheapest round trip through the ring.
 #pragma once
 
-#include "runtime/detail/io_op.hpp"
-#include "runtime/result.hpp"
+#include <corio/runtime/detail/io_op.hpp>
+#include <corio/runtime/result.hpp>
 
 #include <liburing.h>
 

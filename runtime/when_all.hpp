@@ -3,8 +3,8 @@
 // cancelled, every one is still waited for, and the first exception is rethrown.
 #pragma once
 
-#include "runtime/detail/join_state.hpp"
-#include "runtime/task.hpp"
+#include <corio/runtime/detail/join_state.hpp>
+#include <corio/runtime/task.hpp>
 
 #include <cstddef>
 #include <tuple>

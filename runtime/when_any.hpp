@@ -3,10 +3,10 @@
 // for. timeout(): a deadline for any task, built on when_any and a timer.
 #pragma once
 
-#include "runtime/detail/join_state.hpp"
-#include "runtime/result.hpp"
-#include "runtime/task.hpp"
-#include "runtime/timer.hpp"
+#include <corio/runtime/detail/join_state.hpp>
+#include <corio/runtime/result.hpp>
+#include <corio/runtime/task.hpp>
+#include <corio/runtime/timer.hpp>
 
 #include <chrono>
 #include <cstddef>

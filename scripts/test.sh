@@ -28,11 +28,11 @@ log_dir=build/test-logs
 
 # The options of each build folder, as `name=value` pairs as meson introspection reports them
 # (`|` joins the items of an array option). b_sanitize adds -fno-omit-frame-pointer itself.
-# NOTE: werror stays on (the project default) in both builds: a warning is a failure here too.
+# NOTE: werror is on in both builds (off by default for consumers): a warning is a failure here.
 declare -A build_options=(
-    [debug]="buildtype=debug"
+    [debug]="buildtype=debug werror=true"
     [asan]="debug=true optimization=1 b_sanitize=address,undefined b_lundef=false
-            cpp_args=-fno-sanitize-recover=all"
+            cpp_args=-fno-sanitize-recover=all werror=true"
 )
 
 asan_env=(
@@ -187,20 +187,28 @@ run_fault_pass() {
     done
 }
 
-# Every public header in the source tree must be installed under <prefix>/include.
+# Every public header in the source tree must be installed under <prefix>/include/corio, and
+# nothing else of corio's may land directly in <prefix>/include (it would sit beside glibc's net/).
 check_installed_headers() {
     local include_dir=$1 header absent=0
     while IFS= read -r header; do
-        if [[ ! -f $include_dir/$header ]]; then
-            echo "    not installed: $header"
+        if [[ ! -f $include_dir/corio/$header ]]; then
+            echo "    not installed: corio/$header"
             absent=1
         fi
     done < <(find corio.hpp runtime net fs -name '*.hpp' 2>/dev/null | sort)
+    local stray
+    stray=$(find "$include_dir" -mindepth 1 -maxdepth 1 ! -name corio)
+    if [[ -n $stray ]]; then
+        echo "    installed outside include/corio: $stray"
+        absent=1
+    fi
     return "$absent"
 }
 
-# Installs build/debug into a temporary DESTDIR and builds and runs tests/install_consumer
-# against it through pkg-config alone. Prints why on failure.
+# Installs build/debug into a temporary DESTDIR, then builds and runs the consumers against it:
+# tests/install_consumer through pkg-config and tests/cmake_consumer through find_package(corio).
+# Prints why on failure.
 install_check() {
     local tmp=$1 stage=$1/stage
     meson install -C build/debug --no-rebuild --destdir "$stage" >"$tmp/install.log" 2>&1 ||
@@ -211,8 +219,14 @@ install_check() {
         echo "    no corio.pc was installed"
         return 1
     fi
+    if grep -qE -- '^Cflags:.*-std=' "$pc"; then
+        echo "    corio.pc forces a -std= flag on consumers"
+        return 1
+    fi
+    [[ -n $(find "$stage" -name LICENSE -path '*/doc/corio/*') ]] ||
+        { echo "    LICENSE was not installed"; return 1; }
     local include_dir
-    include_dir=$(dirname "$(find "$stage" -name corio.hpp -path '*/include/*' | head -n 1)")
+    include_dir=$(dirname "$(dirname "$(find "$stage" -name corio.hpp -path '*/include/corio/*' | head -n 1)")")
     check_installed_headers "$include_dir" || { echo "    headers missing from the install"; return 1; }
     # NOTE: PKG_CONFIG_SYSROOT_DIR maps the installed corio.pc (prefix /usr/local, unchanged) onto
     # the DESTDIR, so the very file a user gets is the one tested.
@@ -232,7 +246,20 @@ install_check() {
     printed=$(timeout 60 "$tmp/build/readme_sample") ||
         { echo "    the README sample exited with status $?"; return 1; }
     [[ $printed == 126 ]] || { echo "    the README sample printed '$printed', not 126"; return 1; }
-    check_readme_sample
+    check_readme_sample || return 1
+    cmake_consumer_check "$tmp" "$(dirname "$include_dir")"
+}
+
+# tests/cmake_consumer: find_package(corio 0.2) from the installed prefix ($2), C++23, -Werror.
+cmake_consumer_check() {
+    local tmp=$1 prefix=$2
+    CXX=g++ cmake -S tests/cmake_consumer -B "$tmp/cmake-build" -DCMAKE_PREFIX_PATH="$prefix" \
+        >"$tmp/cmake-setup.log" 2>&1 ||
+        { cat "$tmp/cmake-setup.log"; echo "    configuring the CMake consumer failed"; return 1; }
+    cmake --build "$tmp/cmake-build" >"$tmp/cmake-build.log" 2>&1 ||
+        { cat "$tmp/cmake-build.log"; echo "    building the CMake consumer failed"; return 1; }
+    timeout 60 "$tmp/cmake-build/consumer" ||
+        { echo "    the CMake consumer exited with status $?"; return 1; }
 }
 
 # README.md must show tests/install_consumer/readme_sample.cpp (from its first #include line on) as
@@ -250,7 +277,8 @@ PY
 }
 
 run_install_check() {
-    echo "==> install consumer: meson install (build/debug) + tests/install_consumer via pkg-config"
+    echo "==> install consumers: meson install (build/debug), then tests/install_consumer via" \
+        "pkg-config and tests/cmake_consumer via find_package"
     local tmp rc=0
     tmp=$(mktemp -d "${TMPDIR:-/tmp}/corio-install.XXXXXX")
     install_check "$tmp" || rc=$?
@@ -260,6 +288,41 @@ run_install_check() {
         77) echo "    SKIPPED (exit 77: io_uring unavailable)" ;;
         *) total_failed=$((total_failed + 1)); echo "    0 passed, 1 failed" ;;
     esac
+}
+
+# tests/subproject_consumer: corio as a meson subproject (a copy of this tree, uncommitted changes
+# included). As a subproject it must build its libraries only (no test, example or benchmark
+# target) with werror off, while the parent project itself builds with werror on.
+subproject_check() {
+    local tmp
+    tmp=$(mktemp -d "${TMPDIR:-/tmp}/corio-subproject.XXXXXX")
+    local proj=$tmp/app rc=0
+    mkdir -p "$proj/subprojects/corio"
+    cp tests/subproject_consumer/meson.build "$proj/"
+    cp -r tests/install_consumer/main.cpp tests/install_consumer/runtime tests/install_consumer/net "$proj/"
+    git ls-files -co --exclude-standard -z | cpio -0pdm --quiet "$proj/subprojects/corio" || rc=1
+    if ((rc == 0)); then
+        (
+            set -e
+            CXX=g++ meson setup "$proj/build" "$proj"
+            local targets
+            targets=$(ninja -C "$proj/build" -t targets all)
+            if grep -E 'test_(runtime|net|fs)|examples/|bench_' <<<"$targets"; then
+                echo "as a subproject corio configured tests, examples or benchmarks (above)"
+                exit 1
+            fi
+            meson introspect "$proj/build" --buildoptions | python3 -c '
+import json, sys
+opts = {o["name"]: o["value"] for o in json.load(sys.stdin)}
+assert opts.get("corio:werror") is False, "corio:werror is %r in a subproject" % opts.get("corio:werror")
+assert opts.get("werror") is True, "the parent project lost its own werror"
+'
+            ninja -C "$proj/build"
+            timeout 60 "$proj/build/consumer"
+        ) || rc=$?
+    fi
+    rm -rf "$tmp"
+    return "$rc"
 }
 
 # Adds one test case to the totals: $1 is its label, the rest the command; 77 means skipped.
@@ -284,7 +347,7 @@ run_check() {
 clang_build() {
     local dir=build/clang
     if [[ ! -f $dir/meson-private/coredata.dat ]]; then
-        CXX=clang++ meson setup "$dir" --buildtype=debug || return 1
+        CXX=clang++ meson setup "$dir" --buildtype=debug -Dwerror=true || return 1
     fi
     ninja -C "$dir" -j "$jobs"
 }
@@ -294,7 +357,7 @@ clang_build() {
 servers_quick() {
     local dir=build/release
     if [[ ! -f $dir/meson-private/coredata.dat ]]; then
-        CXX=g++ meson setup "$dir" --buildtype=release -Dbenchmarks=true || return 1
+        CXX=g++ meson setup "$dir" --buildtype=release -Dbenchmarks=true -Dwerror=true || return 1
     fi
     ninja -C "$dir" -j "$jobs" examples/kv/corio-kv examples/http/corio-http || return 1
     python3 bench/servers/run.py --quick --build "$dir" --out "$log_dir/servers-quick"
@@ -308,8 +371,8 @@ fuzz_build() {
     if [[ ! -f $dir/meson-private/coredata.dat ]]; then
         # NOTE: clang 14's -fsanitize=function (part of `undefined`) fails on coroutine code
         # ("Cannot represent a difference across sections"); the rest of UBSan applies.
-        CXX=clang++ meson setup "$dir" --buildtype=debug -Doptimization=1 -Dfuzz=true \
-            -Dtests=false -Db_sanitize=address,undefined -Db_lundef=false \
+        CXX=clang++ meson setup "$dir" --buildtype=debug -Doptimization=1 -Dfuzz=true -Dwerror=true \
+            -Dtests=disabled -Db_sanitize=address,undefined -Db_lundef=false \
             -Dcpp_args=-fno-sanitize=function || return 1
     fi
     ninja -C "$dir" -j "$jobs" "$@"
@@ -342,7 +405,7 @@ run_fuzzers() {
 lab_quick() {
     local dir=build/release
     if [[ ! -f $dir/meson-private/coredata.dat ]]; then
-        CXX=g++ meson setup "$dir" --buildtype=release -Dbenchmarks=true || return 1
+        CXX=g++ meson setup "$dir" --buildtype=release -Dbenchmarks=true -Dwerror=true || return 1
     else
         meson configure "$dir" -Dbenchmarks=true || return 1
     fi
@@ -374,7 +437,7 @@ soak_quick() {
 
 main() {
     local began=$SECONDS
-    corio_install_deps clang python3 curl redis-tools redis-server nginx-light wrk || build_failed "installing the Debian packages"
+    corio_install_deps clang cmake cpio python3 curl redis-tools redis-server nginx-light wrk || build_failed "installing the Debian packages"
     mkdir -p "$log_dir"
     local name
     for name in "${builds[@]}"; do
@@ -396,6 +459,8 @@ main() {
     if [[ " ${builds[*]} " == *" debug "* ]]; then
         run_fault_pass
         run_install_check
+        run_check "subproject consumer: corio as a meson subproject (tests/subproject_consumer)" \
+            subproject subproject_check
         run_check "examples: meson test --suite examples (build/debug)" examples \
             meson test -C build/debug --no-rebuild --suite examples --print-errorlogs
     fi

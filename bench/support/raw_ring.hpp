@@ -4,7 +4,7 @@
 // that show whether corio spends syscalls the twin does not.
 #pragma once
 
-#include "runtime/io_context.hpp"
+#include <corio/runtime/io_context.hpp>
 
 #include <benchmark/benchmark.h>
 #include <liburing.h>

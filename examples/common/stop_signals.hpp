@@ -4,7 +4,7 @@
 // second one ends the process at once (Ctrl-C twice means "now").
 #pragma once
 
-#include "corio.hpp"
+#include <corio/corio.hpp>
 
 #include <pthread.h>
 #include <signal.h>

@@ -9,7 +9,7 @@
 // ranges in one Range get the whole body (200); timeouts are deadlines checked by one sweep task.
 // Try: build/debug/examples/http/corio-http --root DIR --port 0   (prints `listening on PORT`),
 //      curl -v http://127.0.0.1:PORT/   and   kill -USR1 <pid>   for a stats line.
-#include "corio.hpp"
+#include <corio/corio.hpp>
 #include "examples/common/cli.hpp"
 #include "examples/common/stop_signals.hpp"
 #include "examples/http/file_cache.hpp"

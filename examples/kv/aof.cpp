@@ -3,10 +3,10 @@
 // and repair, the writer task, and the rewrite.
 #include "aof.hpp"
 
-#include "fs/fs_error.hpp"
-#include "fs/path_ops.hpp"
-#include "runtime/offload.hpp"
-#include "runtime/timer.hpp"
+#include <corio/fs/fs_error.hpp>
+#include <corio/fs/path_ops.hpp>
+#include <corio/runtime/offload.hpp>
+#include <corio/runtime/timer.hpp>
 
 #include <sys/file.h>
 #include <unistd.h>

@@ -9,11 +9,11 @@
 #include "commands.hpp"
 #include "store.hpp"
 
-#include "fs/file.hpp"
-#include "runtime/event.hpp"
-#include "runtime/result.hpp"
-#include "runtime/task.hpp"
-#include "runtime/task_scope.hpp"
+#include <corio/fs/file.hpp>
+#include <corio/runtime/event.hpp>
+#include <corio/runtime/result.hpp>
+#include <corio/runtime/task.hpp>
+#include <corio/runtime/task_scope.hpp>
 
 #include <chrono>
 #include <cstdint>

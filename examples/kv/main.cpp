@@ -16,7 +16,7 @@
 #include "resp_parser.hpp"
 #include "store.hpp"
 
-#include "corio.hpp"
+#include <corio/corio.hpp>
 #include "examples/common/cli.hpp"
 #include "examples/common/stop_signals.hpp"
 

@@ -3,10 +3,10 @@
 // loops (`read_at`, `_exact`, `_all`), with the O_DIRECT alignment check done before submission.
 #pragma once
 
-#include "fs/fs_error.hpp"
-#include "runtime/detail/io_op.hpp"
-#include "runtime/detail/transfer_op.hpp"
-#include "runtime/result.hpp"
+#include <corio/fs/fs_error.hpp>
+#include <corio/runtime/detail/io_op.hpp>
+#include <corio/runtime/detail/transfer_op.hpp>
+#include <corio/runtime/result.hpp>
 
 #include <liburing.h>
 #include <sys/uio.h>

@@ -3,9 +3,9 @@
 // and copied into the ring at suspension): one SQE, or two linked SQEs awaited together.
 #pragma once
 
-#include "runtime/detail/io_op.hpp"
-#include "runtime/io_context.hpp"
-#include "runtime/stop.hpp"
+#include <corio/runtime/detail/io_op.hpp>
+#include <corio/runtime/io_context.hpp>
+#include <corio/runtime/stop.hpp>
 
 #include <liburing.h>
 

@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: MIT
 // Multishot accept: queue what the kernel accepts, back off through the ring when out of fds,
 // pause when the consumer falls behind, re-arm when the kernel ends the op.
-#include "net/detail/accept_state.hpp"
+#include <corio/net/detail/accept_state.hpp>
 
-#include "net/socket.hpp"
-#include "runtime/timer.hpp"
+#include <corio/net/socket.hpp>
+#include <corio/runtime/timer.hpp>
 
 #include <unistd.h>
 

@@ -3,8 +3,8 @@
 // for EMFILE/ENFILE, and pausing when the queue is full.
 #pragma once
 
-#include "net/detail/multishot.hpp"
-#include "runtime/result.hpp"
+#include <corio/net/detail/multishot.hpp>
+#include <corio/runtime/result.hpp>
 
 #include <linux/time_types.h>
 

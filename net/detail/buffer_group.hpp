@@ -3,7 +3,7 @@
 // of buffers the kernel can still pick, and the streams waiting because it could not (ENOBUFS).
 #pragma once
 
-#include "runtime/io_context.hpp"
+#include <corio/runtime/io_context.hpp>
 
 #include <liburing.h>
 

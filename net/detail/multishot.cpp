@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // multishot_state: arming, the consumer's wait, deferred ring work and self-freeing orphans.
-#include "net/detail/multishot.hpp"
+#include <corio/net/detail/multishot.hpp>
 
 namespace corio::net::detail {
 

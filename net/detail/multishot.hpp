@@ -4,10 +4,10 @@
 // that outlives its owner until the kernel has let go of it.
 #pragma once
 
-#include "runtime/detail/io_op.hpp"
-#include "runtime/detail/ready_queue.hpp"
-#include "runtime/io_context.hpp"
-#include "runtime/stop.hpp"
+#include <corio/runtime/detail/io_op.hpp>
+#include <corio/runtime/detail/ready_queue.hpp>
+#include <corio/runtime/io_context.hpp>
+#include <corio/runtime/stop.hpp>
 
 #include <liburing.h>
 

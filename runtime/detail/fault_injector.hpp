@@ -3,8 +3,8 @@
 // at submission, whether to shorten it or to replace it by a NOP whose completion is rewritten.
 #pragma once
 
-#include "runtime/detail/io_op.hpp"
-#include "runtime/io_context.hpp"
+#include <corio/runtime/detail/io_op.hpp>
+#include <corio/runtime/io_context.hpp>
 
 #include <liburing.h>
 

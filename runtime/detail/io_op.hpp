@@ -3,11 +3,11 @@
 // the op lives in the awaiting frame, the completion is stored in it, one function maps `res`.
 #pragma once
 
-#include "runtime/detail/ready_queue.hpp"
-#include "runtime/io_context.hpp"
-#include "runtime/result.hpp"
-#include "runtime/stop.hpp"
-#include "runtime/task.hpp"
+#include <corio/runtime/detail/ready_queue.hpp>
+#include <corio/runtime/io_context.hpp>
+#include <corio/runtime/result.hpp>
+#include <corio/runtime/stop.hpp>
+#include <corio/runtime/task.hpp>
 
 #include <cerrno>
 #include <coroutine>

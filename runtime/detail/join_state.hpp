@@ -3,9 +3,9 @@
 // them down through completion hooks, and resume the awaiter once every child has finished.
 #pragma once
 
-#include "runtime/io_context.hpp"
-#include "runtime/stop.hpp"
-#include "runtime/task.hpp"
+#include <corio/runtime/io_context.hpp>
+#include <corio/runtime/stop.hpp>
+#include <corio/runtime/task.hpp>
 
 #include <coroutine>
 #include <cstddef>

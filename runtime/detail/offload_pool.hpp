@@ -3,7 +3,7 @@
 // finished job back to its io_context through the ring (post_remote wakes the loop).
 #pragma once
 
-#include "runtime/detail/ready_queue.hpp"
+#include <corio/runtime/detail/ready_queue.hpp>
 
 #include <condition_variable>
 #include <mutex>

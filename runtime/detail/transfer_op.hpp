@@ -3,10 +3,10 @@
 // several SQEs in a row without a coroutine frame, and that can settle a request before submission.
 #pragma once
 
-#include "runtime/detail/io_op.hpp"
-#include "runtime/detail/resubmit_queue.hpp"
-#include "runtime/io_context.hpp"
-#include "runtime/stop.hpp"
+#include <corio/runtime/detail/io_op.hpp>
+#include <corio/runtime/detail/resubmit_queue.hpp>
+#include <corio/runtime/io_context.hpp>
+#include <corio/runtime/stop.hpp>
 
 #include <liburing.h>
 

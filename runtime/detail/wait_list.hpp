@@ -3,10 +3,10 @@
 // coroutines whose entries live in the awaiters, and the cancellation that unlinks one of them.
 #pragma once
 
-#include "runtime/detail/ready_queue.hpp"
-#include "runtime/io_context.hpp"
-#include "runtime/result.hpp"
-#include "runtime/stop.hpp"
+#include <corio/runtime/detail/ready_queue.hpp>
+#include <corio/runtime/io_context.hpp>
+#include <corio/runtime/result.hpp>
+#include <corio/runtime/stop.hpp>
 
 #include <cassert>
 #include <coroutine>

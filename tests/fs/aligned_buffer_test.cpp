@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-#include "fs/aligned_buffer.hpp"
+#include <corio/fs/aligned_buffer.hpp>
 
 #include <doctest/doctest.h>
 

@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: MIT
 // Files under the fault-injection mode: short reads and writes on regular files only, EIO only
 // when asked, and the library absorbing every transient kind.
-#include "runtime/io_context.hpp"
+#include <corio/runtime/io_context.hpp>
 
-#include "fs/file.hpp"
-#include "runtime/sync_wait.hpp"
+#include <corio/fs/file.hpp>
+#include <corio/runtime/sync_wait.hpp>
 #include "tests/fs/temp_dir.hpp"
 #include "tests/support/pipe.hpp"
 

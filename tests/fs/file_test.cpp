@@ -1,14 +1,14 @@
 // SPDX-License-Identifier: MIT
-#include "fs/file.hpp"
+#include <corio/fs/file.hpp>
 
-#include "fs/aligned_buffer.hpp"
-#include "fs/fs_error.hpp"
-#include "runtime/io_context.hpp"
-#include "runtime/sync_wait.hpp"
-#include "runtime/timer.hpp"
-#include "runtime/uring_op.hpp"
-#include "runtime/when_all.hpp"
-#include "runtime/when_any.hpp"
+#include <corio/fs/aligned_buffer.hpp>
+#include <corio/fs/fs_error.hpp>
+#include <corio/runtime/io_context.hpp>
+#include <corio/runtime/sync_wait.hpp>
+#include <corio/runtime/timer.hpp>
+#include <corio/runtime/uring_op.hpp>
+#include <corio/runtime/when_all.hpp>
+#include <corio/runtime/when_any.hpp>
 #include "tests/fs/temp_dir.hpp"
 #include "tests/support/pipe.hpp"
 

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
-#include "fs/path_ops.hpp"
+#include <corio/fs/path_ops.hpp>
 
-#include "runtime/sync_wait.hpp"
+#include <corio/runtime/sync_wait.hpp>
 #include "tests/fs/temp_dir.hpp"
 
 #include <doctest/doctest.h>

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
-#include "fs/send_file.hpp"
+#include <corio/fs/send_file.hpp>
 
-#include "fs/file.hpp"
-#include "runtime/sync_wait.hpp"
-#include "runtime/when_any.hpp"
+#include <corio/fs/file.hpp>
+#include <corio/runtime/sync_wait.hpp>
+#include <corio/runtime/when_any.hpp>
 #include "tests/fs/temp_dir.hpp"
 
 #include <arpa/inet.h>

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
-#include "fs/whole_file.hpp"
+#include <corio/fs/whole_file.hpp>
 
-#include "fs/fs_error.hpp"
-#include "runtime/sync_wait.hpp"
+#include <corio/fs/fs_error.hpp>
+#include <corio/runtime/sync_wait.hpp>
 #include "tests/fs/temp_dir.hpp"
 
 #include <doctest/doctest.h>

@@ -1,16 +1,23 @@
 // SPDX-License-Identifier: MIT
 // Install check: a program built against an installed corio (headers, static libraries and
-// corio.pc) that runs one round trip through the ring. Exits 0 on success, 77 without io_uring.
-#include "runtime/sync_wait.hpp"
-#include "runtime/uring_op.hpp"
+// corio.pc, or the CMake package) that runs one round trip through the ring. Exits 0 on success,
+// 77 without io_uring. Its own runtime/ and net/ headers sit on the include path before corio's.
+#include <corio/runtime/sync_wait.hpp>
+#include <corio/runtime/uring_op.hpp>
 
 // The umbrella header too: every public header must be installed and compile outside the tree.
-#include "corio.hpp"
+#include <corio/corio.hpp>
 // One out-of-line function of each module library, so corio.pc must link them all.
-#include "fs/fs_error.hpp"
-#include "net/address.hpp"
+#include <corio/fs/fs_error.hpp>
+#include <corio/net/address.hpp>
+
+// The consumer's own headers, found through its own include path, and glibc's <net/if.h>: corio
+// lives under corio/, so none of these names collide with it.
+#include <corio/net/address.hpp>
+#include <corio/runtime/task.hpp>
 
 #include <liburing.h>
+#include <net/if.h>
 
 #include <cstdio>
 #include <cstring>
@@ -37,6 +44,13 @@ int probe_io_uring() {
 }
 
 } // namespace
+
+static_assert(app::own_runtime_header == 1 && app::own_net_header == 1 && IFNAMSIZ > 0);
+
+#ifdef CORIO_CONSUMER_EXPECT_CXX23
+// The CMake consumer asks for C++23: corio's package requires C++20 at least, never pins it.
+static_assert(__cplusplus > 202002L, "the consumer's C++23 was downgraded");
+#endif
 
 int main() {
     if (int err = probe_io_uring(); err != 0) {

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The README's code sample, verbatim from the first #include line on (scripts/test.sh compares
 // the two); built against the installed corio, so the sample shown always compiles and runs.
-#include "corio.hpp"
+#include <corio/corio.hpp>
 
 #include <chrono>
 #include <cstdio>

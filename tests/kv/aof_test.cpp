@@ -6,8 +6,8 @@
 #include "kv_support.hpp"
 #include "tests/fs/temp_dir.hpp"
 
-#include "runtime/io_context.hpp"
-#include "runtime/sync_wait.hpp"
+#include <corio/runtime/io_context.hpp>
+#include <corio/runtime/sync_wait.hpp>
 
 #include <doctest/doctest.h>
 

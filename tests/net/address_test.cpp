@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // Addresses parse strictly, print back the way they parse, and name what is wrong with bad text.
-#include "net/address.hpp"
+#include <corio/net/address.hpp>
 
 #include <doctest/doctest.h>
 

@@ -2,14 +2,14 @@
 // Provided-buffer rings and multishot recv: leases return their buffers, an empty ring slows a
 // connection down without losing a byte, EOF and errors are sticky, and 200 senders sharing 4
 // buffers deliver everything.
-#include "net/buffer_ring.hpp"
+#include <corio/net/buffer_ring.hpp>
 
-#include "net/tcp_listener.hpp"
-#include "net/tcp_stream.hpp"
-#include "net/unix_socket.hpp"
-#include "runtime/sync_wait.hpp"
-#include "runtime/task_scope.hpp"
-#include "runtime/when_all.hpp"
+#include <corio/net/tcp_listener.hpp>
+#include <corio/net/tcp_stream.hpp>
+#include <corio/net/unix_socket.hpp>
+#include <corio/runtime/sync_wait.hpp>
+#include <corio/runtime/task_scope.hpp>
+#include <corio/runtime/when_all.hpp>
 #include "tests/net/net_support.hpp"
 
 #include <doctest/doctest.h>

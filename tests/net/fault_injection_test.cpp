@@ -2,16 +2,16 @@
 // Sockets under the fault-injection mode: short counts on stream sockets only, errors rewritten
 // from a NOP without consuming anything, fatal kinds only when asked, and the library absorbing
 // every transient kind.
-#include "runtime/io_context.hpp"
+#include <corio/runtime/io_context.hpp>
 
-#include "net/buffer_ring.hpp"
-#include "net/tcp_listener.hpp"
-#include "net/tcp_stream.hpp"
-#include "net/udp_socket.hpp"
-#include "net/unix_socket.hpp"
-#include "runtime/sync_wait.hpp"
-#include "runtime/task_scope.hpp"
-#include "runtime/timer.hpp"
+#include <corio/net/buffer_ring.hpp>
+#include <corio/net/tcp_listener.hpp>
+#include <corio/net/tcp_stream.hpp>
+#include <corio/net/udp_socket.hpp>
+#include <corio/net/unix_socket.hpp>
+#include <corio/runtime/sync_wait.hpp>
+#include <corio/runtime/task_scope.hpp>
+#include <corio/runtime/timer.hpp>
 #include "tests/net/net_support.hpp"
 
 #include <arpa/inet.h>

@@ -3,10 +3,10 @@
 // a SIGPIPE counter and a RLIMIT_NOFILE guard.
 #pragma once
 
-#include "net/tcp_listener.hpp"
-#include "net/tcp_stream.hpp"
-#include "runtime/task.hpp"
-#include "runtime/uring_op.hpp"
+#include <corio/net/tcp_listener.hpp>
+#include <corio/net/tcp_stream.hpp>
+#include <corio/runtime/task.hpp>
+#include <corio/runtime/uring_op.hpp>
 
 #include <doctest/doctest.h>
 #include <sys/resource.h>

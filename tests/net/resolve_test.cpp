@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: MIT
 // resolve() on the offload pool: numeric hosts, localhost, bad services; the loop keeps turning.
-#include "net/resolve.hpp"
+#include <corio/net/resolve.hpp>
 
-#include "runtime/sync_wait.hpp"
-#include "runtime/timer.hpp"
-#include "runtime/when_all.hpp"
+#include <corio/runtime/sync_wait.hpp>
+#include <corio/runtime/timer.hpp>
+#include <corio/runtime/when_all.hpp>
 
 #include <doctest/doctest.h>
 

@@ -2,14 +2,14 @@
 // stream_socket's vectored send (send_some/send_all over iovecs) and basic_socket::cancel():
 // byte-exact delivery through partial sends that end inside an iovec, cancellation, and a socket
 // whose ops were cancelled staying open and usable.
-#include "net/socket.hpp"
+#include <corio/net/socket.hpp>
 
-#include "net/tcp_stream.hpp"
-#include "net/unix_socket.hpp"
-#include "runtime/sync_wait.hpp"
-#include "runtime/task_scope.hpp"
-#include "runtime/timer.hpp"
-#include "runtime/when_all.hpp"
+#include <corio/net/tcp_stream.hpp>
+#include <corio/net/unix_socket.hpp>
+#include <corio/runtime/sync_wait.hpp>
+#include <corio/runtime/task_scope.hpp>
+#include <corio/runtime/timer.hpp>
+#include <corio/runtime/when_all.hpp>
 #include "tests/net/net_support.hpp"
 
 #include <doctest/doctest.h>

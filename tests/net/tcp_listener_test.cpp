@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: MIT
 // TCP listeners: ephemeral ports, SO_REUSEPORT, accept one at a time, and the multishot accept
 // stream (1,000 connections, pausing, cancellation, EMFILE back-off without spinning).
-#include "net/tcp_listener.hpp"
+#include <corio/net/tcp_listener.hpp>
 
-#include "runtime/sync_wait.hpp"
-#include "runtime/task_scope.hpp"
-#include "runtime/when_all.hpp"
-#include "runtime/when_any.hpp"
+#include <corio/runtime/sync_wait.hpp>
+#include <corio/runtime/task_scope.hpp>
+#include <corio/runtime/when_all.hpp>
+#include <corio/runtime/when_any.hpp>
 #include "tests/net/net_support.hpp"
 
 #include <doctest/doctest.h>

@@ -1,13 +1,13 @@
 // SPDX-License-Identifier: MIT
 // TCP streams over loopback: bulk transfer verified byte for byte, EOF, half-close, resets without
 // signals, connect errors and timeouts, close that cancels, and no cross-talk after fd reuse.
-#include "net/tcp_stream.hpp"
+#include <corio/net/tcp_stream.hpp>
 
-#include "net/tcp_listener.hpp"
-#include "runtime/sync_wait.hpp"
-#include "runtime/task_scope.hpp"
-#include "runtime/when_all.hpp"
-#include "runtime/when_any.hpp"
+#include <corio/net/tcp_listener.hpp>
+#include <corio/runtime/sync_wait.hpp>
+#include <corio/runtime/task_scope.hpp>
+#include <corio/runtime/when_all.hpp>
+#include <corio/runtime/when_any.hpp>
 #include "tests/net/net_support.hpp"
 
 #include <doctest/doctest.h>

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 // UDP through the ring: a datagram round trip with the sender's address, and truncation.
-#include "net/udp_socket.hpp"
+#include <corio/net/udp_socket.hpp>
 
-#include "runtime/sync_wait.hpp"
+#include <corio/runtime/sync_wait.hpp>
 #include "tests/net/net_support.hpp"
 
 #include <doctest/doctest.h>

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 // Unix stream sockets: a listener on a path and on an abstract name, connect errors, socketpair.
-#include "net/unix_socket.hpp"
+#include <corio/net/unix_socket.hpp>
 
-#include "runtime/sync_wait.hpp"
+#include <corio/runtime/sync_wait.hpp>
 #include "tests/net/net_support.hpp"
 
 #include <doctest/doctest.h>

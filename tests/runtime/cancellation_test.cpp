@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: MIT
 // Cancellation reaches the op in flight, which resumes exactly once, on its own completion.
-#include "runtime/stop.hpp"
+#include <corio/runtime/stop.hpp>
 
-#include "runtime/sync_wait.hpp"
-#include "runtime/task_scope.hpp"
-#include "runtime/timer.hpp"
-#include "runtime/uring_op.hpp"
-#include "runtime/when_any.hpp"
+#include <corio/runtime/sync_wait.hpp>
+#include <corio/runtime/task_scope.hpp>
+#include <corio/runtime/timer.hpp>
+#include <corio/runtime/uring_op.hpp>
+#include <corio/runtime/when_any.hpp>
 #include "tests/support/pipe.hpp"
 
 #include <doctest/doctest.h>

@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: MIT
-#include "runtime/channel.hpp"
+#include <corio/runtime/channel.hpp>
 
-#include "runtime/sync_wait.hpp"
-#include "runtime/task_scope.hpp"
-#include "runtime/when_all.hpp"
-#include "runtime/when_any.hpp"
+#include <corio/runtime/sync_wait.hpp>
+#include <corio/runtime/task_scope.hpp>
+#include <corio/runtime/when_all.hpp>
+#include <corio/runtime/when_any.hpp>
 #include "tests/support/sync_support.hpp"
 
 #include <doctest/doctest.h>

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
-#include "runtime/event.hpp"
+#include <corio/runtime/event.hpp>
 
-#include "runtime/sync_wait.hpp"
-#include "runtime/task_scope.hpp"
-#include "runtime/when_any.hpp"
+#include <corio/runtime/sync_wait.hpp>
+#include <corio/runtime/task_scope.hpp>
+#include <corio/runtime/when_any.hpp>
 #include "tests/support/sync_support.hpp"
 
 #include <doctest/doctest.h>

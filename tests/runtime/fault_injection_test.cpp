@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: MIT
 // The fault-injection mode (io_context_options::faults, CORIO_FAULTS): its syntax, what it
 // rewrites and what it leaves alone, its counter, and the loop's own answer to EINTR.
-#include "runtime/io_context.hpp"
+#include <corio/runtime/io_context.hpp>
 
-#include "runtime/sync_wait.hpp"
-#include "runtime/task_scope.hpp"
-#include "runtime/timer.hpp"
-#include "runtime/uring_op.hpp"
+#include <corio/runtime/sync_wait.hpp>
+#include <corio/runtime/task_scope.hpp>
+#include <corio/runtime/timer.hpp>
+#include <corio/runtime/uring_op.hpp>
 #include "tests/support/pipe.hpp"
 
 #include <doctest/doctest.h>

@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: MIT
-#include "runtime/io_context.hpp"
+#include <corio/runtime/io_context.hpp>
 
-#include "runtime/sync_wait.hpp"
-#include "runtime/task_scope.hpp"
-#include "runtime/timer.hpp"
-#include "runtime/uring_op.hpp"
+#include <corio/runtime/sync_wait.hpp>
+#include <corio/runtime/task_scope.hpp>
+#include <corio/runtime/timer.hpp>
+#include <corio/runtime/uring_op.hpp>
 #include "tests/support/counted.hpp"
 #include "tests/support/pipe.hpp"
 

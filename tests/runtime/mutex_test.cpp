@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
-#include "runtime/mutex.hpp"
+#include <corio/runtime/mutex.hpp>
 
-#include "runtime/sync_wait.hpp"
-#include "runtime/task_scope.hpp"
+#include <corio/runtime/sync_wait.hpp>
+#include <corio/runtime/task_scope.hpp>
 #include "tests/support/sync_support.hpp"
 
 #include <doctest/doctest.h>

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
-#include "runtime/semaphore.hpp"
+#include <corio/runtime/semaphore.hpp>
 
-#include "runtime/sync_wait.hpp"
-#include "runtime/task_scope.hpp"
-#include "runtime/when_all.hpp"
+#include <corio/runtime/sync_wait.hpp>
+#include <corio/runtime/task_scope.hpp>
+#include <corio/runtime/when_all.hpp>
 #include "tests/support/sync_support.hpp"
 
 #include <doctest/doctest.h>

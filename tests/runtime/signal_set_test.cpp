@@ -6,13 +6,13 @@
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 #endif
-#include "runtime/signal_set.hpp"
+#include <corio/runtime/signal_set.hpp>
 
-#include "runtime/io_context.hpp"
-#include "runtime/sync_wait.hpp"
-#include "runtime/task_scope.hpp"
-#include "runtime/uring_op.hpp"
-#include "runtime/when_all.hpp"
+#include <corio/runtime/io_context.hpp>
+#include <corio/runtime/sync_wait.hpp>
+#include <corio/runtime/task_scope.hpp>
+#include <corio/runtime/uring_op.hpp>
+#include <corio/runtime/when_all.hpp>
 
 #include <doctest/doctest.h>
 #include <fcntl.h>

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
-#include "runtime/task.hpp"
+#include <corio/runtime/task.hpp>
 
-#include "runtime/sync_wait.hpp"
-#include "runtime/uring_op.hpp"
+#include <corio/runtime/sync_wait.hpp>
+#include <corio/runtime/uring_op.hpp>
 #include "tests/support/counted.hpp"
 
 #include <doctest/doctest.h>

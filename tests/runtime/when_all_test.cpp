@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
-#include "runtime/when_all.hpp"
+#include <corio/runtime/when_all.hpp>
 
-#include "runtime/sync_wait.hpp"
-#include "runtime/timer.hpp"
-#include "runtime/uring_op.hpp"
+#include <corio/runtime/sync_wait.hpp>
+#include <corio/runtime/timer.hpp>
+#include <corio/runtime/uring_op.hpp>
 #include "tests/support/counted.hpp"
 
 #include <doctest/doctest.h>

@@ -3,10 +3,10 @@
 // coroutine whose frame a test can destroy while it waits (what io_context teardown does).
 #pragma once
 
-#include "runtime/result.hpp"
-#include "runtime/stop.hpp"
-#include "runtime/task.hpp"
-#include "runtime/uring_op.hpp"
+#include <corio/runtime/result.hpp>
+#include <corio/runtime/stop.hpp>
+#include <corio/runtime/task.hpp>
+#include <corio/runtime/uring_op.hpp>
 
 #include <coroutine>
 #include <exception>

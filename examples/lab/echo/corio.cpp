@@ -5,7 +5,7 @@
 // coroutine frame. One task per connection, spawned into a task_scope; SIGINT/SIGTERM arrive
 // through a signalfd read in the ring, close the listener and cancel the connections.
 // Try: lab_echo_corio --port 0   (prints `listening on PORT`), then nc 127.0.0.1 PORT
-#include "corio.hpp"
+#include <corio/corio.hpp>
 #include "common/lab.hpp"
 
 #include <sys/signalfd.h>

@@ -7,7 +7,7 @@
 // request and closed after it. fstat() on the open fd reads the in-memory inode: it never waits
 // for the disk (all four styles call it).
 // Try: lab_files_corio --root DIR --port 0, then printf 'GET name 0 100\n' | nc 127.0.0.1 PORT
-#include "corio.hpp"
+#include <corio/corio.hpp>
 #include "common/lab.hpp"
 
 #include <sys/signalfd.h>
