@@ -55,4 +55,6 @@ corio::task<int> demo() {
     co_return report == std::errc::timed_out ? 0 : 1;
 }
 
-int main() { return corio::sync_wait(demo()); }
+int main() {
+    return corio::sync_wait(demo());
+}

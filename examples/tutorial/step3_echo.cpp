@@ -40,7 +40,8 @@ corio::task<void> serve(net::tcp_listener* listener) {
         corio::result<net::tcp_stream> conn = co_await incoming.next();
         if (!conn)
             break; // cancelled (Ctrl-C), or the listener failed
-        clients.spawn(echo(std::move(*conn))); // starts on the next loop turn
+        // The scope owns the new task, which starts on the next loop turn: back to next() at once.
+        clients.spawn(echo(std::move(*conn)));
     }
     co_await clients.join(); // we were cancelled, so join() cancels the clients and waits
 }

@@ -53,7 +53,7 @@ struct room {
         for (client* c : clients) {
             if (c == from)
                 continue;
-            corio::result<void> queued = c->outbox.try_send(message(m));
+            corio::result<void> queued = c->outbox.try_send(message(m)); // copies a pointer
             if (queued == std::errc::resource_unavailable_try_again)
                 c->kicked.set();
         }
@@ -105,6 +105,7 @@ corio::task<void> until_kicked(client* me) {
     (void)set; // set, or cancelled: either way this client's session is over
 }
 
+// One client, from its connection to its close.
 corio::task<void> session(net::tcp_stream conn, room* chat, milliseconds idle) {
     client me;
     chat->clients.push_back(&me);

@@ -54,7 +54,7 @@ struct room {
         for (client* c : clients) {
             if (c == from)
                 continue;
-            corio::result<void> queued = c->outbox.try_send(message(m));
+            corio::result<void> queued = c->outbox.try_send(message(m)); // copies a pointer
             if (queued == std::errc::resource_unavailable_try_again)
                 c->kicked.set();
         }
@@ -106,6 +106,7 @@ corio::task<void> until_kicked(client* me) {
     (void)set; // set, or cancelled: either way this client's session is over
 }
 
+// One client, from its connection to its close.
 corio::task<void> session(net::tcp_stream conn, room* chat, milliseconds idle) {
     client me;
     chat->clients.push_back(&me);
@@ -141,7 +142,9 @@ corio::task<void> watch_signals(corio::signal_set* signals, net::tcp_listener* l
 }
 
 // join() is an awaitable, not a task: wrap it to give it to timeout().
-corio::task<void> join(corio::task_scope* scope) { co_await scope->join(); }
+corio::task<void> join(corio::task_scope* scope) {
+    co_await scope->join();
+}
 
 corio::task<int> run(options opt, corio::signal_set* signals) {
     // Accepted sockets inherit these options. A fixed kernel send buffer bounds what the kernel
@@ -170,8 +173,8 @@ corio::task<int> run(options opt, corio::signal_set* signals) {
     }
     // Tell everyone, then give them opt.drain to leave; timeout() cancels whoever is left (their
     // sessions still close their sockets: cancellation unwinds, it does not abandon).
-    chat.broadcast(nullptr, "* server shutting down in " + std::to_string(opt.drain.count()) +
-                                " ms\n");
+    chat.broadcast(nullptr,
+                   "* server shutting down in " + std::to_string(opt.drain.count()) + " ms\n");
     auto drain = corio::timeout(join(&sessions), opt.drain);
     corio::result<void> drained = co_await std::move(drain);
     if (!drained)
