@@ -154,6 +154,11 @@ def chat_room(binary, *args):
     bob.expect("alice: hello, bob\n")
     bob.send("hi alice\n")
     alice.expect("bob: hi alice\n")
+    # A paste of many short lines: one read makes one message, so alice, who reads, keeps up
+    # (with a message per line, one read would overflow her outbox and drop her).
+    bob.send("".join(f"line {i}\n" for i in range(500)))
+    for i in range(500):
+        alice.expect(f"bob: line {i}\n")
 
     # carol joins and never reads. alice talks, bob reads every line as it comes: carol's
     # socket buffers fill, then her outbox, and the room drops her; bob never waits for her.

@@ -29,6 +29,7 @@ using message = std::shared_ptr<const std::string>;
 
 constexpr std::size_t k_outbox = 64;     // messages queued per client before it is dropped
 constexpr std::size_t k_max_line = 1024; // a longer line ends the connection
+constexpr std::size_t k_max_name = 32;   // longer names are cut
 
 struct options {
     std::uint16_t port = 7000; // 0: the kernel picks a free port
@@ -70,17 +71,20 @@ corio::task<void> read_loop(net::tcp_stream* conn, client* me, room* chat, milli
         if (!n || *n == 0)
             co_return; // silent for `idle` (errc::timed_out), an error, or EOF
         pending.append(buffer, *n);
+        std::string said; // every line this read completed: one message, however many lines
         std::size_t eol;
         while ((eol = pending.find('\n')) != std::string::npos) {
             std::string line = pending.substr(0, eol);
             pending.erase(0, eol + 1);
             if (me->name.empty()) {
-                me->name = line.empty() ? "anonymous" : line;
+                me->name = line.empty() ? "anonymous" : line.substr(0, k_max_name);
                 chat->broadcast(me, "* " + me->name + " joined\n");
             } else {
-                chat->broadcast(me, me->name + ": " + line + "\n");
+                said += me->name + ": " + line + "\n";
             }
         }
+        if (!said.empty())
+            chat->broadcast(me, std::move(said));
         if (pending.size() > k_max_line)
             co_return;
     }
@@ -93,8 +97,17 @@ corio::task<void> write_loop(net::tcp_stream* conn, client* me) {
         corio::result<message> next = co_await me->outbox.recv();
         if (!next)
             co_return; // the outbox was closed, or we were cancelled
-        // `next` keeps the text alive in this frame until the kernel has sent all of it.
-        corio::result<std::size_t> sent = co_await conn->send_all(**next);
+        // Whatever else is queued goes out in the same send: the writer keeps up with any
+        // number of messages per loop turn, with one send per turn.
+        std::string out = **next;
+        for (;;) {
+            corio::result<message> more = me->outbox.try_recv();
+            if (!more)
+                break;
+            out += **more;
+        }
+        // `out` lives in this frame: the kernel reads it until send_all resumes us.
+        corio::result<std::size_t> sent = co_await conn->send_all(out);
         if (!sent)
             co_return;
     }
