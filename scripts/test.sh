@@ -9,7 +9,7 @@
 # UBSAN_OPTIONS (appended to the ones below, so they can override them), CORIO_TEST_EXTRA=0 (skip
 # the clang build, the laboratory's and the servers' --quick runs and the fuzzers, each counted as
 # one test case;
-# CORIO_FUZZ_SECONDS sets how long each fuzzer runs), CORIO_TEST_FAULT_SEEDS (default "1 2 3") and
+# CORIO_FUZZ_SECONDS sets how long each fuzzer runs), CORIO_TEST_FAULT_SEEDS (default "1 2 3 9": seed 9 pins a short refusal line in corio-kv) and
 # CORIO_TEST_FAULT_RATE (default 0.2) for the fault-injection pass (empty seeds: no pass). The
 # plain runs unset CORIO_FAULTS, so an exported one cannot change what they test.
 set -uo pipefail
@@ -21,7 +21,7 @@ source scripts/deps.sh
 
 jobs=$(nproc 2>/dev/null || echo 2)
 timeout_s=${CORIO_TEST_TIMEOUT:-300}  # like the meson test() timeout; a hang must not eat CI's 90 min
-read -ra fault_seeds <<<"${CORIO_TEST_FAULT_SEEDS-1 2 3}"
+read -ra fault_seeds <<<"${CORIO_TEST_FAULT_SEEDS-1 2 3 9}"
 fault_rate=${CORIO_TEST_FAULT_RATE:-0.2}
 read -ra builds <<<"${CORIO_TEST_BUILDS:-debug asan}"
 log_dir=build/test-logs

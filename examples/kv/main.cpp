@@ -97,6 +97,7 @@ struct server final : kv::server_hooks {
     std::uint64_t output_limit_closes = 0; // closed for exceeding the output buffer limit
     std::uint64_t query_limit_closes = 0;  // closed for exceeding the query buffer limit
     std::uint64_t timeouts = 0;       // closed for idling
+    std::uint64_t send_timeouts = 0;  // closed: replies waited, the peer read nothing for --timeout
     std::uint64_t bytes_in = 0;       // bytes received
     std::uint64_t bytes_out = 0;      // bytes sent
     std::size_t output_bytes = 0;     // memory of the replies not sent yet (output_queue::held)
@@ -180,6 +181,7 @@ void server::info_section(std::string_view section, std::string& out) {
         append_line(out, "output_buffered_bytes", output_bytes);
         append_line(out, "output_budget_pauses", output_pauses);
         append_line(out, "closed_timeout", timeouts);
+        append_line(out, "closed_send_timeout", send_timeouts);
         append_line(out, "corio_loop_turns", s.loop_turns);
         append_line(out, "corio_submitted", s.submitted);
         append_line(out, "corio_completed", s.completed);
@@ -568,6 +570,7 @@ corio::task<void> write_replies(client* c) {
         }
         if (sent == std::errc::interrupted || sent == std::errc::resource_unavailable_try_again)
             continue; // nothing went out: again
+        c->srv->send_timeouts += sent == std::errc::timed_out;
         // A reset peer, one that read nothing for --timeout, or a send that moved nothing (it
         // cannot make progress): nothing more goes out.
         c->broken = true;
@@ -593,8 +596,10 @@ corio::task<void> serve(net::tcp_stream conn, server* srv) {
     (void)closed;
 }
 
+/// Tells a client over --max-clients why, in full (a short send must not cut the line), then
+/// closes it.
 corio::task<void> refuse(net::tcp_stream conn) {
-    auto send = conn.send_some(std::string_view("-ERR max number of clients reached\r\n"));
+    auto send = conn.send_all(std::string_view("-ERR max number of clients reached\r\n"));
     corio::result<std::size_t> sent = co_await send;
     (void)sent;
     corio::result<void> closed = co_await conn.close();
@@ -618,7 +623,8 @@ void print_stats(server* srv) {
     corio::io_context_stats s = corio::io_context::current().stats();
     std::printf("stats: clients=%zu accepted=%llu rejected=%llu keys=%zu commands=%llu "
                 "protocol_errors=%llu output_limit_closes=%llu query_limit_closes=%llu "
-                "output_bytes=%zu output_pauses=%llu live_tasks=%zu ops_in_flight=%zu "
+                "output_bytes=%zu output_pauses=%llu idle_timeouts=%llu send_timeouts=%llu "
+                "live_tasks=%zu ops_in_flight=%zu "
                 "loop_turns=%llu kernel_enters=%llu cq_overflows=%llu aof_size=%llu\n",
                 srv->active, static_cast<unsigned long long>(srv->accepted),
                 static_cast<unsigned long long>(srv->rejected), srv->keyspace.size(),
@@ -626,7 +632,9 @@ void print_stats(server* srv) {
                 static_cast<unsigned long long>(srv->protocol_errors),
                 static_cast<unsigned long long>(srv->output_limit_closes),
                 static_cast<unsigned long long>(srv->query_limit_closes), srv->output_bytes,
-                static_cast<unsigned long long>(srv->output_pauses), s.live_tasks,
+                static_cast<unsigned long long>(srv->output_pauses),
+                static_cast<unsigned long long>(srv->timeouts),
+                static_cast<unsigned long long>(srv->send_timeouts), s.live_tasks,
                 s.ops_in_flight, static_cast<unsigned long long>(s.loop_turns),
                 static_cast<unsigned long long>(s.kernel_enters),
                 static_cast<unsigned long long>(s.cq_overflows),

@@ -453,6 +453,31 @@ TEST_CASE("server: a large value overwritten while replies of it wait to be sent
     ::close(fd);
 }
 
+TEST_CASE("regression: a client that stops reading while replies wait is closed after --timeout "
+          "and counted as a send timeout (the stats counted idle timeouts only)") {
+    server srv({"--timeout", "1"});
+    std::string value = patterned(1 << 20);
+    client other(srv.port);
+    REQUIRE(other.call({"SET", "big", value}) == "+OK\r\n");
+
+    int stalled = connect_small_window(srv.port);
+    std::string batch;
+    for (int i = 0; i < 16; ++i)
+        batch += client::encode({"GET", "big"}); // 16 MiB of replies, far below the limits
+    send_until_closed(stalled, batch);
+    // Never read: the server's sends stall on our small window until --timeout closes us. INFO
+    // round trips (up to 10 s) watch for it; reading here would let the sends go on.
+    long long closed = 0;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (closed == 0 && std::chrono::steady_clock::now() < deadline)
+        closed = info_field(other.call({"INFO", "stats"}), "closed_send_timeout");
+    CHECK(closed == 1);
+    CHECK(info_field(other.call({"INFO", "stats"}), "closed_timeout") == 0);
+    ::close(stalled);
+    ::kill(srv.pid, SIGUSR1);
+    CHECK(srv.next_line("stats:").find(" send_timeouts=1 ") != std::string::npos);
+}
+
 TEST_CASE("server: a client that pipelines past --client-output-buffer-limit and never reads is "
           "closed at the limit with a log line naming it; memory stays bounded") {
     std::size_t value_size = 1 << 20;
