@@ -19,7 +19,7 @@ struct resubmit_node {
 /// NOTE: io_context::get_sqe() may submit and, on EBUSY, reap. The loop hands the CQ slots back
 /// before it calls an op's m_complete, so a handler may take an SQE without reaping a CQE twice
 /// (EINTR restarts do, at once, so that a cancel queued later this turn still finds them); a
-/// loop's next step takes this detour and goes out behind what the resumed waiters queue.
+/// loop's next step after a partial transfer takes this detour through the ready queue.
 void defer_resubmit(io_context& ctx, resubmit_node* node) noexcept;
 
 } // namespace corio::detail
