@@ -45,8 +45,9 @@ class fault_injector;
 /// whose completion is rewritten. Never touched: linked SQEs (a link-timeout pair excepted),
 /// multishot or buffer-select ops for `short`, datagram sockets, pipes, eventfds and signalfds
 /// for `short`, O_DIRECT files for `short`, and the retry of an op that just got an injected
-/// EINTR or ENOBUFS (so that rate=1 still makes progress). corio absorbs every transient kind:
-/// user code sees no difference. Fatal kinds are for tests of a server's error paths.
+/// EINTR or ENOBUFS (so that rate=1 still makes progress). A cancel queued behind a stand-in NOP
+/// cancels its op, as it would have the real one. corio absorbs every transient kind: user code
+/// sees no difference. Fatal kinds are for tests of a server's error paths.
 struct fault_options {
     static constexpr unsigned short_counts = 1u << 0; ///< `short`
     static constexpr unsigned interrupts = 1u << 1;   ///< `eintr`

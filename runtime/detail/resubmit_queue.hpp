@@ -16,8 +16,10 @@ struct resubmit_node {
 };
 
 /// Queues `node`; its m_resubmit runs later in this turn, from `ctx`'s ready queue.
-/// NOTE: io_context::get_sqe() may submit and, on EBUSY, reap: calling it while the loop is
-/// iterating the CQ would reap the same CQEs twice. Hence the detour.
+/// NOTE: io_context::get_sqe() may submit and, on EBUSY, reap. The loop hands the CQ slots back
+/// before it calls an op's m_complete, so a handler may take an SQE without reaping a CQE twice
+/// (EINTR restarts do, at once, so that a cancel queued later this turn still finds them); a
+/// loop's next step after a partial transfer takes this detour through the ready queue.
 void defer_resubmit(io_context& ctx, resubmit_node* node) noexcept;
 
 } // namespace corio::detail

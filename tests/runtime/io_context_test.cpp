@@ -233,11 +233,16 @@ TEST_CASE("spawn on a context that is not current runs the task on that context"
 
 namespace {
 
+/// What a forked child reported.
+struct child_report {
+    int status = -1;  // its exit status (-1 when it did not exit normally)
+    std::string said; // what it wrote to the pipe
+};
+
 /// Runs `child(message)` in a forked child, which writes `message` to a pipe and _exit()s with
-/// the status `child` returns: no doctest machinery and no destructor runs there. Returns that
-/// status (-1 when the child did not exit normally) and the message.
+/// the status `child` returns: no doctest machinery and no destructor runs there.
 template <class Child>
-std::pair<int, std::string> run_in_child(Child child) {
+child_report run_in_child(Child child) {
     int fds[2];
     REQUIRE(::pipe2(fds, O_CLOEXEC) == 0);
     pid_t pid = ::fork();
@@ -263,7 +268,7 @@ std::pair<int, std::string> run_in_child(Child child) {
     ::close(fds[0]);
     int status = 0;
     REQUIRE(::waitpid(pid, &status, 0) == pid);
-    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, message};
+    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, std::move(message)};
 }
 
 task<void> read_one_byte(int fd, result<uring_completion>* out) {
@@ -279,7 +284,7 @@ TEST_CASE("running an io_context inherited through fork() throws a logic_error n
     io_context ctx;
     std::vector<int> hits(1, 0);
     std::string parent = std::to_string(::getpid());
-    auto [status, said] = run_in_child([&ctx, &hits](std::string& what) {
+    child_report child = run_in_child([&ctx, &hits](std::string& what) {
         spawn(ctx, nop_and_count(&hits[0]));
         try {
             ctx.run();
@@ -292,12 +297,10 @@ TEST_CASE("running an io_context inherited through fork() throws a logic_error n
         }
         return 1;
     });
-    // NOTE: a named copy: clang 14 cannot capture a structured binding in INFO's lambda.
-    std::string message = said;
-    INFO("the child said: " << message);
-    CHECK(status == 0);
-    CHECK(message.find("created in another process (pid " + parent + ")") != std::string::npos);
-    CHECK(message.find("cannot be used after fork()") != std::string::npos);
+    INFO("the child said: " << child.said);
+    CHECK(child.status == 0);
+    CHECK(child.said.find("created in another process (pid " + parent + ")") != std::string::npos);
+    CHECK(child.said.find("cannot be used after fork()") != std::string::npos);
     // The parent's context is untouched: the task the child spawned exists only in the child.
     ctx.run();
     CHECK(hits[0] == 0);
@@ -305,7 +308,7 @@ TEST_CASE("running an io_context inherited through fork() throws a logic_error n
 
 TEST_CASE("sync_wait on an io_context inherited through fork() throws too") {
     io_context ctx;
-    auto [status, said] = run_in_child([&ctx](std::string& what) {
+    child_report child = run_in_child([&ctx](std::string& what) {
         int hits = 0;
         try {
             sync_wait(ctx, nop_and_count(&hits));
@@ -316,11 +319,9 @@ TEST_CASE("sync_wait on an io_context inherited through fork() throws too") {
         }
         return 1;
     });
-    // NOTE: a named copy: clang 14 cannot capture a structured binding in INFO's lambda.
-    std::string message = said;
-    INFO("the child said: " << message);
-    CHECK(status == 0);
-    CHECK(message.find("cannot be used after fork()") != std::string::npos);
+    INFO("the child said: " << child.said);
+    CHECK(child.status == 0);
+    CHECK(child.said.find("cannot be used after fork()") != std::string::npos);
 }
 
 TEST_CASE("destroying an inherited io_context in the child leaves the parent's ring alone") {
@@ -331,11 +332,11 @@ TEST_CASE("destroying an inherited io_context in the child leaves the parent's r
     int hits = 0;
     sync_wait(*ctx, nop_and_count(&hits)); // one turn: the read is in the kernel (pipe empty)
     REQUIRE(ctx->stats().ops_in_flight == 1);
-    auto [status, said] = run_in_child([&ctx](std::string&) {
+    child_report child = run_in_child([&ctx](std::string&) {
         ctx.reset(); // must neither cancel the parent's read nor submit anything to its ring
         return 0;
     });
-    CHECK(status == 0);
+    CHECK(child.status == 0);
     REQUIRE(::write(p.write_end, "x", 1) == 1);
     ctx->run();
     REQUIRE(got.has_value());
