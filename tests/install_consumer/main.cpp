@@ -13,8 +13,8 @@
 
 // The consumer's own headers, found through its own include path, and glibc's <net/if.h>: corio
 // lives under corio/, so none of these names collide with it.
-#include <corio/net/address.hpp>
-#include <corio/runtime/task.hpp>
+#include "net/address.hpp"
+#include "runtime/task.hpp"
 
 #include <liburing.h>
 #include <net/if.h>
