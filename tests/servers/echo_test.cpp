@@ -9,6 +9,7 @@
 #include <sys/time.h>
 
 #include <cerrno>
+#include <cstring>
 #include <string>
 
 using namespace servers_test;
@@ -41,6 +42,7 @@ TEST_CASE("regression: a client that sends and never reads is closed after --idl
         // Our receive buffer fills with the echoes, echo's send stalls for 200 ms and it closes
         // the connection with our bytes unread: a reset, which fails our next send.
         int err = send_until_refused(c.fd);
+        INFO("send failed with errno " << err << " (" << std::strerror(err) << ")");
         CHECK((err == ECONNRESET || err == EPIPE));
         std::string stats = srv.stats();
         INFO(stats);
