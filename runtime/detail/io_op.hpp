@@ -232,6 +232,18 @@ protected:
         ctx.track(sqe, this, user_data());
     }
 
+    /// After an EINTR completion: true when the same SQE went out again (counted as a restart);
+    /// false when the op must end instead, with `res` and `flags` set to what it ends with.
+    bool restart_after_eintr(int& res, unsigned& flags) noexcept {
+        if (resubmit()) {
+            this->m_ctx->count_restart();
+            return true;
+        }
+        res = this->m_res;
+        flags = 0;
+        return false;
+    }
+
     /// requeue() for an op between two SQEs (a retry after EINTR, a loop's next step): false,
     /// with m_res set to the reason, when it must end instead (stop was requested, or the ring
     /// failed). Its cancellation registration stays as it was: the new SQE has the same
@@ -274,14 +286,8 @@ private:
     /// goes out again (from inside the reap: the loop handed the CQ slots back first).
     static void on_interrupted(io_op* op, int res, unsigned flags) noexcept {
         auto* self = static_cast<basic_op*>(op);
-        if (res == -EINTR) {
-            if (self->resubmit()) {
-                self->m_ctx->count_restart();
-                return;
-            }
-            res = self->m_res;
-            flags = 0;
-        }
+        if (res == -EINTR && self->restart_after_eintr(res, flags))
+            return;
         single_shot_op::complete(op, res, flags);
     }
 

@@ -45,12 +45,8 @@ public:
         if (res == -EINTR) {
             // At once, like a plain op's restart (the loop handed the CQ slots back before
             // calling us): a cancel queued from now on finds the new SQE in the kernel.
-            if (self->resubmit()) {
-                self->m_ctx->count_restart();
+            if (self->restart_after_eintr(res, flags))
                 return;
-            }
-            res = self->m_res;
-            flags = 0;
         } else if (res > 0 && static_cast<Derived*>(self)->advance(res)) {
             self->m_res = res;
             self->m_resubmit = &on_resubmit;
