@@ -6,6 +6,7 @@
 #include <corio/fs/file.hpp>
 #include <corio/runtime/sync_wait.hpp>
 #include "tests/fs/temp_dir.hpp"
+#include "tests/support/faults.hpp"
 #include "tests/support/pipe.hpp"
 
 #include <doctest/doctest.h>
@@ -18,6 +19,7 @@
 #include <system_error>
 
 using namespace corio;
+using corio::test::with_faults;
 using corio::test::pattern;
 using corio::test::pipe_pair;
 using corio::test::read_plain;
@@ -25,13 +27,6 @@ using corio::test::temp_dir;
 using corio::test::write_plain;
 
 namespace {
-
-/// Options with the fault-injection mode set from `spec` (the environment is not read).
-io_context_options with_faults(const char* spec) {
-    io_context_options o;
-    o.faults = fault_options::parse(spec);
-    return o;
-}
 
 std::span<std::byte> writable(std::string& s) {
     return std::as_writable_bytes(std::span(s));

@@ -13,6 +13,7 @@
 #include <corio/runtime/task_scope.hpp>
 #include <corio/runtime/timer.hpp>
 #include "tests/net/net_support.hpp"
+#include "tests/support/faults.hpp"
 
 #include <arpa/inet.h>
 #include <doctest/doctest.h>
@@ -31,18 +32,12 @@
 #include <vector>
 
 using namespace corio;
+using corio::test::with_faults;
 using corio::test::first_mismatch;
 using corio::test::make_payload;
 using corio::test::tcp_pair;
 
 namespace {
-
-/// Options with the fault-injection mode set from `spec` (the environment is not read).
-io_context_options with_faults(const char* spec) {
-    io_context_options o;
-    o.faults = fault_options::parse(spec);
-    return o;
-}
 
 int bytes_queued(int fd) {
     int n = -1;

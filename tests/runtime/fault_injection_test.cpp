@@ -8,6 +8,7 @@
 #include <corio/runtime/timer.hpp>
 #include <corio/runtime/uring_op.hpp>
 #include "tests/support/pipe.hpp"
+#include "tests/support/faults.hpp"
 
 #include <doctest/doctest.h>
 #include <fcntl.h>
@@ -22,17 +23,11 @@
 #include <system_error>
 
 using namespace corio;
+using corio::test::with_faults;
 using namespace std::chrono_literals;
 using corio::test::pipe_pair;
 
 namespace {
-
-/// Options with the fault-injection mode set from `spec` (the environment is not read).
-io_context_options with_faults(const char* spec) {
-    io_context_options o;
-    o.faults = fault_options::parse(spec);
-    return o;
-}
 
 struct outcome {
     int resumed = 0;       // times the awaiter resumed
