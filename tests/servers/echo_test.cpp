@@ -24,6 +24,8 @@ int send_until_refused(int fd) {
     const std::string chunk(64 * 1024, 'x');
     for (;;) {
         ssize_t n = ::send(fd, chunk.data(), chunk.size(), MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue; // with a send timeout set, the kernel reports a wake-up instead of restarting
         if (n < 0)
             return errno;
     }
