@@ -68,8 +68,8 @@ public:
     /// Takes over the descriptor of `other`, which is left not open.
     file(file&& other) noexcept
         : m_fd(std::exchange(other.m_fd, -1)), m_direct_alignment(other.m_direct_alignment) {}
-    /// Closes the descriptor this file owns (synchronously, like the destructor), then takes over the
-    /// one of `other`.
+    /// Closes the descriptor this file owns (synchronously, like the destructor), then takes over
+    /// the one of `other`.
     file& operator=(file&& other) noexcept {
         if (this != &other) {
             close_now();
@@ -277,8 +277,8 @@ public:
     /// number may already belong to another file. The awaiter sees the EINTR.
     static constexpr bool restart_on_eintr = false;
 
-    /// Made by file::close(), which gives up the descriptor to the op; -1 resumes with EBADF without
-    /// touching the ring. An op destroyed unawaited closes `fd` synchronously.
+    /// Made by file::close(), which gives up the descriptor to the op; -1 resumes with EBADF
+    /// without touching the ring. An op destroyed unawaited closes `fd` synchronously.
     explicit close_op(int fd) noexcept : m_fd(fd) {}
     close_op(const close_op&) = delete;
     close_op& operator=(const close_op&) = delete;

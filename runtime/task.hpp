@@ -203,9 +203,9 @@ public:
     /// False for a default-constructed or moved-from task.
     [[nodiscard]] bool valid() const noexcept { return static_cast<bool>(m_handle); }
 
-    /// Starts the task inline and resumes the awaiter when it finishes, with its value (or rethrowing
-    /// its exception). On an rvalue only (`co_await std::move(t)` for a named task): a task is
-    /// awaited once. Asserts that the task is not empty.
+    /// Starts the task inline and resumes the awaiter when it finishes, with its value (or
+    /// rethrowing its exception). On an rvalue only (`co_await std::move(t)` for a named task): a
+    /// task is awaited once. Asserts that the task is not empty.
     detail::task_awaiter<T> operator co_await() && noexcept {
         assert(m_handle && "awaiting an empty task");
         return {m_handle};

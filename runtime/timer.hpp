@@ -75,7 +75,8 @@ class [[nodiscard]] timed_op : private detail::io_op {
                   "give a task a deadline with timeout() instead");
 
 public:
-    /// Wraps `op` with a relative deadline `limit`; use with_timeout(). Touches no ring until awaited.
+    /// Wraps `op` with a relative deadline `limit`; use with_timeout(). Touches no ring until
+    /// awaited.
     timed_op(Op op, __kernel_timespec limit) noexcept(std::is_nothrow_move_constructible_v<Op>)
         : m_op(std::move(op)), m_limit(limit) {}
     timed_op(const timed_op&) = delete;

@@ -27,7 +27,8 @@ struct uring_completion {
 template <class Prep>
 class [[nodiscard]] uring_op : public detail::basic_op<uring_op<Prep>> {
 public:
-    /// Takes the preparing callable; it is called only when the op is awaited (and again on a restart).
+    /// Takes the preparing callable; it is called only when the op is awaited (and again on a
+    /// restart).
     explicit uring_op(Prep prep) : m_prep(std::move(prep)) {}
 
     void prepare(io_uring_sqe* sqe) { m_prep(sqe); }
