@@ -95,7 +95,7 @@ public:
     [[nodiscard]] const sockaddr* data() const noexcept {
         return reinterpret_cast<const sockaddr*>(&m_storage);
     }
-    /// The storage, for calls that fill the address in (accept, recvfrom); then set_size().
+    /// The storage, for calls that fill the address in (accept, recvfrom); then resize().
     [[nodiscard]] sockaddr* data() noexcept { return reinterpret_cast<sockaddr*>(&m_storage); }
     /// The length of the address in data(), for the socket calls.
     [[nodiscard]] socklen_t size() const noexcept { return m_size; }
