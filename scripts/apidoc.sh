@@ -25,7 +25,8 @@ rc=0
 doxygen docs/Doxyfile >"$out/doxygen.log" 2>"$warnings" || rc=$?
 count=$(grep -c . "$warnings")
 if ((rc != 0 || count > 0)); then
-    cat "$warnings"
+    # Doxygen reads the headers through the include/corio symlink: print the paths as in the tree.
+    sed "s|$(pwd)/include/corio/||" "$warnings"
     echo "apidoc: $count doxygen warning(s) (doxygen status $rc); full list in $warnings"
     exit 1
 fi
