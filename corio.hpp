@@ -31,3 +31,12 @@
 #include <corio/runtime/uring_op.hpp>
 #include <corio/runtime/when_all.hpp>
 #include <corio/runtime/when_any.hpp>
+
+/// \namespace corio
+/// The runtime (`<corio/runtime/...>`: task, io_context, sync_wait, combinators, timers,
+/// cancellation, result, sync primitives) and files (`<corio/fs/...>`). Everything in a nested
+/// `detail` namespace is internal.
+
+/// \namespace corio::net
+/// Sockets through the ring (`<corio/net/...>`): addresses, TCP listener and stream, provided
+/// buffer rings, UDP, Unix sockets, resolve.

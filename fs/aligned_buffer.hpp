@@ -34,9 +34,11 @@ public:
         std::memset(m_data, 0, rounded);
     }
 
+    /// Takes over the memory of `other`, which is left empty.
     aligned_buffer(aligned_buffer&& other) noexcept
         : m_data(std::exchange(other.m_data, nullptr)), m_size(std::exchange(other.m_size, 0)),
           m_alignment(other.m_alignment) {}
+    /// Frees this buffer's memory, then takes over that of `other`, which is left empty.
     aligned_buffer& operator=(aligned_buffer&& other) noexcept {
         if (this != &other) {
             release();
@@ -59,6 +61,7 @@ public:
 
     /// The start of the memory (aligned), or null when empty.
     [[nodiscard]] std::byte* data() noexcept { return m_data; }
+    /// The start of the memory (aligned), read-only, or null when empty.
     [[nodiscard]] const std::byte* data() const noexcept { return m_data; }
     /// The size asked for at construction.
     [[nodiscard]] std::size_t size() const noexcept { return m_size; }

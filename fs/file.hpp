@@ -55,7 +55,7 @@ using writev_all_op = fs_detail::loop_op<fs_detail::vectored_op<true, true>>;
 /// caller and must stay valid until the co_await returns; the file must stay open until then.
 ///
 /// Closing: `co_await f.close()` closes through the ring and is the normal path. A file that is
-/// destroyed still open is closed with a synchronous ::close() as a fallback (never fails loudly;
+/// destroyed still open is closed with a synchronous \::close() as a fallback (never fails loudly;
 /// the error, if any, is lost - await close() when it matters, e.g. after writes).
 class file {
 public:
@@ -65,8 +65,11 @@ public:
     /// O_DIRECT matters (it turns on the alignment check).
     explicit file(int fd, int open_flags = 0) noexcept
         : m_fd(fd), m_direct_alignment((open_flags & O_DIRECT) ? k_direct_io_alignment : 0) {}
+    /// Takes over the descriptor of `other`, which is left not open.
     file(file&& other) noexcept
         : m_fd(std::exchange(other.m_fd, -1)), m_direct_alignment(other.m_direct_alignment) {}
+    /// Closes the descriptor this file owns (synchronously, like the destructor), then takes over
+    /// the one of `other`.
     file& operator=(file&& other) noexcept {
         if (this != &other) {
             close_now();
@@ -77,7 +80,7 @@ public:
     }
     file(const file&) = delete;
     file& operator=(const file&) = delete;
-    /// Fallback only: closes a still-open file synchronously with ::close().
+    /// Fallback only: closes a still-open file synchronously with \::close().
     ~file() { close_now(); }
 
     /// Opens `path` (relative to the working directory) with open(2) `flags` and `mode` through
@@ -105,6 +108,7 @@ public:
     /// O_TRUNC), plus `extra_flags` (e.g. O_DIRECT).
     [[nodiscard]] static open_op create(std::string path, mode_t mode = 0644, int extra_flags = 0);
 
+    /// True while this object owns a descriptor.
     [[nodiscard]] bool is_open() const noexcept { return m_fd >= 0; }
     /// The descriptor (-1 when not open). Still owned by this object.
     [[nodiscard]] int native_handle() const noexcept { return m_fd; }
@@ -238,6 +242,8 @@ private:
 /// result<file>.
 class [[nodiscard]] open_op : public detail::basic_op<open_op> {
 public:
+    /// Made by file::open(), open_at(), open_beneath() and create(); `path` is kept in the op until
+    /// the completion. Touches no ring until awaited.
     open_op(int dir_fd, std::string path, int flags, mode_t mode,
             std::uint64_t resolve = 0) noexcept
         : m_dir_fd(dir_fd), m_path(std::move(path)),
@@ -271,6 +277,8 @@ public:
     /// number may already belong to another file. The awaiter sees the EINTR.
     static constexpr bool restart_on_eintr = false;
 
+    /// Made by file::close(), which gives up the descriptor to the op; -1 resumes with EBADF
+    /// without touching the ring. An op destroyed unawaited closes `fd` synchronously.
     explicit close_op(int fd) noexcept : m_fd(fd) {}
     close_op(const close_op&) = delete;
     close_op& operator=(const close_op&) = delete;
@@ -300,6 +308,7 @@ private:
 /// Awaits IORING_OP_FSYNC; resumes with result<void>.
 class [[nodiscard]] fsync_op : public detail::basic_op<fsync_op> {
 public:
+    /// Made by file::fsync() (`fsync_flags` 0) and file::fdatasync() (IORING_FSYNC_DATASYNC).
     fsync_op(int fd, unsigned fsync_flags) noexcept : m_fd(fd), m_fsync_flags(fsync_flags) {}
 
     void prepare(io_uring_sqe* sqe) noexcept { io_uring_prep_fsync(sqe, m_fd, m_fsync_flags); }
@@ -314,6 +323,7 @@ private:
 /// lives in the awaiting frame until the kernel has written it.
 class [[nodiscard]] statx_op : public detail::basic_op<statx_op> {
 public:
+    /// Made by file::statx() and stat_path(); `path` is kept in the op until the completion.
     statx_op(int dir_fd, std::string path, int at_flags, unsigned mask) noexcept
         : m_dir_fd(dir_fd), m_path(std::move(path)), m_at_flags(at_flags), m_mask(mask) {}
 
@@ -337,6 +347,7 @@ private:
 /// Awaits IORING_OP_FALLOCATE; resumes with result<void>.
 class [[nodiscard]] fallocate_op : public detail::basic_op<fallocate_op> {
 public:
+    /// Made by file::fallocate(): fallocate(2) `mode` over `length` bytes from `offset`.
     fallocate_op(int fd, int mode, std::uint64_t offset, std::uint64_t length) noexcept
         : m_fd(fd), m_mode(mode), m_offset(offset), m_length(length) {}
 

@@ -21,6 +21,8 @@ namespace corio {
 /// Awaits IORING_OP_RENAMEAT (kernel 5.11+); resumes with result<void>.
 class [[nodiscard]] rename_op : public detail::basic_op<rename_op> {
 public:
+    /// Made by rename() and rename_at(); the paths are kept in the op until the completion.
+    /// `flags` are renameat2(2) flags.
     rename_op(int old_dir, std::string old_path, int new_dir, std::string new_path,
               unsigned flags) noexcept
         : m_old_dir(old_dir), m_old_path(std::move(old_path)), m_new_dir(new_dir),
@@ -43,6 +45,8 @@ private:
 /// Awaits IORING_OP_UNLINKAT (kernel 5.11+); resumes with result<void>.
 class [[nodiscard]] unlink_op : public detail::basic_op<unlink_op> {
 public:
+    /// Made by unlink(), unlink_at() and rmdir() (`flags` AT_REMOVEDIR); `path` is kept in the
+    /// op until the completion.
     unlink_op(int dir, std::string path, int flags) noexcept
         : m_dir(dir), m_path(std::move(path)), m_flags(flags) {}
 
@@ -60,6 +64,7 @@ private:
 /// Awaits IORING_OP_MKDIRAT (kernel 5.15+); resumes with result<void>.
 class [[nodiscard]] mkdir_op : public detail::basic_op<mkdir_op> {
 public:
+    /// Made by mkdir() and mkdir_at(); `path` is kept in the op until the completion.
     mkdir_op(int dir, std::string path, mode_t mode) noexcept
         : m_dir(dir), m_path(std::move(path)), m_mode(mode) {}
 

@@ -60,11 +60,11 @@ public:
                                              std::uint16_t port) noexcept;
     /// 127.0.0.1:`port` (0: let the kernel pick one when binding).
     [[nodiscard]] static socket_address loopback_v4(std::uint16_t port = 0) noexcept;
-    /// [::1]:`port`.
+    /// `[::1]`:`port`.
     [[nodiscard]] static socket_address loopback_v6(std::uint16_t port = 0) noexcept;
     /// 0.0.0.0:`port`: every IPv4 interface.
     [[nodiscard]] static socket_address any_v4(std::uint16_t port = 0) noexcept;
-    /// [::]:`port`: every IPv6 interface (and IPv4 too unless IPV6_V6ONLY).
+    /// `[::]`:`port`: every IPv6 interface (and IPv4 too unless IPV6_V6ONLY).
     [[nodiscard]] static socket_address any_v6(std::uint16_t port = 0) noexcept;
     /// A Unix socket path; a leading '@' names an abstract socket (no file). Fails with
     /// unix_path_too_long / bad_unix_path.
@@ -74,7 +74,9 @@ public:
     [[nodiscard]] int family() const noexcept { return m_storage.ss_family; }
     /// Family tests.
     [[nodiscard]] bool is_ipv4() const noexcept { return family() == AF_INET; }
+    /// True for an IPv6 address.
     [[nodiscard]] bool is_ipv6() const noexcept { return family() == AF_INET6; }
+    /// True for a Unix socket address.
     [[nodiscard]] bool is_unix() const noexcept { return family() == AF_UNIX; }
 
     /// The port of an IP address in host byte order; 0 for other families.
@@ -93,7 +95,9 @@ public:
     [[nodiscard]] const sockaddr* data() const noexcept {
         return reinterpret_cast<const sockaddr*>(&m_storage);
     }
+    /// The storage, for calls that fill the address in (accept, recvfrom); then resize().
     [[nodiscard]] sockaddr* data() noexcept { return reinterpret_cast<sockaddr*>(&m_storage); }
+    /// The length of the address in data(), for the socket calls.
     [[nodiscard]] socklen_t size() const noexcept { return m_size; }
     /// The storage's capacity, for calls that fill the address in.
     [[nodiscard]] static constexpr socklen_t capacity() noexcept { return sizeof(sockaddr_storage); }

@@ -33,7 +33,9 @@ public:
 
     /// The buffer group id SQEs select from.
     [[nodiscard]] std::uint16_t group_id() const noexcept { return m_group->id(); }
+    /// The number of buffers in the ring.
     [[nodiscard]] unsigned count() const noexcept { return m_group->count(); }
+    /// The size of each buffer in bytes: the most one recv completion delivers.
     [[nodiscard]] std::uint32_t buffer_size() const noexcept { return m_group->buffer_size(); }
     /// Buffers the kernel can pick now (neither leased nor queued in a stream).
     [[nodiscard]] unsigned available() const noexcept { return m_group->available(); }
@@ -80,7 +82,9 @@ public:
         return m_group ? std::span<std::byte>(m_group->buffer(m_bid), m_size)
                        : std::span<std::byte>();
     }
+    /// The number of received bytes (0 for an empty lease).
     [[nodiscard]] std::size_t size() const noexcept { return m_size; }
+    /// True for an empty lease: orderly EOF from recv_stream::next(), or moved from.
     [[nodiscard]] bool empty() const noexcept { return m_size == 0; }
     /// The buffer id the kernel reported (for tests and statistics).
     [[nodiscard]] std::uint16_t buffer_id() const noexcept { return m_bid; }
@@ -161,6 +165,7 @@ public:
         if (m_state)
             m_state->orphan();
     }
+    /// Takes over the stream of `other`, which must not be used afterwards (only destroyed).
     recv_stream(recv_stream&& other) noexcept : m_state(std::exchange(other.m_state, nullptr)) {}
     recv_stream& operator=(recv_stream&&) = delete;
     recv_stream(const recv_stream&) = delete;
@@ -184,6 +189,7 @@ private:
 /// The awaiter of recv_stream::next(). Lives in the awaiting frame.
 class [[nodiscard]] recv_stream::next_op {
 public:
+    /// Made by recv_stream::next().
     explicit next_op(detail::recv_state& state) noexcept : m_state(&state) {}
 
     [[nodiscard]] bool await_ready() const noexcept { return false; }

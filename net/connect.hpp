@@ -23,12 +23,13 @@ namespace corio::net {
 template <class Stream>
 class [[nodiscard]] connect_op : public corio::detail::basic_op<connect_op<Stream>> {
 public:
+    /// The socket options the new stream is configured with (tcp_options, unix_options).
     using options_type = typename Stream::options_type;
 
     /// Touches nothing yet: the socket is made when the op starts.
     connect_op(socket_address peer, options_type options) noexcept
         : m_peer(peer), m_options(options) {}
-    // Copied only before it starts (with_timeout takes it by value): no fd to share yet.
+    /// Copied only before it starts (with_timeout takes it by value): no fd to share yet.
     connect_op(const connect_op& other) noexcept
         : corio::detail::basic_op<connect_op<Stream>>(other), m_peer(other.m_peer),
           m_options(other.m_options) {}

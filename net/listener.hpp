@@ -75,6 +75,7 @@ public:
         if (m_state)
             m_state->orphan(); // cancels the accept; queued connections are closed
     }
+    /// Takes over the stream of `other`, which must not be used afterwards (only destroyed).
     basic_accept_stream(basic_accept_stream&& other) noexcept
         : m_state(std::exchange(other.m_state, nullptr)) {}
     basic_accept_stream& operator=(basic_accept_stream&&) = delete;
@@ -87,6 +88,7 @@ public:
     /// cancelled.
     [[nodiscard]] next_op next() noexcept { return next_op(*m_state); }
 
+    /// Counters of this stream so far (see accept_stream_stats).
     [[nodiscard]] accept_stream_stats stats() const noexcept {
         return {m_state->m_accepted, m_state->m_backoffs, m_state->m_pauses, m_state->arms()};
     }
@@ -99,6 +101,7 @@ private:
 template <class Stream>
 class [[nodiscard]] basic_accept_stream<Stream>::next_op {
 public:
+    /// Made by basic_accept_stream::next().
     explicit next_op(detail::accept_state& state) noexcept : m_state(&state) {}
 
     [[nodiscard]] bool await_ready() const noexcept { return false; }
@@ -142,7 +145,9 @@ result<int> open_listener(const socket_address& addr, const listen_options& opti
 template <class Stream>
 class basic_listener : public basic_socket {
 public:
+    /// The type of the accepted connections.
     using stream_type = Stream;
+    /// The multishot accept stream of this listener (see basic_accept_stream).
     using accept_stream = basic_accept_stream<Stream>;
 
     /// Not open.

@@ -109,6 +109,7 @@ private:
 /// lost to the caller). Not for with_timeout() (one SQE only): use timeout(op, d).
 class [[nodiscard]] recv_exact_op : public corio::detail::transfer_op<recv_exact_op> {
 public:
+    /// Made by stream_socket::recv_exact(). Touches no ring until awaited.
     recv_exact_op(int fd, std::span<std::byte> buffer) noexcept : m_fd(fd), m_buffer(buffer) {}
 
     [[nodiscard]] bool is_settled() const noexcept { return m_buffer.empty(); }
@@ -138,6 +139,7 @@ private:
 /// error. Not for with_timeout() (one SQE only): use timeout(op, d).
 class [[nodiscard]] send_all_op : public corio::detail::transfer_op<send_all_op> {
 public:
+    /// Made by stream_socket::send_all(). Touches no ring until awaited.
     send_all_op(int fd, std::span<const std::byte> data) noexcept : m_fd(fd), m_data(data) {}
 
     [[nodiscard]] bool is_settled() const noexcept { return m_data.empty(); }
@@ -178,6 +180,7 @@ public:
     /// The iovecs copied per SQE after a send that ended inside an iovec.
     static constexpr std::size_t k_window = 8;
 
+    /// Made by stream_socket::send_all(std::span<const iovec>). Touches no ring until awaited.
     sendmsg_all_op(int fd, std::span<const iovec> iov) noexcept : m_fd(fd), m_iov(iov) {
         consume(0); // skips leading empty buffers: all empty means settled
     }
@@ -291,7 +294,10 @@ public:
     basic_socket() noexcept = default;
     /// Adopts `fd` (closed by this object from now on).
     explicit basic_socket(int fd) noexcept : m_fd(fd) {}
+    /// Takes over the fd of `other`, which is left not open.
     basic_socket(basic_socket&& other) noexcept : m_fd(std::exchange(other.m_fd, -1)) {}
+    /// Closes the fd this socket owns with close(2) at once (like the destructor), then takes over
+    /// the fd of `other`.
     basic_socket& operator=(basic_socket&& other) noexcept {
         if (this != &other)
             reset(std::exchange(other.m_fd, -1));
@@ -303,6 +309,7 @@ public:
 
     /// The fd, or -1.
     [[nodiscard]] int native_handle() const noexcept { return m_fd; }
+    /// True while this object owns an fd.
     [[nodiscard]] bool is_open() const noexcept { return m_fd >= 0; }
     /// Gives the fd up without closing it.
     [[nodiscard]] int release() noexcept { return std::exchange(m_fd, -1); }
@@ -330,12 +337,15 @@ public:
     result<void> set_send_buffer_size(int bytes) noexcept {
         return set_option(SOL_SOCKET, SO_SNDBUF, bytes);
     }
+    /// SO_RCVBUF (the kernel doubles the value and applies its limits).
     result<void> set_recv_buffer_size(int bytes) noexcept {
         return set_option(SOL_SOCKET, SO_RCVBUF, bytes);
     }
+    /// SO_SNDBUF as the kernel reports it (twice what was set).
     [[nodiscard]] result<int> send_buffer_size() const noexcept {
         return option(SOL_SOCKET, SO_SNDBUF);
     }
+    /// SO_RCVBUF as the kernel reports it (twice what was set).
     [[nodiscard]] result<int> recv_buffer_size() const noexcept {
         return option(SOL_SOCKET, SO_RCVBUF);
     }
@@ -354,6 +364,7 @@ private:
 /// them at once, and never across a close() of the same socket.
 class stream_socket : public basic_socket {
 public:
+    /// basic_socket's constructors: not open, or adopting a connected fd.
     using basic_socket::basic_socket;
 
     /// One recv: up to buffer.size() bytes, at least 1 unless the peer shut down (0: orderly
@@ -362,6 +373,7 @@ public:
     [[nodiscard]] recv_op recv_some(std::span<std::byte> buffer, int flags = 0) noexcept {
         return recv_op(native_handle(), buffer, flags);
     }
+    /// recv_some() into a char buffer.
     [[nodiscard]] recv_op recv_some(std::span<char> buffer, int flags = 0) noexcept {
         return recv_some(std::as_writable_bytes(buffer), flags);
     }
@@ -371,6 +383,7 @@ public:
     [[nodiscard]] send_op send_some(std::span<const std::byte> data, int flags = 0) noexcept {
         return send_op(native_handle(), data, flags);
     }
+    /// send_some() of text; the characters must stay valid until the co_await returns.
     [[nodiscard]] send_op send_some(std::string_view text, int flags = 0) noexcept {
         return send_some(std::as_bytes(std::span<const char>(text)), flags);
     }
@@ -388,6 +401,7 @@ public:
     [[nodiscard]] recv_exact_op recv_exact(std::span<std::byte> buffer) noexcept {
         return recv_exact_op(native_handle(), buffer);
     }
+    /// recv_exact() into a char buffer.
     [[nodiscard]] recv_exact_op recv_exact(std::span<char> buffer) noexcept {
         return recv_exact(std::as_writable_bytes(buffer));
     }
@@ -397,6 +411,7 @@ public:
     [[nodiscard]] send_all_op send_all(std::span<const std::byte> data) noexcept {
         return send_all_op(native_handle(), data);
     }
+    /// send_all() of text; the characters must stay valid until the co_await returns.
     [[nodiscard]] send_all_op send_all(std::string_view text) noexcept {
         return send_all(std::as_bytes(std::span<const char>(text)));
     }

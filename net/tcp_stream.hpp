@@ -29,6 +29,7 @@ struct tcp_options {
 /// close(). Reading returns 0 at orderly EOF; writing never raises SIGPIPE.
 class tcp_stream : public stream_socket {
 public:
+    /// What connect() and listeners configure a new stream with.
     using options_type = tcp_options;
 
     tcp_stream() noexcept = default;
@@ -52,10 +53,12 @@ public:
 
     /// TCP_NODELAY.
     result<void> set_no_delay(bool on) noexcept;
+    /// Whether TCP_NODELAY is on.
     [[nodiscard]] result<bool> no_delay() const noexcept;
 
     /// SO_KEEPALIVE, with the probe timing when non-zero (seconds, count).
     result<void> set_keepalive(bool on, int idle_s = 0, int interval_s = 0, int count = 0) noexcept;
+    /// Whether SO_KEEPALIVE is on.
     [[nodiscard]] result<bool> keepalive() const noexcept;
 
     /// Applies `options` to socket `fd` (what connect and listeners do).

@@ -101,6 +101,7 @@ public:
                                      const socket_address& to) noexcept {
         return send_to_op(native_handle(), data, to);
     }
+    /// send_to() of text; the characters must stay valid until the co_await returns.
     [[nodiscard]] send_to_op send_to(std::string_view text, const socket_address& to) noexcept {
         return send_to(std::as_bytes(std::span<const char>(text)), to);
     }
@@ -109,6 +110,7 @@ public:
     [[nodiscard]] recv_from_op recv_from(std::span<std::byte> buffer) noexcept {
         return recv_from_op(native_handle(), buffer);
     }
+    /// recv_from() into a char buffer.
     [[nodiscard]] recv_from_op recv_from(std::span<char> buffer) noexcept {
         return recv_from(std::as_writable_bytes(buffer));
     }

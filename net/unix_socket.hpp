@@ -21,6 +21,7 @@ struct unix_options {};
 /// A connected Unix stream socket. Move-only; see stream_socket for the I/O.
 class unix_stream : public stream_socket {
 public:
+    /// What connect() and listeners configure a new stream with (nothing, for now).
     using options_type = unix_options;
 
     unix_stream() noexcept = default;

@@ -137,6 +137,7 @@ private:
 template <class T>
 class [[nodiscard]] channel<T>::send_op : private detail::wait_node {
 public:
+    /// Made by channel::send(); holds `value` until it is taken. `ch` must outlive it.
     send_op(channel& ch, T&& value) noexcept : m_channel(&ch), m_value(std::move(value)) {}
 
     [[nodiscard]] bool await_ready() const noexcept { return false; }
@@ -171,6 +172,7 @@ private:
 template <class T>
 class [[nodiscard]] channel<T>::recv_op : private detail::wait_node {
 public:
+    /// Made by channel::recv(); `ch` must outlive it.
     explicit recv_op(channel& ch) noexcept : m_channel(&ch) {}
 
     [[nodiscard]] bool await_ready() const noexcept { return false; }

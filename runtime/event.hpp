@@ -48,6 +48,7 @@ private:
 /// The awaiter of event::wait(). Lives in the awaiting frame; neither copied nor moved.
 class [[nodiscard]] event::wait_op : private detail::wait_node {
 public:
+    /// Made by event::wait(); `ev` must outlive it.
     explicit wait_op(event& ev) noexcept : m_event(&ev) {}
 
     [[nodiscard]] bool await_ready() const noexcept { return false; }

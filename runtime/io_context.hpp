@@ -58,12 +58,14 @@ struct fault_options {
     static constexpr unsigned transient = short_counts | interrupts | no_buffers;
     /// Real failures a server must survive while serving everyone else (only when asked).
     static constexpr unsigned fatal = resets | io_errors;
+    /// Every kind, transient and fatal.
     static constexpr unsigned all = transient | fatal;
 
     std::uint64_t seed = 0;     ///< seeds the context's PRNG: the same seed, the same choices
     double rate = 0;            ///< probability that one eligible SQE is faulted; 0: mode off
     unsigned kinds = transient; ///< bits above
 
+    /// True when the mode would fault something: a rate above 0 and at least one kind.
     [[nodiscard]] bool is_on() const noexcept { return rate > 0 && kinds != 0; }
 
     /// Parses the CORIO_FAULTS syntax: comma-separated `seed=N`, `rate=R` (0 to 1, default
@@ -122,6 +124,7 @@ struct io_context_stats {
 /// the child instead.
 class io_context {
 public:
+    /// The ring's setup options (io_context_options).
     using options = io_context_options;
 
     /// Sets up the ring. Throws std::system_error naming io_uring and the errno on failure.

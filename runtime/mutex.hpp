@@ -58,7 +58,9 @@ private:
 /// Ownership of a locked mutex. Move-only; unlocks on destruction or unlock().
 class [[nodiscard]] mutex::guard {
 public:
+    /// Takes over ownership from `other`, which then owns nothing.
     guard(guard&& other) noexcept : m_mutex(std::exchange(other.m_mutex, nullptr)) {}
+    /// Unlocks what this guard owns, then takes over ownership from `other`.
     guard& operator=(guard&& other) noexcept {
         if (this != &other) {
             unlock();
@@ -90,6 +92,7 @@ private:
 /// The awaiter of mutex::lock(). Lives in the awaiting frame; neither copied nor moved.
 class [[nodiscard]] mutex::lock_op : private detail::wait_node {
 public:
+    /// Made by mutex::lock(); `m` must outlive it.
     explicit lock_op(mutex& m) noexcept : m_mutex(&m) {}
 
     [[nodiscard]] bool await_ready() const noexcept { return false; }

@@ -16,10 +16,15 @@
 namespace corio {
 
 template <class F>
+/// The awaiter of offload(): runs `F` on the io_context's offload pool and resumes the awaiting
+/// coroutine on the loop thread with its result (or rethrows what it threw). Lives in the awaiting
+/// frame; neither copied nor moved.
 class [[nodiscard]] offload_op : private detail::offload_job {
 public:
+    /// What `fn()` returns, and so what the co_await resumes with.
     using value_type = std::invoke_result_t<F&>;
 
+    /// Takes the job; nothing runs until the op is awaited.
     explicit offload_op(F fn) : m_fn(std::move(fn)) {}
     offload_op(const offload_op&) = delete;
     offload_op& operator=(const offload_op&) = delete;

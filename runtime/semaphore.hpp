@@ -55,6 +55,7 @@ private:
 /// The awaiter of semaphore::acquire(). Lives in the awaiting frame; neither copied nor moved.
 class [[nodiscard]] semaphore::acquire_op : private detail::wait_node {
 public:
+    /// Made by semaphore::acquire(); `sem` must outlive it.
     explicit acquire_op(semaphore& sem) noexcept : m_sem(&sem) {}
 
     [[nodiscard]] bool await_ready() const noexcept { return false; }

@@ -87,6 +87,7 @@ public:
 
     /// False for a default-constructed token: nothing can ever request stop through it.
     [[nodiscard]] bool stop_possible() const noexcept { return m_state != nullptr; }
+    /// True once stop was requested on the source this token observes.
     [[nodiscard]] bool stop_requested() const noexcept {
         return m_state != nullptr && m_state->stop_requested();
     }
@@ -118,7 +119,9 @@ public:
     stop_source(const stop_source&) = delete;
     stop_source& operator=(const stop_source&) = delete;
 
+    /// A token observing this source; valid while the source lives.
     [[nodiscard]] stop_token token() noexcept { return stop_token(&m_state); }
+    /// True once request_stop() was called.
     [[nodiscard]] bool stop_requested() const noexcept { return m_state.stop_requested(); }
 
     /// Invokes every registered callback (each op in flight submits its async cancel).
@@ -133,6 +136,8 @@ private:
 template <class F>
 class stop_callback : private detail::stop_callback_node {
 public:
+    /// Registers `fn` with `token` (a default token: never called); calls it at once when stop was
+    /// already requested. The destructor unregisters it.
     stop_callback(stop_token token, F fn) noexcept : m_state(token.m_state), m_fn(std::move(fn)) {
         m_invoke = [](detail::stop_callback_node* node) noexcept {
             static_cast<stop_callback*>(node)->m_fn();

@@ -184,10 +184,13 @@ template <class T>
 class [[nodiscard]] task {
 public:
     using promise_type = detail::promise<T>;
+    /// What the task co_returns.
     using value_type = T;
 
     task() noexcept = default;
+    /// Takes over the frame of `other`, which is left empty (valid() is false).
     task(task&& other) noexcept : m_handle(std::exchange(other.m_handle, {})) {}
+    /// Destroys the frame this task owns, if any, then takes over the frame of `other`.
     task& operator=(task&& other) noexcept {
         if (this != &other) {
             destroy();
@@ -200,6 +203,9 @@ public:
     /// False for a default-constructed or moved-from task.
     [[nodiscard]] bool valid() const noexcept { return static_cast<bool>(m_handle); }
 
+    /// Starts the task inline and resumes the awaiter when it finishes, with its value (or
+    /// rethrowing its exception). On an rvalue only (`co_await std::move(t)` for a named task): a
+    /// task is awaited once. Asserts that the task is not empty.
     detail::task_awaiter<T> operator co_await() && noexcept {
         assert(m_handle && "awaiting an empty task");
         return {m_handle};

@@ -47,6 +47,7 @@ public:
     /// Cancels every child: their operations in flight are cancelled, and operations they start
     /// from now on complete at once with ECANCELED.
     void request_stop() noexcept { m_stop.request_stop(); }
+    /// The token the children are cancelled through (request_stop() triggers it).
     [[nodiscard]] stop_token token() noexcept { return m_stop.token(); }
 
     /// Children not finished yet.
@@ -75,8 +76,12 @@ private:
     detail::ready_node* m_joiner = nullptr;          // the join() awaiter waiting, if any
 };
 
+/// The awaiter of task_scope::join(). Resumes when the scope has no live child, rethrowing the
+/// first exception a child threw (collect mode). Lives in the awaiting frame; neither copied nor
+/// moved.
 class task_scope::join_awaitable : private detail::stop_callback_node {
 public:
+    /// Made by join(); waits on `scope`, which must outlive it.
     explicit join_awaitable(task_scope& scope) noexcept : m_scope(&scope) {}
     join_awaitable(const join_awaitable&) = delete;
     join_awaitable& operator=(const join_awaitable&) = delete;

@@ -31,6 +31,8 @@ template <class Rep, class Period>
 /// A timer. Resumes with success when it expires, with ECANCELED when cancelled first.
 class [[nodiscard]] sleep_op : public detail::basic_op<sleep_op> {
 public:
+    /// A timeout of `when` (relative, or absolute on CLOCK_MONOTONIC with IORING_TIMEOUT_ABS in
+    /// `timeout_flags`); use sleep_for() or sleep_until(). Touches no ring until awaited.
     sleep_op(__kernel_timespec when, unsigned timeout_flags) noexcept
         : m_when(when), m_timeout_flags(timeout_flags) {}
 
@@ -73,6 +75,8 @@ class [[nodiscard]] timed_op : private detail::io_op {
                   "give a task a deadline with timeout() instead");
 
 public:
+    /// Wraps `op` with a relative deadline `limit`; use with_timeout(). Touches no ring until
+    /// awaited.
     timed_op(Op op, __kernel_timespec limit) noexcept(std::is_nothrow_move_constructible_v<Op>)
         : m_op(std::move(op)), m_limit(limit) {}
     timed_op(const timed_op&) = delete;

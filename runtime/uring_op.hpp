@@ -27,6 +27,8 @@ struct uring_completion {
 template <class Prep>
 class [[nodiscard]] uring_op : public detail::basic_op<uring_op<Prep>> {
 public:
+    /// Takes the preparing callable; it is called only when the op is awaited (and again on a
+    /// restart).
     explicit uring_op(Prep prep) : m_prep(std::move(prep)) {}
 
     void prepare(io_uring_sqe* sqe) { m_prep(sqe); }
@@ -56,6 +58,8 @@ public:
     result<void> await_resume() const noexcept { return detail::result_from_res<void>(m_res); }
 };
 
+/// An IORING_OP_NOP round trip through the ring (see nop_op); resumes with success, or ECANCELED
+/// when the awaiting task was cancelled.
 [[nodiscard]] inline nop_op nop() noexcept { return {}; }
 
 } // namespace corio

@@ -14,8 +14,12 @@
 namespace corio {
 
 template <class... T>
+/// The awaiter of when_all(tasks...). The co_await starts every task and resumes with a tuple of
+/// their values in argument order (std::monostate for task<void>) once all have finished. If one
+/// throws, the others are cancelled, all are waited for and the first exception is rethrown.
 class [[nodiscard]] when_all_op : private detail::join_state {
 public:
+    /// Takes ownership of the tasks; none starts before the co_await.
     explicit when_all_op(task<T>... tasks) noexcept : m_tasks(std::move(tasks)...) {}
 
     [[nodiscard]] bool await_ready() const noexcept { return sizeof...(T) == 0; }
@@ -50,8 +54,11 @@ private:
 };
 
 template <class T>
+/// The awaiter of when_all(std::vector<task<T>>): like when_all_op, resuming with a vector of the
+/// values in input order. An empty vector completes at once.
 class [[nodiscard]] when_all_range_op : private detail::join_state {
 public:
+    /// Takes ownership of the tasks; none starts before the co_await.
     explicit when_all_range_op(std::vector<task<T>> tasks) noexcept : m_tasks(std::move(tasks)) {}
 
     [[nodiscard]] bool await_ready() const noexcept { return m_tasks.empty(); }

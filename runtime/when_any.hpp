@@ -25,8 +25,12 @@ struct when_any_result {
 };
 
 template <class... T>
+/// The awaiter of when_any(tasks...). The co_await starts every task and resumes with a
+/// when_any_result (the first to finish and its value) after the others were cancelled and have
+/// finished too; rethrows if the winner threw.
 class [[nodiscard]] when_any_op : private detail::join_state {
 public:
+    /// Takes ownership of the tasks; none starts before the co_await.
     explicit when_any_op(task<T>... tasks) noexcept : m_tasks(std::move(tasks)...) {}
 
     static_assert(sizeof...(T) > 0, "when_any needs at least one task");
@@ -74,8 +78,11 @@ private:
 };
 
 template <class T>
+/// The awaiter of when_any(std::vector<task<T>>): like when_any_op, resuming with the winner's
+/// index in the input and its value. The vector must not be empty (asserted).
 class [[nodiscard]] when_any_range_op : private detail::join_state {
 public:
+    /// Takes ownership of the tasks; none starts before the co_await.
     explicit when_any_range_op(std::vector<task<T>> tasks) noexcept : m_tasks(std::move(tasks)) {}
 
     [[nodiscard]] bool await_ready() const noexcept { return false; }

@@ -437,7 +437,7 @@ soak_quick() {
 
 main() {
     local began=$SECONDS
-    corio_install_deps clang cmake cpio python3 curl redis-tools redis-server nginx-light wrk || build_failed "installing the Debian packages"
+    corio_install_deps clang cmake cpio python3 curl redis-tools redis-server nginx-light wrk doxygen || build_failed "installing the Debian packages"
     mkdir -p "$log_dir"
     local name
     for name in "${builds[@]}"; do
@@ -464,6 +464,10 @@ main() {
         run_check "examples: meson test --suite examples (build/debug)" examples \
             meson test -C build/debug --no-rebuild --suite examples --print-errorlogs
     fi
+    # The API reference (docs/Doxyfile): every public class, function and member of runtime/, net/
+    # and fs/ is documented, or the warnings are printed and the check fails. About a second.
+    run_check "API reference: scripts/apidoc.sh (doxygen into build/docs/html, any warning fails)" \
+        apidoc bash scripts/apidoc.sh
     if [[ ${CORIO_TEST_EXTRA:-1} == 1 ]]; then
         run_check "clang: the whole tree builds with clang++ (build/clang)" clang-build clang_build
         run_check "laboratory: bench/lab/run.py --quick (build/release)" lab-quick lab_quick
