@@ -7,13 +7,16 @@
 #include <corio/runtime/task.hpp>
 #include <corio/runtime/task_scope.hpp>
 #include <corio/runtime/uring_op.hpp>
+#include <corio/runtime/timer.hpp>
 #include <corio/runtime/when_all.hpp>
+#include <corio/runtime/when_any.hpp>
 #include "bench/support/raw_ring.hpp"
 
 #include <benchmark/benchmark.h>
 #include <liburing.h>
 
 #include <array>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -379,5 +382,85 @@ void BM_runtime_channel_pingpong(benchmark::State& state) {
 BENCHMARK(BM_runtime_channel_pingpong);
 
 } // namespace
+
+// ----- a deadline per operation, with many other deadlines pending -----
+// timeout(work, d) around a NOP while Arg other timers wait (10,000 idle connections, each with
+// an idle deadline). corio keeps timers in a user-space heap; the raw twin does what a kernel
+// timer per deadline costs: an IORING_OP_TIMEOUT beside each NOP and an IORING_OP_TIMEOUT_REMOVE
+// when the NOP wins, which the kernel serves by walking its list of pending timeouts.
+
+corio::task<void> sleep_an_hour() {
+    [[maybe_unused]] corio::result<void> r = co_await corio::sleep_for(std::chrono::hours(1));
+}
+
+corio::task<corio::result<void>> one_nop() {
+    corio::result<void> r = co_await corio::nop();
+    co_return r;
+}
+
+corio::task<void> timeout_nop_loop(benchmark::State* state, std::size_t idle) {
+    corio::task_scope sleepers;
+    for (std::size_t i = 0; i < idle; ++i)
+        sleepers.spawn(sleep_an_hour());
+    for (auto _ : *state) {
+        corio::result<void> r = co_await corio::timeout(one_nop(), std::chrono::hours(1));
+        if (!r) {
+            state->SkipWithError("nop failed");
+            break;
+        }
+    }
+    sleepers.request_stop();
+    co_await sleepers.join();
+}
+
+void BM_runtime_timeout_nop_corio(benchmark::State& state) {
+    corio::io_context ctx;
+    corio::sync_wait(ctx, timeout_nop_loop(&state, static_cast<std::size_t>(state.range(0))));
+    state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_runtime_timeout_nop_corio)->Arg(0)->Arg(1000)->Arg(10000);
+
+void BM_runtime_timeout_nop_raw_kernel_timers(benchmark::State& state) {
+    raw_ring ring;
+    io_uring* r = ring.get();
+    __kernel_timespec hour{.tv_sec = 3600, .tv_nsec = 0};
+    auto idle = static_cast<std::uint64_t>(state.range(0));
+    for (std::uint64_t i = 0; i < idle; ++i) { // user_data 1000+: the idle deadlines
+        io_uring_sqe* sqe = io_uring_get_sqe(r);
+        if (!sqe) {
+            io_uring_submit(r);
+            sqe = io_uring_get_sqe(r);
+        }
+        io_uring_prep_timeout(sqe, &hour, 0, 0);
+        io_uring_sqe_set_data64(sqe, 1000 + i);
+    }
+    io_uring_submit(r);
+    for (auto _ : state) {
+        io_uring_sqe* sqe = io_uring_get_sqe(r);
+        io_uring_prep_nop(sqe);
+        io_uring_sqe_set_data64(sqe, 1);
+        sqe = io_uring_get_sqe(r);
+        io_uring_prep_timeout(sqe, &hour, 0, 0);
+        io_uring_sqe_set_data64(sqe, 2);
+        io_uring_submit_and_wait(r, 1); // the NOP (the timeout waits an hour)
+        sqe = io_uring_get_sqe(r);
+        io_uring_prep_timeout_remove(sqe, 2, 0);
+        io_uring_sqe_set_data64(sqe, 3);
+        // NOP, removed timeout (ECANCELED) and the remove itself: three completions.
+        unsigned seen = 0;
+        io_uring_submit_and_wait(r, 2);
+        while (seen < 3) {
+            io_uring_cqe* cqe = nullptr;
+            if (io_uring_wait_cqe(r, &cqe) != 0) {
+                state.SkipWithError("wait failed");
+                return;
+            }
+            io_uring_cqe_seen(r, cqe);
+            ++seen;
+        }
+    }
+    state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_runtime_timeout_nop_raw_kernel_timers)->Arg(0)->Arg(1000)->Arg(10000);
 
 BENCHMARK_MAIN();

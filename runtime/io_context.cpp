@@ -8,6 +8,7 @@
 #include <corio/runtime/detail/offload_pool.hpp>
 #include <corio/runtime/task_scope.hpp>
 
+#include <signal.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -100,10 +101,17 @@ void io_context::setup_ring(const options& opts) {
         int rc = io_uring_queue_init_params(opts.sq_entries, &m_ring, &params);
         if (rc == 0) {
             m_ring_flags = params.flags;
-            // get_sqe() relies on these two never being set (k_flag_attempts has neither).
+            // get_sqe() and flush_sq() rely on these two never being set (k_flag_attempts has
+            // neither).
             assert(!(m_ring_flags & (IORING_SETUP_SQPOLL | IORING_SETUP_SQE128)));
+            if (!(params.features & IORING_FEAT_EXT_ARG)) {
+                // The timers' wait (enter_timed) passes its timeout this way (Linux 5.11).
+                io_uring_queue_exit(&m_ring);
+                throw_uring_error(ENOSYS, "corio: io_uring without IORING_FEAT_EXT_ARG "
+                                          "(Linux 5.11 or newer is needed)");
+            }
             // Saves an fget/fput per io_uring_enter; harmless when the kernel lacks it.
-            (void)io_uring_register_ring_fd(&m_ring);
+            m_ring_fd_registered = io_uring_register_ring_fd(&m_ring) == 1;
             return;
         }
         err = -rc;
@@ -128,6 +136,9 @@ void io_context::drain_and_close() noexcept {
     // flight submits its own async cancel. Ops awaited outside corio tasks have no token, so
     // cancel whatever else is still in flight too.
     m_root_stop.request_stop();
+    // Timers no stop token reaches (a sleep awaited outside any corio task) end as cancelled,
+    // as a kernel timeout would have under the cancel-all below.
+    m_timers.abandon_all();
     if (m_inflight > 0) {
         io_uring_sqe* sqe = get_sqe();
         io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
@@ -228,6 +239,61 @@ void io_context::enter(bool wait) {
         }
         throw_enter_error(-rc, "corio: io_uring_enter");
     }
+}
+
+void io_context::enter_until_next_timer() {
+    if (!m_ready.empty()) {
+        enter(false);
+        return;
+    }
+    std::int64_t wait_ns = m_timers.earliest() - detail::monotonic_now_ns();
+    if (wait_ns <= 0)
+        enter(false); // due already: fire_timers() runs it this turn
+    else
+        enter_timed(wait_ns);
+}
+
+void io_context::enter_timed(std::int64_t wait_ns) {
+    __kernel_timespec limit{.tv_sec = wait_ns / 1'000'000'000, .tv_nsec = wait_ns % 1'000'000'000};
+    io_uring_getevents_arg arg{};
+    arg.sigmask_sz = _NSIG / 8;
+    arg.ts = reinterpret_cast<std::uintptr_t>(&limit);
+    const unsigned flags = IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG |
+                           (m_ring_fd_registered ? IORING_ENTER_REGISTERED_RING : 0u);
+    for (;;) {
+        if (IO_URING_READ_ONCE(*m_ring.sq.kflags) & IORING_SQ_CQ_OVERFLOW)
+            ++m_stats.cq_overflows;
+        // liburing 2.3's own timed wait does not report what it submitted: flush the SQ here
+        // (what io_uring_submit does first) and enter once, submitting and waiting.
+        io_uring_sq& sq = m_ring.sq;
+        if (sq.sqe_head != sq.sqe_tail) {
+            sq.sqe_head = sq.sqe_tail;
+            io_uring_smp_store_release(sq.ktail, sq.sqe_tail); // no SQPOLL: a plain store suffices
+        }
+        unsigned to_submit = sq.sqe_tail - IO_URING_READ_ONCE(*sq.khead);
+        ++m_stats.kernel_enters;
+        int rc = io_uring_enter2(static_cast<unsigned>(m_ring.enter_ring_fd), to_submit, 1, flags,
+                                 reinterpret_cast<sigset_t*>(&arg), sizeof arg);
+        if (rc >= 0) {
+            m_stats.submitted += static_cast<unsigned>(rc);
+            return;
+        }
+        if (rc == -ETIME)
+            return; // the earliest timer is due (the kernel reports ETIME only if it submitted nothing)
+        if (rc == -EINTR || rc == -EAGAIN || rc == -EBUSY) {
+            ++m_stats.enter_retries;
+            if (reap() > 0) {
+                enter(false); // the reaped ops are resumed this turn: submit, do not wait
+                return;
+            }
+            continue;
+        }
+        throw_enter_error(-rc, "corio: io_uring_enter (timed wait)");
+    }
+}
+
+void io_context::fire_timers() noexcept {
+    m_stats.timers_fired += m_timers.fire_expired(detail::monotonic_now_ns());
 }
 
 unsigned io_context::reap() noexcept {
@@ -375,6 +441,7 @@ void io_context::deliver(std::uintptr_t user_data, int res, unsigned flags) noex
 io_context_stats io_context::stats() const noexcept {
     io_context_stats s = m_stats;
     s.ops_in_flight = m_inflight;
+    s.timers_pending = m_timers.size();
     s.live_tasks = detail::t_live_tasks;
     s.frame_bytes = detail::t_frame_bytes;
     s.peak_frame_bytes = detail::t_frame_bytes_peak;

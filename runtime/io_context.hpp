@@ -5,6 +5,7 @@
 
 #include <corio/runtime/detail/counters.hpp>
 #include <corio/runtime/detail/ready_queue.hpp>
+#include <corio/runtime/detail/timer_queue.hpp>
 #include <corio/runtime/stop.hpp>
 
 #include <liburing.h>
@@ -106,7 +107,9 @@ struct io_context_stats {
     std::uint64_t faults_injected = 0; ///< SQEs the fault-injection mode rewrote (fault_options)
     std::uint64_t restarts = 0;        ///< single-shot ops resubmitted after EINTR (never seen
                                        ///< by user code; multishot streams count in their arms)
+    std::uint64_t timers_fired = 0;    ///< timers (sleep_for, timeout()) that expired
     std::size_t ops_in_flight = 0;     ///< operations whose final completion is still due
+    std::size_t timers_pending = 0;    ///< timers waiting in the loop's queue (no SQE each)
     std::size_t live_tasks = 0;        ///< corio task frames alive on this thread
     std::size_t frame_bytes = 0;       ///< bytes in those frames (as the compiler sized them)
     std::size_t peak_frame_bytes = 0;  ///< the most frame bytes alive at once on this thread
@@ -213,6 +216,12 @@ public:
     /// Queues a coroutine to be resumed by the loop (never resumes inline).
     void post(detail::ready_node* node) noexcept { m_ready.push(node); }
 
+    /// Queues a user-space timer: the loop calls node->m_fire once its deadline has passed (or
+    /// at teardown). Costs no SQE. Throws std::bad_alloc when the queue cannot grow.
+    void add_timer(detail::timer_node* node) { m_timers.push(node); }
+    /// Takes a queued timer out without firing it (a cancelled sleep). No-op when not queued.
+    void remove_timer(detail::timer_node* node) noexcept { m_timers.erase(node); }
+
     /// Submits an async cancel aimed at `op`. The op still finishes on its own completion.
     void cancel(detail::io_op* op) { cancel_user_data(reinterpret_cast<std::uintptr_t>(op)); }
     /// Submits an async cancel aimed at the SQE submitted with `user_data`.
@@ -240,15 +249,27 @@ private:
     void setup_ring(const options& opts);
     void turn() {
         ++m_stats.loop_turns;
-        enter(m_ready.empty() && m_inflight > 0);
+        if (m_timers.empty()) [[likely]]
+            enter(m_ready.empty() && m_inflight > 0);
+        else
+            enter_until_next_timer();
         reap();
+        if (!m_timers.empty())
+            fire_timers();
         run_ready();
     }
     unsigned reap() noexcept;
     void run_ready();
     void enter(bool wait);
+    /// enter() for a turn with timers queued: waits no longer than the earliest deadline.
+    void enter_until_next_timer();
+    /// Submits what is queued and waits up to `wait_ns` for a completion (one io_uring_enter
+    /// with IORING_ENTER_EXT_ARG; a timeout is not an error).
+    void enter_timed(std::int64_t wait_ns);
+    void fire_timers() noexcept;
     [[nodiscard]] bool has_work() const noexcept {
-        return !m_ready.empty() || m_inflight > 0 || io_uring_sq_ready(&m_ring) > 0;
+        return !m_ready.empty() || m_inflight > 0 || io_uring_sq_ready(&m_ring) > 0 ||
+               !m_timers.empty();
     }
     void arm_wake();
     static void on_wake(detail::io_op* op, int res, unsigned flags) noexcept;
@@ -274,8 +295,10 @@ private:
     unsigned m_sq_full_at = 0;          // the SQ tail at which no slot was free when last read
                                         // (the kernel's head only moves on: a stale limit is safe)
     unsigned m_ring_flags = 0;          // IORING_SETUP_* flags the kernel accepted
+    bool m_ring_fd_registered = false;  // io_uring_register_ring_fd succeeded (enter by index)
     detail::ready_queue m_ready;        // coroutines to resume this turn or the next
     std::size_t m_inflight = 0;         // SQEs whose final CQE is still due (internal ones excluded)
+    detail::timer_queue m_timers;       // user-space timers; the ring sees the earliest only
     bool m_stop_requested = false;      // stop() was called
     io_context* m_previous = nullptr;   // the context that was current before this one
     io_context_stats m_stats;           // counters (ops_in_flight/live_tasks filled on read)

@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: MIT
-// Timers through the ring: sleep_for/sleep_until (IORING_OP_TIMEOUT) and a deadline for a single
-// operation (IORING_OP_LINK_TIMEOUT). A deadline for any task is timeout() in when_any.hpp.
+// Timers: sleep_for/sleep_until (the loop's user-space timer queue, no SQE) and a deadline for a
+// single operation (IORING_OP_LINK_TIMEOUT). A deadline for any task is timeout() in when_any.hpp.
 #pragma once
 
 #include <corio/runtime/detail/io_op.hpp>
 #include <corio/runtime/detail/resubmit_queue.hpp>
+#include <corio/runtime/detail/timer_queue.hpp>
 #include <corio/runtime/result.hpp>
 
 #include <liburing.h>
@@ -12,6 +13,7 @@
 #include <cerrno>
 #include <chrono>
 #include <coroutine>
+#include <cstdint>
 #include <system_error>
 #include <type_traits>
 #include <utility>
@@ -28,38 +30,94 @@ template <class Rep, class Period>
 }
 } // namespace detail
 
-/// A timer. Resumes with success when it expires, with ECANCELED when cancelled first.
-class [[nodiscard]] sleep_op : public detail::basic_op<sleep_op> {
+/// A timer: a deadline in the loop's user-space timer queue (no SQE; the loop's wait is
+/// bounded by the earliest deadline). Resumes with success once the deadline has passed, on the
+/// turn that notices it; with ECANCELED when the awaiting task is cancelled first (the timer
+/// leaves the queue at once) or when the io_context is destroyed with it pending.
+class [[nodiscard]] sleep_op : private detail::ready_node,
+                               private detail::timer_node,
+                               private detail::stop_callback_node {
 public:
-    /// A timeout of `when` (relative, or absolute on CLOCK_MONOTONIC with IORING_TIMEOUT_ABS in
-    /// `timeout_flags`); use sleep_for() or sleep_until(). Touches no ring until awaited.
-    sleep_op(__kernel_timespec when, unsigned timeout_flags) noexcept
-        : m_when(when), m_timeout_flags(timeout_flags) {}
+    /// A timer of `ns` nanoseconds from the moment of suspension (`absolute` false) or until
+    /// the CLOCK_MONOTONIC time point `ns` (`absolute` true); use sleep_for() or sleep_until().
+    sleep_op(std::int64_t ns, bool absolute) noexcept : m_ns(ns), m_absolute(absolute) {}
+    /// A copy of what `other` was asked for, not queued. Queued by address while suspended: a
+    /// sleep_op must not be copied or moved then.
+    sleep_op(const sleep_op& other) noexcept : sleep_op(other.m_ns, other.m_absolute) {}
+    sleep_op& operator=(const sleep_op&) = delete;
 
-    void prepare(io_uring_sqe* sqe) noexcept {
-        io_uring_prep_timeout(sqe, &m_when, 0, m_timeout_flags);
+    [[nodiscard]] bool await_ready() const noexcept { return false; }
+
+    template <class Promise>
+    bool await_suspend(std::coroutine_handle<Promise> waiter) {
+        stop_token token = detail::stop_token_of(waiter);
+        if (token.stop_requested()) {
+            m_res = -ECANCELED;
+            return false;
+        }
+        m_ctx = &io_context::current();
+        m_deadline_ns = m_absolute ? m_ns : detail::monotonic_now_ns() + m_ns;
+        m_fire = &on_fire;
+        m_ctx->add_timer(this); // may throw std::bad_alloc: nothing registered yet
+        m_waiter = waiter;
+        m_stop = detail::stop_access::state(token);
+        if (m_stop) {
+            m_invoke = &on_stop;
+            m_linked = false;
+            m_stop->add(this);
+        }
+        return true;
     }
 
     result<void> await_resume() const noexcept {
-        return m_res == -ETIME ? result<void>{} : detail::result_from_res<void>(m_res);
+        if (m_res == 0)
+            return {};
+        return std::error_code(-m_res, std::system_category());
     }
 
 private:
-    __kernel_timespec m_when;  // relative duration or absolute CLOCK_MONOTONIC time
-    unsigned m_timeout_flags;  // 0 or IORING_TIMEOUT_ABS
+    /// The deadline passed (expired) or the loop is being torn down (not expired).
+    static void on_fire(detail::timer_node* node, bool expired) noexcept {
+        auto* self = static_cast<sleep_op*>(node);
+        if (self->m_stop)
+            self->m_stop->remove(self);
+        self->m_res = expired ? 0 : -ECANCELED;
+        self->m_ctx->post(self);
+    }
+    /// The awaiting task was cancelled: leave the queue and resume with ECANCELED.
+    static void on_stop(detail::stop_callback_node* node) noexcept {
+        auto* self = static_cast<sleep_op*>(node);
+        self->m_ctx->remove_timer(self);
+        self->m_res = -ECANCELED;
+        self->m_ctx->post(self);
+    }
+
+    std::int64_t m_ns;                     // what was asked (see the constructor)
+    bool m_absolute;                       // m_ns is a time point, not a duration
+    int m_res = 0;                         // 0 or -ECANCELED
+    io_context* m_ctx = nullptr;           // the loop holding the timer
+    detail::stop_state* m_stop = nullptr;  // where on_stop is registered, or null
 };
 
-/// Suspends for `d` (at least; the loop resumes the timer on the turn after it fires).
+namespace detail {
+template <class Rep, class Period>
+[[nodiscard]] std::int64_t to_ns(std::chrono::duration<Rep, Period> d) noexcept {
+    auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
+    return ns < 0 ? 0 : static_cast<std::int64_t>(ns);
+}
+} // namespace detail
+
+/// Suspends for `d` (at least; the loop resumes the timer on the turn after it expires).
 template <class Rep, class Period>
 [[nodiscard]] sleep_op sleep_for(std::chrono::duration<Rep, Period> d) noexcept {
-    return sleep_op(detail::to_timespec(d), 0);
+    return sleep_op(detail::to_ns(d), false);
 }
 
 /// Suspends until `deadline` on the steady clock (CLOCK_MONOTONIC on Linux).
 template <class Duration>
 [[nodiscard]] sleep_op
 sleep_until(std::chrono::time_point<std::chrono::steady_clock, Duration> deadline) noexcept {
-    return sleep_op(detail::to_timespec(deadline.time_since_epoch()), IORING_TIMEOUT_ABS);
+    return sleep_op(detail::to_ns(deadline.time_since_epoch()), true);
 }
 
 /// An op with a deadline: the op's SQE linked to an IORING_OP_LINK_TIMEOUT. If the deadline

@@ -144,14 +144,14 @@ struct timeout_result<result<T>> {
 template <class T>
 using timeout_result_t = typename timeout_result<T>::type;
 
-inline task<void> sleep_task(__kernel_timespec limit) {
-    sleep_op timer(limit, 0);
+inline task<void> sleep_task(std::int64_t limit_ns) {
+    sleep_op timer(limit_ns, false);
     // Cancellation of the timer (the task won) is the normal case: nothing to report.
     [[maybe_unused]] result<void> expired = co_await timer;
 }
 
 template <class T>
-task<timeout_result_t<T>> timeout_task(task<T> work, __kernel_timespec limit) {
+task<timeout_result_t<T>> timeout_task(task<T> work, std::int64_t limit) {
     task<void> timer = sleep_task(limit);
     auto race = when_any(std::move(work), std::move(timer));
     auto outcome = co_await race;
@@ -169,7 +169,7 @@ task<timeout_result_t<T>> timeout_task(task<T> work, __kernel_timespec limit) {
 template <class T, class Rep, class Period>
 [[nodiscard]] task<detail::timeout_result_t<T>> timeout(task<T> work,
                                                         std::chrono::duration<Rep, Period> d) {
-    return detail::timeout_task(std::move(work), detail::to_timespec(d));
+    return detail::timeout_task(std::move(work), detail::to_ns(d));
 }
 
 /// timeout() for an op that is not a task (e.g. `stream.send_all(data)`, which may take several

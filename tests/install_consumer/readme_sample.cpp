@@ -10,7 +10,7 @@ using namespace std::chrono_literals;
 
 // A coroutine reads like blocking code; its state lives in its frame while it waits.
 corio::task<int> slow_answer() {
-    corio::result<void> slept = co_await corio::sleep_for(10ms); // an io_uring timeout
+    corio::result<void> slept = co_await corio::sleep_for(10ms); // a timer in the loop
     slept.value(); // errors are values; value() throws std::system_error on one
     co_return 42;
 }

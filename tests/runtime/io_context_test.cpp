@@ -73,9 +73,13 @@ task<void> sleep_forever(std::vector<std::error_code>* outcomes) {
     outcomes->push_back(r.error());
 }
 
-task<void> wait_until_in_flight(std::size_t n) {
+/// Until `ops` ops are in flight and `timers` timers queued.
+task<void> wait_until_pending(std::size_t ops, std::size_t timers) {
     io_context& ctx = io_context::current();
-    while (ctx.stats().ops_in_flight < n) {
+    for (;;) {
+        io_context_stats s = ctx.stats();
+        if (s.ops_in_flight >= ops && s.timers_pending >= timers)
+            break;
         result<void> r = co_await nop();
         r.value();
     }
@@ -123,15 +127,32 @@ TEST_CASE("the ring is set up with SINGLE_ISSUER and DEFER_TASKRUN on kernels th
     CHECK((fallback.ring_flags() & IORING_SETUP_DEFER_TASKRUN) == 0);
 }
 
-TEST_CASE("a 4-entry ring runs 10,000 concurrent timers, each completing once") {
+TEST_CASE("a 4-entry ring runs 10,000 concurrent ops, each completing once") {
     io_context_options opts;
     opts.sq_entries = 4;
+    opts.faults = fault_options{}; // counts SQEs exactly
     io_context ctx(opts);
     std::vector<int> hits(10'000, 0);
-    sync_wait(ctx, spawn_all(&hits, true));
+    sync_wait(ctx, spawn_all(&hits, false));
     CHECK(std::count(hits.begin(), hits.end(), 1) == 10'000);
     CHECK(ctx.stats().sq_full_flushes > 0);
     CHECK(ctx.stats().ops_in_flight == 0);
+}
+
+TEST_CASE("regression: 10,000 concurrent timers take no SQE (each was an IORING_OP_TIMEOUT, "
+          "whose cancellation the kernel finds by walking every pending timeout)") {
+    io_context_options opts;
+    opts.sq_entries = 4;
+    opts.faults = fault_options{}; // counts SQEs exactly
+    io_context ctx(opts);
+    std::vector<int> hits(10'000, 0);
+    io_context_stats before = ctx.stats();
+    sync_wait(ctx, spawn_all(&hits, true));
+    io_context_stats after = ctx.stats();
+    CHECK(std::count(hits.begin(), hits.end(), 1) == 10'000);
+    CHECK(after.submitted == before.submitted);
+    CHECK(after.timers_fired - before.timers_fired == 10'000);
+    CHECK(after.timers_pending == 0);
 }
 
 TEST_CASE("a CQ overflow is recovered and every completion is delivered once") {
@@ -170,8 +191,9 @@ TEST_CASE("destroying an io_context with pending ops cancels them and waits for 
             spawn(ctx, read_forever(pipe.read_end, &outcomes, counted(i)));
         for (int i = 0; i < 100; ++i)
             spawn(ctx, sleep_forever(&outcomes));
-        sync_wait(ctx, wait_until_in_flight(200));
-        CHECK(ctx.stats().ops_in_flight == 200);
+        sync_wait(ctx, wait_until_pending(100, 100));
+        CHECK(ctx.stats().ops_in_flight == 100);
+        CHECK(ctx.stats().timers_pending == 100);
         CHECK(ctx.stats().spawned_tasks == 200);
     }
     REQUIRE(outcomes.size() == 200);

@@ -2,14 +2,18 @@
 #include <corio/runtime/timer.hpp>
 
 #include <corio/runtime/sync_wait.hpp>
+#include <corio/runtime/task_scope.hpp>
 #include <corio/runtime/uring_op.hpp>
 #include <corio/runtime/when_all.hpp>
+#include <corio/runtime/when_any.hpp>
 #include "tests/support/pipe.hpp"
 
 #include <doctest/doctest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <vector>
 
 using namespace corio;
@@ -131,4 +135,141 @@ TEST_CASE("with_timeout submits nothing for an op that is ready without the ring
     int value = 0;
     CHECK(sync_wait(deadline_on_ready_op(&value)) == 1); // only the flushing nop
     CHECK(value == 5);
+}
+
+// ----- the loop's user-space timer queue -----
+
+TEST_CASE("timer_queue fires every queued node once, in (deadline, queue order), never an erased "
+          "one") {
+    constexpr int k_nodes = 2'000;
+    struct probe : detail::timer_node {
+        int id = 0;
+        std::vector<int>* log = nullptr;
+    };
+    std::vector<probe> nodes(k_nodes);
+    std::vector<int> log;
+    detail::timer_queue queue;
+    std::uint64_t state = 12345; // a fixed LCG: deadlines with many ties, same every run
+    auto next = [&state] {
+        state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+        return static_cast<std::int64_t>(state >> 33);
+    };
+    for (int i = 0; i < k_nodes; ++i) {
+        nodes[i].id = i;
+        nodes[i].log = &log;
+        nodes[i].m_deadline_ns = next() % 500;
+        nodes[i].m_fire = [](detail::timer_node* n, bool expired) noexcept {
+            CHECK(expired);
+            auto* p = static_cast<probe*>(n);
+            p->log->push_back(p->id);
+        };
+        queue.push(&nodes[i]);
+    }
+    std::vector<bool> erased(k_nodes, false);
+    for (int i = 0; i < k_nodes; i += 3) { // every third, from all over the heap
+        queue.erase(&nodes[i]);
+        erased[i] = true;
+    }
+    queue.erase(&nodes[0]); // erasing twice is harmless
+    REQUIRE(queue.size() == static_cast<std::size_t>(k_nodes - (k_nodes + 2) / 3));
+    std::size_t fired = 0;
+    for (std::int64_t now = 0; now < 520; now += 7) // time moves on in uneven steps
+        fired += queue.fire_expired(now);
+    CHECK(queue.empty());
+    CHECK(fired == log.size());
+    std::vector<int> expected;
+    for (int i = 0; i < k_nodes; ++i)
+        if (!erased[i])
+            expected.push_back(i);
+    std::stable_sort(expected.begin(), expected.end(), [&nodes](int a, int b) {
+        return nodes[a].m_deadline_ns < nodes[b].m_deadline_ns; // stable: ties keep queue order
+    });
+    // Within one fire_expired call nodes come out by (deadline, order); across calls too.
+    CHECK(log == expected);
+}
+
+namespace {
+
+task<void> sleep_into(std::chrono::milliseconds d, result<void>* out) {
+    *out = co_await sleep_for(d);
+}
+
+task<void> wait_for_timers(std::size_t n) {
+    while (io_context::current().stats().timers_pending < n) {
+        result<void> r = co_await nop();
+        r.value();
+    }
+}
+
+task<void> cancel_one_sleep(result<void>* cancelled, result<void>* kept) {
+    task_scope doomed;
+    task_scope spared;
+    doomed.spawn(sleep_into(1h, cancelled));
+    spared.spawn(sleep_into(1ms, kept));
+    co_await wait_for_timers(2);
+    doomed.request_stop();
+    co_await doomed.join();
+    CHECK(io_context::current().stats().timers_pending == 1); // left the queue at once
+    co_await spared.join();
+}
+
+task<void> read_one(int fd, result<uring_completion>* out) {
+    char byte = 0;
+    auto prep = [fd, &byte](io_uring_sqe* sqe) { io_uring_prep_read(sqe, fd, &byte, 1, -1); };
+    auto read = submit(prep);
+    *out = co_await read;
+}
+
+task<std::size_t> sleep_beats_a_blocked_read(int fd, result<uring_completion>* read) {
+    result<void> slept;
+    auto race = when_any(read_one(fd, read), sleep_into(5ms, &slept));
+    auto winner = co_await race;
+    CHECK(slept.has_value());
+    co_return winner.index;
+}
+
+task<result<int>> value_soon() {
+    result<void> r = co_await nop();
+    r.value();
+    co_return 42;
+}
+
+task<std::uint64_t> timeout_that_the_work_wins(result<int>* out) {
+    io_context& ctx = io_context::current();
+    std::uint64_t before = ctx.stats().submitted;
+    *out = co_await timeout(value_soon(), 1h);
+    CHECK(ctx.stats().timers_pending == 0);
+    result<void> flush = co_await nop();
+    flush.value();
+    co_return ctx.stats().submitted - before;
+}
+
+} // namespace
+
+TEST_CASE("a cancelled sleep leaves the timer queue at once; the other sleep still fires") {
+    result<void> cancelled, kept = std::errc::io_error;
+    io_context ctx;
+    sync_wait(ctx, cancel_one_sleep(&cancelled, &kept));
+    CHECK(cancelled == std::errc::operation_canceled);
+    CHECK(kept.has_value());
+    CHECK(ctx.stats().timers_pending == 0);
+}
+
+TEST_CASE("a timer ends the loop's wait while an op that never completes is in flight") {
+    pipe_pair pipe; // nobody writes: the read waits until cancelled
+    result<uring_completion> read = std::errc::io_error;
+    io_context ctx;
+    CHECK(sync_wait(ctx, sleep_beats_a_blocked_read(pipe.read_end, &read)) == 1);
+    CHECK(read == std::errc::operation_canceled);
+    CHECK(ctx.stats().ops_in_flight == 0);
+}
+
+TEST_CASE("timeout() whose work finishes first submits the work's SQE and nothing for the timer") {
+    io_context_options opts;
+    opts.faults = fault_options{}; // counts SQEs exactly
+    io_context ctx(opts);
+    result<int> value = std::errc::io_error;
+    // The nop of the work and the flushing nop: no IORING_OP_TIMEOUT, no cancel for it.
+    CHECK(sync_wait(ctx, timeout_that_the_work_wins(&value)) == 2);
+    CHECK(value.value_or(0) == 42);
 }
