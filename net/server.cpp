@@ -113,6 +113,12 @@ void server::begin_drain(int signo) noexcept {
     m_draining = true;
     if (m_options.on_drain)
         m_options.on_drain(signo);
+    // Stop listening now, before an idle connection sees its EOF: a client that saw it and
+    // reconnects is refused rather than left in a backlog that is about to be reset. A listening
+    // socket shut for reading leaves the listen state at once (the armed accept then ends with
+    // an error); run() closes the fd afterwards.
+    if (m_listener->is_open())
+        ::shutdown(m_listener->native_handle(), SHUT_RD);
     for (connection* c = m_head; c != nullptr; c = c->m_next)
         if (c->m_idle)
             c->shut_read();

@@ -25,7 +25,8 @@ namespace corio::net {
 enum class limit_policy {
     close,  ///< close it at once (counted in server_stats::refused)
     refuse, ///< hand it to server_options::refuse (which may tell the peer why), then close it
-    pause,  ///< stop accepting until a connection ends: new ones wait in the listen backlog
+    pause,  ///< take no connection until one ends: new ones wait, unaccepted by the server (the
+            ///< multishot accept may hold up to server_options::accept_queue, the backlog the rest)
 };
 
 /// The counters of a server (server::stats()).
@@ -142,9 +143,9 @@ public:
     server(const server&) = delete;
     server& operator=(const server&) = delete;
 
-    /// Serves until the drain ends, then returns the final counters. The drain: the accept loop
-    /// stops, the listener is closed (connections in its backlog are reset), idle connections
-    /// are shut, the others get `drain_timeout` to end and are then cancelled; the background
+    /// Serves until the drain ends, then returns the final counters. The drain: the listener
+    /// stops listening at once (shutdown(2); connections in its backlog are reset, new ones
+    /// refused) and is closed, idle connections are shut, the others get `drain_timeout` to end and are then cancelled; the background
     /// tasks are cancelled, `on_drained` is awaited, the signal watcher stops. A listener that
     /// fails (other than by the drain) is logged and starts the drain too. Cancelling the
     /// awaiting task cancels everything at once (and still waits for it). Call it once.

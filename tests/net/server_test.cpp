@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <stdexcept>
 #include <string>
@@ -281,6 +282,15 @@ task<void> drain_waits_then_cancels() {
     tcp_stream busy = co_await connect_to(addr);
     co_await test::turn_until([&seen] { return seen.started == 2; });
     srv.drain();
+    // Regression: the listener stopped listening only turns later (after the idle connection
+    // saw its EOF), so a client that reconnected at once landed in a backlog about to be reset.
+    int late = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(late >= 0);
+    int refused = ::connect(late, addr.data(), addr.size());
+    int error = errno;
+    ::close(late);
+    CHECK(refused == -1);
+    CHECK(error == ECONNREFUSED);
     co_await scope.join();
     CHECK(final.drain_timed_out);
     CHECK(final.closed == 2);
