@@ -9,9 +9,10 @@
 //      nc 127.0.0.1 PORT            and   kill -USR1 <pid>   for a stats line.
 #include <corio/corio.hpp>
 #include "examples/common/cli.hpp"
+#include "examples/common/listen.hpp"
+#include "examples/common/open_fds.hpp"
 #include "examples/common/stop_signals.hpp"
 
-#include <dirent.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -21,6 +22,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -125,22 +127,8 @@ corio::task<void> echo_with_ring(net::tcp_stream conn, net::server::connection* 
 
 // ----- statistics -----
 
-/// Open fds, counted on the offload pool (listing a directory is blocking work).
-struct count_open_fds {
-    long operator()() const {
-        DIR* dir = ::opendir("/proc/self/fd");
-        if (!dir)
-            return -1;
-        long n = 0;
-        while (const dirent* entry = ::readdir(dir))
-            n += entry->d_name[0] != '.';
-        ::closedir(dir);
-        return n - 1; // the directory's own fd
-    }
-};
-
 corio::task<void> dump_stats(const options* opt, const server_state* state) {
-    auto counting = corio::offload(count_open_fds{});
+    auto counting = corio::offload(example::count_open_fds{});
     long fds = co_await counting;
     corio::io_context_stats s = corio::io_context::current().stats();
     net::server_stats srv = state->server->stats();
@@ -177,21 +165,12 @@ corio::task<void> finish(const options* opt, const server_state* state) {
 // ----- the server -----
 
 corio::task<int> run_server(options opt, corio::signal_set* signals) {
-    corio::result<net::socket_address> addr =
-        net::socket_address::parse(opt.bind + ":" + std::to_string(opt.port));
-    if (!addr) {
-        std::fprintf(stderr, "echo: --bind %s: %s\n", opt.bind.c_str(),
-                     addr.error().message().c_str());
-        co_return 2;
-    }
-    corio::result<net::tcp_listener> listener = net::tcp_listener::bind(*addr);
-    if (!listener) {
-        std::fprintf(stderr, "echo: cannot listen on %s: %s\n", addr->to_string().c_str(),
-                     listener.error().message().c_str());
-        co_return 1;
-    }
-    std::printf("listening on %u\n", listener->local_address().value().port());
-    std::fflush(stdout);
+    int status = 0;
+    std::optional<net::tcp_listener> listener =
+        example::bind_listener("echo", opt.bind, opt.port, &status);
+    if (!listener)
+        co_return status;
+    example::announce(*listener);
 
     server_state state;
     std::unique_ptr<net::buffer_ring> ring;

@@ -11,6 +11,8 @@
 //      curl -v http://127.0.0.1:PORT/   and   kill -USR1 <pid>   for a stats line.
 #include <corio/corio.hpp>
 #include "examples/common/cli.hpp"
+#include "examples/common/listen.hpp"
+#include "examples/common/open_fds.hpp"
 #include "examples/common/stop_signals.hpp"
 #include "examples/http/file_cache.hpp"
 #include "examples/http/http_date.hpp"
@@ -20,7 +22,6 @@
 #include "examples/http/request_parser.hpp"
 #include "examples/http/response.hpp"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <signal.h>
@@ -37,6 +38,7 @@
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -741,22 +743,8 @@ corio::task<void> sweep_timeouts(server_state* srv) {
     }
 }
 
-/// Open fds, counted on the offload pool (listing a directory is blocking work).
-struct count_open_fds {
-    long operator()() const {
-        DIR* dir = ::opendir("/proc/self/fd");
-        if (!dir)
-            return -1;
-        long n = 0;
-        while (const dirent* entry = ::readdir(dir))
-            n += entry->d_name[0] != '.';
-        ::closedir(dir);
-        return n - 1; // the directory's own fd
-    }
-};
-
 corio::task<void> print_stats(const server_state* srv) {
-    auto counting = corio::offload(count_open_fds{});
+    auto counting = corio::offload(example::count_open_fds{});
     long fds = co_await counting;
     corio::io_context_stats s = corio::io_context::current().stats();
     net::server_stats front = srv->front->stats();
@@ -810,22 +798,12 @@ corio::task<int> run_server(options opt, corio::signal_set* signals) {
                      root.error().message().c_str());
         co_return 2;
     }
-    std::string where = opt.bind.find(':') != std::string::npos ? "[" + opt.bind + "]" : opt.bind;
-    corio::result<net::socket_address> addr =
-        net::socket_address::parse(where + ":" + std::to_string(opt.port));
-    if (!addr) {
-        std::fprintf(stderr, "corio-http: --bind %s: %s\n", opt.bind.c_str(),
-                     addr.error().message().c_str());
-        co_return 2;
-    }
-    corio::result<net::tcp_listener> listener = net::tcp_listener::bind(*addr);
-    if (!listener) {
-        std::fprintf(stderr, "corio-http: cannot listen on %s: %s\n", addr->to_string().c_str(),
-                     listener.error().message().c_str());
-        co_return 1;
-    }
-    std::printf("listening on %u\n", listener->local_address().value().port());
-    std::fflush(stdout);
+    int status = 0;
+    std::optional<net::tcp_listener> listener =
+        example::bind_listener("corio-http", opt.bind, opt.port, &status);
+    if (!listener)
+        co_return status;
+    example::announce(*listener);
 
     server_state srv(opt);
     srv.root_fd = root->native_handle();

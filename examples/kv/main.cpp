@@ -18,6 +18,7 @@
 
 #include <corio/corio.hpp>
 #include "examples/common/cli.hpp"
+#include "examples/common/listen.hpp"
 #include "examples/common/stop_signals.hpp"
 
 #include <signal.h>
@@ -641,19 +642,11 @@ corio::task<void> finish(server* srv) {
 corio::task<int> run_server(options opt, corio::signal_set* signals) {
     server srv(opt);
     // Bound first (so a taken port fails before any work), accepting only after the replay.
-    corio::result<net::socket_address> addr =
-        net::socket_address::parse(opt.bind + ":" + std::to_string(opt.port));
-    if (!addr) {
-        std::fprintf(stderr, "corio-kv: --bind %s: %s\n", opt.bind.c_str(),
-                     addr.error().message().c_str());
-        co_return 2;
-    }
-    corio::result<net::tcp_listener> listener = net::tcp_listener::bind(*addr);
-    if (!listener) {
-        std::fprintf(stderr, "corio-kv: cannot listen on %s: %s\n", addr->to_string().c_str(),
-                     listener.error().message().c_str());
-        co_return 1;
-    }
+    int status = 0;
+    std::optional<net::tcp_listener> listener =
+        example::bind_listener("corio-kv", opt.bind, opt.port, &status);
+    if (!listener)
+        co_return status;
     if (opt.appendonly) {
         // Replay (refused before the tail: exit, file untouched), then cut a torn tail, append.
         auto loading = srv.aof.load(srv.engine);
@@ -682,8 +675,7 @@ corio::task<int> run_server(options opt, corio::signal_set* signals) {
         srv.ring = ring.get();
     }
     srv.port = listener->local_address().value().port();
-    std::printf("listening on %u\n", srv.port);
-    std::fflush(stdout);
+    example::announce(*listener);
 
     // The skeleton (limit, signals, drain) is net::server's; corio-kv is its handler.
     net::server_options so;
