@@ -46,9 +46,13 @@ void server::connection::set_idle(bool idle) noexcept {
         shut_read();
 }
 
-bool server::connection::is_draining() const noexcept { return m_server->m_draining; }
+bool server::connection::is_draining() const noexcept {
+    return m_server->m_draining;
+}
 
-void server::connection::count_timeout() noexcept { ++m_server->m_timed_out; }
+void server::connection::count_timeout() noexcept {
+    ++m_server->m_timed_out;
+}
 
 void server::connection::shut_read() noexcept {
     if (m_fd >= 0)
@@ -72,8 +76,7 @@ struct stream_only_handler {
 
 server::server(tcp_listener& listener, std::function<task<void>(tcp_stream)> handler,
                server_options options)
-    : server(listener, handler_type(stream_only_handler{std::move(handler)}),
-             std::move(options)) {}
+    : server(listener, handler_type(stream_only_handler{std::move(handler)}), std::move(options)) {}
 
 server::~server() {
     assert(!m_running && "a net::server destroyed while run() is in progress");
@@ -255,7 +258,9 @@ task<void> server::watch_signals(server* self) {
     }
 }
 
-task<void> server::join_connections(server* self) { co_await self->m_connections.join(); }
+task<void> server::join_connections(server* self) {
+    co_await self->m_connections.join();
+}
 
 task<server_stats> server::run() {
     server* self = this;

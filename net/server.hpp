@@ -123,10 +123,10 @@ public:
         /// Shuts the read side of the socket (never blocks).
         void shut_read() noexcept;
 
-        server* m_server;              // the owner
-        int m_fd;                      // the socket, owned by the handler's stream
-        bool m_idle = false;           // see set_idle()
-        connection* m_prev = nullptr;  // neighbours in the server's list
+        server* m_server;             // the owner
+        int m_fd;                     // the socket, owned by the handler's stream
+        bool m_idle = false;          // see set_idle()
+        connection* m_prev = nullptr; // neighbours in the server's list
         connection* m_next = nullptr;
     };
 
@@ -139,16 +139,18 @@ public:
     /// A server whose handler takes the stream only.
     server(tcp_listener& listener, std::function<task<void>(tcp_stream)> handler,
            server_options options = {});
+    /// Asserts that run() is not in progress (the connections' tasks point at the server).
     ~server();
     server(const server&) = delete;
     server& operator=(const server&) = delete;
 
     /// Serves until the drain ends, then returns the final counters. The drain: the listener
     /// stops listening at once (shutdown(2); connections in its backlog are reset, new ones
-    /// refused) and is closed, idle connections are shut, the others get `drain_timeout` to end and are then cancelled; the background
-    /// tasks are cancelled, `on_drained` is awaited, the signal watcher stops. A listener that
-    /// fails (other than by the drain) is logged and starts the drain too. Cancelling the
-    /// awaiting task cancels everything at once (and still waits for it). Call it once.
+    /// refused) and is closed, idle connections are shut, the others get `drain_timeout` to end and
+    /// are then cancelled; the background tasks are cancelled, `on_drained` is awaited, the signal
+    /// watcher stops. A listener that fails (other than by the drain) is logged and starts the
+    /// drain too. Cancelling the awaiting task cancels everything at once (and still waits for it).
+    /// Call it once.
     [[nodiscard]] task<server_stats> run();
 
     /// Starts the graceful drain (see run()); idempotent. Calls on_drain(0) the first time.
@@ -180,29 +182,29 @@ private:
     void report_now(std::chrono::steady_clock::time_point now);
     [[nodiscard]] std::uint64_t accept_backoffs() const noexcept;
 
-    tcp_listener* m_listener;               // where connections come from (closed on drain)
-    handler_type m_handler;                 // runs each connection
-    server_options m_options;               // limits and hooks
-    task_scope m_connections;               // one task per connection (and refusals)
-    task_scope m_accepting;                 // the accept loop: request_stop() ends it
-    task_scope m_background;                // spawn()ed tasks and the out-of-fds report
-    event m_room;                           // set when a connection ends (limit_policy::pause)
-    connection* m_head = nullptr;           // the open connections
+    tcp_listener* m_listener;     // where connections come from (closed on drain)
+    handler_type m_handler;       // runs each connection
+    server_options m_options;     // limits and hooks
+    task_scope m_connections;     // one task per connection (and refusals)
+    task_scope m_accepting;       // the accept loop: request_stop() ends it
+    task_scope m_background;      // spawn()ed tasks and the out-of-fds report
+    event m_room;                 // set when a connection ends (limit_policy::pause)
+    connection* m_head = nullptr; // the open connections
     const tcp_accept_stream* m_incoming = nullptr; // while accepting: its back-off count
-    std::size_t m_open = 0;                 // connections open (counted at accept)
-    std::uint64_t m_accepted = 0;           // see server_stats
+    std::size_t m_open = 0;                        // connections open (counted at accept)
+    std::uint64_t m_accepted = 0;                  // see server_stats
     std::uint64_t m_refused = 0;
     std::uint64_t m_closed = 0;
     std::uint64_t m_timed_out = 0;
     std::uint64_t m_handler_errors = 0;
     std::uint64_t m_out_of_fds = 0;
-    std::uint64_t m_backoffs_at_end = 0;    // the accept stream's back-offs once it ended
+    std::uint64_t m_backoffs_at_end = 0;     // the accept stream's back-offs once it ended
     std::uint64_t m_reported_out_of_fds = 0; // m_out_of_fds at the last report
     std::uint64_t m_reported_backoffs = 0;   // back-offs at the last report
     std::chrono::steady_clock::time_point m_last_report{}; // when the last report was logged
-    bool m_draining = false;                // the drain began
-    bool m_drain_timed_out = false;         // the drain ran out of time
-    bool m_running = false;                 // run() is in progress
+    bool m_draining = false;                               // the drain began
+    bool m_drain_timed_out = false;                        // the drain ran out of time
+    bool m_running = false;                                // run() is in progress
 };
 
 } // namespace corio::net

@@ -15,9 +15,8 @@ namespace example {
 /// Binds ADDR:PORT (an IPv6 ADDR such as `::1` is bracketed for the parser). On failure prints
 /// `PROGRAM: --bind ADDR: why` (exit status 2) or `PROGRAM: cannot listen on ADDR:PORT: why`
 /// (exit status 1) on stderr, stores the status in `*status` and returns nothing.
-inline std::optional<corio::net::tcp_listener> bind_listener(const char* program,
-                                                             const std::string& bind,
-                                                             std::uint16_t port, int* status) {
+inline std::optional<corio::net::tcp_listener>
+bind_listener(const char* program, const std::string& bind, std::uint16_t port, int* status) {
     std::string where = bind.find(':') != std::string::npos ? "[" + bind + "]" : bind;
     corio::result<corio::net::socket_address> addr =
         corio::net::socket_address::parse(where + ":" + std::to_string(port));

@@ -722,8 +722,9 @@ corio::task<void> serve(net::tcp_stream conn, net::server::connection* ctx, serv
 
 // ----- timeouts, signals, statistics -----
 
-/// Shuts down every connection past its deadline (header, keep-alive or send timeout). One sweep per tick instead of a linked timeout per recv: a tick
-/// is a fraction of the shortest timeout, so a timeout fires at most that fraction late.
+/// Shuts down every connection past its deadline (header, keep-alive or send timeout). One sweep
+/// per tick instead of a linked timeout per recv: a tick is a fraction of the shortest timeout,
+/// so a timeout fires at most that fraction late.
 corio::task<void> sweep_timeouts(server_state* srv) {
     const options& o = srv->opt;
     auto shortest = std::min({o.header_timeout, o.keepalive_timeout, o.send_timeout});

@@ -3,13 +3,13 @@
 // cancels after the deadline), the signals, the EMFILE back-off report and the counters.
 #include <corio/net/server.hpp>
 
+#include "tests/net/net_support.hpp"
 #include <corio/runtime/event.hpp>
 #include <corio/runtime/signal_set.hpp>
 #include <corio/runtime/sync_wait.hpp>
 #include <corio/runtime/task_scope.hpp>
 #include <corio/runtime/timer.hpp>
 #include <corio/runtime/when_any.hpp>
-#include "tests/net/net_support.hpp"
 
 #include <doctest/doctest.h>
 #include <pthread.h>
@@ -37,17 +37,17 @@ namespace {
 
 /// What the handlers of a test saw.
 struct observed {
-    int started = 0;        // handlers that began
-    int finished = 0;       // handlers that ended normally
-    int cancelled = 0;      // handlers whose wait was cancelled
-    int refused = 0;        // refuse callbacks
-    int drains = 0;         // on_drain calls
-    int drain_signo = -1;   // on_drain's argument
-    int stats_calls = 0;    // on_stats calls
-    int drained_calls = 0;  // on_drained calls
+    int started = 0;              // handlers that began
+    int finished = 0;             // handlers that ended normally
+    int cancelled = 0;            // handlers whose wait was cancelled
+    int refused = 0;              // refuse callbacks
+    int drains = 0;               // on_drain calls
+    int drain_signo = -1;         // on_drain's argument
+    int stats_calls = 0;          // on_stats calls
+    int drained_calls = 0;        // on_drained calls
     std::vector<std::string> log; // log lines
-    event log_written;      // set by each log line
-    event release;          // handlers waiting on it end
+    event log_written;            // set by each log line
+    event release;                // handlers waiting on it end
 };
 
 /// Waits on `seen->release`, then sends "bye" and closes.
@@ -185,8 +185,9 @@ task<void> limit_with_refuse() {
     o.max_connections = 2;
     o.on_limit = limit_policy::refuse;
     o.refuse = [&seen](tcp_stream s) { return refuse_with_line(std::move(s), &seen); };
-    server srv(listener, [&seen](tcp_stream s) { return wait_for_release(std::move(s), &seen); },
-               std::move(o));
+    server srv(
+        listener, [&seen](tcp_stream s) { return wait_for_release(std::move(s), &seen); },
+        std::move(o));
     server_stats final{};
     task_scope scope;
     scope.spawn(run_into(&srv, &final));
@@ -229,8 +230,9 @@ task<void> limit_with_pause() {
     server_options o = recording(&seen);
     o.max_connections = 1;
     o.on_limit = limit_policy::pause;
-    server srv(listener, [&seen](tcp_stream s) { return wait_for_release(std::move(s), &seen); },
-               std::move(o));
+    server srv(
+        listener, [&seen](tcp_stream s) { return wait_for_release(std::move(s), &seen); },
+        std::move(o));
     server_stats final{};
     task_scope scope;
     scope.spawn(run_into(&srv, &final));
@@ -310,8 +312,9 @@ task<void> drain_lets_handlers_finish() {
     server_options o = recording(&seen);
     o.drain_timeout = 60s; // never reached: the handler ends first
     o.drain_token = stopper.token();
-    server srv(listener, [&seen](tcp_stream s) { return wait_for_release(std::move(s), &seen); },
-               std::move(o));
+    server srv(
+        listener, [&seen](tcp_stream s) { return wait_for_release(std::move(s), &seen); },
+        std::move(o));
     server_stats final{};
     task_scope scope;
     scope.spawn(run_into(&srv, &final));
@@ -335,8 +338,8 @@ task<void> handler_exceptions_are_counted() {
     tcp_listener listener = test::loopback_listener();
     socket_address addr = listener.local_address().value();
     observed seen;
-    server srv(listener, [&seen](tcp_stream s) { return throws(std::move(s), &seen); },
-               recording(&seen));
+    server srv(
+        listener, [&seen](tcp_stream s) { return throws(std::move(s), &seen); }, recording(&seen));
     server_stats final{};
     task_scope scope;
     scope.spawn(run_into(&srv, &final));
@@ -359,8 +362,9 @@ task<void> signals_drain_and_cancel(signal_set* signals) {
     o.signals = signals;
     o.drain_timeout = 60s;
     o.on_stats = [&seen] { return count_stats_call(&seen); };
-    server srv(listener, [&seen](tcp_stream s) { return busy_forever(std::move(s), &seen); },
-               std::move(o));
+    server srv(
+        listener, [&seen](tcp_stream s) { return busy_forever(std::move(s), &seen); },
+        std::move(o));
     server_stats final{};
     task_scope scope;
     scope.spawn(run_into(&srv, &final));
@@ -372,7 +376,7 @@ task<void> signals_drain_and_cancel(signal_set* signals) {
     REQUIRE(pthread_kill(pthread_self(), SIGTERM) == 0);
     co_await test::turn_until([&seen] { return seen.drains == 1; });
     CHECK(seen.drain_signo == SIGTERM);
-    CHECK(srv.stats().connections == 1); // busy: the drain waits (up to 60 s)
+    CHECK(srv.stats().connections == 1);                 // busy: the drain waits (up to 60 s)
     REQUIRE(pthread_kill(pthread_self(), SIGTERM) == 0); // the second cancels it now
     co_await scope.join();
     CHECK(seen.cancelled == 1);
@@ -390,9 +394,10 @@ task<void> emfile_backoff_is_reported() {
     server_options o = recording(&seen);
     o.report_interval = 40ms;
     o.out_of_fds_what = "requests refused";
-    server srv(listener, [&seen](tcp_stream s) { return wait_for_release(std::move(s), &seen); },
-               std::move(o));
-    seen.release.set(); // handlers answer at once
+    server srv(
+        listener, [&seen](tcp_stream s) { return wait_for_release(std::move(s), &seen); },
+        std::move(o));
+    seen.release.set();     // handlers answer at once
     srv.count_out_of_fds(); // as a handler would when it could not open a file
 
     int raw = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
