@@ -46,7 +46,6 @@ struct observed {
     int stats_calls = 0;          // on_stats calls
     int drained_calls = 0;        // on_drained calls
     std::vector<std::string> log; // log lines
-    event log_written;            // set by each log line
     event release;                // handlers waiting on it end
 };
 
@@ -146,10 +145,7 @@ server_options recording(observed* seen) {
         ++seen->drains;
         seen->drain_signo = signo;
     };
-    o.log = [seen](std::string_view line) {
-        seen->log.emplace_back(line);
-        seen->log_written.set();
-    };
+    o.log = [seen](std::string_view line) { seen->log.emplace_back(line); };
     return o;
 }
 
@@ -161,11 +157,6 @@ task<void> count_stats_call(observed* seen) {
 task<void> count_drained_call(observed* seen) {
     ++seen->drained_calls;
     co_return;
-}
-
-task<result<void>> wait_for(event* e) {
-    result<void> r = co_await e->wait();
-    co_return r;
 }
 
 int lowest_free_fd() {
@@ -411,19 +402,25 @@ task<void> emfile_backoff_is_reported() {
     task_scope scope;
     scope.spawn(run_into(&srv, &final));
 
-    auto logged = timeout(wait_for(&seen.log_written), 10s); // a guard, never reached
-    result<void> written = co_await std::move(logged);
-    REQUIRE(written.has_value());
-    REQUIRE(!seen.log.empty());
-    INFO(seen.log[0]);
-    CHECK(seen.log[0].starts_with("out of file descriptors (RLIMIT_NOFILE "));
-    CHECK(seen.log[0].find("): 1 requests refused, accepting paused ") != std::string::npos);
-    CHECK(seen.log[0].ends_with(" times since the last report"));
-    CHECK(srv.stats().accept_backoffs > 0);
-    CHECK(srv.stats().out_of_fds == 1);
-    CHECK(seen.started == 0);
-
+    // NOTE: no when_any/timeout and no doctest macro while out of fds: UBSan's vptr check of a
+    // type it has not seen yet needs a pipe, and without fds reports a false "invalid vptr"
+    // (join_state, doctest's ContextScopeBase). Turning the loop until the report (due within
+    // report_interval) is what tcp_listener_test does too.
+    co_await test::turn_until([&seen] { return !seen.log.empty(); });
+    std::string line = seen.log[0];
+    server_stats starved = srv.stats();
+    int started = seen.started;
     limit.restore(); // fds are free again: the waiting connection is served
+    // Checked only now: doctest's INFO is checked by UBSan the same way (see above).
+    INFO(line);
+    CHECK(line.starts_with("out of file descriptors (RLIMIT_NOFILE "));
+    CHECK(line.find("): 1 requests refused, accepting paused ") != std::string::npos);
+    CHECK(line.ends_with(" times since the last report"));
+    CHECK(starved.accept_backoffs > 0);
+    CHECK(starved.out_of_fds == 1);
+    CHECK(starved.accepted == 0);
+    CHECK(started == 0);
+
     std::string got = co_await read_all(&client);
     CHECK(got == "bye");
     srv.drain();
