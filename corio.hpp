@@ -11,6 +11,7 @@
 #include <corio/net/address.hpp>
 #include <corio/net/buffer_ring.hpp>
 #include <corio/net/resolve.hpp>
+#include <corio/net/server.hpp>
 #include <corio/net/tcp_listener.hpp>
 #include <corio/net/tcp_stream.hpp>
 #include <corio/net/udp_socket.hpp>

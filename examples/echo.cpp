@@ -9,9 +9,10 @@
 //      nc 127.0.0.1 PORT            and   kill -USR1 <pid>   for a stats line.
 #include <corio/corio.hpp>
 #include "examples/common/cli.hpp"
+#include "examples/common/listen.hpp"
+#include "examples/common/open_fds.hpp"
 #include "examples/common/stop_signals.hpp"
 
-#include <dirent.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -21,6 +22,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -45,14 +47,9 @@ struct options {
 };
 
 struct server_state {
-    std::uint64_t accepted = 0;     // connections accepted
-    std::uint64_t rejected = 0;     // closed at once: over --max-connections
-    std::uint64_t timed_out = 0;    // closed by --idle-timeout-ms: silent, or not reading
-    std::uint64_t bytes = 0;        // bytes echoed
-    std::size_t active = 0;         // connections open now
-    bool stopping = false;          // SIGINT/SIGTERM seen
-    net::tcp_listener* listener = nullptr; // closed to stop accepting
+    std::uint64_t bytes = 0;               // bytes echoed
     net::buffer_ring* ring = nullptr;      // the shared ring, with --provided-buffers
+    const net::server* server = nullptr;   // connections, accepted, rejected, timed_out
 };
 
 // ----- one connection -----
@@ -74,20 +71,22 @@ corio::task<corio::result<void>> send_all_within(net::tcp_stream* conn,
 
 /// The whole protocol: what arrives goes back. Ends at EOF, on an error, when the peer idles
 /// past the timeout, or when the server drains (cancellation).
-corio::task<void> echo_with_own_buffer(net::tcp_stream conn, const options* opt,
-                                       server_state* state) {
+corio::task<void> echo_with_own_buffer(net::tcp_stream conn, net::server::connection* c,
+                                       const options* opt, server_state* state) {
     std::vector<std::byte> buffer(opt->buffer_size);
     for (;;) {
         auto recv = corio::with_timeout(conn.recv_some(buffer), opt->idle_timeout);
         corio::result<std::size_t> n = co_await recv;
         if (!n || *n == 0) {
-            state->timed_out += n == std::errc::timed_out;
+            if (n == std::errc::timed_out)
+                c->count_timeout();
             break;
         }
         auto send = send_all_within(&conn, std::span(buffer).first(*n), opt->idle_timeout);
         corio::result<void> sent = co_await std::move(send);
         if (!sent) {
-            state->timed_out += sent == std::errc::timed_out; // a peer that stopped reading
+            if (sent == std::errc::timed_out)
+                c->count_timeout(); // a peer that stopped reading
             break;
         }
         state->bytes += *n;
@@ -102,19 +101,22 @@ corio::task<corio::result<net::buffer_lease>> next_chunk(net::recv_stream* chunk
 }
 
 /// The same protocol over a multishot recv into the shared ring.
-corio::task<void> echo_with_ring(net::tcp_stream conn, const options* opt, server_state* state) {
+corio::task<void> echo_with_ring(net::tcp_stream conn, net::server::connection* c,
+                                 const options* opt, server_state* state) {
     net::recv_stream chunks = conn.recv_multishot(*state->ring);
     for (;;) {
         auto next = corio::timeout(next_chunk(&chunks), opt->idle_timeout);
         corio::result<net::buffer_lease> lease = co_await std::move(next);
         if (!lease || lease->empty()) {
-            state->timed_out += lease == std::errc::timed_out;
+            if (lease == std::errc::timed_out)
+                c->count_timeout();
             break;
         }
         auto send = send_all_within(&conn, lease->data(), opt->idle_timeout);
         corio::result<void> sent = co_await std::move(send);
         if (!sent) {
-            state->timed_out += sent == std::errc::timed_out; // a peer that stopped reading
+            if (sent == std::errc::timed_out)
+                c->count_timeout(); // a peer that stopped reading
             break;
         }
         state->bytes += lease->size();
@@ -123,67 +125,24 @@ corio::task<void> echo_with_ring(net::tcp_stream conn, const options* opt, serve
     (void)closed;
 }
 
-corio::task<void> serve(net::tcp_stream conn, const options* opt, server_state* state) {
-    ++state->active;
-    corio::task<void> session = state->ring ? echo_with_ring(std::move(conn), opt, state)
-                                            : echo_with_own_buffer(std::move(conn), opt, state);
-    co_await std::move(session);
-    --state->active;
-}
-
-// ----- signals and statistics -----
-
-/// Open fds, counted on the offload pool (listing a directory is blocking work).
-struct count_open_fds {
-    long operator()() const {
-        DIR* dir = ::opendir("/proc/self/fd");
-        if (!dir)
-            return -1;
-        long n = 0;
-        while (const dirent* entry = ::readdir(dir))
-            n += entry->d_name[0] != '.';
-        ::closedir(dir);
-        return n - 1; // the directory's own fd
-    }
-};
+// ----- statistics -----
 
 corio::task<void> dump_stats(const options* opt, const server_state* state) {
-    auto counting = corio::offload(count_open_fds{});
+    auto counting = corio::offload(example::count_open_fds{});
     long fds = co_await counting;
     corio::io_context_stats s = corio::io_context::current().stats();
+    net::server_stats srv = state->server->stats();
     std::size_t buffered = state->ring ? std::size_t{state->ring->count()} * opt->buffer_size
-                                       : state->active * opt->buffer_size;
+                                       : srv.connections * opt->buffer_size;
     std::printf("stats: connections=%zu accepted=%llu rejected=%llu timed_out=%llu "
                 "bytes_echoed=%llu live_tasks=%zu ops_in_flight=%zu open_fds=%ld "
                 "cq_overflows=%llu bytes_buffered=%zu\n",
-                state->active, static_cast<unsigned long long>(state->accepted),
-                static_cast<unsigned long long>(state->rejected),
-                static_cast<unsigned long long>(state->timed_out),
+                srv.connections, static_cast<unsigned long long>(srv.accepted),
+                static_cast<unsigned long long>(srv.refused),
+                static_cast<unsigned long long>(srv.timed_out),
                 static_cast<unsigned long long>(state->bytes), s.live_tasks, s.ops_in_flight,
                 fds, static_cast<unsigned long long>(s.cq_overflows), buffered);
     std::fflush(stdout);
-}
-
-/// SIGUSR1 dumps the stats; the first SIGINT/SIGTERM stops accepting (closing the listener ends
-/// the accept loop), a second one exits at once (stop_signals::watcher). Runs until cancelled.
-corio::task<void> watch_signals(corio::signal_set* signals, const options* opt,
-                                server_state* state) {
-    stop_signals::watcher watcher(*signals, "echo");
-    for (;;) {
-        auto next = watcher.next();
-        stop_signals::event e = co_await std::move(next);
-        if (e.what == stop_signals::request::done)
-            co_return;
-        if (e.what == stop_signals::request::stats) {
-            co_await dump_stats(opt, state);
-            continue;
-        }
-        std::printf("signal %d: draining %zu connections\n", e.signo, state->active);
-        std::fflush(stdout);
-        state->stopping = true;
-        corio::result<void> closed = co_await state->listener->close();
-        (void)closed; // closing cannot fail in a way that matters here
-    }
 }
 
 corio::task<void> tick_stats(const options* opt, const server_state* state) {
@@ -195,29 +154,25 @@ corio::task<void> tick_stats(const options* opt, const server_state* state) {
     }
 }
 
-corio::task<void> join(corio::task_scope* scope) { co_await scope->join(); }
+/// After the drain (the signals still watched): the drain's outcome and the last stats line.
+corio::task<void> finish(const options* opt, const server_state* state) {
+    if (state->server->stats().drain_timed_out)
+        std::printf("drain: cancelled the connections still open after %lld ms\n",
+                    static_cast<long long>(opt->drain.count()));
+    co_await dump_stats(opt, state);
+}
 
 // ----- the server -----
 
 corio::task<int> run_server(options opt, corio::signal_set* signals) {
-    corio::result<net::socket_address> addr =
-        net::socket_address::parse(opt.bind + ":" + std::to_string(opt.port));
-    if (!addr) {
-        std::fprintf(stderr, "echo: --bind %s: %s\n", opt.bind.c_str(),
-                     addr.error().message().c_str());
-        co_return 2;
-    }
-    corio::result<net::tcp_listener> listener = net::tcp_listener::bind(*addr);
-    if (!listener) {
-        std::fprintf(stderr, "echo: cannot listen on %s: %s\n", addr->to_string().c_str(),
-                     listener.error().message().c_str());
-        co_return 1;
-    }
-    std::printf("listening on %u\n", listener->local_address().value().port());
-    std::fflush(stdout);
+    int status = 0;
+    std::optional<net::tcp_listener> listener =
+        example::bind_listener("echo", opt.bind, opt.port, &status);
+    if (!listener)
+        co_return status;
+    example::announce(*listener);
 
     server_state state;
-    state.listener = &*listener;
     std::unique_ptr<net::buffer_ring> ring;
     if (opt.provided_buffers > 0) {
         ring = std::make_unique<net::buffer_ring>(corio::io_context::current(),
@@ -226,42 +181,34 @@ corio::task<int> run_server(options opt, corio::signal_set* signals) {
         state.ring = ring.get();
     }
 
-    corio::task_scope signal_scope; // the watcher, to the very end: a second signal exits at once
-    corio::task_scope control;      // stats ticker
-    corio::task_scope connections;  // one task per connection
-    signal_scope.spawn(watch_signals(signals, &opt, &state));
+    // The skeleton (limit, signals, drain) is net::server's; echo is its handler.
+    net::server_options so;
+    so.name = "echo";
+    so.max_connections = opt.max_connections; // beyond it: closed at once (bounded memory)
+    so.drain_timeout = opt.drain;
+    so.signals = signals;
+    so.exit_on_second_signal = true;
+    so.on_drain = [&state](int signo) {
+        if (signo == 0)
+            return; // the listener broke (logged): no signal to report
+        std::printf("signal %d: draining %zu connections\n", signo,
+                    state.server->stats().connections);
+        std::fflush(stdout);
+    };
+    so.on_stats = [&opt, &state] { return dump_stats(&opt, &state); };
+    so.on_drained = [&opt, &state] { return finish(&opt, &state); };
+    net::server srv(
+        *listener,
+        [&opt, &state](net::tcp_stream conn, net::server::connection* c) {
+            return state.ring ? echo_with_ring(std::move(conn), c, &opt, &state)
+                              : echo_with_own_buffer(std::move(conn), c, &opt, &state);
+        },
+        std::move(so));
+    state.server = &srv;
     if (opt.stats_interval.count() > 0)
-        control.spawn(tick_stats(&opt, &state));
-
-    {
-        net::tcp_accept_stream incoming = listener->accept_multishot();
-        for (;;) {
-            corio::result<net::tcp_stream> conn = co_await incoming.next();
-            if (!conn) {
-                if (!state.stopping)
-                    std::fprintf(stderr, "echo: accept: %s\n", conn.error().message().c_str());
-                break; // the listener was closed (draining) or broke
-            }
-            ++state.accepted;
-            if (state.active >= opt.max_connections) {
-                ++state.rejected; // bounded memory: refuse rather than grow
-                continue;         // destroying the stream closes it
-            }
-            connections.spawn(serve(std::move(*conn), &opt, &state));
-        }
-    }
-
-    // Drain: connections get --drain-ms to finish, then whatever is left is cancelled.
-    auto drain = corio::timeout(join(&connections), opt.drain);
-    corio::result<void> drained = co_await std::move(drain);
-    if (!drained)
-        std::printf("drain: cancelled the connections still open after %lld ms\n",
-                    static_cast<long long>(opt.drain.count()));
-    control.request_stop();
-    co_await control.join();
-    co_await dump_stats(&opt, &state);
-    signal_scope.request_stop();
-    co_await signal_scope.join();
+        srv.spawn(tick_stats(&opt, &state));
+    net::server_stats done = co_await srv.run();
+    (void)done;
     co_return 0;
 }
 

@@ -11,6 +11,8 @@
 //      curl -v http://127.0.0.1:PORT/   and   kill -USR1 <pid>   for a stats line.
 #include <corio/corio.hpp>
 #include "examples/common/cli.hpp"
+#include "examples/common/listen.hpp"
+#include "examples/common/open_fds.hpp"
 #include "examples/common/stop_signals.hpp"
 #include "examples/http/file_cache.hpp"
 #include "examples/http/http_date.hpp"
@@ -20,7 +22,6 @@
 #include "examples/http/request_parser.hpp"
 #include "examples/http/response.hpp"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <signal.h>
@@ -37,6 +38,7 @@
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -68,12 +70,11 @@ struct options {
     std::chrono::milliseconds cache_validity = 1000ms; // a cached file is rechecked after this
 };
 
-/// One connection as the server sees it: for timeouts (a sweep closes the late ones) and for
-/// the graceful stop (idle ones are closed at once).
+/// One connection as the server sees it, for timeouts (a sweep closes the late ones). Being idle
+/// (the graceful stop closes those at once) is told to net::server.
 struct connection_entry {
     int fd = -1;                      // the socket (owned by the connection's task)
     steady::time_point deadline;      // when the sweep shuts it down
-    bool idle = false;                // waiting for a new request with nothing buffered
     bool timed_out = false;           // the sweep shut it down
     std::size_t buffered = 0;         // bytes of its receive buffer (for the stats)
     connection_entry* prev = nullptr; // neighbours in server_state's list
@@ -89,36 +90,19 @@ struct server_state {
     file_cache cache;                      // small files in memory
     date_cache dates;                      // the Date value, once per second
     connection_entry* head = nullptr;      // every open connection
-    std::size_t active = 0;                // connections open now
-    std::uint64_t accepted = 0;            // connections accepted
-    std::uint64_t rejected = 0;            // closed at once: over --max-connections
-    std::uint64_t timed_out = 0;           // shut down by a timeout
+    net::server* front = nullptr;          // accepts and drains; counts connections, timeouts
     std::uint64_t linger_timeouts = 0;     // closed without the client's FIN (--linger-timeout-ms)
     std::uint64_t requests = 0;            // complete request heads
     std::uint64_t by_class[6] = {};        // responses by status class (index 2..5)
     std::uint64_t cache_hits = 0;          // served from memory without a check
     std::uint64_t cache_revalidated = 0;   // checked, unchanged, served from memory
     std::uint64_t cache_misses = 0;        // read from disk
-    std::uint64_t out_of_fds = 0;          // requests answered 503: no fd left to open the file
-    bool stopping = false;                 // SIGINT/SIGTERM seen
-    net::tcp_listener* listener = nullptr; // closed to stop accepting
-    const net::tcp_accept_stream* incoming = nullptr; // while accepting: its back-off count
-    std::uint64_t accept_backoffs_at_end = 0;         // that count once accepting ended
-    std::uint64_t reported_out_of_fds = 0;            // out_of_fds at the last report
-    std::uint64_t reported_backoffs = 0;              // accept back-offs at the last report
-    steady::time_point last_fd_report{};              // when the last report was printed
-
-    /// Accepts that found no free fd (the accept stream then backs off and retries).
-    [[nodiscard]] std::uint64_t accept_backoffs() const noexcept {
-        return incoming ? incoming->stats().backoffs : accept_backoffs_at_end;
-    }
 
     void link(connection_entry* c) noexcept {
         c->next = head;
         if (head)
             head->prev = c;
         head = c;
-        ++active;
     }
     void unlink(connection_entry* c) noexcept {
         if (c->prev)
@@ -127,7 +111,6 @@ struct server_state {
             head = c->next;
         if (c->next)
             c->next->prev = c->prev;
-        --active;
     }
     /// Shuts a connection's socket down: its pending recv or send completes at once (with 0 or
     /// EPIPE) and its task closes it. A plain shutdown(2) never blocks.
@@ -287,8 +270,8 @@ plan plan_response(const request& r, std::uint64_t size, std::int64_t mtime,
 /// send_all calls; a file too large for the cache is streamed after the batch with send_file_range.
 class connection {
 public:
-    connection(net::tcp_stream conn, server_state* srv)
-        : m_conn(std::move(conn)), m_srv(srv), m_parser(srv->opt.limits) {
+    connection(net::tcp_stream conn, net::server::connection* ctx, server_state* srv)
+        : m_conn(std::move(conn)), m_ctx(ctx), m_srv(srv), m_parser(srv->opt.limits) {
         m_entry.fd = m_conn.native_handle();
         m_header_deadline = steady::now() + srv->opt.header_timeout;
         m_entry.deadline = m_header_deadline; // the first request is due from the accept on
@@ -332,18 +315,21 @@ private:
     void queue_body(std::shared_ptr<const std::string> body, std::size_t offset,
                     std::size_t length);
     void count(int status) noexcept { ++m_srv->by_class[std::clamp(status / 100, 0, 5)]; }
-    bool keep_alive(const request& r) const noexcept { return r.keep_alive && !m_srv->stopping; }
+    bool keep_alive(const request& r) const noexcept {
+        return r.keep_alive && !m_ctx->is_draining();
+    }
     /// Before the close: the fd number may be reused by the next accept at once, so the sweep
     /// and the stop must no longer shut it down.
     void forget_fd() noexcept {
         m_entry.fd = -1;
-        m_entry.idle = false;
+        m_ctx->set_idle(false);
     }
     void set_send_deadline() noexcept {
         m_entry.deadline = steady::now() + m_srv->opt.send_timeout;
     }
 
     net::tcp_stream m_conn;   // the socket
+    net::server::connection* m_ctx; // its place in net::server (idle, draining, timeouts)
     server_state* m_srv;      // the server it belongs to
     connection_entry m_entry; // its place in the server's list
     request_parser m_parser;  // the request head being parsed
@@ -519,7 +505,8 @@ corio::task<bool> connection::serve_request(const request* r) {
         co_return keep;
     }
     if (o.status != 0) {
-        m_srv->out_of_fds += o.status == 503; // EMFILE/ENFILE: reported by sweep_timeouts
+        if (o.status == 503)
+            m_srv->front->count_out_of_fds(); // EMFILE/ENFILE: net::server reports them
         queue_error(o.status, keep, head_only);
         co_return keep;
     }
@@ -650,7 +637,7 @@ corio::task<void> connection::linger_close() {
         }
     }
     if (m_entry.timed_out)
-        ++m_srv->timed_out; // run() counted only what timed out before the linger
+        m_ctx->count_timeout(); // run() counted only what timed out before the linger
     forget_fd();
     corio::result<void> closed = co_await m_conn.close();
     (void)closed;
@@ -667,7 +654,7 @@ corio::task<void> connection::run() {
             break;
         }
         bool idle = m_begin == m_end && m_parser.is_fresh() && m_discard == 0;
-        if (m_srv->stopping && idle)
+        if (m_ctx->is_draining() && idle)
             break;
         // Compact: the unconsumed bytes move to the front; grow only for a head that needs it.
         if (m_begin > 0) {
@@ -703,10 +690,10 @@ corio::task<void> connection::run() {
             }
             m_entry.deadline = m_header_deadline;
         }
-        m_entry.idle = idle;
+        m_ctx->set_idle(idle);
         auto recv = m_conn.recv_some(std::span<char>(m_in.data() + m_end, m_in.size() - m_end));
         corio::result<std::size_t> n = co_await recv;
-        m_entry.idle = false;
+        m_ctx->set_idle(false);
         if (!n || *n == 0)
             break;
         if (m_begin == m_end && m_parser.is_fresh() && !m_in_request && m_discard == 0) {
@@ -716,7 +703,7 @@ corio::task<void> connection::run() {
         m_end += *n;
     }
     if (m_entry.timed_out)
-        ++m_srv->timed_out;
+        m_ctx->count_timeout();
     if (orderly && !m_entry.timed_out) {
         auto lingering = linger_close();
         co_await std::move(lingering);
@@ -727,39 +714,17 @@ corio::task<void> connection::run() {
     }
 }
 
-corio::task<void> serve(net::tcp_stream conn, server_state* srv) {
-    auto c = std::make_unique<connection>(std::move(conn), srv);
+corio::task<void> serve(net::tcp_stream conn, net::server::connection* ctx, server_state* srv) {
+    auto c = std::make_unique<connection>(std::move(conn), ctx, srv);
     auto running = c->run();
     co_await std::move(running);
 }
 
 // ----- timeouts, signals, statistics -----
 
-/// At the fd limit (EMFILE, or ENFILE for the whole system) a request whose file cannot be opened
-/// gets 503 and the accept stream backs off, leaving new connections in the listen backlog. Both
-/// are counted (the stats line); this prints one line on stderr with the counts since the last
-/// one, at most once a second.
-void report_out_of_fds(server_state* srv, steady::time_point now) {
-    std::uint64_t refused = srv->out_of_fds - srv->reported_out_of_fds;
-    std::uint64_t backoffs = srv->accept_backoffs();
-    std::uint64_t paused = backoffs - srv->reported_backoffs;
-    if ((refused == 0 && paused == 0) || now - srv->last_fd_report < 1s)
-        return;
-    rlimit limit{};
-    ::getrlimit(RLIMIT_NOFILE, &limit);
-    std::fprintf(stderr,
-                 "corio-http: out of file descriptors (RLIMIT_NOFILE %llu): %llu requests "
-                 "answered 503, accepting paused %llu times since the last report\n",
-                 static_cast<unsigned long long>(limit.rlim_cur),
-                 static_cast<unsigned long long>(refused), static_cast<unsigned long long>(paused));
-    srv->reported_out_of_fds = srv->out_of_fds;
-    srv->reported_backoffs = backoffs;
-    srv->last_fd_report = now;
-}
-
-/// Shuts down every connection past its deadline (header, keep-alive or send timeout), and
-/// reports running out of fds. One sweep per tick instead of a linked timeout per recv: a tick
-/// is a fraction of the shortest timeout, so a timeout fires at most that fraction late.
+/// Shuts down every connection past its deadline (header, keep-alive or send timeout). One sweep
+/// per tick instead of a linked timeout per recv: a tick is a fraction of the shortest timeout,
+/// so a timeout fires at most that fraction late.
 corio::task<void> sweep_timeouts(server_state* srv) {
     const options& o = srv->opt;
     auto shortest = std::min({o.header_timeout, o.keepalive_timeout, o.send_timeout});
@@ -776,28 +741,14 @@ corio::task<void> sweep_timeouts(server_state* srv) {
                 server_state::kick(c);
             }
         }
-        report_out_of_fds(srv, now);
     }
 }
 
-/// Open fds, counted on the offload pool (listing a directory is blocking work).
-struct count_open_fds {
-    long operator()() const {
-        DIR* dir = ::opendir("/proc/self/fd");
-        if (!dir)
-            return -1;
-        long n = 0;
-        while (const dirent* entry = ::readdir(dir))
-            n += entry->d_name[0] != '.';
-        ::closedir(dir);
-        return n - 1; // the directory's own fd
-    }
-};
-
 corio::task<void> print_stats(const server_state* srv) {
-    auto counting = corio::offload(count_open_fds{});
+    auto counting = corio::offload(example::count_open_fds{});
     long fds = co_await counting;
     corio::io_context_stats s = corio::io_context::current().stats();
+    net::server_stats front = srv->front->stats();
     std::size_t buffered = 0;
     for (const connection_entry* c = srv->head; c != nullptr; c = c->next)
         buffered += c->buffered;
@@ -810,9 +761,9 @@ corio::task<void> print_stats(const server_state* srv) {
         "frame_bytes=%zu frame_bytes_peak=%zu ops_in_flight=%zu "
         "kernel_enters=%llu "
         "cq_overflows=%llu\n",
-        srv->active, static_cast<unsigned long long>(srv->accepted),
-        static_cast<unsigned long long>(srv->rejected),
-        static_cast<unsigned long long>(srv->timed_out),
+        front.connections, static_cast<unsigned long long>(front.accepted),
+        static_cast<unsigned long long>(front.refused),
+        static_cast<unsigned long long>(front.timed_out),
         static_cast<unsigned long long>(srv->linger_timeouts),
         static_cast<unsigned long long>(srv->requests),
         static_cast<unsigned long long>(srv->by_class[2]),
@@ -822,41 +773,20 @@ corio::task<void> print_stats(const server_state* srv) {
         static_cast<unsigned long long>(srv->cache_hits),
         static_cast<unsigned long long>(srv->cache_revalidated),
         static_cast<unsigned long long>(srv->cache_misses),
-        static_cast<unsigned long long>(srv->out_of_fds),
-        static_cast<unsigned long long>(srv->accept_backoffs()), buffered, fds, s.live_tasks,
+        static_cast<unsigned long long>(front.out_of_fds),
+        static_cast<unsigned long long>(front.accept_backoffs), buffered, fds, s.live_tasks,
         s.frame_bytes, s.peak_frame_bytes, s.ops_in_flight,
         static_cast<unsigned long long>(s.kernel_enters),
         static_cast<unsigned long long>(s.cq_overflows));
     std::fflush(stdout);
 }
 
-/// SIGUSR1 prints the stats; the first SIGINT/SIGTERM stops accepting at once (closing the
-/// listener ends the accept loop) and closes the idle connections; a second one exits at once
-/// (stop_signals::watcher). Runs until cancelled.
-corio::task<void> watch_signals(corio::signal_set* signals, server_state* srv) {
-    stop_signals::watcher watcher(*signals, "corio-http");
-    for (;;) {
-        auto next = watcher.next();
-        stop_signals::event e = co_await std::move(next);
-        if (e.what == stop_signals::request::done)
-            co_return;
-        if (e.what == stop_signals::request::stats) {
-            co_await print_stats(srv);
-            continue;
-        }
-        std::printf("signal %d: draining %zu connections\n", e.signo, srv->active);
-        std::fflush(stdout);
-        srv->stopping = true;
-        corio::result<void> closed = co_await srv->listener->close();
-        (void)closed;
-        for (connection_entry* c = srv->head; c != nullptr; c = c->next)
-            if (c->idle)
-                server_state::kick(c);
-    }
-}
-
-corio::task<void> join(corio::task_scope* scope) {
-    co_await scope->join();
+/// After the drain (the signals still watched): the drain's outcome and the last stats line.
+corio::task<void> finish(const server_state* srv) {
+    if (srv->front->stats().drain_timed_out)
+        std::printf("drain: cancelled the connections still open after %lld ms\n",
+                    static_cast<long long>(srv->opt.drain.count()));
+    co_await print_stats(srv);
 }
 
 // ----- the server -----
@@ -869,67 +799,45 @@ corio::task<int> run_server(options opt, corio::signal_set* signals) {
                      root.error().message().c_str());
         co_return 2;
     }
-    std::string where = opt.bind.find(':') != std::string::npos ? "[" + opt.bind + "]" : opt.bind;
-    corio::result<net::socket_address> addr =
-        net::socket_address::parse(where + ":" + std::to_string(opt.port));
-    if (!addr) {
-        std::fprintf(stderr, "corio-http: --bind %s: %s\n", opt.bind.c_str(),
-                     addr.error().message().c_str());
-        co_return 2;
-    }
-    corio::result<net::tcp_listener> listener = net::tcp_listener::bind(*addr);
-    if (!listener) {
-        std::fprintf(stderr, "corio-http: cannot listen on %s: %s\n", addr->to_string().c_str(),
-                     listener.error().message().c_str());
-        co_return 1;
-    }
-    std::printf("listening on %u\n", listener->local_address().value().port());
-    std::fflush(stdout);
+    int status = 0;
+    std::optional<net::tcp_listener> listener =
+        example::bind_listener("corio-http", opt.bind, opt.port, &status);
+    if (!listener)
+        co_return status;
+    example::announce(*listener);
 
     server_state srv(opt);
     srv.root_fd = root->native_handle();
-    srv.listener = &*listener;
 
-    corio::task_scope signal_scope; // the watcher, to the very end: a second signal exits at once
-    corio::task_scope control;      // timeout sweep
-    corio::task_scope connections;  // one task per connection
-    signal_scope.spawn(watch_signals(signals, &srv));
-    control.spawn(sweep_timeouts(&srv));
-    {
-        net::tcp_accept_stream incoming = listener->accept_multishot();
-        srv.incoming = &incoming;
-        for (;;) {
-            corio::result<net::tcp_stream> conn = co_await incoming.next();
-            if (!conn) {
-                if (!srv.stopping)
-                    std::fprintf(stderr, "corio-http: accept: %s\n",
-                                 conn.error().message().c_str());
-                break; // the listener was closed (draining) or broke
-            }
-            ++srv.accepted;
-            if (srv.active >= opt.max_connections) {
-                ++srv.rejected; // bounded memory: refuse rather than grow
-                continue;       // destroying the stream closes it
-            }
-            connections.spawn(serve(std::move(*conn), &srv));
-        }
-        srv.accept_backoffs_at_end = incoming.stats().backoffs;
-        srv.incoming = nullptr;
-    }
-
-    // Drain: in-flight responses get --drain-ms to finish, then whatever is left is cancelled.
-    auto drain = corio::timeout(join(&connections), opt.drain);
-    corio::result<void> drained = co_await std::move(drain);
-    if (!drained)
-        std::printf("drain: cancelled the connections still open after %lld ms\n",
-                    static_cast<long long>(opt.drain.count()));
-    control.request_stop();
-    co_await control.join();
-    co_await print_stats(&srv);
+    // The skeleton (limit, fd back-off report, signals, drain) is net::server's.
+    net::server_options so;
+    so.name = "corio-http";
+    so.max_connections = opt.max_connections; // beyond it: closed at once (bounded memory)
+    so.drain_timeout = opt.drain;             // in-flight responses get this, then cancelled
+    so.signals = signals;
+    so.exit_on_second_signal = true;
+    so.out_of_fds_what = "requests answered 503";
+    so.on_drain = [&srv](int signo) {
+        if (signo == 0)
+            return; // the listener broke (logged): no signal to report
+        std::printf("signal %d: draining %zu connections\n", signo,
+                    srv.front->stats().connections);
+        std::fflush(stdout);
+    };
+    so.on_stats = [&srv] { return print_stats(&srv); };
+    so.on_drained = [&srv] { return finish(&srv); };
+    net::server front(
+        *listener,
+        [&srv](net::tcp_stream conn, net::server::connection* c) {
+            return serve(std::move(conn), c, &srv);
+        },
+        std::move(so));
+    srv.front = &front;
+    front.spawn(sweep_timeouts(&srv));
+    net::server_stats done = co_await front.run();
+    (void)done;
     corio::result<void> closed = co_await root->close();
     (void)closed;
-    signal_scope.request_stop();
-    co_await signal_scope.join();
     co_return 0;
 }
 

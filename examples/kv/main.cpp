@@ -18,6 +18,7 @@
 
 #include <corio/corio.hpp>
 #include "examples/common/cli.hpp"
+#include "examples/common/listen.hpp"
 #include "examples/common/stop_signals.hpp"
 
 #include <signal.h>
@@ -89,10 +90,7 @@ struct server final : kv::server_hooks {
     kv::engine engine{keyspace, this};
     std::uint16_t port = 0;
     std::int64_t started_ms = kv::unix_time_ms();
-    client* clients = nullptr;        // every open connection (intrusive list)
-    std::size_t active = 0;           // connections open now
-    std::uint64_t accepted = 0;       // connections accepted
-    std::uint64_t rejected = 0;       // refused: over --max-clients
+    net::server* front = nullptr;     // accepts and drains; counts clients, accepted, rejected
     std::uint64_t protocol_errors = 0; // closed for malformed input
     std::uint64_t output_limit_closes = 0; // closed for exceeding the output buffer limit
     std::uint64_t query_limit_closes = 0;  // closed for exceeding the query buffer limit
@@ -104,8 +102,6 @@ struct server final : kv::server_hooks {
     std::size_t paused_readers = 0;   // clients waiting for output_room now
     std::uint64_t output_pauses = 0;  // waits of a client for --max-output-memory
     corio::event output_room;         // pulsed when paused clients may go on (see wake_paused)
-    bool stopping = false;            // SIGINT/SIGTERM seen
-    net::tcp_listener* listener = nullptr;
     net::buffer_ring* ring = nullptr; // the shared ring, with --provided-buffers
 
     void info_section(std::string_view section, std::string& out) override;
@@ -118,12 +114,11 @@ struct server final : kv::server_hooks {
     }
 };
 
-/// One connection: what its reader and writer tasks share, and its entry in the server's list
-/// (for shutdown and INFO).
+/// One connection: what its reader and writer tasks share.
 struct client {
     server* srv;
     net::tcp_stream* conn;     // the socket (in serve's frame)
-    int fd;
+    net::server::connection* ctx; // its place in net::server (idle, draining)
     kv::output_queue out;      // replies produced and not yet sent (counted in output_bytes)
     std::array<iovec, kv::output_queue::k_max_iov> iov{}; // what the send in flight reads (one
                                                           // send at a time: reader or writer)
@@ -132,24 +127,9 @@ struct client {
     bool reader_done = false;  // no more replies come: the writer sends the rest and ends
     bool broken = false;       // nothing more goes out (limit crossed, send failed, cancelled)
     bool paused = false;       // the reader waits for output room
-    bool reading_idle = false; // waiting for a new command (nothing half-read)
-    client* prev = nullptr;
-    client* next = nullptr;
 
-    client(server* s, net::tcp_stream* c)
-        : srv(s), conn(c), fd(c->native_handle()), out(&s->output_bytes) {
-        next = s->clients;
-        if (next)
-            next->prev = this;
-        s->clients = this;
-        ++s->active;
-    }
-    ~client() {
-        (prev ? prev->next : srv->clients) = next;
-        if (next)
-            next->prev = prev;
-        --srv->active;
-    }
+    client(server* s, net::tcp_stream* c, net::server::connection* x)
+        : srv(s), conn(c), ctx(x), out(&s->output_bytes) {}
     client(const client&) = delete;
     client& operator=(const client&) = delete;
 };
@@ -167,12 +147,12 @@ void server::info_section(std::string_view section, std::string& out) {
         append_line(out, "uptime_in_seconds",
                     static_cast<std::uint64_t>((kv::unix_time_ms() - started_ms) / 1000));
     } else if (section == "clients") {
-        append_line(out, "connected_clients", active);
+        append_line(out, "connected_clients", front->stats().connections);
         append_line(out, "maxclients", opt.max_clients);
     } else if (section == "stats") {
         corio::io_context_stats s = corio::io_context::current().stats();
-        append_line(out, "total_connections_received", accepted);
-        append_line(out, "rejected_connections", rejected);
+        append_line(out, "total_connections_received", front->stats().accepted);
+        append_line(out, "rejected_connections", front->stats().refused);
         append_line(out, "total_net_input_bytes", bytes_in);
         append_line(out, "total_net_output_bytes", bytes_out);
         append_line(out, "closed_protocol_error", protocol_errors);
@@ -477,11 +457,11 @@ corio::task<void> read_commands(client* c) {
             }
             continue;
         }
-        if (srv->stopping)
+        if (c->ctx->is_draining())
             break;
 
         auto room = in.room(opt.query_limit + k_read_chunk);
-        c->reading_idle = in.begin == in.end;
+        c->ctx->set_idle(in.begin == in.end); // a drain shuts an idle client's read side
         corio::result<std::size_t> n = std::errc::timed_out;
         if (chunks) {
             // Multishot: the recv stays armed; copy the chunk behind what is pending.
@@ -512,7 +492,7 @@ corio::task<void> read_commands(client* c) {
             auto receiving = conn.recv_some(room);
             n = co_await receiving;
         }
-        c->reading_idle = false;
+        c->ctx->set_idle(false);
         if (!n && (n == std::errc::interrupted || n == std::errc::resource_unavailable_try_again ||
                    (n == std::errc::timed_out && c->writer_busy)))
             continue; // EINTR, EAGAIN; or a peer still being sent to is not idle
@@ -585,8 +565,8 @@ corio::task<void> write_replies(client* c) {
         drop_output(c); // no send of ours is in flight now; a paused reader wakes and sees it
 }
 
-corio::task<void> serve(net::tcp_stream conn, server* srv) {
-    client self(srv, &conn);
+corio::task<void> serve(net::tcp_stream conn, net::server::connection* ctx, server* srv) {
+    client self(srv, &conn, ctx);
     corio::task<void> reading = read_commands(&self);
     corio::task<void> writing = write_replies(&self);
     auto both = corio::when_all(std::move(reading), std::move(writing));
@@ -621,13 +601,14 @@ corio::task<void> expire_keys(server* srv) {
 
 void print_stats(server* srv) {
     corio::io_context_stats s = corio::io_context::current().stats();
+    net::server_stats front = srv->front->stats();
     std::printf("stats: clients=%zu accepted=%llu rejected=%llu keys=%zu commands=%llu "
                 "protocol_errors=%llu output_limit_closes=%llu query_limit_closes=%llu "
                 "output_bytes=%zu output_pauses=%llu idle_timeouts=%llu send_timeouts=%llu "
                 "live_tasks=%zu ops_in_flight=%zu "
                 "loop_turns=%llu kernel_enters=%llu cq_overflows=%llu aof_size=%llu\n",
-                srv->active, static_cast<unsigned long long>(srv->accepted),
-                static_cast<unsigned long long>(srv->rejected), srv->keyspace.size(),
+                front.connections, static_cast<unsigned long long>(front.accepted),
+                static_cast<unsigned long long>(front.refused), srv->keyspace.size(),
                 static_cast<unsigned long long>(srv->engine.commands_processed()),
                 static_cast<unsigned long long>(srv->protocol_errors),
                 static_cast<unsigned long long>(srv->output_limit_closes),
@@ -642,52 +623,30 @@ void print_stats(server* srv) {
     std::fflush(stdout);
 }
 
-/// Stops accepting and wakes every connection waiting for a new command (it then closes).
-corio::task<void> begin_shutdown(server* srv, unsigned signo) {
-    std::printf("signal %u: shutting down, %zu clients\n", signo, srv->active);
-    std::fflush(stdout);
-    srv->stopping = true;
-    corio::result<void> closed = co_await srv->listener->close();
-    (void)closed;
-    for (client* c = srv->clients; c; c = c->next)
-        if (c->reading_idle)
-            ::shutdown(c->fd, SHUT_RD); // its recv returns 0 at once
+corio::task<void> print_stats_task(server* srv) {
+    print_stats(srv);
+    co_return;
 }
 
-/// SIGUSR1 prints the stats; the first SIGINT/SIGTERM shuts down, a second one exits at once
-/// (stop_signals::watcher). Runs until cancelled.
-corio::task<void> watch_signals(corio::signal_set* signals, server* srv) {
-    stop_signals::watcher watcher(*signals, "corio-kv");
-    for (;;) {
-        auto next = watcher.next();
-        stop_signals::event e = co_await std::move(next);
-        if (e.what == stop_signals::request::done)
-            co_return;
-        if (e.what == stop_signals::request::stats)
-            print_stats(srv);
-        else
-            co_await begin_shutdown(srv, static_cast<unsigned>(e.signo));
-    }
+/// After the drain (the signals still watched): the drain's outcome, the append only file
+/// written and fsynced, the last stats line.
+corio::task<void> finish(server* srv) {
+    if (srv->front->stats().drain_timed_out)
+        std::printf("drain: cancelled the clients still busy after %lld ms\n",
+                    static_cast<long long>(srv->opt.drain.count()));
+    if (srv->opt.appendonly)
+        co_await srv->aof.close(); // writes what is pending and fsyncs
+    print_stats(srv);
 }
-
-corio::task<void> join(corio::task_scope* scope) { co_await scope->join(); }
 
 corio::task<int> run_server(options opt, corio::signal_set* signals) {
     server srv(opt);
     // Bound first (so a taken port fails before any work), accepting only after the replay.
-    corio::result<net::socket_address> addr =
-        net::socket_address::parse(opt.bind + ":" + std::to_string(opt.port));
-    if (!addr) {
-        std::fprintf(stderr, "corio-kv: --bind %s: %s\n", opt.bind.c_str(),
-                     addr.error().message().c_str());
-        co_return 2;
-    }
-    corio::result<net::tcp_listener> listener = net::tcp_listener::bind(*addr);
-    if (!listener) {
-        std::fprintf(stderr, "corio-kv: cannot listen on %s: %s\n", addr->to_string().c_str(),
-                     listener.error().message().c_str());
-        co_return 1;
-    }
+    int status = 0;
+    std::optional<net::tcp_listener> listener =
+        example::bind_listener("corio-kv", opt.bind, opt.port, &status);
+    if (!listener)
+        co_return status;
     if (opt.appendonly) {
         // Replay (refused before the tail: exit, file untouched), then cut a torn tail, append.
         auto loading = srv.aof.load(srv.engine);
@@ -716,43 +675,36 @@ corio::task<int> run_server(options opt, corio::signal_set* signals) {
         srv.ring = ring.get();
     }
     srv.port = listener->local_address().value().port();
-    srv.listener = &*listener;
-    std::printf("listening on %u\n", srv.port);
-    std::fflush(stdout);
+    example::announce(*listener);
 
-    corio::task_scope control;     // signals, background expiry
-    corio::task_scope connections; // one task per connection
-    control.spawn(watch_signals(signals, &srv));
-    control.spawn(expire_keys(&srv));
-    {
-        net::tcp_accept_stream incoming = listener->accept_multishot();
-        for (;;) {
-            corio::result<net::tcp_stream> conn = co_await incoming.next();
-            if (!conn) {
-                if (!srv.stopping)
-                    std::fprintf(stderr, "corio-kv: accept: %s\n", conn.error().message().c_str());
-                break;
-            }
-            ++srv.accepted;
-            if (srv.active >= opt.max_clients) {
-                ++srv.rejected;
-                connections.spawn(refuse(std::move(*conn)));
-                continue;
-            }
-            connections.spawn(serve(std::move(*conn), &srv));
-        }
-    }
-
-    auto drain = corio::timeout(join(&connections), opt.drain);
-    corio::result<void> drained = co_await std::move(drain);
-    if (!drained)
-        std::printf("drain: cancelled the clients still busy after %lld ms\n",
-                    static_cast<long long>(opt.drain.count()));
-    control.request_stop();
-    co_await control.join();
-    if (opt.appendonly)
-        co_await srv.aof.close(); // writes what is pending and fsyncs
-    print_stats(&srv);
+    // The skeleton (limit, signals, drain) is net::server's; corio-kv is its handler.
+    net::server_options so;
+    so.name = "corio-kv";
+    so.max_connections = opt.max_clients;
+    so.on_limit = net::limit_policy::refuse; // beyond --max-clients: an error line, then close
+    so.refuse = [](net::tcp_stream conn) { return refuse(std::move(conn)); };
+    so.drain_timeout = opt.drain;
+    so.signals = signals;
+    so.exit_on_second_signal = true;
+    so.on_drain = [&srv](int signo) { // idle clients are then woken (their recv ends)
+        if (signo == 0)
+            return; // the listener broke (logged): no signal to report
+        std::printf("signal %d: shutting down, %zu clients\n", signo,
+                    srv.front->stats().connections);
+        std::fflush(stdout);
+    };
+    so.on_stats = [&srv] { return print_stats_task(&srv); };
+    so.on_drained = [&srv] { return finish(&srv); };
+    net::server front(
+        *listener,
+        [&srv](net::tcp_stream conn, net::server::connection* c) {
+            return serve(std::move(conn), c, &srv);
+        },
+        std::move(so));
+    srv.front = &front;
+    front.spawn(expire_keys(&srv));
+    net::server_stats done = co_await front.run();
+    (void)done;
     co_return 0;
 }
 

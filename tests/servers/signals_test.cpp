@@ -7,8 +7,11 @@
 
 #include <doctest/doctest.h>
 
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <string>
@@ -129,5 +132,29 @@ TEST_CASE("every server's --help states the second-signal exit status") {
         std::string help = f.help();
         CHECK(help.find("a second SIGINT/SIGTERM exits at once without draining, status 128+N "
                         "(130, 143)") != std::string::npos);
+    }
+}
+
+TEST_CASE("regression: every server listens on an IPv6 --bind such as ::1 (echo and corio-kv "
+          "appended the port without brackets and refused it: exit 2)") {
+    int probe = ::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in6 loop6{};
+    loop6.sin6_family = AF_INET6;
+    loop6.sin6_addr = in6addr_loopback;
+    bool have_v6 = probe >= 0 && ::bind(probe, reinterpret_cast<sockaddr*>(&loop6),
+                                        sizeof loop6) == 0;
+    if (probe >= 0)
+        ::close(probe);
+    if (!have_v6) {
+        MESSAGE("IPv6 loopback unavailable: skipped");
+        return;
+    }
+    for (kind k : {kind::echo, kind::http, kind::kv}) {
+        std::string name = name_of(k);
+        CAPTURE(name);
+        fixture f(k);
+        server srv(f, {"--bind", "::1"}); // waits for `listening on N`
+        CHECK(srv.port != 0);
+        CHECK(srv.exits_cleanly_after(SIGTERM));
     }
 }
