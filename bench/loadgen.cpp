@@ -806,41 +806,46 @@ std::optional<std::uint64_t> scaled(std::string_view text, std::uint64_t min, st
     return *v * scale;
 }
 
-/// A CLI11 transform: a number as scaled() takes it becomes its plain digits for CLI11 to store.
-CLI::Validator scaled_number(std::uint64_t min, std::uint64_t max) {
-    auto transform = [min, max](std::string& text) -> std::string {
+/// The check of a scaled number: scaled() in [min, max], rewritten to its plain digits.
+cli::check_fn scaled_check(std::uint64_t min, std::uint64_t max) {
+    return [min, max](std::string& text) -> std::string {
         std::optional<std::uint64_t> v = scaled(text, min, max);
         if (!v)
             return "wants a number " + cli::range_text(min, max) + ", got '" + text + "'";
         text = std::to_string(*v);
         return {};
     };
-    return CLI::Validator(transform, "", "scaled number");
 }
 
-/// An option `flag` stored into `target` (any integer type) as scaled_number(min, max).
+/// An option `flag` stored into `target` (any integer type) as a scaled number in [min, max];
+/// the help shows target's value as the default unless `show_default` is false.
 template <class T>
-CLI::Option* add_scaled(CLI::App& app, const std::string& flag, T& target, std::uint64_t min,
-                        std::uint64_t max, const std::string& help) {
-    return app.add_option(flag, target, help + " " + cli::help_range(min, max))
-        ->transform(scaled_number(min, max))
-        ->type_name("N");
+cli::option add_scaled(cli::parser& p, const std::string& flag, T& target, std::uint64_t min,
+                       std::uint64_t max, const std::string& help, bool show_default = true) {
+    auto store = [&target](const std::string& digits) {
+        target = static_cast<T>(cli::parse_unsigned(digits, 0, ~0ULL).value());
+    };
+    return p
+        .add(flag, help + " " + cli::help_range(min, max), scaled_check(min, max), store,
+             show_default ? std::to_string(target) : std::string())
+        .type("N");
 }
 
 /// An option `flag` in whole milliseconds up to `max` (a scaled number, as before).
-CLI::Option* add_ms(CLI::App& app, const std::string& flag, std::chrono::milliseconds& target,
-                    std::uint64_t max, const std::string& help) {
-    auto store = [&target](std::uint64_t ms) { target = std::chrono::milliseconds(ms); };
-    return app
-        .add_option_function<std::uint64_t>(flag, store, help + " " + cli::help_range(0, max))
-        ->transform(scaled_number(0, max))
-        ->type_name("MS")
-        ->default_str(std::to_string(target.count()));
+cli::option add_ms(cli::parser& p, const std::string& flag, std::chrono::milliseconds& target,
+                   std::uint64_t max, const std::string& help) {
+    auto store = [&target](const std::string& digits) {
+        target = std::chrono::milliseconds(cli::parse_unsigned(digits, 0, ~0ULL).value());
+    };
+    return p
+        .add(flag, help + " " + cli::help_range(0, max), scaled_check(0, max), store,
+             std::to_string(target.count()))
+        .type("MS");
 }
 
 /// An option `flag` in seconds (a decimal fraction allowed) in [0, 86400].
-CLI::Option* add_seconds(CLI::App& app, const std::string& flag, double& target,
-                         const std::string& help) {
+cli::option add_seconds(cli::parser& p, const std::string& flag, double& target,
+                        const std::string& help) {
     auto check = [](std::string& text) -> std::string {
         char* end = nullptr;
         double v = std::strtod(text.c_str(), &end);
@@ -848,14 +853,16 @@ CLI::Option* add_seconds(CLI::App& app, const std::string& flag, double& target,
             return "wants seconds in [0, 86400], got '" + text + "'";
         return {};
     };
-    return app.add_option(flag, target, help)
-        ->check(CLI::Validator(check, "", "seconds"))
-        ->type_name("SECONDS")
-        ->capture_default_str();
+    auto store = [&target](const std::string& text) {
+        target = std::strtod(text.c_str(), nullptr);
+    };
+    char shown[32];
+    std::snprintf(shown, sizeof shown, "%g", target);
+    return p.add(flag, help, check, store, shown).type("SECONDS");
 }
 
 /// The value of --files: NAME:SIZE items separated by commas (SIZE a scaled number).
-std::vector<file_spec> parse_files(const CLI::App& app, std::string_view text) {
+std::vector<file_spec> parse_files(const cli::parser& p, std::string_view text) {
     std::vector<file_spec> files;
     while (!text.empty()) {
         std::size_t comma = text.find(',');
@@ -863,15 +870,15 @@ std::vector<file_spec> parse_files(const CLI::App& app, std::string_view text) {
         text = comma == std::string_view::npos ? std::string_view{} : text.substr(comma + 1);
         std::size_t colon = item.rfind(':');
         if (colon == std::string_view::npos || colon == 0)
-            cli::fail(app, "--files wants NAME:SIZE items, got '" + std::string(item) + "'");
+            p.fail("--files wants NAME:SIZE items, got '" + std::string(item) + "'");
         std::string_view name = item.substr(0, colon);
         if (name.find_first_of(" \n\r\t") != std::string_view::npos)
-            cli::fail(app, "--files: file names cannot contain white space");
+            p.fail("--files: file names cannot contain white space");
         std::string_view size_text = item.substr(colon + 1);
         std::optional<std::uint64_t> size = scaled(size_text, 0, std::uint64_t{1} << 40);
         if (!size)
-            cli::fail(app, "--files wants sizes " + cli::range_text(0, std::uint64_t{1} << 40) +
-                               ", got '" + std::string(size_text) + "'");
+            p.fail("--files wants sizes " + cli::range_text(0, std::uint64_t{1} << 40) + ", got '" +
+                   std::string(size_text) + "'");
         files.push_back({std::string(name), *size, file_seed(name)});
     }
     return files;
@@ -881,69 +888,55 @@ options parse_args(int argc, char** argv) {
     options opt;
     std::string mode = "echo";
     std::string files;
-    CLI::App app{"The laboratory's closed-loop load generator (echo or file requests).", "loadgen"};
-    cli::configure(app, k_notes);
-    app.add_option("--host", opt.host, "server address (an IPv4/IPv6 literal)")
-        ->type_name("ADDR")
-        ->capture_default_str();
-    add_scaled(app, "--port", opt.port, 1, 65535, "server port")->required();
-    add_scaled(app, "--connections", opt.connections, 0, 1'000'000, "connections to open")
-        ->type_name("C")
-        ->capture_default_str();
-    add_scaled(app, "--pipeline", opt.pipeline, 1, 4096, "requests in flight per connection")
-        ->type_name("D")
-        ->capture_default_str();
-    add_seconds(app, "--warmup", opt.warmup_s, "seconds before measuring");
-    add_seconds(app, "--duration", opt.duration_s, "measured seconds");
-    add_scaled(app, "--max-requests", opt.max_requests, 0, ~std::uint64_t{0},
-               "total replies after which sending stops; 0: no limit")
-        ->capture_default_str();
-    app.add_option("--mode", mode, "echo messages or file-range requests")
-        ->check(cli::one_of({"echo", "files"}))
-        ->type_name("echo|files")
-        ->capture_default_str();
-    add_scaled(app, "--size", opt.size, 1, 1 << 24, "echo: bytes per message")
-        ->type_name("BYTES")
-        ->capture_default_str();
-    app.add_option("--files", files, "files: what the server has (needed with --mode files)")
-        ->type_name("NAME:SIZE,...");
-    add_scaled(app, "--range-size", opt.range_size, 0, std::uint64_t{1} << 32,
+    cli::parser p("loadgen", "The laboratory's closed-loop load generator (echo or file requests).",
+                  k_notes);
+    p.text("--host", opt.host, "server address (an IPv4/IPv6 literal)").type("ADDR");
+    add_scaled(p, "--port", opt.port, 1, 65535, "server port", false).required();
+    add_scaled(p, "--connections", opt.connections, 0, 1'000'000, "connections to open").type("C");
+    add_scaled(p, "--pipeline", opt.pipeline, 1, 4096, "requests in flight per connection")
+        .type("D");
+    add_seconds(p, "--warmup", opt.warmup_s, "seconds before measuring");
+    add_seconds(p, "--duration", opt.duration_s, "measured seconds");
+    add_scaled(p, "--max-requests", opt.max_requests, 0, ~std::uint64_t{0},
+               "total replies after which sending stops; 0: no limit");
+    p.word(
+         "--mode", {"echo", "files"}, [&mode](const std::string& m) { mode = m; },
+         "echo messages or file-range requests")
+        .default_text("echo");
+    add_scaled(p, "--size", opt.size, 1, 1 << 24, "echo: bytes per message").type("BYTES");
+    p.text("--files", files, "files: what the server has (needed with --mode files)")
+        .type("NAME:SIZE,...");
+    add_scaled(p, "--range-size", opt.range_size, 0, std::uint64_t{1} << 32,
                "files: bytes per request; 0: whole files")
-        ->type_name("B")
-        ->capture_default_str();
-    add_scaled(app, "--align", opt.align, 1, 1 << 24, "files: offsets are multiples of this")
-        ->type_name("A")
-        ->capture_default_str();
-    add_scaled(app, "--server-pid", opt.server_pid, 0, 1 << 30,
+        .type("B");
+    add_scaled(p, "--align", opt.align, 1, 1 << 24, "files: offsets are multiples of this")
+        .type("A");
+    add_scaled(p, "--server-pid", opt.server_pid, 0, 1 << 30,
                "adds the server's CPU seconds, RSS, threads and context switches over the "
-               "measured phase")
-        ->type_name("PID");
-    add_scaled(app, "--server-cpu", opt.server_cpu, 0, 4096,
-               "adds that core's busy seconds (softirq included)")
-        ->type_name("CPU");
-    app.add_option("--server-alloc-counter", opt.server_alloc_counter,
-                   "adds the server's heap allocations (bench/lab/alloc_counter.cpp)")
-        ->type_name("FILE");
-    add_scaled(app, "--connect-batch", opt.connect_batch, 1, 65536, "connects in flight at once")
-        ->capture_default_str();
-    add_ms(app, "--connect-timeout-ms", opt.connect_timeout, 600'000, "per connect attempt");
-    add_ms(app, "--grace-ms", opt.grace, 600'000,
-           "after the measured phase: time to drain replies");
-    add_scaled(app, "--seed", opt.seed, 0, ~std::uint64_t{0}, "request choice (files)")
-        ->capture_default_str();
-    add_scaled(app, "--sq-entries", opt.sq_entries, 0, 32768, "io_uring SQ entries")
-        ->capture_default_str();
-    add_scaled(app, "--cq-entries", opt.cq_entries, 0, 65536, "io_uring CQ entries")
-        ->capture_default_str();
-    cli::parse(app, argc, argv);
+               "measured phase",
+               false)
+        .type("PID");
+    add_scaled(p, "--server-cpu", opt.server_cpu, 0, 4096,
+               "adds that core's busy seconds (softirq included)", false)
+        .type("CPU");
+    p.text("--server-alloc-counter", opt.server_alloc_counter,
+           "adds the server's heap allocations (bench/lab/alloc_counter.cpp)")
+        .type("FILE");
+    add_scaled(p, "--connect-batch", opt.connect_batch, 1, 65536, "connects in flight at once");
+    add_ms(p, "--connect-timeout-ms", opt.connect_timeout, 600'000, "per connect attempt");
+    add_ms(p, "--grace-ms", opt.grace, 600'000, "after the measured phase: time to drain replies");
+    add_scaled(p, "--seed", opt.seed, 0, ~std::uint64_t{0}, "request choice (files)");
+    add_scaled(p, "--sq-entries", opt.sq_entries, 0, 32768, "io_uring SQ entries");
+    add_scaled(p, "--cq-entries", opt.cq_entries, 0, 65536, "io_uring CQ entries");
+    p.parse(argc, argv);
     opt.mode = mode == "files" ? job::files : job::echo;
-    opt.files = parse_files(app, files);
+    opt.files = parse_files(p, files);
     if (opt.mode == job::files && opt.files.empty())
-        cli::fail(app, "--mode files needs --files NAME:SIZE,...");
+        p.fail("--mode files needs --files NAME:SIZE,...");
     // The whole pipeline of echo messages is sent before any reply is read: keep it within
     // what the socket buffers hold, or client and server would both block on full buffers.
     if (opt.mode == job::echo && opt.size * opt.pipeline > (1u << 20))
-        cli::fail(app, "--size x --pipeline must stay within 1 MiB");
+        p.fail("--size x --pipeline must stay within 1 MiB");
     return opt;
 }
 

@@ -35,15 +35,13 @@ constexpr unsigned k_max_in_flight = 256;
 
 options parse_args(int argc, char** argv) {
     options opts;
-    CLI::App app{"Copies SRC to DST (or to stdout with DST '-') through io_uring.", "cp"};
-    cli::configure(app);
-    cli::add_number(app, "--chunk", opts.chunk, 1, k_max_chunk, "bytes per read")
-        ->type_name("BYTES");
-    cli::add_number(app, "--in-flight", opts.in_flight, 1, k_max_in_flight,
-                    "chunks in flight for a file-to-file copy");
-    app.add_option("SRC", opts.src, "the file to read")->required();
-    app.add_option("DST", opts.dst, "the file to write, or - for stdout")->required();
-    cli::parse(app, argc, argv);
+    cli::parser p("cp", "Copies SRC to DST (or to stdout with DST '-') through io_uring.");
+    p.number("--chunk", opts.chunk, 1, k_max_chunk, "bytes per read").type("BYTES");
+    p.number("--in-flight", opts.in_flight, 1, k_max_in_flight,
+             "chunks in flight for a file-to-file copy");
+    p.positional("SRC", opts.src, "the file to read");
+    p.positional("DST", opts.dst, "the file to write, or - for stdout");
+    p.parse(argc, argv);
     return opts;
 }
 

@@ -269,30 +269,28 @@ corio::task<int> run_server(options opt, corio::signal_set* signals) {
 
 options parse_args(int argc, char** argv) {
     options opt;
-    CLI::App app{"A TCP echo server: one coroutine per connection, one thread, one io_uring.",
-                 "echo"};
-    cli::configure(app, stop_signals::k_usage);
-    cli::add_port(app, opt.port);
-    app.add_option("--bind", opt.bind, "address to listen on")
-        ->type_name("ADDR")
-        ->capture_default_str();
-    cli::add_number(app, "--sq-entries", opt.sq_entries, 0, 32768, "io_uring SQ entries");
-    cli::add_number(app, "--cq-entries", opt.cq_entries, 0, 65536,
-                    "io_uring CQ entries; 0: the kernel's 2 x SQ");
-    cli::add_number(app, "--buffer-size", opt.buffer_size, 1, 1 << 24,
-                    "bytes per read (per connection, or per ring buffer)")
-        ->type_name("BYTES");
-    cli::add_number(app, "--provided-buffers", opt.provided_buffers, 0, 32768,
-                    "> 0: reads go to a shared ring of this many buffers (a power of 2)");
-    cli::add_number(app, "--max-connections", opt.max_connections, 0, 1'000'000,
-                    "beyond this, new connections are closed at once");
-    cli::add_duration(app, "--idle-timeout-ms", opt.idle_timeout, 24h,
-                      "a peer silent (or not reading) this long is closed; 0: never");
-    cli::add_duration(app, "--drain-ms", opt.drain, 24h,
-                      "on SIGINT/SIGTERM: time the connections get to finish");
-    cli::add_duration(app, "--stats-interval-ms", opt.stats_interval, 24h,
-                      "a stats line this often; 0: only on SIGUSR1");
-    cli::parse(app, argc, argv);
+    cli::parser p("echo",
+                  "A TCP echo server: one coroutine per connection, one thread, one io_uring.",
+                  stop_signals::k_usage);
+    p.port(opt.port);
+    p.text("--bind", opt.bind, "address to listen on").type("ADDR");
+    p.number("--sq-entries", opt.sq_entries, 0, 32768, "io_uring SQ entries");
+    p.number("--cq-entries", opt.cq_entries, 0, 65536,
+             "io_uring CQ entries; 0: the kernel's 2 x SQ");
+    p.number("--buffer-size", opt.buffer_size, 1, 1 << 24,
+             "bytes per read (per connection, or per ring buffer)")
+        .type("BYTES");
+    p.number("--provided-buffers", opt.provided_buffers, 0, 32768,
+             "> 0: reads go to a shared ring of this many buffers (a power of 2)");
+    p.number("--max-connections", opt.max_connections, 0, 1'000'000,
+             "beyond this, new connections are closed at once");
+    p.duration("--idle-timeout-ms", opt.idle_timeout, 24h,
+               "a peer silent (or not reading) this long is closed; 0: never");
+    p.duration("--drain-ms", opt.drain, 24h,
+               "on SIGINT/SIGTERM: time the connections get to finish");
+    p.duration("--stats-interval-ms", opt.stats_interval, 24h,
+               "a stats line this often; 0: only on SIGUSR1");
+    p.parse(argc, argv);
     if (opt.idle_timeout.count() == 0)
         opt.idle_timeout = std::chrono::hours(24 * 365); // "no timeout"
     return opt;

@@ -937,63 +937,57 @@ corio::task<int> run_server(options opt, corio::signal_set* signals) {
 
 options parse_args(int argc, char** argv) {
     options opt;
-    CLI::App app{"An HTTP/1.1 static file server (GET, HEAD, keep-alive, ranges) on corio.",
-                 "corio-http"};
-    cli::configure(app, stop_signals::k_usage);
-    app.add_option("--root", opt.root, "the document root")->type_name("DIR")->required();
-    cli::add_port(app, opt.port);
-    app.add_option("--bind", opt.bind, "address to listen on")
-        ->type_name("ADDR")
-        ->capture_default_str();
-    app.add_option("--index", opt.index, "served for a directory; '': every directory is 403")
-        ->type_name("NAME")
-        ->capture_default_str();
-    cli::add_number(app, "--sq-entries", opt.sq_entries, 0, 32768, "io_uring SQ entries");
-    cli::add_number(app, "--cq-entries", opt.cq_entries, 0, 65536,
-                    "io_uring CQ entries; 0: the kernel's 2 x SQ");
-    cli::add_number(app, "--max-connections", opt.max_connections, 0, 1'000'000,
-                    "beyond this, new connections are closed at once");
-    cli::add_duration(app, "--header-timeout-ms", opt.header_timeout, 24h,
-                      "a request head must arrive within this; 0: no limit");
-    cli::add_duration(app, "--keepalive-timeout-ms", opt.keepalive_timeout, 24h,
-                      "an idle keep-alive connection lasts this; 0: no limit");
-    cli::add_duration(app, "--send-timeout-ms", opt.send_timeout, 24h,
-                      "a peer not reading for this is dropped; 0: no limit");
-    cli::add_duration(app, "--linger-timeout-ms", opt.linger_timeout, 24h,
-                      "closing: wait this long for the client's FIN");
-    cli::add_duration(app, "--drain-ms", opt.drain, 24h,
-                      "on SIGINT/SIGTERM: time the responses get to finish");
-    cli::add_number(app, "--max-request-line", opt.limits.max_request_line, 0, 1 << 20,
-                    "bytes of the request line; at least 16")
-        ->type_name("BYTES");
-    cli::add_number(app, "--max-headers", opt.limits.max_headers, 0, 10000,
-                    "header fields per request");
-    cli::add_number(app, "--max-header-bytes", opt.limits.max_header_bytes, 0, 1 << 20,
-                    "bytes of the header fields; at least 16")
-        ->type_name("BYTES");
-    cli::add_number<std::uint64_t>(app, "--max-body", opt.limits.max_body, 0,
-                                   std::numeric_limits<std::int64_t>::max(),
-                                   "request body bytes skipped; a larger body is 413")
-        ->type_name("BYTES");
-    cli::add_number(app, "--cache-bytes", opt.cache_bytes, 0, std::size_t{1} << 40,
-                    "the small-file cache's bound; 0: no cache (every request opens, stats and "
-                    "reads the file)")
-        ->type_name("BYTES");
-    cli::add_number(app, "--cache-max-file", opt.cache_max_file, 0, std::size_t{1} << 30,
-                    "larger files are always read from disk")
-        ->type_name("BYTES");
-    cli::add_duration(app, "--cache-validity-ms", opt.cache_validity, 24h,
-                      "a cached file is checked again after this");
-    cli::parse(app, argc, argv);
+    cli::parser p("corio-http",
+                  "An HTTP/1.1 static file server (GET, HEAD, keep-alive, ranges) on corio.",
+                  stop_signals::k_usage);
+    p.text("--root", opt.root, "the document root").type("DIR").required();
+    p.port(opt.port);
+    p.text("--bind", opt.bind, "address to listen on").type("ADDR");
+    p.text("--index", opt.index, "served for a directory; '': every directory is 403").type("NAME");
+    p.number("--sq-entries", opt.sq_entries, 0, 32768, "io_uring SQ entries");
+    p.number("--cq-entries", opt.cq_entries, 0, 65536,
+             "io_uring CQ entries; 0: the kernel's 2 x SQ");
+    p.number("--max-connections", opt.max_connections, 0, 1'000'000,
+             "beyond this, new connections are closed at once");
+    p.duration("--header-timeout-ms", opt.header_timeout, 24h,
+               "a request head must arrive within this; 0: no limit");
+    p.duration("--keepalive-timeout-ms", opt.keepalive_timeout, 24h,
+               "an idle keep-alive connection lasts this; 0: no limit");
+    p.duration("--send-timeout-ms", opt.send_timeout, 24h,
+               "a peer not reading for this is dropped; 0: no limit");
+    p.duration("--linger-timeout-ms", opt.linger_timeout, 24h,
+               "closing: wait this long for the client's FIN");
+    p.duration("--drain-ms", opt.drain, 24h, "on SIGINT/SIGTERM: time the responses get to finish");
+    p.number("--max-request-line", opt.limits.max_request_line, 0, 1 << 20,
+             "bytes of the request line; at least 16")
+        .type("BYTES");
+    p.number("--max-headers", opt.limits.max_headers, 0, 10000, "header fields per request");
+    p.number("--max-header-bytes", opt.limits.max_header_bytes, 0, 1 << 20,
+             "bytes of the header fields; at least 16")
+        .type("BYTES");
+    p.number<std::uint64_t>("--max-body", opt.limits.max_body, 0,
+                            std::numeric_limits<std::int64_t>::max(),
+                            "request body bytes skipped; a larger body is 413")
+        .type("BYTES");
+    p.number("--cache-bytes", opt.cache_bytes, 0, std::size_t{1} << 40,
+             "the small-file cache's bound; 0: no cache (every request opens, stats and reads "
+             "the file)")
+        .type("BYTES");
+    p.number("--cache-max-file", opt.cache_max_file, 0, std::size_t{1} << 30,
+             "larger files are always read from disk")
+        .type("BYTES");
+    p.duration("--cache-validity-ms", opt.cache_validity, 24h,
+               "a cached file is checked again after this");
+    p.parse(argc, argv);
     if (opt.root.empty())
-        cli::fail(app, "--root is required");
+        p.fail("--root is required");
     if (opt.limits.max_request_line < 16 || opt.limits.max_header_bytes < 16)
-        cli::fail(app, "the request line and header limits must be >= 16");
+        p.fail("the request line and header limits must be >= 16");
     for (auto* t : {&opt.header_timeout, &opt.keepalive_timeout, &opt.send_timeout})
         if (t->count() == 0)
             *t = std::chrono::hours(24 * 365); // "no timeout"
     if (opt.index.find('/') != std::string::npos)
-        cli::fail(app, "--index is a file name, not a path");
+        p.fail("--index is a file name, not a path");
     return opt;
 }
 

@@ -772,68 +772,55 @@ constexpr const char* k_notes =
 options parse_args(int argc, char** argv) {
     options opt;
     constexpr std::uint64_t big = 1ULL << 40;
-    CLI::App app{"A Redis-protocol (RESP2) key-value server on corio.", "corio-kv"};
-    cli::configure(app, std::string(k_notes) + stop_signals::k_usage);
-    cli::add_port(app, opt.port);
-    app.add_option("--bind", opt.bind, "address to listen on")
-        ->type_name("ADDR")
-        ->capture_default_str();
-    cli::add_number(app, "--sq-entries", opt.sq_entries, 0, 32768, "io_uring SQ entries");
-    cli::add_number(app, "--cq-entries", opt.cq_entries, 0, 65536,
-                    "io_uring CQ entries; 0: the kernel's 2 x SQ");
-    app.add_option("--dir", opt.dir, "where the append-only file lives")
-        ->type_name("DIR")
-        ->capture_default_str();
-    app.add_option_function<std::string>(
-           "--appendonly", [&opt](const std::string& v) { opt.appendonly = v == "yes"; },
-           "keep an append-only file")
-        ->check(cli::one_of({"yes", "no"}))
-        ->type_name("yes|no")
-        ->default_str("no");
-    app.add_option("--appendfilename", opt.appendfilename, "the append-only file's name in DIR")
-        ->type_name("NAME")
-        ->capture_default_str();
+    cli::parser p("corio-kv", "A Redis-protocol (RESP2) key-value server on corio.",
+                  std::string(k_notes) + stop_signals::k_usage);
+    p.port(opt.port);
+    p.text("--bind", opt.bind, "address to listen on").type("ADDR");
+    p.number("--sq-entries", opt.sq_entries, 0, 32768, "io_uring SQ entries");
+    p.number("--cq-entries", opt.cq_entries, 0, 65536,
+             "io_uring CQ entries; 0: the kernel's 2 x SQ");
+    p.text("--dir", opt.dir, "where the append-only file lives").type("DIR");
+    p.word(
+         "--appendonly", {"yes", "no"},
+         [&opt](const std::string& v) { opt.appendonly = v == "yes"; }, "keep an append-only file")
+        .default_text("no");
+    p.text("--appendfilename", opt.appendfilename, "the append-only file's name in DIR")
+        .type("NAME");
     auto fsync = [&opt](const std::string& v) {
         opt.appendfsync = v == "always" ? kv::fsync_policy::always
                           : v == "no"   ? kv::fsync_policy::no
                                         : kv::fsync_policy::everysec;
     };
-    app.add_option_function<std::string>("--appendfsync", fsync, "when the log is fsynced")
-        ->check(cli::one_of({"always", "everysec", "no"}))
-        ->type_name("always|everysec|no")
-        ->default_str("everysec");
-    cli::add_number(app, "--auto-aof-rewrite-percentage", opt.rewrite_percentage, 0, 1'000'000,
-                    "auto rewrite: the log's growth since the last one, %")
-        ->type_name("P");
-    cli::add_number(app, "--auto-aof-rewrite-min-size", opt.rewrite_min_size, 0, big,
-                    "auto rewrite: the log's minimum size")
-        ->type_name("BYTES");
-    cli::add_number(app, "--max-clients", opt.max_clients, 0, 1'000'000,
-                    "beyond this, new clients get an error");
-    cli::add_number(app, "--client-output-buffer-limit", opt.output_limit, 0, big,
-                    "replies one client has not been sent yet; crossing it closes the client; "
-                    "0: none")
-        ->type_name("BYTES");
-    cli::add_number(app, "--client-query-buffer-limit", opt.query_limit, 0, big,
-                    "one incomplete command's bytes; crossing it closes the client; at least "
-                    "16 KiB")
-        ->type_name("BYTES");
-    cli::add_number(app, "--max-output-memory", opt.output_budget, 0, big,
-                    "all clients' unsent replies; beyond it a client with replies pending stops "
-                    "reading until they drain, the others go on; 0: none")
-        ->type_name("BYTES");
-    cli::add_number(app, "--proto-max-bulk-len", opt.max_bulk, 0, big, "one argument's bytes")
-        ->type_name("BYTES");
-    cli::add_duration(app, "--timeout", opt.timeout, std::chrono::days(365),
-                      "idle clients are closed after this many seconds; 0: never")
-        ->type_name("SECONDS");
-    cli::add_duration(app, "--drain-ms", opt.drain, 24h,
-                      "on SIGINT/SIGTERM: time the clients get to finish");
-    cli::add_number(app, "--provided-buffers", opt.provided_buffers, 0, 32768,
-                    "> 0: multishot recv into a shared ring of this many buffers");
-    app.add_flag("--aof-repair", opt.aof_repair,
-                 "cut the append-only file at its first bad record and exit (see below)");
-    cli::parse(app, argc, argv);
+    p.word("--appendfsync", {"always", "everysec", "no"}, fsync, "when the log is fsynced")
+        .default_text("everysec");
+    p.number("--auto-aof-rewrite-percentage", opt.rewrite_percentage, 0, 1'000'000,
+             "auto rewrite: the log's growth since the last one, %")
+        .type("P");
+    p.number("--auto-aof-rewrite-min-size", opt.rewrite_min_size, 0, big,
+             "auto rewrite: the log's minimum size")
+        .type("BYTES");
+    p.number("--max-clients", opt.max_clients, 0, 1'000'000,
+             "beyond this, new clients get an error");
+    p.number("--client-output-buffer-limit", opt.output_limit, 0, big,
+             "replies one client has not been sent yet; crossing it closes the client; 0: none")
+        .type("BYTES");
+    p.number("--client-query-buffer-limit", opt.query_limit, 0, big,
+             "one incomplete command's bytes; crossing it closes the client; at least 16 KiB")
+        .type("BYTES");
+    p.number("--max-output-memory", opt.output_budget, 0, big,
+             "all clients' unsent replies; beyond it a client with replies pending stops reading "
+             "until they drain, the others go on; 0: none")
+        .type("BYTES");
+    p.number("--proto-max-bulk-len", opt.max_bulk, 0, big, "one argument's bytes").type("BYTES");
+    p.duration("--timeout", opt.timeout, std::chrono::days(365),
+               "idle clients are closed after this many seconds; 0: never")
+        .type("SECONDS");
+    p.duration("--drain-ms", opt.drain, 24h, "on SIGINT/SIGTERM: time the clients get to finish");
+    p.number("--provided-buffers", opt.provided_buffers, 0, 32768,
+             "> 0: multishot recv into a shared ring of this many buffers");
+    p.flag("--aof-repair", opt.aof_repair,
+           "cut the append-only file at its first bad record and exit (see below)");
+    p.parse(argc, argv);
     if (opt.query_limit < k_read_chunk)
         opt.query_limit = k_read_chunk;
     if (opt.output_budget > 0 && (opt.output_limit == 0 || opt.output_limit >= opt.output_budget))

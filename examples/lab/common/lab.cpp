@@ -42,32 +42,29 @@ options parse_args(int argc, char** argv, const char* program, bool files_job) {
     g_program = program;
     std::signal(SIGPIPE, SIG_IGN);
     options opt;
-    CLI::App app{files_job ? "A laboratory file server (examples/lab/files)."
-                           : "A laboratory echo server (examples/lab/echo).",
-                 program};
-    cli::configure(app, "  SIGINT/SIGTERM: stop, print a stats line to stderr, exit 0.");
-    cli::add_number(app, "--port", opt.port, 0, 65535,
-                    "TCP port; 0 (the default) picks an ephemeral one, printed as "
-                    "`listening on N`");
-    app.add_option("--bind", opt.bind, "IPv4 address to listen on")
-        ->type_name("ADDR")
-        ->capture_default_str();
-    cli::add_number(app, "--buffer-size", opt.buffer_size, 1, 1 << 24,
-                    "bytes per read (socket reads; file reads too)")
-        ->type_name("BYTES");
-    cli::add_number(app, "--sq-entries", opt.sq_entries, 1, 32768,
-                    "io_uring SQ entries (uring and corio styles)");
-    cli::add_number(app, "--cq-entries", opt.cq_entries, 0, 65536,
-                    "io_uring CQ entries; 0: the kernel's 2 x SQ");
-    cli::add_number(app, "--max-connections", opt.max_connections, 1, 10'000'000,
-                    "beyond this, new connections are closed at once");
+    cli::parser p(program,
+                  files_job ? "A laboratory file server (examples/lab/files)."
+                            : "A laboratory echo server (examples/lab/echo).",
+                  "  SIGINT/SIGTERM: stop, print a stats line to stderr, exit 0.");
+    p.number("--port", opt.port, 0, 65535,
+             "TCP port; 0 (the default) picks an ephemeral one, printed as `listening on N`");
+    p.text("--bind", opt.bind, "IPv4 address to listen on").type("ADDR");
+    p.number("--buffer-size", opt.buffer_size, 1, 1 << 24,
+             "bytes per read (socket reads; file reads too)")
+        .type("BYTES");
+    p.number("--sq-entries", opt.sq_entries, 1, 32768,
+             "io_uring SQ entries (uring and corio styles)");
+    p.number("--cq-entries", opt.cq_entries, 0, 65536,
+             "io_uring CQ entries; 0: the kernel's 2 x SQ");
+    p.number("--max-connections", opt.max_connections, 1, 10'000'000,
+             "beyond this, new connections are closed at once");
     if (files_job) {
-        app.add_option("--root", opt.root, "the directory served")->type_name("DIR")->required();
-        app.add_flag("--direct", opt.direct, "O_DIRECT reads into aligned buffers");
+        p.text("--root", opt.root, "the directory served").type("DIR").required();
+        p.flag("--direct", opt.direct, "O_DIRECT reads into aligned buffers");
     }
-    cli::parse(app, argc, argv);
+    p.parse(argc, argv);
     if (files_job && opt.root.empty())
-        cli::fail(app, "--root DIR is required");
+        p.fail("--root DIR is required");
     return opt;
 }
 
