@@ -6,6 +6,7 @@
 // Try: build/release/examples/echo --port 0   then
 //      build/release/bench/loadgen --port PORT --connections 50 --size 64 --duration 2
 #include <corio/corio.hpp>
+#include "examples/common/cli.hpp"
 
 #include <dirent.h>
 #include <sys/resource.h>
@@ -24,6 +25,7 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -766,155 +768,175 @@ corio::task<int> run(options opt) {
 
 // ----- command line -----
 
-[[noreturn]] void usage(int status) {
-    std::fprintf(status == 0 ? stdout : stderr,
-        "usage: loadgen --port N [--host ADDR] [--connections C] [--pipeline D]\n"
-        "               [--warmup SECONDS] [--duration SECONDS] [--max-requests N]\n"
-        "               [--mode echo] [--size BYTES]\n"
-        "               [--mode files --files NAME:SIZE,... [--range-size B] [--align A]]\n"
-        "               [--server-pid PID [--server-cpu CPU] [--server-alloc-counter FILE]]\n"
-        "               [--connect-batch N]\n"
-        "               [--connect-timeout-ms MS] [--grace-ms MS] [--seed N]\n"
-        "               [--sq-entries N] [--cq-entries N]\n"
-        "  Closed loop: each connection keeps D requests in flight. Every reply byte is checked.\n"
-        "  Prints one JSON line (requests, rps, p50/p99/p99.9 us, errors, mismatches, ...).\n"
-        "  --server-pid adds the server's CPU seconds, RSS, threads and context switches over\n"
-        "  the measured phase; --server-cpu adds that core's busy seconds (softirq included);\n"
-        "  --server-alloc-counter the server's heap allocations (bench/lab/alloc_counter.cpp).\n"
-        "  Files: byte i of NAME is (i%%256*131 + 17b + 101(b>>8) + 7(b>>16) + fnv1a(NAME))\n"
-        "  mod 256, b = i/256 (bench/lab/run.py creates such files).\n");
-    std::exit(status);
-}
+// What --help prints after the options.
+constexpr const char* k_notes =
+    "  Closed loop: each connection keeps D requests in flight. Every reply byte is checked.\n"
+    "  Prints one JSON line (requests, rps, p50/p99/p99.9 us, errors, mismatches, ...).\n"
+    "  Numbers take a binary suffix: 4k = 4096, 1M, 1G.\n"
+    "  Files: byte i of NAME is (i%256*131 + 17b + 101(b>>8) + 7(b>>16) + fnv1a(NAME))\n"
+    "  mod 256, b = i/256 (bench/lab/run.py creates such files).";
 
-std::uint64_t number(std::string_view flag, std::string_view text, std::uint64_t max) {
-    std::uint64_t v = 0;
-    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+/// `text` as a whole number with an optional binary suffix (k/K, m/M, g/G: 1024, 1024^2,
+/// 1024^3) in [min, max]; nullopt for anything else.
+std::optional<std::uint64_t> scaled(std::string_view text, std::uint64_t min, std::uint64_t max) {
     std::uint64_t scale = 1;
-    std::string_view rest(end, static_cast<std::size_t>(text.data() + text.size() - end));
-    if (rest == "k" || rest == "K")
-        scale = 1024;
-    else if (rest == "m" || rest == "M")
-        scale = 1024 * 1024;
-    else if (rest == "g" || rest == "G")
-        scale = 1024ull * 1024 * 1024;
-    else if (!rest.empty())
-        ec = std::errc::invalid_argument;
-    if (ec != std::errc{} || v > max / scale || v * scale > max) {
-        std::fprintf(stderr, "loadgen: %.*s wants a number up to %" PRIu64 ", got '%.*s'\n",
-                     static_cast<int>(flag.size()), flag.data(), max,
-                     static_cast<int>(text.size()), text.data());
-        usage(2);
+    if (!text.empty()) {
+        switch (text.back()) {
+        case 'k':
+        case 'K':
+            scale = 1024;
+            break;
+        case 'm':
+        case 'M':
+            scale = 1024 * 1024;
+            break;
+        case 'g':
+        case 'G':
+            scale = 1024ull * 1024 * 1024;
+            break;
+        default:
+            break;
+        }
     }
-    return v * scale;
+    if (scale != 1)
+        text.remove_suffix(1);
+    std::optional<unsigned long long> v = cli::parse_unsigned(text, 0, max / scale);
+    if (!v || *v * scale < min)
+        return std::nullopt;
+    return *v * scale;
 }
 
-double real_number(std::string_view flag, const char* text) {
-    char* end = nullptr;
-    double v = std::strtod(text, &end);
-    if (end == text || *end != '\0' || !(v >= 0) || v > 86400) {
-        std::fprintf(stderr, "loadgen: %.*s wants seconds, got '%s'\n",
-                     static_cast<int>(flag.size()), flag.data(), text);
-        usage(2);
-    }
-    return v;
+/// The check of a scaled number: scaled() in [min, max], rewritten to its plain digits.
+cli::check_fn scaled_check(std::uint64_t min, std::uint64_t max) {
+    return [min, max](std::string& text) -> std::string {
+        std::optional<std::uint64_t> v = scaled(text, min, max);
+        if (!v)
+            return "wants a number " + cli::range_text(min, max) + ", got '" + text + "'";
+        text = std::to_string(*v);
+        return {};
+    };
 }
 
-std::vector<file_spec> parse_files(std::string_view text) {
+/// An option `flag` stored into `target` (any integer type) as a scaled number in [min, max];
+/// the help shows target's value as the default unless `show_default` is false.
+template <class T>
+cli::option add_scaled(cli::parser& p, const std::string& flag, T& target, std::uint64_t min,
+                       std::uint64_t max, const std::string& help, bool show_default = true) {
+    auto store = [&target](const std::string& digits) {
+        target = static_cast<T>(cli::parse_unsigned(digits, 0, ~0ULL).value());
+    };
+    return p
+        .add(flag, help + " " + cli::help_range(min, max), scaled_check(min, max), store,
+             show_default ? std::to_string(target) : std::string())
+        .type("N");
+}
+
+/// An option `flag` in whole milliseconds up to `max` (a scaled number, as before).
+cli::option add_ms(cli::parser& p, const std::string& flag, std::chrono::milliseconds& target,
+                   std::uint64_t max, const std::string& help) {
+    auto store = [&target](const std::string& digits) {
+        target = std::chrono::milliseconds(cli::parse_unsigned(digits, 0, ~0ULL).value());
+    };
+    return p
+        .add(flag, help + " " + cli::help_range(0, max), scaled_check(0, max), store,
+             std::to_string(target.count()))
+        .type("MS");
+}
+
+/// An option `flag` in seconds (a decimal fraction allowed) in [0, 86400].
+cli::option add_seconds(cli::parser& p, const std::string& flag, double& target,
+                        const std::string& help) {
+    auto check = [](std::string& text) -> std::string {
+        char* end = nullptr;
+        double v = std::strtod(text.c_str(), &end);
+        if (end == text.c_str() || *end != '\0' || !(v >= 0) || v > 86400)
+            return "wants seconds in [0, 86400], got '" + text + "'";
+        return {};
+    };
+    auto store = [&target](const std::string& text) {
+        target = std::strtod(text.c_str(), nullptr);
+    };
+    char shown[32];
+    std::snprintf(shown, sizeof shown, "%g", target);
+    return p.add(flag, help, check, store, shown).type("SECONDS");
+}
+
+/// The value of --files: NAME:SIZE items separated by commas (SIZE a scaled number).
+std::vector<file_spec> parse_files(const cli::parser& p, std::string_view text) {
     std::vector<file_spec> files;
     while (!text.empty()) {
         std::size_t comma = text.find(',');
         std::string_view item = text.substr(0, comma);
         text = comma == std::string_view::npos ? std::string_view{} : text.substr(comma + 1);
         std::size_t colon = item.rfind(':');
-        if (colon == std::string_view::npos || colon == 0) {
-            std::fprintf(stderr, "loadgen: --files wants NAME:SIZE items, got '%.*s'\n",
-                         static_cast<int>(item.size()), item.data());
-            usage(2);
-        }
+        if (colon == std::string_view::npos || colon == 0)
+            p.fail("--files wants NAME:SIZE items, got '" + std::string(item) + "'");
         std::string_view name = item.substr(0, colon);
-        if (name.find_first_of(" \n\r\t") != std::string_view::npos) {
-            std::fprintf(stderr, "loadgen: file names cannot contain white space\n");
-            usage(2);
-        }
-        files.push_back({std::string(name),
-                         number("--files", item.substr(colon + 1), std::uint64_t{1} << 40),
-                         file_seed(name)});
+        if (name.find_first_of(" \n\r\t") != std::string_view::npos)
+            p.fail("--files: file names cannot contain white space");
+        std::string_view size_text = item.substr(colon + 1);
+        std::optional<std::uint64_t> size = scaled(size_text, 0, std::uint64_t{1} << 40);
+        if (!size)
+            p.fail("--files wants sizes " + cli::range_text(0, std::uint64_t{1} << 40) + ", got '" +
+                   std::string(size_text) + "'");
+        files.push_back({std::string(name), *size, file_seed(name)});
     }
     return files;
 }
 
 options parse_args(int argc, char** argv) {
     options opt;
-    bool have_port = false;
-    for (int i = 1; i < argc; ++i) {
-        std::string_view flag = argv[i];
-        if (flag == "--help" || flag == "-h")
-            usage(0);
-        if (i + 1 >= argc)
-            usage(2);
-        const char* value = argv[++i];
-        if (flag == "--host")
-            opt.host = value;
-        else if (flag == "--port") {
-            opt.port = static_cast<std::uint16_t>(number(flag, value, 65535));
-            have_port = true;
-        } else if (flag == "--connections")
-            opt.connections = number(flag, value, 1'000'000);
-        else if (flag == "--size")
-            opt.size = number(flag, value, 1 << 24);
-        else if (flag == "--pipeline")
-            opt.pipeline = static_cast<unsigned>(number(flag, value, 4096));
-        else if (flag == "--warmup")
-            opt.warmup_s = real_number(flag, value);
-        else if (flag == "--duration")
-            opt.duration_s = real_number(flag, value);
-        else if (flag == "--max-requests")
-            opt.max_requests = number(flag, value, ~std::uint64_t{0});
-        else if (flag == "--mode") {
-            std::string_view m = value;
-            if (m != "echo" && m != "files")
-                usage(2);
-            opt.mode = m == "echo" ? job::echo : job::files;
-        } else if (flag == "--files")
-            opt.files = parse_files(value);
-        else if (flag == "--range-size")
-            opt.range_size = number(flag, value, std::uint64_t{1} << 32);
-        else if (flag == "--align")
-            opt.align = number(flag, value, 1 << 24);
-        else if (flag == "--server-pid")
-            opt.server_pid = static_cast<int>(number(flag, value, 1 << 30));
-        else if (flag == "--server-cpu")
-            opt.server_cpu = static_cast<int>(number(flag, value, 4096));
-        else if (flag == "--server-alloc-counter")
-            opt.server_alloc_counter = std::string(value);
-        else if (flag == "--connect-batch")
-            opt.connect_batch = number(flag, value, 65536);
-        else if (flag == "--connect-timeout-ms")
-            opt.connect_timeout = std::chrono::milliseconds(number(flag, value, 600'000));
-        else if (flag == "--grace-ms")
-            opt.grace = std::chrono::milliseconds(number(flag, value, 600'000));
-        else if (flag == "--seed")
-            opt.seed = number(flag, value, ~std::uint64_t{0});
-        else if (flag == "--sq-entries")
-            opt.sq_entries = static_cast<unsigned>(number(flag, value, 32768));
-        else if (flag == "--cq-entries")
-            opt.cq_entries = static_cast<unsigned>(number(flag, value, 65536));
-        else
-            usage(2);
-    }
-    if (!have_port || opt.port == 0 || opt.size == 0 || opt.pipeline == 0 ||
-        opt.connect_batch == 0 || opt.align == 0)
-        usage(2);
-    if (opt.mode == job::files && opt.files.empty()) {
-        std::fprintf(stderr, "loadgen: --mode files needs --files NAME:SIZE,...\n");
-        usage(2);
-    }
+    std::string mode = "echo";
+    std::string files;
+    cli::parser p("loadgen", "The laboratory's closed-loop load generator (echo or file requests).",
+                  k_notes);
+    p.text("--host", opt.host, "server address (an IPv4/IPv6 literal)").type("ADDR");
+    add_scaled(p, "--port", opt.port, 1, 65535, "server port", false).required();
+    add_scaled(p, "--connections", opt.connections, 0, 1'000'000, "connections to open").type("C");
+    add_scaled(p, "--pipeline", opt.pipeline, 1, 4096, "requests in flight per connection")
+        .type("D");
+    add_seconds(p, "--warmup", opt.warmup_s, "seconds before measuring");
+    add_seconds(p, "--duration", opt.duration_s, "measured seconds");
+    add_scaled(p, "--max-requests", opt.max_requests, 0, ~std::uint64_t{0},
+               "total replies after which sending stops; 0: no limit");
+    p.word(
+         "--mode", {"echo", "files"}, [&mode](const std::string& m) { mode = m; },
+         "echo messages or file-range requests")
+        .default_text("echo");
+    add_scaled(p, "--size", opt.size, 1, 1 << 24, "echo: bytes per message").type("BYTES");
+    p.text("--files", files, "files: what the server has (needed with --mode files)")
+        .type("NAME:SIZE,...");
+    add_scaled(p, "--range-size", opt.range_size, 0, std::uint64_t{1} << 32,
+               "files: bytes per request; 0: whole files")
+        .type("B");
+    add_scaled(p, "--align", opt.align, 1, 1 << 24, "files: offsets are multiples of this")
+        .type("A");
+    add_scaled(p, "--server-pid", opt.server_pid, 0, 1 << 30,
+               "adds the server's CPU seconds, RSS, threads and context switches over the "
+               "measured phase",
+               false)
+        .type("PID");
+    add_scaled(p, "--server-cpu", opt.server_cpu, 0, 4096,
+               "adds that core's busy seconds (softirq included)", false)
+        .type("CPU");
+    p.text("--server-alloc-counter", opt.server_alloc_counter,
+           "adds the server's heap allocations (bench/lab/alloc_counter.cpp)")
+        .type("FILE");
+    add_scaled(p, "--connect-batch", opt.connect_batch, 1, 65536, "connects in flight at once");
+    add_ms(p, "--connect-timeout-ms", opt.connect_timeout, 600'000, "per connect attempt");
+    add_ms(p, "--grace-ms", opt.grace, 600'000, "after the measured phase: time to drain replies");
+    add_scaled(p, "--seed", opt.seed, 0, ~std::uint64_t{0}, "request choice (files)");
+    add_scaled(p, "--sq-entries", opt.sq_entries, 0, 32768, "io_uring SQ entries");
+    add_scaled(p, "--cq-entries", opt.cq_entries, 0, 65536, "io_uring CQ entries");
+    p.parse(argc, argv);
+    opt.mode = mode == "files" ? job::files : job::echo;
+    opt.files = parse_files(p, files);
+    if (opt.mode == job::files && opt.files.empty())
+        p.fail("--mode files needs --files NAME:SIZE,...");
     // The whole pipeline of echo messages is sent before any reply is read: keep it within
     // what the socket buffers hold, or client and server would both block on full buffers.
-    if (opt.mode == job::echo && opt.size * opt.pipeline > (1u << 20)) {
-        std::fprintf(stderr, "loadgen: --size x --pipeline must stay within 1 MiB\n");
-        usage(2);
-    }
+    if (opt.mode == job::echo && opt.size * opt.pipeline > (1u << 20))
+        p.fail("--size x --pipeline must stay within 1 MiB");
     return opt;
 }
 

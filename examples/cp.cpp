@@ -28,40 +28,21 @@ struct options {
     unsigned in_flight = 4;         // chunks in flight for a file-to-file copy
 };
 
-[[noreturn]] void usage(int status) {
-    std::fprintf(stderr, "usage: cp [--chunk BYTES] [--in-flight N] SRC DST|-\n");
-    std::exit(status);
-}
-
-constexpr cli::program k_cli{"cp", usage};
 // Each chunk in flight owns a buffer of --chunk bytes: bound both so a typo cannot ask for
 // terabytes.
 constexpr std::size_t k_max_chunk = std::size_t{1} << 30;
 constexpr unsigned k_max_in_flight = 256;
 
-bool parse(int argc, char** argv, options& opts) {
-    std::vector<std::string> positional;
-    for (int i = 1; i < argc; ++i) {
-        std::string arg = argv[i];
-        if (arg == "--chunk" && i + 1 < argc) {
-            opts.chunk = cli::unsigned_option<std::size_t>(k_cli, argv[i], argv[i + 1], 1,
-                                                           k_max_chunk);
-            ++i;
-        } else if (arg == "--in-flight" && i + 1 < argc) {
-            opts.in_flight = cli::unsigned_option<unsigned>(k_cli, argv[i], argv[i + 1], 1,
-                                                            k_max_in_flight);
-            ++i;
-        } else if (arg.size() > 1 && arg[0] == '-' && arg != "-") {
-            return false;
-        } else {
-            positional.push_back(arg);
-        }
-    }
-    if (positional.size() != 2)
-        return false;
-    opts.src = positional[0];
-    opts.dst = positional[1];
-    return true;
+options parse_args(int argc, char** argv) {
+    options opts;
+    cli::parser p("cp", "Copies SRC to DST (or to stdout with DST '-') through io_uring.");
+    p.number("--chunk", opts.chunk, 1, k_max_chunk, "bytes per read").type("BYTES");
+    p.number("--in-flight", opts.in_flight, 1, k_max_in_flight,
+             "chunks in flight for a file-to-file copy");
+    p.positional("SRC", opts.src, "the file to read");
+    p.positional("DST", opts.dst, "the file to write, or - for stdout");
+    p.parse(argc, argv);
+    return opts;
 }
 
 /// `cat SRC`: read a chunk, write it to stdout, until end of file.
@@ -105,9 +86,7 @@ corio::task<corio::result<std::uint64_t>> run(options opts) {
 } // namespace
 
 int main(int argc, char** argv) {
-    options opts;
-    if (!parse(argc, argv, opts))
-        usage(2);
+    options opts = parse_args(argc, argv);
     corio::io_context ctx;
     corio::result<std::uint64_t> copied = corio::sync_wait(ctx, run(opts));
     if (!copied) {

@@ -214,54 +214,30 @@ corio::task<int> run_server(options opt, corio::signal_set* signals) {
 
 // ----- command line -----
 
-[[noreturn]] void usage(int status) {
-    std::fprintf(status == 0 ? stdout : stderr,
-                 "usage: echo [--port N] [--bind ADDR] [--sq-entries N] [--cq-entries N]\n"
-                 "            [--buffer-size BYTES] [--provided-buffers N] [--max-connections N]\n"
-                 "            [--idle-timeout-ms MS] [--drain-ms MS] [--stats-interval-ms MS]\n"
-                 "  --port 0 picks an ephemeral port and prints `listening on PORT`.\n"
-                 "%s",
-                 stop_signals::k_usage);
-    std::exit(status);
-}
-
-constexpr cli::program k_cli{"echo", usage};
-
 options parse_args(int argc, char** argv) {
-    using ms = std::chrono::milliseconds;
     options opt;
-    for (int i = 1; i < argc; ++i) {
-        std::string_view flag = argv[i];
-        if (flag == "--help" || flag == "-h")
-            usage(0);
-        if (i + 1 >= argc)
-            usage(2);
-        const char* name = argv[i];
-        const char* value = argv[++i];
-        if (flag == "--port")
-            opt.port = cli::unsigned_option<std::uint16_t>(k_cli, name, value, 0, 65535);
-        else if (flag == "--bind")
-            opt.bind = value;
-        else if (flag == "--sq-entries")
-            opt.sq_entries = cli::unsigned_option<unsigned>(k_cli, name, value, 0, 32768);
-        else if (flag == "--cq-entries")
-            opt.cq_entries = cli::unsigned_option<unsigned>(k_cli, name, value, 0, 65536);
-        else if (flag == "--buffer-size")
-            opt.buffer_size = cli::unsigned_option<std::size_t>(k_cli, name, value, 1, 1 << 24);
-        else if (flag == "--provided-buffers")
-            opt.provided_buffers = cli::unsigned_option<unsigned>(k_cli, name, value, 0, 32768);
-        else if (flag == "--max-connections")
-            opt.max_connections =
-                cli::unsigned_option<std::size_t>(k_cli, name, value, 0, 1'000'000);
-        else if (flag == "--idle-timeout-ms")
-            opt.idle_timeout = cli::duration_option<ms>(k_cli, name, value, 24h);
-        else if (flag == "--drain-ms")
-            opt.drain = cli::duration_option<ms>(k_cli, name, value, 24h);
-        else if (flag == "--stats-interval-ms")
-            opt.stats_interval = cli::duration_option<ms>(k_cli, name, value, 24h);
-        else
-            usage(2);
-    }
+    cli::parser p("echo",
+                  "A TCP echo server: one coroutine per connection, one thread, one io_uring.",
+                  stop_signals::k_usage);
+    p.port(opt.port);
+    p.text("--bind", opt.bind, "address to listen on").type("ADDR");
+    p.number("--sq-entries", opt.sq_entries, 0, 32768, "io_uring SQ entries");
+    p.number("--cq-entries", opt.cq_entries, 0, 65536,
+             "io_uring CQ entries; 0: the kernel's 2 x SQ");
+    p.number("--buffer-size", opt.buffer_size, 1, 1 << 24,
+             "bytes per read (per connection, or per ring buffer)")
+        .type("BYTES");
+    p.number("--provided-buffers", opt.provided_buffers, 0, 32768,
+             "> 0: reads go to a shared ring of this many buffers (a power of 2)");
+    p.number("--max-connections", opt.max_connections, 0, 1'000'000,
+             "beyond this, new connections are closed at once");
+    p.duration("--idle-timeout-ms", opt.idle_timeout, 24h,
+               "a peer silent (or not reading) this long is closed; 0: never");
+    p.duration("--drain-ms", opt.drain, 24h,
+               "on SIGINT/SIGTERM: time the connections get to finish");
+    p.duration("--stats-interval-ms", opt.stats_interval, 24h,
+               "a stats line this often; 0: only on SIGUSR1");
+    p.parse(argc, argv);
     if (opt.idle_timeout.count() == 0)
         opt.idle_timeout = std::chrono::hours(24 * 365); // "no timeout"
     return opt;

@@ -5,7 +5,7 @@
 # CORIO_SKIP_DEPS=1 skips the step (for machines managed some other way).
 
 # The packages every build needs (DESIGN.md, "Dependencies").
-CORIO_DEPS=(liburing-dev meson ninja-build g++ doctest-dev libbenchmark-dev pkg-config)
+CORIO_DEPS=(liburing-dev meson ninja-build g++ doctest-dev libbenchmark-dev libcli11-dev pkg-config)
 
 # Prints the names among "$@" that dpkg does not list as installed.
 corio_missing_packages() {

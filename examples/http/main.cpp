@@ -843,102 +843,59 @@ corio::task<int> run_server(options opt, corio::signal_set* signals) {
 
 // ----- command line -----
 
-[[noreturn]] void usage(int status) {
-    std::fprintf(
-        status == 0 ? stdout : stderr,
-        "usage: corio-http --root DIR [--port N] [--bind ADDR] [--index NAME]\n"
-        "         [--sq-entries N] [--cq-entries N] [--max-connections N]\n"
-        "         [--header-timeout-ms MS] [--keepalive-timeout-ms MS]\n"
-        "         [--send-timeout-ms MS] [--linger-timeout-ms MS] [--drain-ms MS]\n"
-        "         [--max-request-line BYTES] [--max-headers N] [--max-header-bytes BYTES]\n"
-        "         [--max-body BYTES] [--cache-bytes BYTES] [--cache-max-file BYTES]\n"
-        "         [--cache-validity-ms MS]\n"
-        "  --port 0 picks an ephemeral port and prints `listening on PORT`.\n"
-        "  --index '' answers 403 for every directory. --cache-bytes 0 turns the\n"
-        "  small-file cache off (every request then opens, stats and reads the file).\n"
-        "%s",
-        stop_signals::k_usage);
-    std::exit(status);
-}
-
-constexpr cli::program k_cli{"corio-http", usage};
-
-std::chrono::milliseconds millis(const char* flag, const char* text) {
-    return cli::duration_option<std::chrono::milliseconds>(k_cli, flag, text, 24h);
-}
-
 options parse_args(int argc, char** argv) {
     options opt;
-    for (int i = 1; i < argc; ++i) {
-        std::string_view flag = argv[i];
-        if (flag == "--help" || flag == "-h")
-            usage(0);
-        if (i + 1 >= argc)
-            usage(2);
-        const char* name = argv[i];
-        const char* value = argv[++i];
-        if (flag == "--port")
-            opt.port = cli::unsigned_option<std::uint16_t>(k_cli, name, value, 0, 65535);
-        else if (flag == "--bind")
-            opt.bind = value;
-        else if (flag == "--root")
-            opt.root = value;
-        else if (flag == "--index")
-            opt.index = value;
-        else if (flag == "--sq-entries")
-            opt.sq_entries = cli::unsigned_option<unsigned>(k_cli, name, value, 0, 32768);
-        else if (flag == "--cq-entries")
-            opt.cq_entries = cli::unsigned_option<unsigned>(k_cli, name, value, 0, 65536);
-        else if (flag == "--max-connections")
-            opt.max_connections =
-                cli::unsigned_option<std::size_t>(k_cli, name, value, 0, 1'000'000);
-        else if (flag == "--header-timeout-ms")
-            opt.header_timeout = millis(name, value);
-        else if (flag == "--keepalive-timeout-ms")
-            opt.keepalive_timeout = millis(name, value);
-        else if (flag == "--send-timeout-ms")
-            opt.send_timeout = millis(name, value);
-        else if (flag == "--linger-timeout-ms")
-            opt.linger_timeout = millis(name, value);
-        else if (flag == "--drain-ms")
-            opt.drain = millis(name, value);
-        else if (flag == "--max-request-line")
-            opt.limits.max_request_line =
-                cli::unsigned_option<std::size_t>(k_cli, name, value, 0, 1 << 20);
-        else if (flag == "--max-headers")
-            opt.limits.max_headers =
-                cli::unsigned_option<std::size_t>(k_cli, name, value, 0, 10000);
-        else if (flag == "--max-header-bytes")
-            opt.limits.max_header_bytes =
-                cli::unsigned_option<std::size_t>(k_cli, name, value, 0, 1 << 20);
-        else if (flag == "--max-body")
-            opt.limits.max_body = cli::unsigned_option<std::uint64_t>(
-                k_cli, name, value, 0, std::numeric_limits<std::int64_t>::max());
-        else if (flag == "--cache-bytes")
-            opt.cache_bytes = cli::unsigned_option<std::size_t>(k_cli, name, value, 0, 1ULL << 40);
-        else if (flag == "--cache-max-file")
-            opt.cache_max_file =
-                cli::unsigned_option<std::size_t>(k_cli, name, value, 0, 1ULL << 30);
-        else if (flag == "--cache-validity-ms")
-            opt.cache_validity = millis(name, value);
-        else
-            usage(2);
-    }
-    if (opt.root.empty()) {
-        std::fprintf(stderr, "corio-http: --root is required\n");
-        usage(2);
-    }
-    if (opt.limits.max_request_line < 16 || opt.limits.max_header_bytes < 16) {
-        std::fprintf(stderr, "corio-http: the request line and header limits must be >= 16\n");
-        usage(2);
-    }
+    cli::parser p("corio-http",
+                  "An HTTP/1.1 static file server (GET, HEAD, keep-alive, ranges) on corio.",
+                  stop_signals::k_usage);
+    p.text("--root", opt.root, "the document root").type("DIR").required();
+    p.port(opt.port);
+    p.text("--bind", opt.bind, "address to listen on").type("ADDR");
+    p.text("--index", opt.index, "served for a directory; '': every directory is 403").type("NAME");
+    p.number("--sq-entries", opt.sq_entries, 0, 32768, "io_uring SQ entries");
+    p.number("--cq-entries", opt.cq_entries, 0, 65536,
+             "io_uring CQ entries; 0: the kernel's 2 x SQ");
+    p.number("--max-connections", opt.max_connections, 0, 1'000'000,
+             "beyond this, new connections are closed at once");
+    p.duration("--header-timeout-ms", opt.header_timeout, 24h,
+               "a request head must arrive within this; 0: no limit");
+    p.duration("--keepalive-timeout-ms", opt.keepalive_timeout, 24h,
+               "an idle keep-alive connection lasts this; 0: no limit");
+    p.duration("--send-timeout-ms", opt.send_timeout, 24h,
+               "a peer not reading for this is dropped; 0: no limit");
+    p.duration("--linger-timeout-ms", opt.linger_timeout, 24h,
+               "closing: wait this long for the client's FIN");
+    p.duration("--drain-ms", opt.drain, 24h, "on SIGINT/SIGTERM: time the responses get to finish");
+    p.number("--max-request-line", opt.limits.max_request_line, 0, 1 << 20,
+             "bytes of the request line; at least 16")
+        .type("BYTES");
+    p.number("--max-headers", opt.limits.max_headers, 0, 10000, "header fields per request");
+    p.number("--max-header-bytes", opt.limits.max_header_bytes, 0, 1 << 20,
+             "bytes of the header fields; at least 16")
+        .type("BYTES");
+    p.number<std::uint64_t>("--max-body", opt.limits.max_body, 0,
+                            std::numeric_limits<std::int64_t>::max(),
+                            "request body bytes skipped; a larger body is 413")
+        .type("BYTES");
+    p.number("--cache-bytes", opt.cache_bytes, 0, std::size_t{1} << 40,
+             "the small-file cache's bound; 0: no cache (every request opens, stats and reads "
+             "the file)")
+        .type("BYTES");
+    p.number("--cache-max-file", opt.cache_max_file, 0, std::size_t{1} << 30,
+             "larger files are always read from disk")
+        .type("BYTES");
+    p.duration("--cache-validity-ms", opt.cache_validity, 24h,
+               "a cached file is checked again after this");
+    p.parse(argc, argv);
+    if (opt.root.empty())
+        p.fail("--root is required");
+    if (opt.limits.max_request_line < 16 || opt.limits.max_header_bytes < 16)
+        p.fail("the request line and header limits must be >= 16");
     for (auto* t : {&opt.header_timeout, &opt.keepalive_timeout, &opt.send_timeout})
         if (t->count() == 0)
             *t = std::chrono::hours(24 * 365); // "no timeout"
-    if (opt.index.find('/') != std::string::npos) {
-        std::fprintf(stderr, "corio-http: --index is a file name, not a path\n");
-        usage(2);
-    }
+    if (opt.index.find('/') != std::string::npos)
+        p.fail("--index is a file name, not a path");
     return opt;
 }
 

@@ -710,113 +710,69 @@ corio::task<int> run_server(options opt, corio::signal_set* signals) {
 
 // ----- command line -----
 
-[[noreturn]] void usage(int status) {
-    std::fprintf(status == 0 ? stdout : stderr,
-                 "usage: corio-kv [--port N] [--bind ADDR] [--sq-entries N] [--cq-entries N]\n"
-                 "       [--dir DIR] [--appendonly yes|no] [--appendfilename NAME]\n"
-                 "       [--appendfsync always|everysec|no] [--auto-aof-rewrite-percentage P]\n"
-                 "       [--auto-aof-rewrite-min-size BYTES] [--max-clients N]\n"
-                 "       [--client-output-buffer-limit BYTES] [--client-query-buffer-limit BYTES]\n"
-                 "       [--max-output-memory BYTES] [--proto-max-bulk-len BYTES]\n"
-                 "       [--timeout SECONDS] [--drain-ms MS] [--provided-buffers N] [--aof-repair]\n"
-                 "  --port 0 picks an ephemeral port and prints `listening on PORT`.\n"
-                 "  Memory bounds in bytes (defaults in brackets); a close is logged on stderr:\n"
-                 "  --client-output-buffer-limit  replies one client has not been sent yet;\n"
-                 "                                crossing it closes the client [256 MiB; 0: none]\n"
-                 "  --max-output-memory           memory of all clients' unsent replies; beyond\n"
-                 "                                it a client with replies pending stops reading\n"
-                 "                                until they drain, the others go on [512 MiB;\n"
-                 "                                0: none]; keep it above the client limit, so\n"
-                 "                                that one client alone meets its own limit first\n"
-                 "  --client-query-buffer-limit   one incomplete command's bytes; crossing it\n"
-                 "                                closes the client [1 GiB; at least 16 KiB]\n"
-                 "  --proto-max-bulk-len          one argument's bytes [512 MiB]\n"
-                 "  An append only file corrupt before its last record stops the start-up\n"
-                 "  (exit 1, the byte offset printed, the file untouched); a last record a crash\n"
-                 "  cut short is cut off with a message.\n"
-                 "  --aof-repair: do not serve; cut DIR/APPENDFILENAME at its first bad record\n"
-                 "  (every record from there on is dropped; the original is kept as .bak), print\n"
-                 "  what was cut and exit (redis-check-aof --fix).\n"
-                 "%s",
-                 stop_signals::k_usage);
-    std::exit(status);
-}
-
-constexpr cli::program k_cli{"corio-kv", usage};
-
-bool yes_no(const char* flag, std::string_view v) {
-    if (v == "yes")
-        return true;
-    if (v == "no")
-        return false;
-    std::fprintf(stderr, "corio-kv: %s wants yes or no\n", flag);
-    usage(2);
-}
+// The memory bounds and the append-only file's rules, after the options in --help.
+constexpr const char* k_notes =
+    "  Memory bounds are in bytes; a close is logged on stderr. Keep --max-output-memory\n"
+    "  above --client-output-buffer-limit, so that one client alone meets its own limit first.\n"
+    "  An append only file corrupt before its last record stops the start-up\n"
+    "  (exit 1, the byte offset printed, the file untouched); a last record a crash\n"
+    "  cut short is cut off with a message.\n"
+    "  --aof-repair: do not serve; cut DIR/APPENDFILENAME at its first bad record\n"
+    "  (every record from there on is dropped; the original is kept as .bak), print\n"
+    "  what was cut and exit (redis-check-aof --fix).\n";
 
 options parse_args(int argc, char** argv) {
     options opt;
-    constexpr unsigned long long big = 1ULL << 40;
-    for (int i = 1; i < argc; ++i) {
-        std::string_view flag = argv[i];
-        if (flag == "--help" || flag == "-h")
-            usage(0);
-        if (flag == "--aof-repair") {
-            opt.aof_repair = true;
-            continue;
-        }
-        if (i + 1 >= argc)
-            usage(2);
-        const char* f = argv[i];
-        const char* value = argv[++i];
-        std::string_view v = value;
-        if (flag == "--port")
-            opt.port = cli::unsigned_option<std::uint16_t>(k_cli, f, value, 0, 65535);
-        else if (flag == "--bind")
-            opt.bind = value;
-        else if (flag == "--sq-entries")
-            opt.sq_entries = cli::unsigned_option<unsigned>(k_cli, f, value, 0, 32768);
-        else if (flag == "--cq-entries")
-            opt.cq_entries = cli::unsigned_option<unsigned>(k_cli, f, value, 0, 65536);
-        else if (flag == "--dir")
-            opt.dir = value;
-        else if (flag == "--appendonly")
-            opt.appendonly = yes_no(f, v);
-        else if (flag == "--appendfilename")
-            opt.appendfilename = value;
-        else if (flag == "--appendfsync") {
-            if (v == "always")
-                opt.appendfsync = kv::fsync_policy::always;
-            else if (v == "everysec")
-                opt.appendfsync = kv::fsync_policy::everysec;
-            else if (v == "no")
-                opt.appendfsync = kv::fsync_policy::no;
-            else
-                usage(2);
-        } else if (flag == "--auto-aof-rewrite-percentage")
-            opt.rewrite_percentage =
-                cli::unsigned_option<std::uint64_t>(k_cli, f, value, 0, 1'000'000);
-        else if (flag == "--auto-aof-rewrite-min-size")
-            opt.rewrite_min_size = cli::unsigned_option<std::uint64_t>(k_cli, f, value, 0, big);
-        else if (flag == "--max-clients")
-            opt.max_clients = cli::unsigned_option<std::size_t>(k_cli, f, value, 0, 1'000'000);
-        else if (flag == "--client-output-buffer-limit")
-            opt.output_limit = cli::unsigned_option<std::size_t>(k_cli, f, value, 0, big);
-        else if (flag == "--max-output-memory")
-            opt.output_budget = cli::unsigned_option<std::size_t>(k_cli, f, value, 0, big);
-        else if (flag == "--client-query-buffer-limit")
-            opt.query_limit = cli::unsigned_option<std::size_t>(k_cli, f, value, 0, big);
-        else if (flag == "--proto-max-bulk-len")
-            opt.max_bulk = cli::unsigned_option<std::size_t>(k_cli, f, value, 0, big);
-        else if (flag == "--timeout")
-            opt.timeout =
-                cli::duration_option<std::chrono::seconds>(k_cli, f, value, std::chrono::days(365));
-        else if (flag == "--provided-buffers")
-            opt.provided_buffers = cli::unsigned_option<unsigned>(k_cli, f, value, 0, 32768);
-        else if (flag == "--drain-ms")
-            opt.drain = cli::duration_option<std::chrono::milliseconds>(k_cli, f, value, 24h);
-        else
-            usage(2);
-    }
+    constexpr std::uint64_t big = 1ULL << 40;
+    cli::parser p("corio-kv", "A Redis-protocol (RESP2) key-value server on corio.",
+                  std::string(k_notes) + stop_signals::k_usage);
+    p.port(opt.port);
+    p.text("--bind", opt.bind, "address to listen on").type("ADDR");
+    p.number("--sq-entries", opt.sq_entries, 0, 32768, "io_uring SQ entries");
+    p.number("--cq-entries", opt.cq_entries, 0, 65536,
+             "io_uring CQ entries; 0: the kernel's 2 x SQ");
+    p.text("--dir", opt.dir, "where the append-only file lives").type("DIR");
+    p.word(
+         "--appendonly", {"yes", "no"},
+         [&opt](const std::string& v) { opt.appendonly = v == "yes"; }, "keep an append-only file")
+        .default_text("no");
+    p.text("--appendfilename", opt.appendfilename, "the append-only file's name in DIR")
+        .type("NAME");
+    auto fsync = [&opt](const std::string& v) {
+        opt.appendfsync = v == "always" ? kv::fsync_policy::always
+                          : v == "no"   ? kv::fsync_policy::no
+                                        : kv::fsync_policy::everysec;
+    };
+    p.word("--appendfsync", {"always", "everysec", "no"}, fsync, "when the log is fsynced")
+        .default_text("everysec");
+    p.number("--auto-aof-rewrite-percentage", opt.rewrite_percentage, 0, 1'000'000,
+             "auto rewrite: the log's growth since the last one, %")
+        .type("P");
+    p.number("--auto-aof-rewrite-min-size", opt.rewrite_min_size, 0, big,
+             "auto rewrite: the log's minimum size")
+        .type("BYTES");
+    p.number("--max-clients", opt.max_clients, 0, 1'000'000,
+             "beyond this, new clients get an error");
+    p.number("--client-output-buffer-limit", opt.output_limit, 0, big,
+             "replies one client has not been sent yet; crossing it closes the client; 0: none")
+        .type("BYTES");
+    p.number("--client-query-buffer-limit", opt.query_limit, 0, big,
+             "one incomplete command's bytes; crossing it closes the client; at least 16 KiB")
+        .type("BYTES");
+    p.number("--max-output-memory", opt.output_budget, 0, big,
+             "all clients' unsent replies; beyond it a client with replies pending stops reading "
+             "until they drain, the others go on; 0: none")
+        .type("BYTES");
+    p.number("--proto-max-bulk-len", opt.max_bulk, 0, big, "one argument's bytes").type("BYTES");
+    p.duration("--timeout", opt.timeout, std::chrono::days(365),
+               "idle clients are closed after this many seconds; 0: never")
+        .type("SECONDS");
+    p.duration("--drain-ms", opt.drain, 24h, "on SIGINT/SIGTERM: time the clients get to finish");
+    p.number("--provided-buffers", opt.provided_buffers, 0, 32768,
+             "> 0: multishot recv into a shared ring of this many buffers");
+    p.flag("--aof-repair", opt.aof_repair,
+           "cut the append-only file at its first bad record and exit (see below)");
+    p.parse(argc, argv);
     if (opt.query_limit < k_read_chunk)
         opt.query_limit = k_read_chunk;
     if (opt.output_budget > 0 && (opt.output_limit == 0 || opt.output_limit >= opt.output_budget))

@@ -4,6 +4,7 @@
 // then gets SIGTERM with that connection still open and must close it, print its stats line and
 // exit 0 within 5 s. The servers are found next to this binary: ../examples/lab/<name>
 // (CORIO_LAB_DIR overrides the folder).
+#include "tests/support/command_line.hpp"
 #include "tests/support/server_process.hpp"
 
 #include <doctest/doctest.h>
@@ -199,4 +200,46 @@ TEST_CASE("lab_files_corio answers pipelined requests in order, then exits 0 on 
 }
 TEST_CASE("lab_files_corio --direct reads with O_DIRECT") {
     files_smoke("lab_files_corio", true);
+}
+
+// The shared command line (lab::parse_args, CLI11): the same flags for all eight, the files job's
+// two more; --help exits 0, a bad command line exits 2 with one line naming the flag.
+TEST_CASE("every lab server's --help lists its flags; bad flags exit 2 naming them") {
+    const std::vector<std::string> common = {"--port",       "--bind",       "--buffer-size",
+                                             "--sq-entries", "--cq-entries", "--max-connections"};
+    for (const char* job : {"echo", "files"}) {
+        for (const char* style : {"threads", "epoll", "uring", "corio"}) {
+            std::string name = std::string("lab_") + job + "_" + style;
+            CAPTURE(name);
+            bool files = std::string(job) == "files";
+            corio::test::command_result help =
+                corio::test::run_command(lab_dir() / name, {"--help"});
+            CHECK(help.status == 0);
+            std::vector<std::string> flags = common;
+            if (files)
+                flags.insert(flags.end(), {"--root", "--direct"});
+            for (const std::string& flag : flags) {
+                CAPTURE(flag);
+                CHECK(help.out.find("\n  " + flag + " ") != std::string::npos);
+            }
+            CHECK((help.out.find("--root") != std::string::npos) == files);
+
+            std::vector<std::string> root =
+                files ? std::vector<std::string>{"--root", "/"} : std::vector<std::string>{};
+            auto refused = [&](std::vector<std::string> args, const std::string& word) {
+                args.insert(args.begin(), root.begin(), root.end());
+                args.insert(args.begin(), {"--port", "0"});
+                corio::test::command_result r = corio::test::run_command(lab_dir() / name, args);
+                CAPTURE(r.err);
+                CHECK(r.status == 2);
+                CHECK(r.err_lines() == 1);
+                CHECK(r.err.find(word) != std::string::npos);
+            };
+            refused({"--sq-entries", "0"}, "--sq-entries"); // at least 1 here
+            refused({"--buffer-size", "1k"}, "--buffer-size");
+            refused({"--no-such-flag", "1"}, "--no-such-flag");
+            if (!files)
+                refused({"--direct"}, "--direct"); // the files job's alone
+        }
+    }
 }

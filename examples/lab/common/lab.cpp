@@ -28,17 +28,6 @@ namespace {
 constexpr std::size_t k_align = 4096; // O_DIRECT alignment: a page suits every block device
 
 const char* g_program = "lab"; // argv[0]'s name, for messages
-bool g_files_job = false;      // the usage shows the files job's options
-
-[[noreturn]] void usage(int status) {
-    std::fprintf(status == 0 ? stdout : stderr,
-                 "usage: %s [--port N] [--bind ADDR] [--buffer-size BYTES] [--sq-entries N]\n"
-                 "       [--cq-entries N] [--max-connections N]%s\n"
-                 "  --port 0 (the default) picks an ephemeral port; `listening on N` is printed.\n"
-                 "  SIGINT/SIGTERM: stop, print a stats line to stderr, exit 0.\n",
-                 g_program, g_files_job ? " --root DIR [--direct]" : "");
-    std::exit(status);
-}
 
 bool parse_u64(std::string_view text, std::uint64_t& out) {
     if (text.empty())
@@ -51,45 +40,31 @@ bool parse_u64(std::string_view text, std::uint64_t& out) {
 
 options parse_args(int argc, char** argv, const char* program, bool files_job) {
     g_program = program;
-    g_files_job = files_job;
-    const cli::program cli_program{program, usage};
     std::signal(SIGPIPE, SIG_IGN);
     options opt;
-    for (int i = 1; i < argc; ++i) {
-        std::string_view flag = argv[i];
-        if (flag == "--help" || flag == "-h")
-            usage(0);
-        if (files_job && flag == "--direct") {
-            opt.direct = true;
-            continue;
-        }
-        if (i + 1 >= argc)
-            usage(2);
-        const char* name = argv[i];
-        const char* value = argv[++i];
-        if (flag == "--port")
-            opt.port = cli::unsigned_option<std::uint16_t>(cli_program, name, value, 0, 65535);
-        else if (flag == "--bind")
-            opt.bind = value;
-        else if (flag == "--buffer-size")
-            opt.buffer_size =
-                cli::unsigned_option<std::size_t>(cli_program, name, value, 1, 1 << 24);
-        else if (flag == "--sq-entries")
-            opt.sq_entries = cli::unsigned_option<unsigned>(cli_program, name, value, 1, 32768);
-        else if (flag == "--cq-entries")
-            opt.cq_entries = cli::unsigned_option<unsigned>(cli_program, name, value, 0, 65536);
-        else if (flag == "--max-connections")
-            opt.max_connections =
-                cli::unsigned_option<std::size_t>(cli_program, name, value, 1, 10'000'000);
-        else if (files_job && flag == "--root")
-            opt.root = value;
-        else
-            usage(2);
+    cli::parser p(program,
+                  files_job ? "A laboratory file server (examples/lab/files)."
+                            : "A laboratory echo server (examples/lab/echo).",
+                  "  SIGINT/SIGTERM: stop, print a stats line to stderr, exit 0.");
+    p.number("--port", opt.port, 0, 65535,
+             "TCP port; 0 (the default) picks an ephemeral one, printed as `listening on N`");
+    p.text("--bind", opt.bind, "IPv4 address to listen on").type("ADDR");
+    p.number("--buffer-size", opt.buffer_size, 1, 1 << 24,
+             "bytes per read (socket reads; file reads too)")
+        .type("BYTES");
+    p.number("--sq-entries", opt.sq_entries, 1, 32768,
+             "io_uring SQ entries (uring and corio styles)");
+    p.number("--cq-entries", opt.cq_entries, 0, 65536,
+             "io_uring CQ entries; 0: the kernel's 2 x SQ");
+    p.number("--max-connections", opt.max_connections, 1, 10'000'000,
+             "beyond this, new connections are closed at once");
+    if (files_job) {
+        p.text("--root", opt.root, "the directory served").type("DIR").required();
+        p.flag("--direct", opt.direct, "O_DIRECT reads into aligned buffers");
     }
-    if (files_job && opt.root.empty()) {
-        std::fprintf(stderr, "%s: --root DIR is required\n", g_program);
-        usage(2);
-    }
+    p.parse(argc, argv);
+    if (files_job && opt.root.empty())
+        p.fail("--root DIR is required");
     return opt;
 }
 
