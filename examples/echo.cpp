@@ -155,12 +155,12 @@ corio::task<void> dump_stats(const options* opt, const server_state* state) {
                                        : state->active * opt->buffer_size;
     std::printf("stats: connections=%zu accepted=%llu rejected=%llu timed_out=%llu "
                 "bytes_echoed=%llu live_tasks=%zu ops_in_flight=%zu open_fds=%ld "
-                "cq_overflows=%llu bytes_buffered=%zu\n",
+                "cq_overflows=%llu bytes_buffered=%zu stalls=%llu longest_stall_ms=%lld\n",
                 state->active, static_cast<unsigned long long>(state->accepted),
                 static_cast<unsigned long long>(state->rejected),
                 static_cast<unsigned long long>(state->timed_out),
                 static_cast<unsigned long long>(state->bytes), s.live_tasks, s.ops_in_flight,
-                fds, static_cast<unsigned long long>(s.cq_overflows), buffered);
+                fds, static_cast<unsigned long long>(s.cq_overflows), buffered, static_cast<unsigned long long>(s.stalls), static_cast<long long>(s.longest_stall.count() / 1000));
     std::fflush(stdout);
 }
 
@@ -175,6 +175,7 @@ corio::task<void> watch_signals(corio::signal_set* signals, const options* opt,
         if (e.what == stop_signals::request::done)
             co_return;
         if (e.what == stop_signals::request::stats) {
+            corio::dump_tasks(); // stderr: every live task and what it waits on
             co_await dump_stats(opt, state);
             continue;
         }

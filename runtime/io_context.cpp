@@ -247,16 +247,25 @@ void io_context::run_until(const bool& done) {
         io_context* saved;
         ~restore() { current = saved; }
     } guard{t_current, saved};
-    watch_guard watching(m_stall.get());
+    if (m_stall) [[unlikely]] {
+        watch_guard watching(m_stall.get());
+        while (!done) {
+            if (!has_work())
+                throw_deadlock();
+            watched_turn();
+        }
+        return;
+    }
     while (!done) {
         if (!has_work())
-            throw std::logic_error("corio: deadlock: the awaited task waits on something that "
-                                   "nothing in flight or ready can deliver");
-        if (m_stall) [[unlikely]]
-            watched_turn();
-        else
-            turn();
+            throw_deadlock();
+        turn();
     }
+}
+
+void io_context::throw_deadlock() {
+    throw std::logic_error("corio: deadlock: the awaited task waits on something that nothing in "
+                           "flight or ready can deliver");
 }
 
 void io_context::watched_turn() {

@@ -260,6 +260,7 @@ private:
     }
     /// turn() with the stall detector on (run() picks one of the two once, not per turn).
     void watched_turn();
+    [[noreturn]] static void throw_deadlock();
     void run_ready_watched();
     unsigned reap() noexcept;
     void run_ready();

@@ -113,7 +113,7 @@ std::string function_text(const char* function) {
 
 std::string site_text(const await_site& site) {
     if (site.line() == 0)
-        return "(no co_await recorded: CORIO_AWAIT_SITES is off, or none yet)";
+        return "(no co_await yet, or built without CORIO_AWAIT_SITES)";
     return std::string(site.file()) + ":" + std::to_string(site.line()) + " in " +
            function_text(site.function());
 }

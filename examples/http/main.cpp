@@ -809,7 +809,7 @@ corio::task<void> print_stats(const server_state* srv) {
         "accept_backoffs=%llu bytes_buffered=%zu open_fds=%ld live_tasks=%zu "
         "frame_bytes=%zu frame_bytes_peak=%zu ops_in_flight=%zu "
         "kernel_enters=%llu "
-        "cq_overflows=%llu\n",
+        "cq_overflows=%llu stalls=%llu longest_stall_ms=%lld\n",
         srv->active, static_cast<unsigned long long>(srv->accepted),
         static_cast<unsigned long long>(srv->rejected),
         static_cast<unsigned long long>(srv->timed_out),
@@ -826,7 +826,7 @@ corio::task<void> print_stats(const server_state* srv) {
         static_cast<unsigned long long>(srv->accept_backoffs()), buffered, fds, s.live_tasks,
         s.frame_bytes, s.peak_frame_bytes, s.ops_in_flight,
         static_cast<unsigned long long>(s.kernel_enters),
-        static_cast<unsigned long long>(s.cq_overflows));
+        static_cast<unsigned long long>(s.cq_overflows), static_cast<unsigned long long>(s.stalls), static_cast<long long>(s.longest_stall.count() / 1000));
     std::fflush(stdout);
 }
 
@@ -841,6 +841,7 @@ corio::task<void> watch_signals(corio::signal_set* signals, server_state* srv) {
         if (e.what == stop_signals::request::done)
             co_return;
         if (e.what == stop_signals::request::stats) {
+            corio::dump_tasks(); // stderr: every live task and what it waits on
             co_await print_stats(srv);
             continue;
         }

@@ -625,7 +625,7 @@ void print_stats(server* srv) {
                 "protocol_errors=%llu output_limit_closes=%llu query_limit_closes=%llu "
                 "output_bytes=%zu output_pauses=%llu idle_timeouts=%llu send_timeouts=%llu "
                 "live_tasks=%zu ops_in_flight=%zu "
-                "loop_turns=%llu kernel_enters=%llu cq_overflows=%llu aof_size=%llu\n",
+                "loop_turns=%llu kernel_enters=%llu cq_overflows=%llu aof_size=%llu stalls=%llu longest_stall_ms=%lld\n",
                 srv->active, static_cast<unsigned long long>(srv->accepted),
                 static_cast<unsigned long long>(srv->rejected), srv->keyspace.size(),
                 static_cast<unsigned long long>(srv->engine.commands_processed()),
@@ -638,7 +638,7 @@ void print_stats(server* srv) {
                 s.ops_in_flight, static_cast<unsigned long long>(s.loop_turns),
                 static_cast<unsigned long long>(s.kernel_enters),
                 static_cast<unsigned long long>(s.cq_overflows),
-                static_cast<unsigned long long>(srv->aof.stats().current_size));
+                static_cast<unsigned long long>(srv->aof.stats().current_size), static_cast<unsigned long long>(s.stalls), static_cast<long long>(s.longest_stall.count() / 1000));
     std::fflush(stdout);
 }
 
@@ -663,8 +663,10 @@ corio::task<void> watch_signals(corio::signal_set* signals, server* srv) {
         stop_signals::event e = co_await std::move(next);
         if (e.what == stop_signals::request::done)
             co_return;
-        if (e.what == stop_signals::request::stats)
+        if (e.what == stop_signals::request::stats) {
+            corio::dump_tasks(); // stderr: every live task and what it waits on
             print_stats(srv);
+        }
         else
             co_await begin_shutdown(srv, static_cast<unsigned>(e.signo));
     }

@@ -14,12 +14,15 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <time.h>
+#include <vector>
 
 namespace lab {
 
@@ -28,12 +31,16 @@ namespace {
 constexpr std::size_t k_align = 4096; // O_DIRECT alignment: a page suits every block device
 
 const char* g_program = "lab"; // argv[0]'s name, for messages
+std::uint64_t g_block_every = 0;          // --block-every
+bool g_block_hash = false;                // --block-kind hash
+std::atomic<std::uint64_t> g_requests{0}; // requests seen by should_block()
 bool g_files_job = false;      // the usage shows the files job's options
 
 [[noreturn]] void usage(int status) {
     std::fprintf(status == 0 ? stdout : stderr,
                  "usage: %s [--port N] [--bind ADDR] [--buffer-size BYTES] [--sq-entries N]\n"
                  "       [--cq-entries N] [--max-connections N]%s\n"
+                 "       [--block-every N [--block-kind sleep|hash] [--block-fix offload]]\n"
                  "  --port 0 (the default) picks an ephemeral port; `listening on N` is printed.\n"
                  "  SIGINT/SIGTERM: stop, print a stats line to stderr, exit 0.\n",
                  g_program, g_files_job ? " --root DIR [--direct]" : "");
@@ -81,11 +88,21 @@ options parse_args(int argc, char** argv, const char* program, bool files_job) {
         else if (flag == "--max-connections")
             opt.max_connections =
                 cli::unsigned_option<std::size_t>(cli_program, name, value, 1, 10'000'000);
+        else if (flag == "--block-every")
+            opt.block_every = cli::unsigned_option<std::uint64_t>(cli_program, name, value, 0,
+                                                                  1'000'000'000);
+        else if (flag == "--block-kind" && (std::string_view(value) == "sleep" ||
+                                             std::string_view(value) == "hash"))
+            opt.block_kind = value;
+        else if (flag == "--block-fix" && std::string_view(value) == "offload")
+            opt.block_offload = true;
         else if (files_job && flag == "--root")
             opt.root = value;
         else
             usage(2);
     }
+    g_block_every = opt.block_every;
+    g_block_hash = opt.block_kind == "hash";
     if (files_job && opt.root.empty()) {
         std::fprintf(stderr, "%s: --root DIR is required\n", g_program);
         usage(2);
@@ -101,6 +118,8 @@ void print_stats(const stats& s) {
     if (s.frame_bytes_peak != 0)
         std::fprintf(stderr, " frame_bytes_peak=%llu",
                      static_cast<unsigned long long>(s.frame_bytes_peak));
+    if (s.stalls != 0)
+        std::fprintf(stderr, " stalls=%llu", static_cast<unsigned long long>(s.stalls));
     std::fprintf(stderr, "\n");
     std::fflush(stderr);
 }
@@ -245,6 +264,31 @@ int open_root(const options& opt) {
         std::exit(1);
     }
     return fd;
+}
+
+} // namespace lab
+
+namespace lab {
+
+bool should_block() {
+    if (g_block_every == 0)
+        return false;
+    return g_requests.fetch_add(1, std::memory_order_relaxed) % g_block_every ==
+           g_block_every - 1;
+}
+
+std::uint64_t block_once() {
+    if (!g_block_hash) {
+        timespec left{0, 5'000'000};
+        while (::nanosleep(&left, &left) != 0 && errno == EINTR) {
+        }
+        return 0;
+    }
+    static const std::vector<unsigned char> data(10 << 20, 0x5a);
+    std::uint64_t h = 1469598103934665603ull; // FNV-1a over 10 MiB: about 10 ms of CPU
+    for (unsigned char c : data)
+        h = (h ^ c) * 1099511628211ull;
+    return h;
 }
 
 } // namespace lab

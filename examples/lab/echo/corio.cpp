@@ -20,15 +20,35 @@ namespace net = corio::net;
 
 namespace {
 
+/// The blocking job's call as an offload() job (the fix: the loop goes on meanwhile).
+struct block_job {
+    std::uint64_t operator()() const { return lab::block_once(); }
+};
+
+/// The blocking job (docs/blocking.md): the blocking call inline (the loop stops: every other
+/// connection waits), or in the offload pool (--block-fix offload).
+corio::task<void> block(bool offloaded) {
+    if (!offloaded) {
+        lab::block_once();
+        co_return;
+    }
+    auto job = corio::offload(block_job{});
+    std::uint64_t hash = co_await job;
+    (void)hash;
+}
+
 // LAB-HANDLER-BEGIN
 /// One connection, start to end: read, write it all back, repeat until EOF or an error.
-corio::task<void> echo(net::tcp_stream conn, std::size_t buffer_size, lab::stats* stats) {
+corio::task<void> echo(net::tcp_stream conn, std::size_t buffer_size, lab::stats* stats,
+                       bool offload_blocking) {
     std::vector<std::byte> buffer(buffer_size);
     for (;;) {
         corio::result<std::size_t> n = co_await conn.recv_some(buffer);
         if (!n || *n == 0)
             break;
         stats->bytes_in += *n;
+        if (lab::should_block())              // LAB-BLOCK: the blocking job (docs/blocking.md)
+            co_await block(offload_blocking); // LAB-BLOCK
         corio::result<std::size_t> sent = co_await conn.send_all(std::span(buffer).first(*n));
         if (!sent)
             break;
@@ -67,7 +87,7 @@ corio::task<int> run_server(lab::options opt, int listen_fd, int signal_fd) {
             if (connections.size() >= opt.max_connections)
                 continue; // destroying the stream closes it
             ++stats.connections;
-            connections.spawn(echo(std::move(*conn), opt.buffer_size, &stats));
+            connections.spawn(echo(std::move(*conn), opt.buffer_size, &stats, opt.block_offload));
         }
     }
     connections.request_stop(); // cancels every connection's recv/send; each closes its socket
@@ -75,6 +95,7 @@ corio::task<int> run_server(lab::options opt, int listen_fd, int signal_fd) {
     control.request_stop();
     co_await control.join();
     stats.frame_bytes_peak = corio::io_context::current().stats().peak_frame_bytes;
+    stats.stalls = corio::io_context::current().stats().stalls;
     lab::print_stats(stats);
     co_return 0;
 }
