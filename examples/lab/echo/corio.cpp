@@ -20,6 +20,8 @@ namespace net = corio::net;
 
 namespace {
 
+bool g_offload_blocking = false; // --block-fix offload (the blocking job)
+
 /// The blocking job's call as an offload() job (the fix: the loop goes on meanwhile).
 struct block_job {
     std::uint64_t operator()() const { return lab::block_once(); }
@@ -39,8 +41,7 @@ corio::task<void> block(bool offloaded) {
 
 // LAB-HANDLER-BEGIN
 /// One connection, start to end: read, write it all back, repeat until EOF or an error.
-corio::task<void> echo(net::tcp_stream conn, std::size_t buffer_size, lab::stats* stats,
-                       bool offload_blocking) {
+corio::task<void> echo(net::tcp_stream conn, std::size_t buffer_size, lab::stats* stats) {
     std::vector<std::byte> buffer(buffer_size);
     for (;;) {
         corio::result<std::size_t> n = co_await conn.recv_some(buffer);
@@ -48,7 +49,7 @@ corio::task<void> echo(net::tcp_stream conn, std::size_t buffer_size, lab::stats
             break;
         stats->bytes_in += *n;
         if (lab::should_block())              // LAB-BLOCK: the blocking job (docs/blocking.md)
-            co_await block(offload_blocking); // LAB-BLOCK
+            co_await block(g_offload_blocking); // LAB-BLOCK
         corio::result<std::size_t> sent = co_await conn.send_all(std::span(buffer).first(*n));
         if (!sent)
             break;
@@ -87,7 +88,7 @@ corio::task<int> run_server(lab::options opt, int listen_fd, int signal_fd) {
             if (connections.size() >= opt.max_connections)
                 continue; // destroying the stream closes it
             ++stats.connections;
-            connections.spawn(echo(std::move(*conn), opt.buffer_size, &stats, opt.block_offload));
+            connections.spawn(echo(std::move(*conn), opt.buffer_size, &stats));
         }
     }
     connections.request_stop(); // cancels every connection's recv/send; each closes its socket
@@ -104,6 +105,7 @@ corio::task<int> run_server(lab::options opt, int listen_fd, int signal_fd) {
 
 int main(int argc, char** argv) {
     lab::options opt = lab::parse_args(argc, argv, "lab_echo_corio", false);
+    g_offload_blocking = opt.block_offload;
     int signal_fd = lab::stop_signal_fd(false); // before the offload pool can start a thread
     int listen_fd = lab::listen_socket(opt, false);
     try {
