@@ -78,7 +78,8 @@ struct lines {
 };
 
 task<void> blocker(lines* at) {
-    at->blocker = __LINE__; co_await nop();
+    at->blocker = __LINE__; result<void> r = co_await nop();
+    (void)r;
     spin_for(100ms);
 }
 
@@ -93,7 +94,8 @@ task<void> root(lines* at) {
 task<void> cooperative(int turns) {
     for (int i = 0; i < turns; ++i) {
         spin_for(500us);
-        co_await nop();
+        result<void> r = co_await nop();
+        (void)r;
     }
 }
 
