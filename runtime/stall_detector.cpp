@@ -267,10 +267,16 @@ void stall_detector::watch() {
 
 void stall_detector::capture() noexcept {
     int expected = 0;
-    if (!m_capture.m_state.compare_exchange_strong(expected, 1, std::memory_order_acquire))
-        return; // the last one was not printed yet
+    std::uint64_t seq = m_seq.load(std::memory_order_relaxed);
+    if (!m_capture.m_state.compare_exchange_strong(expected, 1, std::memory_order_acquire)) {
+        // One taken for an earlier turn that ended unflagged (the signal came late) is stale:
+        // replace it. One of this turn is being printed or waits to be: keep it.
+        if (expected != 2 || m_capture.m_seq == seq)
+            return;
+        m_capture.m_state.store(1, std::memory_order_relaxed);
+    }
     stall_capture& c = m_capture;
-    c.m_seq = m_seq.load(std::memory_order_relaxed);
+    c.m_seq = seq;
     c.m_at_ns = monotonic_ns();
     c.m_frames = ::backtrace(c.m_trace, stall_capture::k_max_frames);
     // The running task: the one the runtime marked, else the one whose frame was resumed.

@@ -12,6 +12,8 @@
 #include <doctest/doctest.h>
 
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -67,6 +69,13 @@ void spin_for(std::chrono::steady_clock::duration d) {
     auto until = std::chrono::steady_clock::now() + d;
     while (std::chrono::steady_clock::now() < until) {
     }
+}
+
+std::size_t count_of(const std::string& text, const std::string& what) {
+    std::size_t n = 0;
+    for (std::size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1))
+        ++n;
+    return n;
 }
 
 std::string here(int line) { return std::string("stall_detector_test.cpp:") + std::to_string(line); }
@@ -141,6 +150,33 @@ TEST_CASE("a busy but cooperative loop yields no stall report") {
     CHECK(text.find("corio: stall") == std::string::npos);
     CHECK(ctx.stats().stalls == 0);
     CHECK(ctx.stats().longest_stall == 0us);
+}
+
+namespace {
+task<void> two_blocks() {
+    spin_for(60ms);
+    result<void> r = co_await nop(); // the second block runs in another turn
+    (void)r;
+    spin_for(60ms);
+}
+} // namespace
+
+TEST_CASE("two stalls within a second are both counted but reported once, signals blocked or not") {
+    io_context_options opts;
+    opts.stall_ms = 20;
+    io_context ctx(opts);
+    // A loop thread that blocks every signal (a signal_set user) still gets its backtrace.
+    sigset_t all, saved;
+    sigfillset(&all);
+    ::pthread_sigmask(SIG_SETMASK, &all, &saved);
+    capture_stderr err;
+    sync_wait(ctx, two_blocks());
+    std::string text = err.text();
+    ::pthread_sigmask(SIG_SETMASK, &saved, nullptr);
+    INFO(text);
+    CHECK(count_of(text, "corio: stall: a loop turn ran for ") == 1);
+    CHECK(text.find("native backtrace taken") != std::string::npos);
+    CHECK(ctx.stats().stalls == 2);
 }
 
 TEST_CASE("the stall detector is off unless asked for, and CORIO_STALL_MS turns it on") {
