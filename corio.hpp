@@ -27,6 +27,7 @@
 #include <corio/runtime/stop.hpp>
 #include <corio/runtime/sync_wait.hpp>
 #include <corio/runtime/task.hpp>
+#include <corio/runtime/task_dump.hpp>
 #include <corio/runtime/task_scope.hpp>
 #include <corio/runtime/timer.hpp>
 #include <corio/runtime/uring_op.hpp>

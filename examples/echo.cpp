@@ -136,12 +136,14 @@ corio::task<void> dump_stats(const options* opt, const server_state* state) {
                                        : srv.connections * opt->buffer_size;
     std::printf("stats: connections=%zu accepted=%llu rejected=%llu timed_out=%llu "
                 "bytes_echoed=%llu live_tasks=%zu ops_in_flight=%zu open_fds=%ld "
-                "cq_overflows=%llu bytes_buffered=%zu\n",
+                "cq_overflows=%llu bytes_buffered=%zu stalls=%llu longest_stall_ms=%lld\n",
                 srv.connections, static_cast<unsigned long long>(srv.accepted),
                 static_cast<unsigned long long>(srv.refused),
                 static_cast<unsigned long long>(srv.timed_out),
                 static_cast<unsigned long long>(state->bytes), s.live_tasks, s.ops_in_flight,
-                fds, static_cast<unsigned long long>(s.cq_overflows), buffered);
+                fds, static_cast<unsigned long long>(s.cq_overflows), buffered,
+                static_cast<unsigned long long>(s.stalls),
+                static_cast<long long>(s.longest_stall.count() / 1000));
     std::fflush(stdout);
 }
 
@@ -195,7 +197,10 @@ corio::task<int> run_server(options opt, corio::signal_set* signals) {
                     state.server->stats().connections);
         std::fflush(stdout);
     };
-    so.on_stats = [&opt, &state] { return dump_stats(&opt, &state); };
+    so.on_stats = [&opt, &state] {
+        corio::dump_tasks(); // stderr: every live task and what it waits on
+        return dump_stats(&opt, &state);
+    };
     so.on_drained = [&opt, &state] { return finish(&opt, &state); };
     net::server srv(
         *listener,

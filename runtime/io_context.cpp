@@ -6,12 +6,14 @@
 #include <corio/runtime/detail/fault_injector.hpp>
 #include <corio/runtime/detail/io_op.hpp>
 #include <corio/runtime/detail/offload_pool.hpp>
+#include <corio/runtime/detail/stall_detector.hpp>
 #include <corio/runtime/task_scope.hpp>
 
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -56,6 +58,23 @@ void announce_faults(const fault_options& faults) {
     last = std::move(text);
 }
 
+/// The stall threshold: as given, else CORIO_STALL_MS (a number of milliseconds; 0 or unset: off).
+/// Throws std::invalid_argument naming a value it cannot read.
+unsigned stall_ms_from(const io_context_options& opts) {
+    if (opts.stall_ms)
+        return *opts.stall_ms;
+    const char* text = std::getenv("CORIO_STALL_MS");
+    if (!text || !*text)
+        return 0;
+    char* end = nullptr;
+    errno = 0;
+    unsigned long ms = std::strtoul(text, &end, 10);
+    if (errno != 0 || *end != '\0' || text[0] == '-' || ms > 3'600'000)
+        throw std::invalid_argument(std::string("corio: CORIO_STALL_MS=") + text +
+                                    ": expected a number of milliseconds (0: off)");
+    return static_cast<unsigned>(ms);
+}
+
 /// Ring flags to try, best first. Each later entry drops what an older kernel refuses with EINVAL.
 constexpr unsigned k_flag_attempts[] = {
     IORING_SETUP_SUBMIT_ALL | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
@@ -75,6 +94,7 @@ io_context::io_context(options opts) : m_previous(t_current), m_options(opts), m
         m_faults = std::make_unique<detail::fault_injector>(*this, *faults);
         announce_faults(*faults);
     }
+    unsigned stall_ms = stall_ms_from(opts);
     setup_ring(opts);
     m_wake_fd = ::eventfd(0, EFD_CLOEXEC);
     if (m_wake_fd < 0) {
@@ -84,6 +104,8 @@ io_context::io_context(options opts) : m_previous(t_current), m_options(opts), m
     }
     m_wake_op = std::make_unique<detail::io_op>();
     m_root_scope = std::make_unique<task_scope>(m_root_stop.token(), report_and_terminate);
+    if (stall_ms > 0)
+        m_stall = std::make_unique<detail::stall_detector>(std::chrono::milliseconds(stall_ms));
     t_current = this;
 }
 
@@ -156,6 +178,7 @@ void io_context::drain_and_close() noexcept {
     // nothing in flight its frames can be destroyed safely.
     m_root_scope->destroy_remaining();
     m_root_scope.reset();
+    m_stall.reset(); // joins the watchdog
     m_offload.reset(); // joins the workers; nothing of ours is queued there any more
     if (m_wake_fd >= 0)
         ::close(m_wake_fd);
@@ -169,6 +192,8 @@ void io_context::release_after_fork() noexcept {
     // offload workers were not copied by fork(): joining them would wait forever. Leak both.
     (void)m_root_scope.release();
     (void)m_offload.release();
+    if (m_stall)
+        m_stall.release()->abandon(); // its watchdog thread stayed in the parent
     if (m_wake_fd >= 0)
         ::close(m_wake_fd);
     io_uring_queue_exit(&m_ring); // unmaps and closes the child's copies only
@@ -189,13 +214,40 @@ void io_context::throw_enter_error(int err, const char* what) const {
     throw_uring_error(err, what);
 }
 
+namespace {
+/// Marks the loop thread as running turns of a watched context for as long as it lives.
+struct watch_guard {
+    detail::stall_detector* m_detector; // null: the detector is off
+    explicit watch_guard(detail::stall_detector* d) noexcept : m_detector(d) {
+        if (m_detector)
+            m_detector->activate();
+    }
+    ~watch_guard() {
+        if (m_detector)
+            m_detector->deactivate();
+    }
+    watch_guard(const watch_guard&) = delete;
+    watch_guard& operator=(const watch_guard&) = delete;
+};
+} // namespace
+
 void io_context::run() {
     check_process();
     io_context* saved = std::exchange(t_current, this);
-    while (!m_stop_requested && has_work())
-        turn();
+    struct restore {
+        io_context*& current;
+        io_context* saved;
+        ~restore() { current = saved; }
+    } guard{t_current, saved};
+    if (m_stall) [[unlikely]] {
+        watch_guard watching(m_stall.get());
+        while (!m_stop_requested && has_work())
+            watched_turn();
+    } else {
+        while (!m_stop_requested && has_work())
+            turn();
+    }
     m_stop_requested = false;
-    t_current = saved;
 }
 
 void io_context::run_until(const bool& done) {
@@ -206,12 +258,67 @@ void io_context::run_until(const bool& done) {
         io_context* saved;
         ~restore() { current = saved; }
     } guard{t_current, saved};
+    if (m_stall) [[unlikely]] {
+        watch_guard watching(m_stall.get());
+        while (!done) {
+            if (!has_work())
+                throw_deadlock();
+            watched_turn();
+        }
+        return;
+    }
     while (!done) {
         if (!has_work())
-            throw std::logic_error("corio: deadlock: the awaited task waits on something that "
-                                   "nothing in flight or ready can deliver");
+            throw_deadlock();
         turn();
     }
+}
+
+void io_context::throw_deadlock() {
+    throw std::logic_error("corio: deadlock: the awaited task waits on something that nothing in "
+                           "flight or ready can deliver");
+}
+
+void io_context::watched_turn() {
+    detail::stall_detector& detector = *m_stall;
+    std::uint64_t seq = detector.begin_turn();
+    ++m_stats.loop_turns;
+    bool wait = m_ready.empty() && (m_inflight > 0 || !m_timers.empty());
+    if (wait) {
+        detector.enter_idle();
+        if (m_timers.empty())
+            enter(true);
+        else
+            enter_until_next_timer();
+        seq = detector.leave_idle(); // the turn's user code starts now
+    } else {
+        enter(false);
+    }
+    reap();
+    if (!m_timers.empty())
+        fire_timers();
+    run_ready_watched();
+    if (detector.stalled(seq)) [[unlikely]] {
+        std::chrono::microseconds ran = detector.finish_stalled_turn(seq);
+        ++m_stats.stalls;
+        m_stats.longest_stall = std::max(m_stats.longest_stall, ran);
+    }
+}
+
+void io_context::run_ready_watched() {
+    detail::stall_detector& detector = *m_stall;
+    detail::ready_node* node = m_ready.release_all();
+    while (node) {
+        detail::ready_node* next = node->m_next;
+        detector.resuming(node->m_waiter.address());
+        node->m_waiter.resume();
+        node = next;
+    }
+    detail::t_running = nullptr;
+}
+
+std::chrono::milliseconds io_context::stall_threshold() const noexcept {
+    return m_stall ? m_stall->threshold() : std::chrono::milliseconds(0);
 }
 
 void io_context::enter(bool wait) {

@@ -12,6 +12,7 @@
 #include <sys/types.h>
 
 #include <cassert>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -30,6 +31,7 @@ namespace detail {
 struct io_op;
 class offload_pool;
 class fault_injector;
+class stall_detector;
 } // namespace detail
 
 /// The fault-injection mode (docs/runtime.md, "Fault injection"): with probability `rate` an SQE
@@ -93,6 +95,14 @@ struct io_context_options {
     /// CORIO_FAULTS once, at construction. Set: used as given, whatever the environment says
     /// (a rate of 0 turns the mode off: for tests that count SQEs exactly).
     std::optional<fault_options> faults = std::nullopt;
+    /// The stall detector (docs/blocking.md): when user code keeps one turn of the loop busy
+    /// longer than this many milliseconds, one report goes to stderr (how long the turn ran, the
+    /// loop thread's native backtrace taken while it was over the threshold, and the await
+    /// chain of the running task as `file:line in function` of each co_await up to the root),
+    /// at most one per second per loop; io_context_stats counts every stall. 0: off. Unset:
+    /// read from the environment variable CORIO_STALL_MS once, at construction (off when it is
+    /// not set). Costs a watchdog thread per io_context while on, nothing while off.
+    std::optional<unsigned> stall_ms = std::nullopt;
 };
 
 /// Counters a user can read at any time (a stats dump, a test's assertions).
@@ -114,6 +124,10 @@ struct io_context_stats {
     std::size_t frame_bytes = 0;       ///< bytes in those frames (as the compiler sized them)
     std::size_t peak_frame_bytes = 0;  ///< the most frame bytes alive at once on this thread
     std::size_t spawned_tasks = 0;     ///< detached tasks owned by this context, not yet done
+    std::uint64_t stalls = 0;          ///< turns that ran past the stall threshold (detector on)
+    /// The longest of those turns (measured from the watchdog's first sight of the turn, so
+    /// short by at most an eighth of the threshold).
+    std::chrono::microseconds longest_stall{0};
 };
 
 /// The event loop. Not thread-safe: create it, run it and destroy it on one thread (the ring is
@@ -174,6 +188,9 @@ public:
 
     /// The flags the ring was finally set up with (after falling back on refused ones).
     [[nodiscard]] unsigned ring_flags() const noexcept { return m_ring_flags; }
+
+    /// The stall threshold in effect (io_context_options::stall_ms), or 0 when the detector is off.
+    [[nodiscard]] std::chrono::milliseconds stall_threshold() const noexcept;
 
     /// The fault-injection mode in effect, or null when it is off (see fault_options): for tests
     /// whose assertions depend on it (an exact count of SQEs, say).
@@ -258,6 +275,10 @@ private:
             fire_timers();
         run_ready();
     }
+    /// turn() with the stall detector on (run() picks one of the two once, not per turn).
+    void watched_turn();
+    [[noreturn]] static void throw_deadlock();
+    void run_ready_watched();
     unsigned reap() noexcept;
     void run_ready();
     void enter(bool wait);
@@ -318,6 +339,7 @@ private:
     options m_options;                  // what the context was created with
     pid_t m_pid;                        // the process that created the ring (fork detection)
     std::unique_ptr<detail::fault_injector> m_faults; // the fault-injection mode, null when off
+    std::unique_ptr<detail::stall_detector> m_stall;  // the stall detector, null when off
 };
 
 } // namespace corio

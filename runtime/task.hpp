@@ -14,6 +14,9 @@
 #include <exception>
 #include <optional>
 #include <type_traits>
+#if __has_include(<source_location>)
+#include <source_location>
+#endif
 #include <utility>
 
 namespace corio {
@@ -25,6 +28,8 @@ namespace detail {
 
 struct promise_base;
 struct io_op;
+template <class T>
+struct task_awaiter;
 
 /// Cancels the operation a task is suspended on. Registered with the task's stop token when the
 /// task starts its first cancellable op and kept until the frame dies: a connection's task pays
@@ -49,10 +54,89 @@ enum class run_state : unsigned char {
     suspended,        // the awaiter suspended; final_suspend transfers to it
 };
 
+/// Where a co_await is written: file, line and enclosing function, captured for free by a
+/// defaulted argument of the promise's await_transform (g++ 12 and clang 14 both record the
+/// co_await line). On g++ it is std::source_location (one pointer); clang 14 has no
+/// std::source_location, so the three values are kept as they are.
+struct await_site {
+#if defined(__cpp_lib_source_location)
+    std::source_location m_location; // the co_await expression (empty: none recorded yet)
+
+    static constexpr await_site
+    current(std::source_location location = std::source_location::current()) noexcept {
+        return {location};
+    }
+    [[nodiscard]] const char* file() const noexcept { return m_location.file_name(); }
+    [[nodiscard]] const char* function() const noexcept { return m_location.function_name(); }
+    [[nodiscard]] unsigned line() const noexcept { return m_location.line(); }
+#else
+    const char* m_file = "";     // the co_await expression's file ("" when none recorded yet)
+    const char* m_function = ""; // its enclosing function
+    unsigned m_line = 0;         // its line
+
+    static constexpr await_site current(const char* file = __builtin_FILE(),
+                                        const char* function = __builtin_FUNCTION(),
+                                        unsigned line = __builtin_LINE()) noexcept {
+        return {file, function, line};
+    }
+    [[nodiscard]] const char* file() const noexcept { return m_file; }
+    [[nodiscard]] const char* function() const noexcept { return m_function; }
+    [[nodiscard]] unsigned line() const noexcept { return m_line; }
+#endif
+};
+
+/// The name of an awaitable type, for the task dump ("what does this task wait on").
+template <class Awaitable>
+const char* awaitable_name() noexcept {
+    return __PRETTY_FUNCTION__; // parsed when printed: never on the hot path
+}
+
 /// Links a detached task into its task_scope (and schedules its first resumption).
 struct scope_entry : ready_node {
     scope_entry* m_prev = nullptr; // neighbours in the scope's list of live tasks
     scope_entry* m_next = nullptr;
+};
+
+/// CORIO_AWAIT_SITES: whether tasks record the file:line of each co_await (the await chain of
+/// the stall report and of dump_tasks). It routes every co_await in a task through the promise's
+/// await_transform, which costs about 8 instructions per awaited op on g++ 12 (callgrind, NOP
+/// benchmark: 127 against 119; docs/blocking.md): on by default except under NDEBUG (release
+/// builds), where the chain names the tasks without their lines. Define it to 0 or 1 for the
+/// whole program (the library included) to choose.
+#ifndef CORIO_AWAIT_SITES
+#ifdef NDEBUG
+#define CORIO_AWAIT_SITES 0
+#else
+#define CORIO_AWAIT_SITES 1
+#endif
+#endif
+
+/// What a task's await_transform hands the compiler for an awaitable that is not a task: a
+/// reference to it. NOTE: g++ 12 copies the awaiter when await_transform returns a reference
+/// (offload_op, which cannot be copied, stops compiling), so a small wrapper goes by value; the
+/// awaitable itself stays where it is (a temporary of the co_await lives until it returns).
+template <class Awaitable>
+struct forward_awaiter {
+    Awaitable& m_awaitable; // the operand of the co_await
+    promise_base* m_task;   // the awaiting task: marked running again when it resumes
+
+    [[nodiscard]] bool await_ready() { return m_awaitable.await_ready(); }
+    template <class Promise>
+    auto await_suspend(std::coroutine_handle<Promise> waiter) {
+        return m_awaitable.await_suspend(waiter);
+    }
+    decltype(auto) await_resume() {
+        t_running = m_task;
+        return m_awaitable.await_resume();
+    }
+};
+
+/// A task's first resumption marks it as the one running (the stall report's innermost task).
+struct initial_awaiter {
+    promise_base* m_self; // the task being started
+    [[nodiscard]] bool await_ready() const noexcept { return false; }
+    void await_suspend(std::coroutine_handle<>) const noexcept {}
+    inline void await_resume() const noexcept;
 };
 
 struct final_awaiter {
@@ -63,11 +147,23 @@ struct final_awaiter {
 };
 
 struct promise_base {
-    promise_base() noexcept { ++t_live_tasks; }
+    promise_base() noexcept {
+        ++t_live_tasks;
+        // The registry of live tasks (dump_tasks, the stall report): newest first.
+        m_live_next = t_tasks;
+        if (t_tasks)
+            t_tasks->m_live_prev = this;
+        t_tasks = this;
+    }
     ~promise_base() {
         if (m_op_slot.m_state)
             m_op_slot.m_state->remove(&m_op_slot);
         --t_live_tasks;
+        (m_live_prev ? m_live_prev->m_live_next : t_tasks) = m_live_next;
+        if (m_live_next)
+            m_live_next->m_live_prev = m_live_prev;
+        if (t_running == this)
+            t_running = nullptr;
     }
     promise_base(const promise_base&) = delete;
     promise_base& operator=(const promise_base&) = delete;
@@ -84,8 +180,29 @@ struct promise_base {
         frame_allocator::deallocate(frame, bytes);
     }
 
-    std::suspend_always initial_suspend() const noexcept { return {}; }
+    initial_awaiter initial_suspend() noexcept { return {this}; }
     final_awaiter final_suspend() const noexcept { return {}; }
+
+#if CORIO_AWAIT_SITES
+    /// Awaiting a task: remembers where (the await chain of the stall report and the dump).
+    template <class T>
+    task_awaiter<T> await_transform(task<T>&& child,
+                                    await_site site = await_site::current()) noexcept {
+        m_site = site;
+        m_waits_on = nullptr;
+        return std::move(child).operator co_await();
+    }
+
+    /// Any other awaitable is awaited as it is (through a reference); the site and the kind of
+    /// what is awaited are kept for the task dump (two stores of constants).
+    template <class Awaitable>
+    forward_awaiter<std::remove_reference_t<Awaitable>>
+    await_transform(Awaitable&& awaitable, await_site site = await_site::current()) noexcept {
+        m_site = site;
+        m_waits_on = &awaitable_name<std::remove_cvref_t<Awaitable>>;
+        return {awaitable, this};
+    }
+#endif
     void unhandled_exception() noexcept { m_exception = std::current_exception(); }
 
     /// The token every operation this task awaits is cancelled through.
@@ -103,15 +220,36 @@ struct promise_base {
     scope_entry m_scope_entry;              // used only while detached in a task_scope
     op_slot m_op_slot;                      // cancels the op this task waits on
     run_state m_state = run_state::idle;    // see run_state
+    promise_base* m_parent = nullptr;       // the task awaiting this one (null: a root, or
+                                            // awaited by a coroutine that is not a task)
+    await_site m_site;                      // its latest co_await: where it waits, or where it
+                                            // last resumed from while it runs
+    const char* (*m_waits_on)() noexcept = nullptr; // the awaitable type there (null: a task)
+    void* m_frame = nullptr;                // its coroutine frame (the stall report's lookup)
+    promise_base* m_live_prev = nullptr;    // neighbours in this thread's list of live tasks
+    promise_base* m_live_next = nullptr;
 };
+
+inline void initial_awaiter::await_resume() const noexcept { t_running = m_self; }
+
+/// The corio task whose code a coroutine handle runs, or null for any other coroutine.
+template <class Promise>
+[[nodiscard]] promise_base* task_promise_of(std::coroutine_handle<Promise> h) noexcept {
+    if constexpr (std::is_base_of_v<promise_base, Promise>)
+        return &h.promise();
+    else
+        return nullptr;
+}
 
 template <class Promise>
 std::coroutine_handle<> final_awaiter::await_suspend(std::coroutine_handle<Promise> self) noexcept {
     promise_base& p = self.promise();
     if (p.m_hook) {
+        t_running = nullptr;
         p.m_hook->m_on_done(p.m_hook, p, self); // may destroy the frame: touch nothing after
         return std::noop_coroutine();
     }
+    t_running = p.m_parent; // the awaiter runs next (or, past a hook, the loop)
     if (p.m_state == run_state::running_inline) {
         // NOTE: symmetric transfer is not a tail call at -O0 or under ASan (g++ 12), so a
         // synchronously completing task hands control back by returning, and its awaiter's
@@ -163,8 +301,10 @@ struct task_awaiter {
         promise<T>& child = m_child.promise();
         child.m_continuation = parent;
         child.m_stop = stop_token_of(parent);
+        child.m_parent = task_promise_of(parent);
         child.m_state = run_state::running_inline;
         m_child.resume();
+        t_running = child.m_parent;
         if (child.m_state == run_state::completed_inline)
             return false;
         child.m_state = run_state::suspended;
@@ -234,10 +374,14 @@ private:
 namespace detail {
 template <class T>
 task<T> promise<T>::get_return_object() noexcept {
-    return task<T>(std::coroutine_handle<promise<T>>::from_promise(*this));
+    auto handle = std::coroutine_handle<promise<T>>::from_promise(*this);
+    m_frame = handle.address();
+    return task<T>(handle);
 }
 inline task<void> promise<void>::get_return_object() noexcept {
-    return task<void>(std::coroutine_handle<promise<void>>::from_promise(*this));
+    auto handle = std::coroutine_handle<promise<void>>::from_promise(*this);
+    m_frame = handle.address();
+    return task<void>(handle);
 }
 
 /// What co_await on an `Awaitable` (an op, not a task) produces.

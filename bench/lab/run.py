@@ -100,6 +100,27 @@ def files_variants(args):
     return [(v, *out[v]) for v in args.files_variants]
 
 
+# The blocking job (docs/blocking.md): the echo servers, every Nth request (over all connections)
+# blocks before it is echoed. The *-fix variants run corio only, with the call in offload().
+BLOCKING_VARIANTS = {
+    "sleep": ["--block-every", "200", "--block-kind", "sleep"],  # 5 ms asleep: a blocking syscall
+    "sleep-fix": ["--block-every", "200", "--block-kind", "sleep", "--block-fix", "offload"],
+    "hash": ["--block-every", "1000", "--block-kind", "hash"],  # hashing 10 MiB: CPU
+    "hash-fix": ["--block-every", "1000", "--block-kind", "hash", "--block-fix", "offload"],
+}
+BLOCKING_STALL_MS = "2"  # CORIO_STALL_MS of the corio cells: under the 5 ms block
+
+
+def major_faults(pid):
+    """Major page faults of a process so far (/proc/PID/stat field 12), or None."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            rest = f.read().rpartition(")")[2].split()
+        return int(rest[9])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 # ----- small helpers -----
 
 PROGRESS = sys.stderr
@@ -154,7 +175,7 @@ def handler_loc(path):
         if "LAB-HANDLER-END" in s:
             inside = False
             continue
-        if not inside or not s:
+        if not inside or not s or "LAB-BLOCK" in s:  # the blocking job's hook is not the handler
             continue
         if in_block:
             in_block = "*/" not in s
@@ -292,12 +313,14 @@ def run_cell(cell, args, binary, server_args, loadgens, cold, cell_dir):
     if cold and args.cold_method == "drop":
         drop_caches()
     srv_args = ["--port", "0", "--bind", "127.0.0.1", "--buffer-size", str(args.buffer_size
-               if cell.job == "echo" else args.files_buffer_size),
+               if cell.job in ("echo", "blocking") else args.files_buffer_size),
                "--max-connections", str(cell.connections + 128)] + server_args
     env, counter = None, None
     if args.alloc_counter:  # heap allocations counted by an LD_PRELOAD library, read by loadgen
         counter = os.path.join(cell_dir, tag + ".allocs")
         env = dict(os.environ, LD_PRELOAD=args.alloc_counter, CORIO_ALLOC_COUNTER=counter)
+    if cell.job == "blocking":  # corio's stall detector on (the other styles ignore it)
+        env = dict(env or os.environ, CORIO_STALL_MS=BLOCKING_STALL_MS)
     try:
         proc, port = start_server(binary, srv_args, args.server_cpu, server_log, env)
     except (RuntimeError, OSError) as e:
@@ -317,7 +340,7 @@ def run_cell(cell, args, binary, server_args, loadgens, cold, cell_dir):
             cmd += [args.loadgen, "--port", str(port), "--connections", str(cell.connections),
                     "--warmup", str(args.warmup), "--duration", str(args.duration),
                     "--pipeline", str(args.pipeline)]
-            if cell.job == "echo":
+            if cell.job in ("echo", "blocking"):
                 cmd += ["--size", str(cell.size)]
             if i == 0:  # the first load generator samples the server
                 cmd += ["--server-pid", str(proc.pid)]
@@ -344,11 +367,20 @@ def run_cell(cell, args, binary, server_args, loadgens, cold, cell_dir):
                 results.append(None)
                 row["status"] = f"loadgen failed (exit {p.returncode}): {err.strip()[:200]}"
     finally:
+        row["major_faults"] = major_faults(proc.pid)
         exit_status, exit_s = stop_server(proc)
     row["server_exit"] = exit_status
     row["server_exit_s"] = round(exit_s, 3)
     stats = parse_server_stats(server_log)
     row["server_requests_total"] = stats.get("requests")
+    if cell.job == "blocking":
+        row["stalls"] = stats.get("stalls", 0)
+        try:
+            with open(server_log, errors="replace") as f:
+                row["stall_reports"] = sum(1 for line in f if line.startswith("corio: stall:"))
+        except OSError:
+            row["stall_reports"] = None
+        row["server_log"] = server_log
     if not results or results[0] is None:
         return row
     main = results[0]
@@ -580,7 +612,11 @@ def parse_args():
     p.add_argument("--styles", default=",".join(STYLES),
                    help="comma list; NAME=PATH runs that binary as style NAME (echo job only, unless "
                         "PATH contains {job}, replaced by the job's name)")
-    p.add_argument("--jobs", default="echo,files")
+    p.add_argument("--jobs", default="echo,files,blocking")
+    p.add_argument("--blocking-variants", default="sleep,sleep-fix,hash,hash-fix",
+                   help="comma list of " + ", ".join(BLOCKING_VARIANTS))
+    p.add_argument("--blocking-connections", default="50",
+                   help="connections of the blocking job's cells")
     p.add_argument("--connections", default="1,50,1000,10000")
     p.add_argument("--sizes", default="64,4096", help="echo message sizes")
     p.add_argument("--all-sizes-up-to", type=int, default=1000,
@@ -622,11 +658,14 @@ def parse_args():
         args.reps, args.connections, args.sizes = 1, "1,50", "64"
         args.warmup, args.duration = 0.3, 1.0
         args.files_variants, args.files_connections = "small", "50"
+        args.blocking_variants = "sleep,sleep-fix"
     args.connections = [int(x) for x in args.connections.split(",") if x]
     args.sizes = [int(x) for x in args.sizes.split(",") if x]
     args.files_connections = [int(x) for x in args.files_connections.split(",") if x]
     args.files_variants = [x for x in args.files_variants.split(",") if x]
     args.jobs = [x for x in args.jobs.split(",") if x]
+    args.blocking_variants = [x for x in args.blocking_variants.split(",") if x]
+    args.blocking_connections = [int(x) for x in args.blocking_connections.split(",") if x]
     if args.cold_method == "auto":
         args.cold_method = "drop" if os.access("/proc/sys/vm/drop_caches", os.W_OK) else "direct"
     return args
@@ -673,13 +712,16 @@ def main():
 
     plan = []  # (cell, binary, server args, loadgen arg lists, cold)
     for job in args.jobs:
-        styles = find_styles(args, job)
+        styles = find_styles(args, "echo" if job == "blocking" else job)
         if not styles:
             continue
         locs = {name: handler_loc(src) if src else None for name, _, src in styles}
         if job == "echo":
             groups = [("-", c, s, [[]], [], False) for c in args.connections
                       for s in (args.sizes if c <= args.all_sizes_up_to else args.sizes[:1])]
+        elif job == "blocking":
+            groups = [(v, c, 64, [[]], BLOCKING_VARIANTS[v], False)
+                      for v in args.blocking_variants for c in args.blocking_connections]
         else:
             groups = [(v, c, 0, lg, srv + ["--root", args.data], cold)
                       for v, lg, srv, cold in files_variants(args)
@@ -692,6 +734,8 @@ def main():
             for rep in range(args.reps):
                 k = rep % len(styles)
                 for name, binary, _ in styles[k:] + styles[:k]:
+                    if job == "blocking" and variant.endswith("-fix") and name != "corio":
+                        continue  # the fix (offload) is corio's
                     cell = Cell(job, variant, conns, size, rep, name)
                     plan.append((cell, binary, srv, loadgens, cold, locs[name]))
     if not plan:
@@ -719,9 +763,13 @@ def main():
             f"cpu {fmt(cpu, 2):>6} us/req  {row['status'] if row['status'] != 'ok' else ''}")
 
     styles_all = [item.partition("=")[0] for item in args.styles.split(",")]
-    summary = summarize(rows, styles_all, args.baseline)
+    summary = summarize([r for r in rows if r["job"] != "blocking"], styles_all, args.baseline)
     blocks = table(summary, args.baseline)
     print_tables(blocks)
+    blocking_rows = [r for r in rows if r["job"] == "blocking"]
+    blocking_md = blocking_report(blocking_rows) if blocking_rows else ""
+    if blocking_md:
+        print(blocking_md)
     write_csv(os.path.join(out_dir, "runs.csv"), rows)
     write_csv(os.path.join(out_dir, "summary.csv"), summary)
     pngs = [] if args.no_charts else charts(out_dir, summary, styles_all)
@@ -738,6 +786,7 @@ def main():
                 f"cold file cells: {args.cold_method}\n\n")
         f.write(NOTES)
         f.write(markdown_tables(blocks))
+        f.write(blocking_md)
         for png in pngs:
             f.write(f"\n![{png}]({png})\n")
     log(f"\nwrote {out_dir}/report.md, runs.csv, summary.csv"
@@ -754,8 +803,50 @@ def main():
         for r in allocating:
             log(f"corio allocates {r['allocs_per_req']:.2f} times per request in "
                 f"{r['job']}/{r['variant']} c={r['connections']}")
-        return 1 if bad or failed or allocating else 0
+        # The blocking job: corio's detector must have seen the 5 ms blocks and reported one.
+        silent = [r for r in blocking_rows if r["style"] == "corio" and r["variant"] == "sleep"
+                  and not (r.get("stalls") and r.get("stall_reports"))]
+        for r in silent:
+            log(f"corio's stall detector reported nothing in blocking/{r['variant']}")
+        return 1 if bad or failed or allocating or silent else 0
     return 1 if bad or failed == len(rows) else 0
+
+
+def blocking_report(rows):
+    """The blocking job's table (Markdown, printed as is) and one real stall report."""
+    groups = {}
+    for r in rows:
+        groups.setdefault((r["variant"], r["connections"], r["style"]), []).append(r)
+    out = ["", "## Blocking job (docs/blocking.md)", "",
+           "Every Nth request blocks before it is echoed (sleep: every 200th sleeps 5 ms; hash: "
+           "every 1000th hashes 10 MiB); *-fix: corio with the call in `offload()`. p99 over all "
+           "connections: the requests that block are 0.5 % (sleep) or 0.1 % (hash) of them, so "
+           f"the p99 is the other requests'. corio runs with CORIO_STALL_MS={BLOCKING_STALL_MS}.",
+           "",
+           "| variant | conns | style | req/s | p50 us | p99 us | stalls | stall reports | major faults |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    for (variant, conns, style), rs in groups.items():
+        def med(key):
+            return median([r.get(key) for r in rs])
+        corio = style == "corio"
+        out.append(f"| {variant} | {conns} | {style} | {fmt(med('rps'))} | {fmt(med('p50_us'))} | "
+                   f"{fmt(med('p99_us'))} | {fmt(med('stalls')) if corio else '-'} | "
+                   f"{fmt(med('stall_reports')) if corio else '-'} | {fmt(med('major_faults'))} |")
+    example = next((r for r in rows if r["style"] == "corio" and r.get("stall_reports")), None)
+    if example:
+        try:
+            with open(example["server_log"], errors="replace") as f:
+                lines = f.read().splitlines()
+            start = next(i for i, l in enumerate(lines) if l.startswith("corio: stall:"))
+            end = start + 1
+            while end < len(lines) and (lines[end].startswith("  ") or
+                                        lines[end].startswith("corio: await chain")):
+                end += 1
+            out += ["", f"A stall report of blocking/{example['variant']} (corio):", "", "```"]
+            out += lines[start:end] + ["```"]
+        except (OSError, StopIteration):
+            pass
+    return "\n".join(out) + "\n"
 
 
 NOTES = """How to read the columns:

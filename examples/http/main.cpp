@@ -760,7 +760,7 @@ corio::task<void> print_stats(const server_state* srv) {
         "accept_backoffs=%llu bytes_buffered=%zu open_fds=%ld live_tasks=%zu "
         "frame_bytes=%zu frame_bytes_peak=%zu ops_in_flight=%zu "
         "kernel_enters=%llu "
-        "cq_overflows=%llu\n",
+        "cq_overflows=%llu stalls=%llu longest_stall_ms=%lld\n",
         front.connections, static_cast<unsigned long long>(front.accepted),
         static_cast<unsigned long long>(front.refused),
         static_cast<unsigned long long>(front.timed_out),
@@ -777,7 +777,9 @@ corio::task<void> print_stats(const server_state* srv) {
         static_cast<unsigned long long>(front.accept_backoffs), buffered, fds, s.live_tasks,
         s.frame_bytes, s.peak_frame_bytes, s.ops_in_flight,
         static_cast<unsigned long long>(s.kernel_enters),
-        static_cast<unsigned long long>(s.cq_overflows));
+        static_cast<unsigned long long>(s.cq_overflows),
+        static_cast<unsigned long long>(s.stalls),
+        static_cast<long long>(s.longest_stall.count() / 1000));
     std::fflush(stdout);
 }
 
@@ -824,7 +826,10 @@ corio::task<int> run_server(options opt, corio::signal_set* signals) {
                     srv.front->stats().connections);
         std::fflush(stdout);
     };
-    so.on_stats = [&srv] { return print_stats(&srv); };
+    so.on_stats = [&srv] {
+        corio::dump_tasks(); // stderr: every live task and what it waits on
+        return print_stats(&srv);
+    };
     so.on_drained = [&srv] { return finish(&srv); };
     net::server front(
         *listener,

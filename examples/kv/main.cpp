@@ -606,7 +606,8 @@ void print_stats(server* srv) {
                 "protocol_errors=%llu output_limit_closes=%llu query_limit_closes=%llu "
                 "output_bytes=%zu output_pauses=%llu idle_timeouts=%llu send_timeouts=%llu "
                 "live_tasks=%zu ops_in_flight=%zu "
-                "loop_turns=%llu kernel_enters=%llu cq_overflows=%llu aof_size=%llu\n",
+                "loop_turns=%llu kernel_enters=%llu cq_overflows=%llu aof_size=%llu stalls=%llu "
+                "longest_stall_ms=%lld\n",
                 front.connections, static_cast<unsigned long long>(front.accepted),
                 static_cast<unsigned long long>(front.refused), srv->keyspace.size(),
                 static_cast<unsigned long long>(srv->engine.commands_processed()),
@@ -619,11 +620,14 @@ void print_stats(server* srv) {
                 s.ops_in_flight, static_cast<unsigned long long>(s.loop_turns),
                 static_cast<unsigned long long>(s.kernel_enters),
                 static_cast<unsigned long long>(s.cq_overflows),
-                static_cast<unsigned long long>(srv->aof.stats().current_size));
+                static_cast<unsigned long long>(srv->aof.stats().current_size),
+                static_cast<unsigned long long>(s.stalls),
+                static_cast<long long>(s.longest_stall.count() / 1000));
     std::fflush(stdout);
 }
 
 corio::task<void> print_stats_task(server* srv) {
+    corio::dump_tasks(); // stderr: every live task and what it waits on (SIGUSR1)
     print_stats(srv);
     co_return;
 }

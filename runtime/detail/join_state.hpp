@@ -54,10 +54,13 @@ protected:
         }
         m_pending = count + 1; // +1 while starting: no child can complete the join early
         m_node.m_waiter = parent;
-        for_each_child([this](promise_base& p, std::coroutine_handle<> frame) {
+        promise_base* awaiter = task_promise_of(parent);
+        for_each_child([this, awaiter](promise_base& p, std::coroutine_handle<> frame) {
             p.m_hook = this;
             p.m_stop = m_stop.token();
+            p.m_parent = awaiter;
             frame.resume();
+            t_running = awaiter;
         });
         return --m_pending != 0;
     }

@@ -14,12 +14,15 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <time.h>
+#include <vector>
 
 namespace lab {
 
@@ -28,6 +31,9 @@ namespace {
 constexpr std::size_t k_align = 4096; // O_DIRECT alignment: a page suits every block device
 
 const char* g_program = "lab"; // argv[0]'s name, for messages
+std::uint64_t g_block_every = 0;          // --block-every
+bool g_block_hash = false;                // --block-kind hash
+std::atomic<std::uint64_t> g_requests{0}; // requests seen by should_block()
 
 bool parse_u64(std::string_view text, std::uint64_t& out) {
     if (text.empty())
@@ -62,9 +68,21 @@ options parse_args(int argc, char** argv, const char* program, bool files_job) {
         p.text("--root", opt.root, "the directory served").type("DIR").required();
         p.flag("--direct", opt.direct, "O_DIRECT reads into aligned buffers");
     }
+    // The blocking job (docs/blocking.md).
+    p.number("--block-every", opt.block_every, 0, 1'000'000'000,
+             "every Nth request (over all connections) makes a blocking call first; 0: none");
+    p.word(
+         "--block-kind", {"sleep", "hash"}, [&opt](const std::string& v) { opt.block_kind = v; },
+         "the blocking call: a 5 ms sleep or hashing 10 MiB")
+        .default_text("sleep");
+    p.word(
+         "--block-fix", {"offload"}, [&opt](const std::string&) { opt.block_offload = true; },
+         "corio: run the blocking call in offload()");
     p.parse(argc, argv);
     if (files_job && opt.root.empty())
         p.fail("--root DIR is required");
+    g_block_every = opt.block_every;
+    g_block_hash = opt.block_kind == "hash";
     return opt;
 }
 
@@ -76,6 +94,8 @@ void print_stats(const stats& s) {
     if (s.frame_bytes_peak != 0)
         std::fprintf(stderr, " frame_bytes_peak=%llu",
                      static_cast<unsigned long long>(s.frame_bytes_peak));
+    if (s.stalls != 0)
+        std::fprintf(stderr, " stalls=%llu", static_cast<unsigned long long>(s.stalls));
     std::fprintf(stderr, "\n");
     std::fflush(stderr);
 }
@@ -220,6 +240,31 @@ int open_root(const options& opt) {
         std::exit(1);
     }
     return fd;
+}
+
+} // namespace lab
+
+namespace lab {
+
+bool should_block() {
+    if (g_block_every == 0)
+        return false;
+    return g_requests.fetch_add(1, std::memory_order_relaxed) % g_block_every ==
+           g_block_every - 1;
+}
+
+std::uint64_t block_once() {
+    if (!g_block_hash) {
+        timespec left{0, 5'000'000};
+        while (::nanosleep(&left, &left) != 0 && errno == EINTR) {
+        }
+        return 0;
+    }
+    static const std::vector<unsigned char> data(10 << 20, 0x5a);
+    std::uint64_t h = 1469598103934665603ull; // FNV-1a over 10 MiB: about 10 ms of CPU
+    for (unsigned char c : data)
+        h = (h ^ c) * 1099511628211ull;
+    return h;
 }
 
 } // namespace lab

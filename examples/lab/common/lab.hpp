@@ -25,6 +25,10 @@ struct options {
     std::size_t max_connections = 20000; // beyond this, new connections are closed at once
     std::string root;                    // files job: the directory served (required)
     bool direct = false;                 // files job: O_DIRECT reads into aligned buffers
+    // The blocking job (docs/blocking.md): every Nth request over all connections blocks first.
+    std::uint64_t block_every = 0;       // 0: no request blocks
+    std::string block_kind = "sleep";    // sleep: 5 ms in nanosleep; hash: hash 10 MiB (CPU)
+    bool block_offload = false;          // corio: the fix, the blocking call runs in offload()
 };
 
 /// Parses argv (exits 2 with a usage line on bad input, 0 on --help). `files_job` enables and
@@ -38,10 +42,17 @@ struct stats {
     std::uint64_t bytes_in = 0;    // bytes received from clients
     std::uint64_t bytes_out = 0;   // bytes sent to clients (file replies: headers included)
     std::uint64_t frame_bytes_peak = 0; // corio only: most coroutine-frame bytes alive at once
+    std::uint64_t stalls = 0;      // corio only: loop turns over CORIO_STALL_MS
 };
 
+/// The blocking job: true for every --block-every'th request (thread-safe), false when off.
+bool should_block();
+/// The blocking call of --block-kind: 5 ms asleep (restarted after a signal, so that it always
+/// blocks 5 ms) or hashing 10 MiB. Returns the hash (0 for sleep), so it is not optimised away.
+std::uint64_t block_once();
+
 /// Prints `stats: connections=N requests=N bytes_in=N bytes_out=N` to stderr (plus
-/// `frame_bytes_peak=N` when set).
+/// `frame_bytes_peak=N` and `stalls=N` when set).
 void print_stats(const stats& s);
 
 /// socket + SO_REUSEADDR + TCP_NODELAY + bind + listen(4096), then prints `listening on N` to

@@ -20,6 +20,25 @@ namespace net = corio::net;
 
 namespace {
 
+bool g_offload_blocking = false; // --block-fix offload (the blocking job)
+
+/// The blocking job's call as an offload() job (the fix: the loop goes on meanwhile).
+struct block_job {
+    std::uint64_t operator()() const { return lab::block_once(); }
+};
+
+/// The blocking job (docs/blocking.md): the blocking call inline (the loop stops: every other
+/// connection waits), or in the offload pool (--block-fix offload).
+corio::task<void> block(bool offloaded) {
+    if (!offloaded) {
+        lab::block_once();
+        co_return;
+    }
+    auto job = corio::offload(block_job{});
+    std::uint64_t hash = co_await job;
+    (void)hash;
+}
+
 // LAB-HANDLER-BEGIN
 /// One connection, start to end: read, write it all back, repeat until EOF or an error.
 corio::task<void> echo(net::tcp_stream conn, std::size_t buffer_size, lab::stats* stats) {
@@ -29,6 +48,8 @@ corio::task<void> echo(net::tcp_stream conn, std::size_t buffer_size, lab::stats
         if (!n || *n == 0)
             break;
         stats->bytes_in += *n;
+        if (lab::should_block())              // LAB-BLOCK: the blocking job (docs/blocking.md)
+            co_await block(g_offload_blocking); // LAB-BLOCK
         corio::result<std::size_t> sent = co_await conn.send_all(std::span(buffer).first(*n));
         if (!sent)
             break;
@@ -75,6 +96,7 @@ corio::task<int> run_server(lab::options opt, int listen_fd, int signal_fd) {
     control.request_stop();
     co_await control.join();
     stats.frame_bytes_peak = corio::io_context::current().stats().peak_frame_bytes;
+    stats.stalls = corio::io_context::current().stats().stalls;
     lab::print_stats(stats);
     co_return 0;
 }
@@ -83,6 +105,7 @@ corio::task<int> run_server(lab::options opt, int listen_fd, int signal_fd) {
 
 int main(int argc, char** argv) {
     lab::options opt = lab::parse_args(argc, argv, "lab_echo_corio", false);
+    g_offload_blocking = opt.block_offload;
     int signal_fd = lab::stop_signal_fd(false); // before the offload pool can start a thread
     int listen_fd = lab::listen_socket(opt, false);
     try {

@@ -67,6 +67,8 @@ bool on_ready(int epfd, connection& c, lab::stats& stats) {
     if (n == 0)
         return false; // EOF
     stats.bytes_in += static_cast<std::uint64_t>(n);
+    if (lab::should_block()) // LAB-BLOCK: the blocking job (docs/blocking.md)
+        lab::block_once();   // LAB-BLOCK
     c.filled = static_cast<std::size_t>(n);
     c.sent = 0;
     if (flush(c, stats, failed))

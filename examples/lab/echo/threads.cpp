@@ -59,6 +59,8 @@ void echo(int fd, std::size_t buffer_size, lab::stats& counts) {
         if (n <= 0)
             return;
         counts.bytes_in += static_cast<std::uint64_t>(n);
+        if (lab::should_block()) // LAB-BLOCK: the blocking job (docs/blocking.md)
+            lab::block_once();   // LAB-BLOCK
         if (!send_all(fd, buffer.data(), static_cast<std::size_t>(n)))
             return;
         counts.bytes_out += static_cast<std::uint64_t>(n);

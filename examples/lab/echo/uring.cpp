@@ -72,6 +72,8 @@ bool on_completion(io_uring& ring, connection& c, int res, bool stopping, lab::s
         if (res <= 0 || stopping)
             break; // EOF, error or shutdown
         stats.bytes_in += static_cast<std::uint64_t>(res);
+        if (lab::should_block()) // LAB-BLOCK: the blocking job (docs/blocking.md)
+            lab::block_once();   // LAB-BLOCK
         c.filled = static_cast<std::size_t>(res);
         c.sent = 0;
         start_send(ring, c);
