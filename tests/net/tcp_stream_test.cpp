@@ -106,16 +106,23 @@ task<void> eof_returns_zero() {
     CHECK(second.value() == 0);
 }
 
-task<void> recv_exact_short_at_eof() {
+task<void> recv_exact_eof_midway() {
     auto [client, server] = co_await tcp_pair();
     result<std::size_t> sent = co_await server.send_all(std::string("abc"));
     REQUIRE(sent.has_value());
     result<void> shut = co_await server.shutdown();
     REQUIRE(shut.has_value());
     std::string buffer(10, '\0');
-    result<std::size_t> n = co_await client.recv_exact(std::span<char>(buffer));
-    CHECK(n.value() == 3);
+    transfer_result n = co_await client.recv_exact(std::span<char>(buffer));
+    CHECK_FALSE(n.has_value());
+    CHECK(n.error() == io_errc::eof);
+    CHECK(n.error().category() == io_category());
+    CHECK(n.transferred() == 3);
     CHECK(buffer.substr(0, 3) == "abc");
+    // At EOF already: the same error, nothing transferred (the peer closed between messages).
+    transfer_result again = co_await client.recv_exact(std::span<char>(buffer));
+    CHECK(again.error() == io_errc::eof);
+    CHECK(again.transferred() == 0);
 }
 
 task<void> recv_exact_across_pieces() {
@@ -340,7 +347,9 @@ TEST_CASE("recv returns 0 after the peer closes, and again on the next call") {
     sync_wait(eof_returns_zero());
 }
 
-TEST_CASE("recv_exact returns a short count only at EOF") { sync_wait(recv_exact_short_at_eof()); }
+TEST_CASE("recv_exact that meets EOF first fails with io_errc::eof and counts the bytes received") {
+    sync_wait(recv_exact_eof_midway());
+}
 
 TEST_CASE("recv_exact gathers a message sent in several pieces") {
     sync_wait(recv_exact_across_pieces());
