@@ -113,7 +113,7 @@ constexpr result<U> transform(R&& r, F&& f) {
         return result<U>(r.error());
     if constexpr (std::is_void_v<U>) {
         invoke_on_value(std::forward<R>(r), std::forward<F>(f));
-        return result<void>();
+        return result<U>(); // U, not void: clang wants result<void> complete here otherwise
     } else {
         return result<U>(invoke_on_value(std::forward<R>(r), std::forward<F>(f)));
     }
@@ -135,16 +135,19 @@ constexpr G or_else(R&& r, F&& f) {
 template <class R, class F, class G = std::remove_cv_t<std::invoke_result_t<F, std::error_code>>>
 constexpr result<typename std::remove_cvref_t<R>::value_type> transform_error(R&& r, F&& f) {
     using T = typename std::remove_cvref_t<R>::value_type;
-    static_assert(std::is_convertible_v<G, std::error_code>,
+    static_assert(std::is_convertible_v<G, std::error_code> || std::is_same_v<G, std::errc>,
                   "transform_error: result's error type is std::error_code, so the callable must "
-                  "return one (or an error code enum)");
+                  "return one (or std::errc, or an error code enum)");
     if (r.has_value()) {
         if constexpr (std::is_void_v<T>)
-            return result<void>();
+            return result<T>();
         else
             return result<T>(*std::forward<R>(r));
     }
-    return result<T>(std::error_code(std::invoke(std::forward<F>(f), r.error())));
+    if constexpr (std::is_same_v<G, std::errc>)
+        return result<T>(std::make_error_code(std::invoke(std::forward<F>(f), r.error())));
+    else
+        return result<T>(std::error_code(std::invoke(std::forward<F>(f), r.error())));
 }
 
 } // namespace detail
@@ -205,18 +208,12 @@ public:
         return has_value() ? std::move(**this) : static_cast<T>(std::forward<U>(fallback));
     }
 
-    constexpr T& operator*() & noexcept { assert(has_value()); return *std::get_if<0>(&m_state); }
-    constexpr const T& operator*() const& noexcept {
-        assert(has_value());
-        return *std::get_if<0>(&m_state);
-    }
+    constexpr T& operator*() & noexcept { assert(has_value()); return *value_ptr(); }
+    constexpr const T& operator*() const& noexcept { assert(has_value()); return *value_ptr(); }
     constexpr T&& operator*() && noexcept { return std::move(**this); }
     constexpr const T&& operator*() const&& noexcept { return std::move(**this); }
-    constexpr T* operator->() noexcept { assert(has_value()); return std::get_if<0>(&m_state); }
-    constexpr const T* operator->() const noexcept {
-        assert(has_value());
-        return std::get_if<0>(&m_state);
-    }
+    constexpr T* operator->() noexcept { assert(has_value()); return value_ptr(); }
+    constexpr const T* operator->() const noexcept { assert(has_value()); return value_ptr(); }
 
     /// `f(value)` when there is a value (f returns a result<U>), else the error as a result<U>:
     /// chains steps that may each fail without repeating `if (!r) return r.error();`.
@@ -262,8 +259,8 @@ public:
         return detail::or_else(std::move(*this), std::forward<F>(f));
     }
 
-    /// The value, or the error mapped by `f` (which returns a std::error_code or an error code
-    /// enum, not empty: the error type stays std::error_code).
+    /// The value, or the error mapped by `f` (which returns a non-empty std::error_code,
+    /// std::errc or an error code enum: the error type stays std::error_code).
     template <class F>
     constexpr result transform_error(F&& f) & {
         return detail::transform_error(*this, std::forward<F>(f));
@@ -284,6 +281,19 @@ public:
     friend bool operator==(const result& r, std::errc e) noexcept { return r.error() == e; }
 
 private:
+    // NOTE: get_if lets the optimiser drop the index test (a null result would be UB to use);
+    // g++ 12 refuses get_if's null test in a constant expression, so std::get there.
+    constexpr T* value_ptr() noexcept {
+        if (std::is_constant_evaluated())
+            return &std::get<0>(m_state);
+        return std::get_if<0>(&m_state);
+    }
+    constexpr const T* value_ptr() const noexcept {
+        if (std::is_constant_evaluated())
+            return &std::get<0>(m_state);
+        return std::get_if<0>(&m_state);
+    }
+
     constexpr void throw_if_error() const {
         if (!has_value())
             throw std::system_error(std::get<1>(m_state));
@@ -330,7 +340,7 @@ public:
     /// `f(error)` when there is an error (f returns a result<void>), else success.
     template <class F>
     constexpr auto or_else(F&& f) const { return detail::or_else(*this, std::forward<F>(f)); }
-    /// Success, or the error mapped by `f` (a std::error_code or an error code enum).
+    /// Success, or the error mapped by `f` (a std::error_code, std::errc or error code enum).
     template <class F>
     constexpr result transform_error(F&& f) const {
         return detail::transform_error(*this, std::forward<F>(f));
