@@ -18,6 +18,7 @@
 #include <chrono>
 #include <cstring>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 using namespace corio;
@@ -30,6 +31,22 @@ using test::tcp_pair;
 using test::text_of;
 
 namespace {
+
+// The looping ops resume with a transfer_result (the count before an error), the one-SQE ops
+// with a plain result; a timeout() of a transfer cannot know the count, so it gives a result.
+static_assert(std::is_same_v<decltype(std::declval<tcp_stream&>().send_all(std::string_view())
+                                          .await_resume()),
+                             transfer_result>);
+static_assert(std::is_same_v<decltype(std::declval<tcp_stream&>().recv_exact(std::span<char>())
+                                          .await_resume()),
+                             transfer_result>);
+static_assert(std::is_same_v<decltype(std::declval<tcp_stream&>().recv_some(std::span<char>())
+                                          .await_resume()),
+                             result<std::size_t>>);
+static_assert(std::is_same_v<decltype(timeout(std::declval<tcp_stream&>().send_all(
+                                                  std::string_view()),
+                                              1s)),
+                             task<result<std::size_t>>>);
 
 constexpr std::size_t k_ten_mib = 10 * 1024 * 1024;
 
