@@ -292,6 +292,75 @@ void BM_net_pingpong_paired(benchmark::State& state) {
 }
 BENCHMARK(BM_net_pingpong_paired);
 
+// ----- paired, through the looping ops: send_all/recv_exact against the same raw twin -----
+// The ops that report transferred() on failure: their success path must cost what it did.
+
+corio::task<void> exact_ponger(unix_stream* s, std::uint64_t* failures) {
+    std::array<std::byte, k_message> buffer{};
+    for (;;) {
+        corio::result<std::size_t> got = co_await s->recv_exact(buffer);
+        if (!got || *got == 0)
+            co_return; // EOF: the pinger is done
+        corio::result<std::size_t> sent = co_await s->send_all(buffer);
+        if (!sent) {
+            ++*failures;
+            co_return;
+        }
+    }
+}
+
+corio::task<void> exact_ping_batch(unix_stream* s, int n, std::uint64_t* failures) {
+    std::array<std::byte, k_message> out{};
+    std::array<std::byte, k_message> in{};
+    for (int i = 0; i < n; ++i) {
+        corio::result<std::size_t> sent = co_await s->send_all(out);
+        corio::result<std::size_t> got = co_await s->recv_exact(in);
+        if (!sent || !got || *got != k_message) {
+            ++*failures;
+            co_return;
+        }
+    }
+}
+
+/// BM_net_pingpong_paired with send_all/recv_exact on both sides (64-byte messages: one SQE
+/// each, as in the raw twin). Counters as there.
+void BM_net_pingpong_exact_paired(benchmark::State& state) {
+    corio::io_context ctx;
+    auto pair = unix_stream::pair();
+    auto& [a, b] = pair.value();
+    std::uint64_t failures = 0;
+    corio::spawn(ctx, exact_ponger(&b, &failures));
+    raw_pingpong raw;
+    std::int64_t corio_ns = 0;
+    std::int64_t raw_ns = 0;
+    for (auto _ : state) {
+        std::int64_t t0 = thread_cpu_ns();
+        corio::sync_wait(ctx, exact_ping_batch(&a, k_batch_round_trips, &failures));
+        std::int64_t t1 = thread_cpu_ns();
+        for (int i = 0; i < k_batch_round_trips; ++i)
+            if (!raw.round_trip())
+                ++failures;
+        std::int64_t t2 = thread_cpu_ns();
+        corio_ns += t1 - t0;
+        raw_ns += t2 - t1;
+        if (failures != 0) {
+            state.SkipWithError("a recv or send failed");
+            break;
+        }
+    }
+    corio::sync_wait(ctx, shut_down(&a));
+    auto trips = static_cast<double>(state.iterations()) * k_batch_round_trips;
+    if (trips > 0 && raw_ns > 0) {
+        state.counters["corio_cpu_ns"] = static_cast<double>(corio_ns) / trips;
+        state.counters["raw_cpu_ns"] = static_cast<double>(raw_ns) / trips;
+        state.counters["corio_over_raw"] = static_cast<double>(corio_ns) /
+                                           static_cast<double>(raw_ns);
+    }
+    state.SetItemsProcessed(state.iterations() * 2 * k_batch_round_trips);
+    label_flags(state);
+}
+BENCHMARK(BM_net_pingpong_exact_paired);
+
 } // namespace
 
 BENCHMARK_MAIN();

@@ -40,14 +40,16 @@ using write_op = fs_detail::contiguous_op<true, false>;
 using readv_op = fs_detail::vectored_op<false, false>;
 /// One writev SQE (writev_some_at); resumes with the bytes written from the vector.
 using writev_op = fs_detail::vectored_op<true, false>;
-/// Reads until full (read_at: or end of file; read_exact_at: end of file is an error). Loops
-/// inside the ring; for a deadline use timeout(task), not with_timeout().
+/// Reads until full (read_at: or end of file; read_exact_at: end of file is io_errc::eof).
+/// Loops inside the ring and resumes with a transfer_result (the bytes read before an error in
+/// transferred()); for a deadline use timeout(task), not with_timeout().
 using read_exact_op = fs_detail::loop_op<fs_detail::contiguous_op<false, true>>;
-/// Writes until everything is written (write_all_at, write_all). Same deadline note.
+/// Writes until everything is written (write_all_at, write_all); a transfer_result. Same
+/// deadline note.
 using write_all_op = fs_detail::loop_op<fs_detail::contiguous_op<true, true>>;
-/// readv until every iovec is full (readv_exact_at). Same deadline note.
+/// readv until every iovec is full (readv_exact_at); a transfer_result. Same deadline note.
 using readv_exact_op = fs_detail::loop_op<fs_detail::vectored_op<false, true>>;
-/// writev until every iovec is written (writev_all_at). Same deadline note.
+/// writev until every iovec is written (writev_all_at); a transfer_result. Same deadline note.
 using writev_all_op = fs_detail::loop_op<fs_detail::vectored_op<true, true>>;
 
 /// An open file descriptor, owned. Move-only. Every operation is an awaitable that goes through
@@ -138,13 +140,14 @@ public:
     }
     /// Reads until `buffer` is full or end of file (pread-in-a-loop semantics). Resumes with the
     /// bytes read; fewer than buffer.size() means the file ended. On an error after a partial
-    /// read, the error is reported (the bytes already read are in the buffer).
+    /// read, the error is reported with transferred() = the bytes already in the buffer.
     [[nodiscard]] read_exact_op read_at(std::span<std::byte> buffer,
                                         std::uint64_t offset) const noexcept {
         return {m_fd, buffer, offset, fs_detail::transfer_mode::until_eof, m_direct_alignment};
     }
-    /// Reads exactly buffer.size() bytes. End of file first is an error:
-    /// fs_errc::unexpected_eof. Resumes with buffer.size() on success.
+    /// Reads exactly buffer.size() bytes. Resumes with buffer.size(), or the error with
+    /// transferred() = the bytes already in the buffer. End of file first is io_errc::eof, the
+    /// same end-of-stream error as stream_socket::recv_exact.
     [[nodiscard]] read_exact_op read_exact_at(std::span<std::byte> buffer,
                                               std::uint64_t offset) const noexcept {
         return {m_fd, buffer, offset, fs_detail::transfer_mode::exact, m_direct_alignment};
@@ -154,7 +157,8 @@ public:
                                          std::uint64_t offset) const noexcept {
         return {m_fd, vec, offset, fs_detail::transfer_mode::some, m_direct_alignment};
     }
-    /// Vectored read that fills every iovec; end of file first is fs_errc::unexpected_eof.
+    /// Vectored read that fills every iovec; end of file first is io_errc::eof. Errors carry
+    /// the bytes read before them (transferred()).
     [[nodiscard]] readv_exact_op readv_exact_at(std::span<const iovec> vec,
                                                 std::uint64_t offset) const noexcept {
         return {m_fd, vec, offset, fs_detail::transfer_mode::exact, m_direct_alignment};
@@ -172,8 +176,9 @@ public:
                                          std::uint64_t offset) const noexcept {
         return write_some_at(std::as_bytes(std::span(text.data(), text.size())), offset);
     }
-    /// Writes all of `data` at `offset`, looping over partial writes. Resumes with data.size().
-    /// A write that makes no progress ends with fs_errc::write_made_no_progress.
+    /// Writes all of `data` at `offset`, looping over partial writes. Resumes with data.size(),
+    /// or the error with transferred() = the bytes written before it. A write that makes no
+    /// progress ends with fs_errc::write_made_no_progress.
     [[nodiscard]] write_all_op write_all_at(std::span<const std::byte> data,
                                             std::uint64_t offset) const noexcept {
         return {m_fd, data, offset, fs_detail::transfer_mode::all, m_direct_alignment};
@@ -188,7 +193,8 @@ public:
                                            std::uint64_t offset) const noexcept {
         return {m_fd, vec, offset, fs_detail::transfer_mode::some, m_direct_alignment};
     }
-    /// Vectored write of every iovec, looping over partial writes.
+    /// Vectored write of every iovec, looping over partial writes; errors carry the bytes
+    /// written before them (transferred()).
     [[nodiscard]] writev_all_op writev_all_at(std::span<const iovec> vec,
                                               std::uint64_t offset) const noexcept {
         return {m_fd, vec, offset, fs_detail::transfer_mode::all, m_direct_alignment};
@@ -206,7 +212,8 @@ public:
         return write_some_at(data, fs_detail::k_current_position);
     }
     /// Writes all of `data` at the file position, looping over partial writes (a pipe or a
-    /// terminal may take less than asked). Resumes with data.size().
+    /// terminal may take less than asked). Resumes with data.size(), or the error with
+    /// transferred() = the bytes written before it.
     [[nodiscard]] write_all_op write_all(std::span<const std::byte> data) const noexcept {
         return write_all_at(data, fs_detail::k_current_position);
     }

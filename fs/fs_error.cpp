@@ -18,8 +18,6 @@ public:
         case fs_errc::misaligned_direct_io:
             return "O_DIRECT needs the buffer address, the file offset and the length to be "
                    "multiples of the file's direct-I/O alignment (use corio::aligned_buffer)";
-        case fs_errc::unexpected_eof:
-            return "end of file before the requested number of bytes was read";
         case fs_errc::write_made_no_progress:
             return "the kernel accepted no bytes of a non-empty write";
         case fs_errc::simulated_crash:
@@ -36,8 +34,6 @@ public:
             return std::errc::io_error;
         case fs_errc::simulated_crash:
             return std::errc::operation_canceled;
-        case fs_errc::unexpected_eof:
-            break;
         }
         return {value, *this};
     }

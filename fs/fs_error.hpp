@@ -14,12 +14,11 @@ enum class fs_errc {
     /// of its direct-I/O alignment. Refused before submission; compares equal to
     /// std::errc::invalid_argument (the EINVAL the kernel would return).
     misaligned_direct_io = 1,
-    /// read_exact_at (or another `_exact` operation) reached end of file before the buffer was
-    /// full. No std::errc equivalent: compare with fs_errc::unexpected_eof.
-    unexpected_eof,
+    // 2 was unexpected_eof: read_exact_at now reports end of file as io_errc::eof, like
+    // recv_exact (one end-of-stream error for net and fs; see runtime/result.hpp).
     /// A write made no progress (the kernel returned 0 for a non-empty write). Compares equal to
     /// std::errc::io_error.
-    write_made_no_progress,
+    write_made_no_progress = 3,
     /// A simulated crash requested through a test hook (write_file_options::crash_before_rename)
     /// stopped the operation on purpose. Compares equal to std::errc::operation_canceled.
     simulated_crash,

@@ -103,10 +103,11 @@ private:
     msghdr m_msg{};               // built by prepare() (the op may have moved since construction)
 };
 
-/// Receives until the buffer is full or the peer shuts down: IORING_OP_RECV repeated inside the
-/// ring after partial completions, without a coroutine frame; the awaiter resumes once. Resumes
-/// with buffer.size(), fewer bytes only at EOF, or the error (bytes already received are then
-/// lost to the caller). Not for with_timeout() (one SQE only): use timeout(op, d).
+/// Receives until the buffer is full: IORING_OP_RECV repeated inside the ring after partial
+/// completions, without a coroutine frame; the awaiter resumes once. Resumes with buffer.size(),
+/// or the error with transferred() = the bytes already in the buffer; the peer shutting down
+/// first is the error io_errc::eof (transferred() 0: it closed between messages). Not for
+/// with_timeout() (one SQE only): use timeout(op, d).
 class [[nodiscard]] recv_exact_op : public corio::detail::transfer_op<recv_exact_op> {
 public:
     /// Made by stream_socket::recv_exact(). Touches no ring until awaited.
@@ -122,10 +123,12 @@ public:
         m_done += static_cast<std::size_t>(res);
         return m_done < m_buffer.size();
     }
-    result<std::size_t> await_resume() const noexcept {
+    transfer_result await_resume() const noexcept {
+        if (m_done == m_buffer.size()) [[likely]]
+            return m_done;
         if (m_res < 0)
-            return errno_code(-m_res);
-        return m_done;
+            return {errno_code(-m_res), m_done};
+        return {io_errc::eof, m_done}; // res 0: the peer shut down
     }
 
 private:
@@ -136,7 +139,8 @@ private:
 
 /// Sends all of `data`: IORING_OP_SEND (MSG_NOSIGNAL) repeated inside the ring after partial
 /// completions, without a coroutine frame; the awaiter resumes once, with data.size() or the
-/// error. Not for with_timeout() (one SQE only): use timeout(op, d).
+/// error with transferred() = the bytes the kernel took before it. Not for with_timeout() (one
+/// SQE only): use timeout(op, d).
 class [[nodiscard]] send_all_op : public corio::detail::transfer_op<send_all_op> {
 public:
     /// Made by stream_socket::send_all(). Touches no ring until awaited.
@@ -151,13 +155,13 @@ public:
         m_done += static_cast<std::size_t>(res);
         return m_done < m_data.size();
     }
-    result<std::size_t> await_resume() const noexcept {
+    transfer_result await_resume() const noexcept {
+        if (m_done == m_data.size()) [[likely]]
+            return m_done;
         if (m_res < 0)
-            return errno_code(-m_res);
+            return {errno_code(-m_res), m_done};
         // A send of a non-empty buffer that moved nothing (res 0) cannot make progress.
-        if (m_done < m_data.size())
-            return std::make_error_code(std::errc::io_error);
-        return m_done;
+        return {std::errc::io_error, m_done};
     }
 
 private:
@@ -168,7 +172,7 @@ private:
 
 /// Sends all the buffers `iov` describes, in order: IORING_OP_SENDMSG (MSG_NOSIGNAL) repeated
 /// inside the ring after partial completions, without a coroutine frame; the awaiter resumes
-/// once, with the total byte count or the error (bytes already sent are then lost to the caller).
+/// once, with the total byte count or the error with transferred() = the bytes sent before it.
 /// The caller's iovec array is only read, never modified: each SQE points into it directly, up
 /// to detail::k_max_iov iovecs. After a partial send that ends inside an iovec, the rest
 /// of that one and up to k_window - 1 iovecs after it go out from a copy in the op (128 bytes,
@@ -192,13 +196,13 @@ public:
         consume(static_cast<std::size_t>(res));
         return m_index < m_iov.size();
     }
-    result<std::size_t> await_resume() const noexcept {
+    transfer_result await_resume() const noexcept {
+        if (m_index == m_iov.size()) [[likely]]
+            return m_done;
         if (m_res < 0)
-            return errno_code(-m_res);
+            return {errno_code(-m_res), m_done};
         // A send of a non-empty buffer that moved nothing (res 0) cannot make progress.
-        if (m_index < m_iov.size())
-            return std::make_error_code(std::errc::io_error);
-        return m_done;
+        return {std::errc::io_error, m_done};
     }
 
 private:
@@ -395,9 +399,10 @@ public:
         return sendmsg_op(native_handle(), iov, flags);
     }
 
-    /// Receives until `buffer` is full or the peer shuts down: buffer.size(), or fewer bytes
-    /// only at EOF. Errors as recv_some (bytes already received are then lost to the caller).
-    /// One awaiter however many recv SQEs it takes (no coroutine frame).
+    /// Receives until `buffer` is full: buffer.size(), or the error, with transferred() = the
+    /// bytes already received into the buffer. The peer shutting down first is io_errc::eof
+    /// (transferred() == 0: between messages; more: in the middle of one). Other errors as
+    /// recv_some. One awaiter however many recv SQEs it takes (no coroutine frame).
     [[nodiscard]] recv_exact_op recv_exact(std::span<std::byte> buffer) noexcept {
         return recv_exact_op(native_handle(), buffer);
     }
@@ -407,7 +412,7 @@ public:
     }
 
     /// Sends all of `data` (as many send SQEs as it takes, one awaiter, no coroutine frame):
-    /// data.size(), or the error.
+    /// data.size(), or the error, with transferred() = the bytes the kernel took before it.
     [[nodiscard]] send_all_op send_all(std::span<const std::byte> data) noexcept {
         return send_all_op(native_handle(), data);
     }
@@ -418,7 +423,7 @@ public:
 
     /// Sends all the buffers `iov` describes, in order (as many sendmsg SQEs as it takes, one
     /// awaiter, no coroutine frame; partial sends may end inside an iovec): the total byte
-    /// count, or the error. Any number of iovecs. The caller's iovec array is not modified
+    /// count, or the error with transferred() = the bytes sent before it. Any number of iovecs. The caller's iovec array is not modified
     /// (see sendmsg_all_op); it and the bytes must stay valid until the co_await returns.
     [[nodiscard]] sendmsg_all_op send_all(std::span<const iovec> iov) noexcept {
         return sendmsg_all_op(native_handle(), iov);

@@ -141,6 +141,12 @@ template <class T>
 struct timeout_result<result<T>> {
     using type = result<T>;
 };
+// A transfer that timed out was cancelled midway: its count is not known, so a timeout of it
+// gives a plain result<size_t>.
+template <>
+struct timeout_result<transfer_result> {
+    using type = result<std::size_t>;
+};
 template <class T>
 using timeout_result_t = typename timeout_result<T>::type;
 
@@ -165,7 +171,8 @@ task<timeout_result_t<T>> timeout_task(task<T> work, std::int64_t limit) {
 } // namespace detail
 
 /// Runs `work` with a deadline: its value (as a result), or errc::timed_out after `d`, in which
-/// case `work` was cancelled and has finished. A task<result<X>> gives result<X> (flattened).
+/// case `work` was cancelled and has finished. A task<result<X>> gives result<X> (flattened);
+/// a task<transfer_result> gives result<size_t> (the bytes moved before the cancel are unknown).
 template <class T, class Rep, class Period>
 [[nodiscard]] task<detail::timeout_result_t<T>> timeout(task<T> work,
                                                         std::chrono::duration<Rep, Period> d) {

@@ -26,7 +26,7 @@ namespace corio::fs_detail {
 enum class transfer_mode : unsigned char {
     some,      // one SQE; whatever it transfers
     until_eof, // reads: until the buffer is full or end of file (a short count means EOF)
-    exact,     // reads: until full; end of file first is fs_errc::unexpected_eof
+    exact,     // reads: until full; end of file first is io_errc::eof
     all,       // writes: until everything is written
 };
 
@@ -61,22 +61,43 @@ inline constexpr std::uint64_t k_current_position = ~std::uint64_t{0};
            is_aligned(size, alignment);
 }
 
-/// The outcome of a (possibly looping) transfer, shared by every read/write op. A `some` op
-/// reports its one completion's res directly, so it is right also when with_timeout() drove it.
-[[nodiscard]] inline result<std::size_t> transfer_result(fs_errc refused, int res, std::size_t done,
-                                                         std::size_t wanted, transfer_mode mode,
-                                                         bool is_write) noexcept {
+/// The outcome of a single-SQE read or write: its one completion's res, so it is right also
+/// when with_timeout() drove it.
+[[nodiscard]] inline result<std::size_t> some_outcome(fs_errc refused, int res) noexcept {
     if (refused != fs_errc{})
         return make_error_code(refused);
+    return detail::result_from_res<std::size_t>(res);
+}
+
+/// The outcome of a loop: everything (one compare on that path), or the error with the bytes
+/// moved before it. A loop ends short only on an error, end of file (res 0: success for
+/// until_eof, io_errc::eof for exact) or a write that moved nothing.
+[[nodiscard]] inline transfer_result loop_outcome(fs_errc refused, int res, std::size_t done,
+                                                  std::size_t wanted, transfer_mode mode) noexcept {
+    if (refused != fs_errc{})
+        return make_error_code(refused);
+    if (done == wanted) [[likely]]
+        return done;
     if (res < 0)
-        return errno_code(-res);
-    if (mode == transfer_mode::some)
-        return static_cast<std::size_t>(res);
-    if (done < wanted && mode == transfer_mode::exact)
-        return make_error_code(fs_errc::unexpected_eof);
-    if (done < wanted && mode == transfer_mode::all && is_write)
-        return make_error_code(fs_errc::write_made_no_progress);
-    return done;
+        return {errno_code(-res), done};
+    if (mode == transfer_mode::until_eof)
+        return done;
+    if (mode == transfer_mode::exact)
+        return {io_errc::eof, done};
+    return {fs_errc::write_made_no_progress, done};
+}
+
+/// What a read/write op resumes with: result<size_t> for one SQE, transfer_result for a loop.
+template <bool Loop>
+using rw_result = std::conditional_t<Loop, transfer_result, result<std::size_t>>;
+
+template <bool Loop>
+[[nodiscard]] inline rw_result<Loop> rw_outcome(fs_errc refused, int res, std::size_t done,
+                                                std::size_t wanted, transfer_mode mode) noexcept {
+    if constexpr (Loop)
+        return loop_outcome(refused, res, done, wanted, mode);
+    else
+        return some_outcome(refused, res);
 }
 
 /// What a request looks like before it reaches the ring: refused (misaligned O_DIRECT) or empty.
@@ -142,8 +163,8 @@ public:
         m_done += static_cast<std::size_t>(res);
         return m_done < m_size;
     }
-    result<std::size_t> await_resume() const noexcept {
-        return transfer_result(refusal(), this->m_res, m_done, m_size, m_mode, IsWrite);
+    rw_result<Loop> await_resume() const noexcept {
+        return rw_outcome<Loop>(refusal(), this->m_res, m_done, m_size, m_mode);
     }
 
 private:
@@ -207,8 +228,8 @@ public:
         return true;
     }
 
-    result<std::size_t> await_resume() const noexcept {
-        return transfer_result(refusal(), this->m_res, m_done, m_total, m_mode, IsWrite);
+    rw_result<Loop> await_resume() const noexcept {
+        return rw_outcome<Loop>(refusal(), this->m_res, m_done, m_total, m_mode);
     }
 
 private:

@@ -95,6 +95,43 @@ task<std::size_t> read_pipe_once(int fd) {
     co_return n.value();
 }
 
+
+/// What a file transfer cut by an injected EIO reported, and what the file or buffer holds.
+struct cut_report {
+    std::error_code error;       // what the op failed with (empty: it finished)
+    std::size_t transferred = 0; // what transferred() said
+    std::size_t on_disk = 0;     // writes: the file's size afterwards
+    bool intact = false;         // the bytes that moved are the right ones
+};
+
+task<cut_report> write_all_cut(std::string path, std::string bytes) {
+    result<file> created = co_await file::create(path);
+    file out = std::move(created.value());
+    transfer_result n = co_await out.write_all_at(bytes, 0);
+    result<void> closed = co_await out.close();
+    closed.value();
+    cut_report r;
+    r.error = n.error();
+    r.transferred = n.transferred();
+    std::string stored = read_plain(path);
+    r.on_disk = stored.size();
+    r.intact = stored == bytes.substr(0, stored.size());
+    co_return r;
+}
+
+task<cut_report> read_exact_cut(std::string path, std::string bytes) {
+    result<file> opened = co_await file::open(path);
+    file in = std::move(opened.value());
+    std::string back(bytes.size(), '\0');
+    transfer_result n = co_await in.read_exact_at(writable(back), 0);
+    result<void> closed = co_await in.close();
+    closed.value();
+    cut_report r;
+    r.error = n.error();
+    r.transferred = n.transferred();
+    r.intact = back.substr(0, n.transferred()) == bytes.substr(0, n.transferred());
+    co_return r;
+}
 } // namespace
 
 TEST_CASE("kinds=short at rate 1: every read_some_at of a regular file is short") {
@@ -116,6 +153,49 @@ TEST_CASE("kinds=short at rate 1: write_all_at and read_exact_at still move ever
     CHECK(back == bytes);
     CHECK(read_plain(dir / "f") == bytes);
     CHECK(ctx.stats().faults_injected > 2);
+}
+
+TEST_CASE("write_all_at cut by EIO midway reports exactly the bytes the file received") {
+    temp_dir dir;
+    std::string bytes = pattern(64 * 1024, 6);
+    int cut_midway = 0;
+    for (int seed = 1; seed <= 12; ++seed) {
+        std::string spec = "seed=" + std::to_string(seed) + ",rate=0.5,kinds=short+eio";
+        io_context ctx(with_faults(spec.c_str()));
+        cut_report r = sync_wait(ctx, write_all_cut(dir / "w", bytes));
+        CAPTURE(spec);
+        CHECK(r.transferred == r.on_disk);
+        CHECK(r.intact);
+        if (r.error) {
+            CHECK(r.error == std::errc::io_error);
+            cut_midway += r.transferred > 0 ? 1 : 0;
+        } else {
+            CHECK(r.transferred == bytes.size());
+        }
+    }
+    CHECK(cut_midway > 0);
+}
+
+TEST_CASE("read_exact_at cut by EIO midway reports exactly the bytes in the buffer") {
+    temp_dir dir;
+    std::string bytes = pattern(64 * 1024, 7);
+    write_plain(dir / "r", bytes);
+    int cut_midway = 0;
+    for (int seed = 1; seed <= 12; ++seed) {
+        std::string spec = "seed=" + std::to_string(seed) + ",rate=0.5,kinds=short+eio";
+        io_context ctx(with_faults(spec.c_str()));
+        cut_report r = sync_wait(ctx, read_exact_cut(dir / "r", bytes));
+        CAPTURE(spec);
+        CHECK(r.intact);
+        if (r.error) {
+            CHECK(r.error == std::errc::io_error);
+            CHECK(r.transferred < bytes.size());
+            cut_midway += r.transferred > 0 ? 1 : 0;
+        } else {
+            CHECK(r.transferred == bytes.size());
+        }
+    }
+    CHECK(cut_midway > 0);
 }
 
 TEST_CASE("kinds=eio: a read of a regular file ends with EIO from a NOP") {

@@ -60,11 +60,11 @@ task<std::string> round_trip(std::string path, std::string bytes) {
     co_return back;
 }
 
-task<result<std::size_t>> read_exact_from(std::string path, std::size_t size, std::uint64_t at) {
+task<transfer_result> read_exact_from(std::string path, std::size_t size, std::uint64_t at) {
     result<file> opened = co_await file::open(path);
     file in = std::move(opened.value());
     std::string buffer(size, '\0');
-    result<std::size_t> got = co_await in.read_exact_at(writable(buffer), at);
+    transfer_result got = co_await in.read_exact_at(writable(buffer), at);
     co_return got;
 }
 
@@ -125,8 +125,9 @@ task<std::string> vectored_round_trip(std::string path) {
     std::string scattered = x + "|" + y;
     std::string z(4, '\0');
     iovec past_end[2] = {{x.data(), x.size()}, {z.data(), z.size()}}; // 7 wanted, 6 left
-    result<std::size_t> eof = co_await f.readv_exact_at(past_end, 20);
-    CHECK(eof.error() == fs_errc::unexpected_eof);
+    transfer_result eof = co_await f.readv_exact_at(past_end, 20);
+    CHECK(eof.error() == io_errc::eof);
+    CHECK(eof.transferred() == 6);
     CHECK(x + z == std::string("-gamma") + '\0');
     co_return scattered;
 }
@@ -353,17 +354,23 @@ TEST_CASE("files of 0, 1, 4095, 4096 and 4097 bytes round trip byte for byte") {
     }
 }
 
-TEST_CASE("read_exact_at that reaches end of file first reports fs_errc::unexpected_eof") {
+TEST_CASE("read_exact_at that reaches end of file first reports io_errc::eof and the bytes read") {
     temp_dir dir;
     test::write_plain(dir / "short", pattern(100));
-    result<std::size_t> r = sync_wait(read_exact_from(dir / "short", 101, 0));
-    CHECK(r.error() == fs_errc::unexpected_eof);
-    CHECK(r.error().category() == fs_category());
-    CHECK(r.error().message() == "end of file before the requested number of bytes was read");
-    result<std::size_t> past = sync_wait(read_exact_from(dir / "short", 1, 100));
-    CHECK(past.error() == fs_errc::unexpected_eof);
-    result<std::size_t> whole = sync_wait(read_exact_from(dir / "short", 100, 0));
+    transfer_result r = sync_wait(read_exact_from(dir / "short", 101, 0));
+    CHECK(r.error() == io_errc::eof);
+    CHECK(r.error().category() == io_category());
+    CHECK(r.error().message() == "end of stream before the requested number of bytes");
+    CHECK(r.transferred() == 100);
+    transfer_result middle = sync_wait(read_exact_from(dir / "short", 50, 70));
+    CHECK(middle.error() == io_errc::eof);
+    CHECK(middle.transferred() == 30);
+    transfer_result past = sync_wait(read_exact_from(dir / "short", 1, 100));
+    CHECK(past.error() == io_errc::eof);
+    CHECK(past.transferred() == 0);
+    transfer_result whole = sync_wait(read_exact_from(dir / "short", 100, 0));
     CHECK(whole.value() == 100);
+    CHECK(whole.transferred() == 100);
 }
 
 TEST_CASE("read_at stops at end of file and reports the bytes it read") {

@@ -403,6 +403,59 @@ bool echo_client(unsigned port, const std::string& text) {
     return got == text;
 }
 
+
+/// What a transfer cut short by an injected reset reported, and what really moved.
+struct cut_report {
+    std::error_code error;         // what the op failed with (empty: it finished)
+    std::size_t transferred = 0;   // what transferred() said
+    std::size_t really_moved = 0;  // what the peer received (send) / the buffer holds (recv)
+    bool intact = false;           // the bytes that moved are the payload's first ones, in order
+};
+
+/// send_all of `size` bytes under short counts and resets; the peer then drains the socket with
+/// plain syscalls (which the fault mode does not touch) and counts what arrived.
+task<cut_report> send_all_cut(std::size_t size) {
+    auto [client, server] = co_await tcp_pair();
+    std::vector<std::byte> payload = make_payload(23, size);
+    transfer_result n = co_await client.send_all(payload);
+    cut_report out;
+    out.error = n.error();
+    out.transferred = n.transferred();
+    REQUIRE(::shutdown(client.native_handle(), SHUT_WR) == 0);
+    std::vector<std::byte> got(size + 1);
+    for (;;) {
+        ssize_t r = ::recv(server.native_handle(), got.data() + out.really_moved,
+                           got.size() - out.really_moved, 0);
+        REQUIRE(r >= 0);
+        if (r == 0)
+            break;
+        out.really_moved += static_cast<std::size_t>(r);
+    }
+    out.intact = first_mismatch(std::span(got).first(out.really_moved), 23) == out.really_moved;
+    co_return out;
+}
+
+/// recv_exact of `size` bytes the peer queued at once (plain send), under short counts and
+/// resets; then the rest is drained with plain recv and must continue the payload.
+task<cut_report> recv_exact_cut(std::size_t size) {
+    auto [client, server] = co_await tcp_pair();
+    std::vector<std::byte> payload = make_payload(29, size);
+    REQUIRE(::send(client.native_handle(), payload.data(), size, 0) == static_cast<ssize_t>(size));
+    std::vector<std::byte> got(size);
+    transfer_result n = co_await server.recv_exact(got);
+    cut_report out;
+    out.error = n.error();
+    out.transferred = n.transferred();
+    std::size_t at = n.transferred();
+    while (at < size) { // the rest, which the failed recv never consumed
+        ssize_t r = ::recv(server.native_handle(), got.data() + at, size - at, 0);
+        REQUIRE(r > 0);
+        at += static_cast<std::size_t>(r);
+    }
+    out.really_moved = n.transferred();
+    out.intact = first_mismatch(got, 29) == size;
+    co_return out;
+}
 } // namespace
 
 TEST_CASE("kinds=short at rate 1: every recv on a stream socket returns less than was waiting") {
@@ -422,6 +475,46 @@ TEST_CASE("kinds=short at rate 1: recv_exact and send_all still move every byte"
     CHECK(r.received == 512 * 1024);
     CHECK(r.intact);
     CHECK(ctx.stats().faults_injected > 2);
+}
+
+TEST_CASE("send_all cut by a reset midway reports exactly the bytes the peer received") {
+    int cut_midway = 0;
+    for (int seed = 1; seed <= 12; ++seed) {
+        std::string spec = "seed=" + std::to_string(seed) + ",rate=0.5,kinds=short+reset";
+        io_context ctx(with_faults(spec.c_str()));
+        cut_report r = sync_wait(ctx, send_all_cut(32 * 1024));
+        CAPTURE(spec);
+        CHECK(r.transferred == r.really_moved);
+        CHECK(r.intact);
+        if (r.error) {
+            bool reset = r.error == std::errc::broken_pipe || r.error == std::errc::connection_reset;
+            CHECK(reset);
+            CHECK(r.transferred < 32 * 1024);
+            cut_midway += r.transferred > 0 ? 1 : 0;
+        } else {
+            CHECK(r.transferred == 32 * 1024);
+        }
+    }
+    CHECK(cut_midway > 0); // some seeds failed after short sends had moved bytes
+}
+
+TEST_CASE("recv_exact cut by a reset midway reports exactly the bytes in the buffer") {
+    int cut_midway = 0;
+    for (int seed = 1; seed <= 12; ++seed) {
+        std::string spec = "seed=" + std::to_string(seed) + ",rate=0.5,kinds=short+reset";
+        io_context ctx(with_faults(spec.c_str()));
+        cut_report r = sync_wait(ctx, recv_exact_cut(32 * 1024));
+        CAPTURE(spec);
+        CHECK(r.intact); // the buffer's first transferred() bytes, then the socket's rest
+        if (r.error) {
+            CHECK(r.error == std::errc::connection_reset);
+            CHECK(r.transferred < 32 * 1024);
+            cut_midway += r.transferred > 0 ? 1 : 0;
+        } else {
+            CHECK(r.transferred == 32 * 1024);
+        }
+    }
+    CHECK(cut_midway > 0);
 }
 
 TEST_CASE("kinds=reset: a NOP stands in for recv and send, which fail without consuming a byte") {
