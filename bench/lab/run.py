@@ -843,17 +843,20 @@ def blocking_report(rows):
            "`offload()` (sleep, hash) or the same range read through the ring (pread, mmap); "
            "*-offload: the call in `offload()`. p99 over all connections: the requests that "
            "block are 0.5 % (0.1 % for hash) of them, so the p99 is the other requests'. corio "
-           f"runs with CORIO_STALL_MS={BLOCKING_STALL_MS}.",
+           f"runs with CORIO_STALL_MS={BLOCKING_STALL_MS}. core bg: how busy the server's core was "
+           "with other work while the server idled, just before the cell (1.0: a whole core).",
            "",
-           "| variant | conns | style | req/s | p50 us | p99 us | stalls | stall reports | major faults |",
-           "|---|---|---|---|---|---|---|---|---|"]
+           "| variant | conns | style | req/s | p50 us | p99 us | stalls | stall reports | major faults "
+           "| core bg |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
     for (variant, conns, style), rs in groups.items():
         def med(key):
             return median([r.get(key) for r in rs])
         corio = style == "corio"
         out.append(f"| {variant} | {conns} | {style} | {fmt(med('rps'))} | {fmt(med('p50_us'))} | "
                    f"{fmt(med('p99_us'))} | {fmt(med('stalls')) if corio else '-'} | "
-                   f"{fmt(med('stall_reports')) if corio else '-'} | {fmt(med('major_faults'))} |")
+                   f"{fmt(med('stall_reports')) if corio else '-'} | {fmt(med('major_faults'))} | "
+                   f"{fmt(med('core_background'), 2)} |")
     reporting = [r for r in rows if r["style"] == "corio" and r.get("stall_reports")]
     example = next((r for r in reporting if r["variant"] == "pread"),
                    reporting[0] if reporting else None)
