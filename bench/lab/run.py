@@ -763,7 +763,11 @@ def main():
         ensure_files(args.data, needed)
     if any(c.job == "blocking" and c.variant.startswith(("pread", "mmap")) for c, *_ in plan):
         ensure_files(args.data, [BLOCK_FILE])
-        os.sync()  # written back: the servers can drop its pages
+        fd = os.open(os.path.join(args.data, BLOCK_FILE[0]), os.O_RDONLY)
+        try:
+            os.fsync(fd)  # written back: the servers can drop its pages
+        finally:
+            os.close(fd)
 
     # Start, warm-up, measurement and stop, plus connecting and tearing down (threads!).
     estimate = sum(args.warmup + args.duration + 0.8 + p[0].connections / 1500 for p in plan)
