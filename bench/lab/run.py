@@ -101,13 +101,21 @@ def files_variants(args):
 
 
 # The blocking job (docs/blocking.md): the echo servers, every Nth request (over all connections)
-# blocks before it is echoed. The *-fix variants run corio only, with the call in offload().
+# blocks before it is echoed. The *-fix and *-offload variants run corio only, with the call in
+# offload() or (pread, mmap: the cold range of BLOCK_FILE) read through the ring.
 BLOCKING_VARIANTS = {
     "sleep": ["--block-every", "200", "--block-kind", "sleep"],  # 5 ms asleep: a blocking syscall
     "sleep-fix": ["--block-every", "200", "--block-kind", "sleep", "--block-fix", "offload"],
     "hash": ["--block-every", "1000", "--block-kind", "hash"],  # hashing 10 MiB: CPU
     "hash-fix": ["--block-every", "1000", "--block-kind", "hash", "--block-fix", "offload"],
+    "pread": ["--block-every", "200", "--block-kind", "pread"],  # a cold 4 MiB pread
+    "pread-fix": ["--block-every", "200", "--block-kind", "pread", "--block-fix", "ring"],
+    "pread-offload": ["--block-every", "200", "--block-kind", "pread", "--block-fix", "offload"],
+    "mmap": ["--block-every", "200", "--block-kind", "mmap"],  # 64 cold pages: page faults
+    "mmap-fix": ["--block-every", "200", "--block-kind", "mmap", "--block-fix", "ring"],
 }
+# The file the pread and mmap variants read cold (each server drops its pages: no root needed).
+BLOCK_FILE = ("blocking-cold", 64 * 1024 * 1024)
 BLOCKING_STALL_MS = "2"  # CORIO_STALL_MS of the corio cells: under the 5 ms block
 
 
@@ -613,7 +621,9 @@ def parse_args():
                    help="comma list; NAME=PATH runs that binary as style NAME (echo job only, unless "
                         "PATH contains {job}, replaced by the job's name)")
     p.add_argument("--jobs", default="echo,files,blocking")
-    p.add_argument("--blocking-variants", default="sleep,sleep-fix,hash,hash-fix",
+    p.add_argument("--blocking-variants",
+                   default="sleep,sleep-fix,hash,hash-fix,pread,pread-fix,pread-offload,mmap,"
+                           "mmap-fix",
                    help="comma list of " + ", ".join(BLOCKING_VARIANTS))
     p.add_argument("--blocking-connections", default="50",
                    help="connections of the blocking job's cells")
@@ -658,7 +668,8 @@ def parse_args():
         args.reps, args.connections, args.sizes = 1, "1,50", "64"
         args.warmup, args.duration = 0.3, 1.0
         args.files_variants, args.files_connections = "small", "50"
-        args.blocking_variants = "sleep,sleep-fix"
+        # All four styles for sleep; corio alone for the cold reads and their fixes (~18 s).
+        args.blocking_variants = "sleep,sleep-fix,pread,pread-fix,mmap,mmap-fix"
     args.connections = [int(x) for x in args.connections.split(",") if x]
     args.sizes = [int(x) for x in args.sizes.split(",") if x]
     args.files_connections = [int(x) for x in args.files_connections.split(",") if x]
@@ -720,7 +731,9 @@ def main():
             groups = [("-", c, s, [[]], [], False) for c in args.connections
                       for s in (args.sizes if c <= args.all_sizes_up_to else args.sizes[:1])]
         elif job == "blocking":
-            groups = [(v, c, 64, [[]], BLOCKING_VARIANTS[v], False)
+            block_file = ["--block-file", os.path.join(args.data, BLOCK_FILE[0])]
+            groups = [(v, c, 64, [[]], BLOCKING_VARIANTS[v]
+                       + (block_file if v.startswith(("pread", "mmap")) else []), False)
                       for v in args.blocking_variants for c in args.blocking_connections]
         else:
             groups = [(v, c, 0, lg, srv + ["--root", args.data], cold)
@@ -734,8 +747,10 @@ def main():
             for rep in range(args.reps):
                 k = rep % len(styles)
                 for name, binary, _ in styles[k:] + styles[:k]:
-                    if job == "blocking" and variant.endswith("-fix") and name != "corio":
-                        continue  # the fix (offload) is corio's
+                    if (job == "blocking" and name != "corio" and
+                            (variant.endswith(("-fix", "-offload")) or
+                             (args.quick and variant != "sleep"))):
+                        continue  # the fix (offload, the ring) is corio's
                     cell = Cell(job, variant, conns, size, rep, name)
                     plan.append((cell, binary, srv, loadgens, cold, locs[name]))
     if not plan:
@@ -746,6 +761,13 @@ def main():
         if any(v != "small" for v in args.files_variants):
             needed += LARGE_FILES
         ensure_files(args.data, needed)
+    if any(c.job == "blocking" and c.variant.startswith(("pread", "mmap")) for c, *_ in plan):
+        ensure_files(args.data, [BLOCK_FILE])
+        fd = os.open(os.path.join(args.data, BLOCK_FILE[0]), os.O_RDONLY)
+        try:
+            os.fsync(fd)  # written back: the servers can drop its pages
+        finally:
+            os.close(fd)
 
     # Start, warm-up, measurement and stop, plus connecting and tearing down (threads!).
     estimate = sum(args.warmup + args.duration + 0.8 + p[0].connections / 1500 for p in plan)
@@ -819,20 +841,29 @@ def blocking_report(rows):
         groups.setdefault((r["variant"], r["connections"], r["style"]), []).append(r)
     out = ["", "## Blocking job (docs/blocking.md)", "",
            "Every Nth request blocks before it is echoed (sleep: every 200th sleeps 5 ms; hash: "
-           "every 1000th hashes 10 MiB); *-fix: corio with the call in `offload()`. p99 over all "
-           "connections: the requests that block are 0.5 % (sleep) or 0.1 % (hash) of them, so "
-           f"the p99 is the other requests'. corio runs with CORIO_STALL_MS={BLOCKING_STALL_MS}.",
+           "every 1000th hashes 10 MiB; pread: every 200th preads 4 MiB of a file whose pages "
+           "were just dropped from the page cache; mmap: every 200th touches 256 KiB of a cold "
+           "mapping of that file, a major page fault per page); *-fix: corio with the call in "
+           "`offload()` (sleep, hash) or the same range read through the ring (pread, mmap); "
+           "*-offload: the call in `offload()`. p99 over all connections: the requests that "
+           "block are 0.5 % (0.1 % for hash) of them, so the p99 is the other requests'. corio "
+           f"runs with CORIO_STALL_MS={BLOCKING_STALL_MS}. core bg: how busy the server's core was "
+           "with other work while the server idled, just before the cell (1.0: a whole core).",
            "",
-           "| variant | conns | style | req/s | p50 us | p99 us | stalls | stall reports | major faults |",
-           "|---|---|---|---|---|---|---|---|---|"]
+           "| variant | conns | style | req/s | p50 us | p99 us | stalls | stall reports | major faults "
+           "| core bg |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
     for (variant, conns, style), rs in groups.items():
         def med(key):
             return median([r.get(key) for r in rs])
         corio = style == "corio"
         out.append(f"| {variant} | {conns} | {style} | {fmt(med('rps'))} | {fmt(med('p50_us'))} | "
                    f"{fmt(med('p99_us'))} | {fmt(med('stalls')) if corio else '-'} | "
-                   f"{fmt(med('stall_reports')) if corio else '-'} | {fmt(med('major_faults'))} |")
-    example = next((r for r in rows if r["style"] == "corio" and r.get("stall_reports")), None)
+                   f"{fmt(med('stall_reports')) if corio else '-'} | {fmt(med('major_faults'))} | "
+                   f"{fmt(med('core_background'), 2)} |")
+    reporting = [r for r in rows if r["style"] == "corio" and r.get("stall_reports")]
+    example = next((r for r in reporting if r["variant"] == "pread"),
+                   reporting[0] if reporting else None)
     if example:
         try:
             with open(example["server_log"], errors="replace") as f:

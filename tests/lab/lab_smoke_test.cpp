@@ -50,9 +50,12 @@ struct server : corio::test::server_process {
 };
 
 /// Three echoes on one connection (one message larger than the buffer), then SIGTERM with the
-/// connection open: EOF on it, exit 0, and a stats line with the exact byte counts.
-void echo_smoke(const std::string& name) {
-    server srv(name, {"--buffer-size", "1000"});
+/// connection open: EOF on it, exit 0, and a stats line with the exact byte counts. `extra` adds
+/// flags (the blocking job's: the echoes must be the same).
+void echo_smoke(const std::string& name, std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = {"--buffer-size", "1000"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    server srv(name, args);
     int conn = connect_loopback(srv.port);
     reader replies(conn);
     const std::string messages[] = {"hello, lab\n", std::string(2500, 'x'), "third\n"};
@@ -70,6 +73,44 @@ void echo_smoke(const std::string& name) {
     std::string bytes = "bytes_in=" + std::to_string(total) + " bytes_out=" + std::to_string(total);
     CHECK(stats.rfind("stats: connections=1 requests=", 0) == 0);
     CHECK(stats.find(bytes) != std::string::npos);
+}
+
+/// A temporary file of 64 KiB for --block-file (the blocking job's pread and mmap kinds).
+struct block_file {
+    fs::path path;
+
+    block_file() {
+        std::string templ = (fs::temp_directory_path() / "corio-lab-block-XXXXXX").string();
+        int fd = ::mkstemp(templ.data());
+        REQUIRE(fd >= 0);
+        path = templ;
+        std::string data(64 * 1024, 'b');
+        REQUIRE(::write(fd, data.data(), data.size()) == static_cast<ssize_t>(data.size()));
+        ::close(fd);
+    }
+    ~block_file() { fs::remove(path); }
+    block_file(const block_file&) = delete;
+    block_file& operator=(const block_file&) = delete;
+};
+
+/// Every echo blocks first (--block-every 1) with each kind that reads --block-file cold, and
+/// in corio with each fix: the replies and the stats line are those of echo_smoke.
+void echo_blocking_smoke(const std::string& name) {
+    block_file file;
+    for (const char* kind : {"pread", "mmap"}) {
+        CAPTURE(kind);
+        std::vector<std::string> args = {"--block-every", "1",          "--block-kind",
+                                         kind,            "--block-file", file.path.string()};
+        echo_smoke(name, args);
+        if (!name.ends_with("corio"))
+            continue;
+        for (const char* fix : {"ring", "offload"}) {
+            CAPTURE(fix);
+            std::vector<std::string> fixed = args;
+            fixed.insert(fixed.end(), {"--block-fix", fix});
+            echo_smoke(name, fixed);
+        }
+    }
 }
 
 /// A temporary --root: small.txt, big.bin (100000 patterned bytes) and a directory `sub`.
@@ -177,6 +218,10 @@ TEST_CASE("lab_echo_uring echoes, then closes and exits 0 on SIGTERM") {
 TEST_CASE("lab_echo_corio echoes, then closes and exits 0 on SIGTERM") {
     echo_smoke("lab_echo_corio");
 }
+TEST_CASE("lab echo servers echo the same when every request reads a cold file first") {
+    for (const char* style : {"threads", "epoll", "uring", "corio"})
+        echo_blocking_smoke(std::string("lab_echo_") + style);
+}
 TEST_CASE("lab_files_threads answers pipelined requests in order, then exits 0 on SIGTERM") {
     files_smoke("lab_files_threads", false);
 }
@@ -205,8 +250,9 @@ TEST_CASE("lab_files_corio --direct reads with O_DIRECT") {
 // The shared command line (lab::parse_args, CLI11): the same flags for all eight, the files job's
 // two more; --help exits 0, a bad command line exits 2 with one line naming the flag.
 TEST_CASE("every lab server's --help lists its flags; bad flags exit 2 naming them") {
-    const std::vector<std::string> common = {"--port",       "--bind",       "--buffer-size",
-                                             "--sq-entries", "--cq-entries", "--max-connections"};
+    const std::vector<std::string> common = {
+        "--port",           "--bind",        "--buffer-size",  "--sq-entries",  "--cq-entries",
+        "--max-connections", "--block-every", "--block-kind", "--block-file", "--block-fix"};
     for (const char* job : {"echo", "files"}) {
         for (const char* style : {"threads", "epoll", "uring", "corio"}) {
             std::string name = std::string("lab_") + job + "_" + style;
@@ -240,6 +286,11 @@ TEST_CASE("every lab server's --help lists its flags; bad flags exit 2 naming th
             refused({"--no-such-flag", "1"}, "--no-such-flag");
             if (!files)
                 refused({"--direct"}, "--direct"); // the files job's alone
+            refused({"--block-kind", "disk"}, "--block-kind");
+            refused({"--block-kind", "pread"}, "--block-file"); // pread and mmap read a file
+            refused({"--block-kind", "mmap"}, "--block-file");
+            refused({"--block-kind", "pread", "--block-file", "/no/such/file"}, "--block-file");
+            refused({"--block-fix", "ring"}, "--block-fix"); // the ring reads a file: not a sleep
         }
     }
 }

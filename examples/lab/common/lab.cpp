@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/mman.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -31,9 +32,50 @@ namespace {
 constexpr std::size_t k_align = 4096; // O_DIRECT alignment: a page suits every block device
 
 const char* g_program = "lab"; // argv[0]'s name, for messages
+constexpr std::size_t k_pread_length = 4 << 20;  // --block-kind pread: one cold 4 MiB read
+constexpr std::size_t k_mmap_length = 256 << 10;  // --block-kind mmap: 64 cold pages touched
+// Large folios: the page cache may hold a file in folios of up to 2 MiB, and
+// POSIX_FADV_DONTNEED drops only the folios wholly inside its range, so a range is dropped with
+// the 2 MiB-aligned windows around it.
+constexpr std::uint64_t k_drop_window = 2 << 20;
+
 std::uint64_t g_block_every = 0;          // --block-every
-bool g_block_hash = false;                // --block-kind hash
+std::string g_block_kind = "sleep";       // --block-kind
 std::atomic<std::uint64_t> g_requests{0}; // requests seen by should_block()
+int g_cold_fd = -1;                       // --block-file (pread, mmap kinds)
+std::uint64_t g_cold_size = 0;            // its size
+std::size_t g_cold_length = 0;            // bytes per cold range
+const char* g_cold_map = nullptr;         // mmap kind: the whole file, mapped read-only
+std::atomic<std::uint64_t> g_cold_next{0}; // ranges handed out by next_cold_range()
+
+/// Opens --block-file for the pread and mmap kinds: written back first (dirty pages cannot be
+/// dropped), readahead off (each read or fault brings in only what it asks for), no page cached.
+void open_cold_file(const options& opt) {
+    int fd = ::open(opt.block_file.c_str(), O_RDONLY | O_CLOEXEC);
+    struct ::stat st {};
+    if (fd < 0 || ::fstat(fd, &st) != 0 || st.st_size < 4096) {
+        std::fprintf(stderr, "%s: --block-file %s: %s\n", g_program, opt.block_file.c_str(),
+                     fd < 0 ? std::strerror(errno) : "not a file of at least 4096 bytes");
+        std::exit(2);
+    }
+    g_cold_fd = fd;
+    g_cold_size = static_cast<std::uint64_t>(st.st_size) / 4096 * 4096;
+    g_cold_length = static_cast<std::size_t>(std::min<std::uint64_t>(
+        opt.block_kind == "pread" ? k_pread_length : k_mmap_length, g_cold_size));
+    ::fdatasync(fd);
+    ::posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM);
+    ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+    if (opt.block_kind != "mmap")
+        return;
+    void* map = ::mmap(nullptr, g_cold_size, PROT_READ, MAP_SHARED, fd, 0);
+    if (map == MAP_FAILED) {
+        std::fprintf(stderr, "%s: mmap %s: %s\n", g_program, opt.block_file.c_str(),
+                     std::strerror(errno));
+        std::exit(1);
+    }
+    ::madvise(map, g_cold_size, MADV_RANDOM); // a fault reads its page, no neighbours
+    g_cold_map = static_cast<const char*>(map);
+}
 
 bool parse_u64(std::string_view text, std::uint64_t& out) {
     if (text.empty())
@@ -72,17 +114,30 @@ options parse_args(int argc, char** argv, const char* program, bool files_job) {
     p.number("--block-every", opt.block_every, 0, 1'000'000'000,
              "every Nth request (over all connections) makes a blocking call first; 0: none");
     p.word(
-         "--block-kind", {"sleep", "hash"}, [&opt](const std::string& v) { opt.block_kind = v; },
-         "the blocking call: a 5 ms sleep or hashing 10 MiB")
+         "--block-kind", {"sleep", "hash", "pread", "mmap"},
+         [&opt](const std::string& v) { opt.block_kind = v; },
+         "the blocking call: a 5 ms sleep, hashing 10 MiB, a cold 4 MiB pread of --block-file, "
+         "or touching 256 KiB of its cold mapping (page faults)")
         .default_text("sleep");
+    p.text("--block-file", opt.block_file, "pread, mmap: the file read cold (not modified)")
+        .type("FILE");
     p.word(
-         "--block-fix", {"offload"}, [&opt](const std::string&) { opt.block_offload = true; },
-         "corio: run the blocking call in offload()");
+         "--block-fix", {"offload", "ring"},
+         [&opt](const std::string& v) { (v == "ring" ? opt.block_ring : opt.block_offload) = true; },
+         "corio: run the blocking call in offload(), or (pread, mmap) read the range through "
+         "the ring");
     p.parse(argc, argv);
     if (files_job && opt.root.empty())
         p.fail("--root DIR is required");
+    bool cold = opt.block_kind == "pread" || opt.block_kind == "mmap";
+    if (cold && opt.block_file.empty())
+        p.fail("--block-kind " + opt.block_kind + " needs --block-file FILE");
+    if (opt.block_ring && !cold)
+        p.fail("--block-fix ring needs --block-kind pread or mmap");
     g_block_every = opt.block_every;
-    g_block_hash = opt.block_kind == "hash";
+    g_block_kind = opt.block_kind;
+    if (cold)
+        open_cold_file(opt);
     return opt;
 }
 
@@ -253,12 +308,56 @@ bool should_block() {
            g_block_every - 1;
 }
 
+cold_range next_cold_range() {
+    std::uint64_t windows = g_cold_size / g_cold_length;
+    std::uint64_t k = g_cold_next.fetch_add(1, std::memory_order_relaxed);
+    cold_range r{g_cold_fd, (k * 7 % windows) * g_cold_length, g_cold_length};
+    std::uint64_t from = r.offset / k_drop_window * k_drop_window;
+    std::uint64_t to = (r.offset + r.length + k_drop_window - 1) / k_drop_window * k_drop_window;
+    if (g_cold_map) // a page still mapped is not dropped from the cache: unmap the range first
+        ::madvise(const_cast<char*>(g_cold_map) + r.offset, r.length, MADV_DONTNEED);
+    ::posix_fadvise(g_cold_fd, static_cast<off_t>(from), static_cast<off_t>(to - from),
+                    POSIX_FADV_DONTNEED);
+    return r;
+}
+
+int cold_file() {
+    return g_cold_fd;
+}
+
+char* cold_sink() {
+    static char* sink = new char[k_pread_length];
+    return sink;
+}
+
 std::uint64_t block_once() {
-    if (!g_block_hash) {
+    if (g_block_kind == "sleep") {
         timespec left{0, 5'000'000};
         while (::nanosleep(&left, &left) != 0 && errno == EINTR) {
         }
         return 0;
+    }
+    if (g_block_kind == "pread") {
+        cold_range r = next_cold_range();
+        std::uint64_t done = 0;
+        while (done < r.length) {
+            ssize_t n = ::pread(r.fd, cold_sink() + done, r.length - done,
+                                static_cast<off_t>(r.offset + done));
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0)
+                break;
+            done += static_cast<std::uint64_t>(n);
+        }
+        return done;
+    }
+    if (g_block_kind == "mmap") {
+        cold_range r = next_cold_range();
+        const volatile char* page = g_cold_map + r.offset;
+        std::uint64_t sum = 0;
+        for (std::size_t at = 0; at < r.length; at += 4096)
+            sum += static_cast<unsigned char>(page[at]); // a major page fault each
+        return sum;
     }
     static const std::vector<unsigned char> data(10 << 20, 0x5a);
     std::uint64_t h = 1469598103934665603ull; // FNV-1a over 10 MiB: about 10 ms of CPU

@@ -27,8 +27,12 @@ struct options {
     bool direct = false;                 // files job: O_DIRECT reads into aligned buffers
     // The blocking job (docs/blocking.md): every Nth request over all connections blocks first.
     std::uint64_t block_every = 0;       // 0: no request blocks
-    std::string block_kind = "sleep";    // sleep: 5 ms in nanosleep; hash: hash 10 MiB (CPU)
+    std::string block_kind = "sleep";    // sleep: 5 ms in nanosleep; hash: hash 10 MiB (CPU);
+                                         // pread: a cold 4 MiB pread; mmap: 256 KiB of a cold
+                                         // mapping touched page by page (major page faults)
+    std::string block_file;              // pread, mmap: the file read cold (not modified)
     bool block_offload = false;          // corio: the fix, the blocking call runs in offload()
+    bool block_ring = false;             // corio, pread/mmap: the fix, the ring reads the range
 };
 
 /// Parses argv (exits 2 with a usage line on bad input, 0 on --help). `files_job` enables and
@@ -48,8 +52,28 @@ struct stats {
 /// The blocking job: true for every --block-every'th request (thread-safe), false when off.
 bool should_block();
 /// The blocking call of --block-kind: 5 ms asleep (restarted after a signal, so that it always
-/// blocks 5 ms) or hashing 10 MiB. Returns the hash (0 for sleep), so it is not optimised away.
+/// blocks 5 ms), hashing 10 MiB, a pread of a cold range of --block-file, or touching a cold range
+/// of its mapping page by page (a major page fault per page, with no system call). Returns the
+/// hash, the bytes read or the sum of the touched bytes (0 for sleep), so nothing is optimised
+/// away.
 std::uint64_t block_once();
+
+/// A range of --block-file whose pages are not in the page cache (pread and mmap kinds).
+struct cold_range {
+    int fd = -1;              // --block-file, open for reading (owned by lab.cpp, never closed)
+    std::uint64_t offset = 0; // where the range starts (a multiple of 4096)
+    std::size_t length = 0;   // 4 MiB (pread) or 256 KiB (mmap), at most the file's size
+};
+/// The next range of --block-file (they rotate through the file), its pages dropped from the
+/// page cache first (and from the mapping, for mmap): reading it waits for the disk. The pread
+/// and mmap kinds of block_once() read it on the calling thread; corio's --block-fix ring reads
+/// it through the ring. Thread-safe. Only with --block-kind pread or mmap.
+cold_range next_cold_range();
+/// --block-file's descriptor (-1 without pread or mmap); owned by lab.cpp, never closed.
+int cold_file();
+/// Where block_once() and the ring fix read a cold range to: never looked at, shared by every
+/// thread (only the kernel writes it), so that no style allocates for the blocking job.
+char* cold_sink();
 
 /// Prints `stats: connections=N requests=N bytes_in=N bytes_out=N` to stderr (plus
 /// `frame_bytes_peak=N` and `stalls=N` when set).

@@ -14,13 +14,15 @@
 #include <cstddef>
 #include <cstdint>
 #include <exception>
+#include <span>
 #include <vector>
 
 namespace net = corio::net;
 
 namespace {
 
-bool g_offload_blocking = false; // --block-fix offload (the blocking job)
+bool g_offload_blocking = false;     // --block-fix offload (the blocking job)
+corio::file* g_ring_block = nullptr; // --block-fix ring: --block-file, read through the ring
 
 /// The blocking job's call as an offload() job (the fix: the loop goes on meanwhile).
 struct block_job {
@@ -28,8 +30,17 @@ struct block_job {
 };
 
 /// The blocking job (docs/blocking.md): the blocking call inline (the loop stops: every other
-/// connection waits), or in the offload pool (--block-fix offload).
+/// connection waits), in the offload pool (--block-fix offload), or, for a cold read of
+/// --block-file, the same range read through the ring (--block-fix ring): only this connection
+/// waits for the disk.
 corio::task<void> block(bool offloaded) {
+    if (g_ring_block) {
+        lab::cold_range range = lab::next_cold_range();
+        auto into = std::as_writable_bytes(std::span(lab::cold_sink(), range.length));
+        corio::result<std::size_t> got = co_await g_ring_block->read_at(into, range.offset);
+        (void)got;
+        co_return;
+    }
     if (!offloaded) {
         lab::block_once();
         co_return;
@@ -106,6 +117,9 @@ corio::task<int> run_server(lab::options opt, int listen_fd, int signal_fd) {
 int main(int argc, char** argv) {
     lab::options opt = lab::parse_args(argc, argv, "lab_echo_corio", false);
     g_offload_blocking = opt.block_offload;
+    corio::file ring_block(opt.block_ring ? ::dup(lab::cold_file()) : -1);
+    if (opt.block_ring)
+        g_ring_block = &ring_block;
     int signal_fd = lab::stop_signal_fd(false); // before the offload pool can start a thread
     int listen_fd = lab::listen_socket(opt, false);
     try {
