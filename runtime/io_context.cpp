@@ -215,6 +215,21 @@ void io_context::throw_enter_error(int err, const char* what) const {
 }
 
 namespace {
+/// Makes a context the thread's current one while it runs, and restores the one before when the
+/// run ends (also when a turn throws).
+class current_guard {
+public:
+    current_guard(io_context*& current, io_context* ctx) noexcept
+        : m_current(current), m_saved(std::exchange(current, ctx)) {}
+    ~current_guard() { m_current = m_saved; }
+    current_guard(const current_guard&) = delete;
+    current_guard& operator=(const current_guard&) = delete;
+
+private:
+    io_context*& m_current; // the thread's current-context slot
+    io_context* m_saved;    // what it held before
+};
+
 /// Marks the loop thread as running turns of a watched context for as long as it lives.
 struct watch_guard {
     detail::stall_detector* m_detector; // null: the detector is off
@@ -233,12 +248,7 @@ struct watch_guard {
 
 void io_context::run() {
     check_process();
-    io_context* saved = std::exchange(t_current, this);
-    struct restore {
-        io_context*& current;
-        io_context* saved;
-        ~restore() { current = saved; }
-    } guard{t_current, saved};
+    current_guard guard(t_current, this);
     if (m_stall) [[unlikely]] {
         watch_guard watching(m_stall.get());
         while (!m_stop_requested && has_work())
@@ -252,12 +262,7 @@ void io_context::run() {
 
 void io_context::run_until(const bool& done) {
     check_process();
-    io_context* saved = std::exchange(t_current, this);
-    struct restore {
-        io_context*& current;
-        io_context* saved;
-        ~restore() { current = saved; }
-    } guard{t_current, saved};
+    current_guard guard(t_current, this);
     if (m_stall) [[unlikely]] {
         watch_guard watching(m_stall.get());
         while (!done) {
