@@ -266,13 +266,16 @@ private:
     void setup_ring(const options& opts);
     void turn() {
         ++m_stats.loop_turns;
-        if (m_timers.empty()) [[likely]]
+        // Reaping never adds a timer (completion handlers only queue waiters): one test serves
+        // both the wait and the firing.
+        if (m_timers.empty()) [[likely]] {
             enter(m_ready.empty() && m_inflight > 0);
-        else
+            reap();
+        } else {
             enter_until_next_timer();
-        reap();
-        if (!m_timers.empty())
+            reap();
             fire_timers();
+        }
         run_ready();
     }
     /// turn() with the stall detector on (run() picks one of the two once, not per turn).
