@@ -9,13 +9,13 @@ namespace corio {
 
 void file::close_now() noexcept {
     if (m_fd >= 0)
-        ::close(m_fd);
+        io_context::close_fd(m_fd);
     m_fd = -1;
 }
 
 close_op::~close_op() {
     if (!m_submitted && m_fd >= 0)
-        ::close(m_fd);
+        io_context::close_fd(m_fd);
 }
 
 } // namespace corio

@@ -134,8 +134,8 @@ public:
             close_pipe(p);
     }
     static void close_pipe(pipe_pair& p) noexcept {
-        ::close(p.read_end);
-        ::close(p.write_end);
+        io_context::close_fd(p.read_end);
+        io_context::close_fd(p.write_end);
     }
 
 private:

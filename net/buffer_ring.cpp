@@ -36,7 +36,7 @@ void* map_anonymous(std::size_t bytes, const char* what) {
 } // namespace
 
 buffer_group::buffer_group(io_context& ctx, unsigned count, std::uint32_t size, int group_id)
-    : m_ring(ctx.native_handle()), m_count(count), m_size(size),
+    : m_ctx(&ctx), m_count(count), m_size(size),
       m_mask(io_uring_buf_ring_mask(count)), m_available(count) {
     if (count == 0 || count > 32768 || (count & (count - 1)) != 0 || size == 0 ||
         group_id > 0xffff)
@@ -63,7 +63,7 @@ buffer_group::buffer_group(io_context& ctx, unsigned count, std::uint32_t size, 
     for (int attempt = 0; attempt < 64 && rc == -EEXIST; ++attempt) {
         m_id = group_id >= 0 ? static_cast<std::uint16_t>(group_id) : t_next_group_id++;
         reg.bgid = m_id;
-        rc = io_uring_register_buf_ring(m_ring, &reg, 0);
+        rc = m_ctx->register_buffer_ring(reg);
         if (group_id >= 0)
             break;
     }
@@ -80,7 +80,7 @@ buffer_group::buffer_group(io_context& ctx, unsigned count, std::uint32_t size, 
 }
 
 buffer_group::~buffer_group() {
-    (void)io_uring_unregister_buf_ring(m_ring, m_id);
+    (void)m_ctx->unregister_buffer_ring(m_id);
     ::munmap(m_buffers, m_buffers_bytes);
     ::munmap(m_br, m_br_bytes);
 }

@@ -37,7 +37,7 @@ public:
     /// Closes a socket that was made but not handed out (failed, cancelled, timed out).
     ~connect_op() {
         if (m_fd >= 0)
-            ::close(m_fd);
+            io_context::close_fd(m_fd);
     }
 
     /// socket(), Stream::configure(), then IORING_OP_CONNECT (a NOP carries a setup error).
@@ -45,7 +45,7 @@ public:
     /// connects (a second connect on it would only report EALREADY).
     void prepare(io_uring_sqe* sqe) noexcept {
         if (m_fd >= 0)
-            ::close(std::exchange(m_fd, -1));
+            io_context::close_fd(std::exchange(m_fd, -1));
         m_fd = ::socket(m_peer.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (m_fd < 0) {
             m_setup_error = errno;

@@ -95,7 +95,7 @@ void close_op::on_complete(corio::detail::io_op* op, int res, unsigned flags) no
 
 void basic_socket::reset(int fd) noexcept {
     if (m_fd >= 0)
-        ::close(m_fd);
+        io_context::close_fd(m_fd);
     m_fd = fd;
 }
 

@@ -3,6 +3,7 @@
 // and a teardown that never leaves a buffer with the kernel.
 #include <corio/runtime/io_context.hpp>
 
+#include <corio/runtime/detail/epoll_backend.hpp>
 #include <corio/runtime/detail/fault_injector.hpp>
 #include <corio/runtime/detail/io_op.hpp>
 #include <corio/runtime/detail/offload_pool.hpp>
@@ -14,9 +15,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
@@ -75,6 +78,37 @@ unsigned stall_ms_from(const io_context_options& opts) {
     return static_cast<unsigned>(ms);
 }
 
+/// CORIO_BACKEND: unset or empty leaves the choice to the loop. Throws std::invalid_argument
+/// naming a value it cannot read.
+std::optional<backend_kind> backend_from_environment() {
+    const char* text = std::getenv("CORIO_BACKEND");
+    if (!text || !*text)
+        return std::nullopt;
+    std::string_view name(text);
+    if (name == "io_uring")
+        return backend_kind::io_uring;
+    if (name == "epoll")
+        return backend_kind::epoll;
+    throw std::invalid_argument(std::string("corio: CORIO_BACKEND=") + text +
+                                ": expected io_uring or epoll");
+}
+
+/// The refusals a deployment imposes (seccomp: EPERM; kernel.io_uring_disabled: EPERM or
+/// EACCES; no io_uring, or one too old for the loop: ENOSYS), as opposed to a failure of this
+/// machine at this moment (ENOMEM, EMFILE) that falling back would hide.
+bool io_uring_refused(int err) noexcept { return err == EPERM || err == EACCES || err == ENOSYS; }
+
+/// Says once per process that io_uring was refused: a container's logs show it at start-up, a
+/// server with many loops (or a test suite with many contexts) does not repeat it.
+void announce_fallback(int err) noexcept {
+    static std::atomic<bool> said{false};
+    if (said.exchange(true))
+        return;
+    const char* name = ::strerrorname_np(err);
+    std::fprintf(stderr, "corio: io_uring unavailable (%s); using the epoll backend\n",
+                 name ? name : "unknown error");
+}
+
 /// Ring flags to try, best first. Each later entry drops what an older kernel refuses with EINVAL.
 constexpr unsigned k_flag_attempts[] = {
     IORING_SETUP_SUBMIT_ALL | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
@@ -95,11 +129,14 @@ io_context::io_context(options opts) : m_previous(t_current), m_options(opts), m
         announce_faults(*faults);
     }
     unsigned stall_ms = stall_ms_from(opts);
-    setup_ring(opts);
+    setup_backend(opts);
     m_wake_fd = ::eventfd(0, EFD_CLOEXEC);
     if (m_wake_fd < 0) {
         int err = errno;
-        io_uring_queue_exit(&m_ring);
+        if (m_epoll)
+            m_epoll.reset();
+        else
+            io_uring_queue_exit(&m_ring);
         throw_uring_error(err, "corio: eventfd for the io_context wake-up");
     }
     m_wake_op = std::make_unique<detail::io_op>();
@@ -109,7 +146,25 @@ io_context::io_context(options opts) : m_previous(t_current), m_options(opts), m
     t_current = this;
 }
 
-void io_context::setup_ring(const options& opts) {
+void io_context::setup_backend(const options& opts) {
+    std::optional<backend_kind> wanted = opts.backend ? opts.backend : backend_from_environment();
+    if (wanted != backend_kind::epoll) {
+        int err = setup_ring(opts);
+        if (err == 0)
+            return;
+        if (wanted || !io_uring_refused(err))
+            throw_uring_error(err, err == ENOSYS
+                                       ? "corio: io_uring setup (Linux 5.11 or newer with "
+                                         "IORING_FEAT_EXT_ARG is needed)"
+                                       : "corio: io_uring setup (io_uring_queue_init_params)");
+        announce_fallback(err);
+    }
+    m_epoll = std::make_unique<detail::epoll_backend>(opts.sq_entries, opts.cq_entries,
+                                                      opts.offload_threads);
+    m_epoll->attach(m_ring);
+}
+
+int io_context::setup_ring(const options& opts) {
     int err = EINVAL;
     for (unsigned flags : k_flag_attempts) {
         if (!opts.defer_taskrun && (flags & IORING_SETUP_DEFER_TASKRUN))
@@ -129,18 +184,19 @@ void io_context::setup_ring(const options& opts) {
             if (!(params.features & IORING_FEAT_EXT_ARG)) {
                 // The timers' wait (enter_timed) passes its timeout this way (Linux 5.11).
                 io_uring_queue_exit(&m_ring);
-                throw_uring_error(ENOSYS, "corio: io_uring without IORING_FEAT_EXT_ARG "
-                                          "(Linux 5.11 or newer is needed)");
+                m_ring = io_uring{};
+                m_ring_flags = 0;
+                return ENOSYS;
             }
             // Saves an fget/fput per io_uring_enter; harmless when the kernel lacks it.
             m_ring_fd_registered = io_uring_register_ring_fd(&m_ring) == 1;
-            return;
+            return 0;
         }
         err = -rc;
         if (err != EINVAL)
             break;
     }
-    throw_uring_error(err, "corio: io_uring setup (io_uring_queue_init_params)");
+    return err;
 }
 
 io_context::~io_context() {
@@ -182,7 +238,10 @@ void io_context::drain_and_close() noexcept {
     m_offload.reset(); // joins the workers; nothing of ours is queued there any more
     if (m_wake_fd >= 0)
         ::close(m_wake_fd);
-    io_uring_queue_exit(&m_ring);
+    if (m_epoll)
+        m_epoll.reset(); // joins its blocking threads (idle: nothing is in flight)
+    else
+        io_uring_queue_exit(&m_ring);
     t_current = saved;
 }
 
@@ -196,7 +255,10 @@ void io_context::release_after_fork() noexcept {
         m_stall.release()->abandon(); // its watchdog thread stayed in the parent
     if (m_wake_fd >= 0)
         ::close(m_wake_fd);
-    io_uring_queue_exit(&m_ring); // unmaps and closes the child's copies only
+    if (m_epoll)
+        (void)m_epoll.release(); // its threads stayed in the parent: joining them would hang
+    else
+        io_uring_queue_exit(&m_ring); // unmaps and closes the child's copies only
 }
 
 void io_context::check_process() const {
@@ -326,7 +388,17 @@ std::chrono::milliseconds io_context::stall_threshold() const noexcept {
     return m_stall ? m_stall->threshold() : std::chrono::milliseconds(0);
 }
 
+void io_context::enter_epoll(std::int64_t wait_ns) {
+    m_stats.submitted += m_epoll->submit(m_ring);
+    if (m_epoll->wait(wait_ns))
+        ++m_stats.kernel_enters;
+}
+
 void io_context::enter(bool wait) {
+    if (m_epoll) [[unlikely]] {
+        enter_epoll(wait ? -1 : 0);
+        return;
+    }
     for (;;) {
         unsigned kflags = IO_URING_READ_ONCE(*m_ring.sq.kflags);
         if (kflags & IORING_SQ_CQ_OVERFLOW)
@@ -366,6 +438,10 @@ void io_context::enter_until_next_timer() {
 }
 
 void io_context::enter_timed(std::int64_t wait_ns) {
+    if (m_epoll) [[unlikely]] {
+        enter_epoll(wait_ns);
+        return;
+    }
     __kernel_timespec limit{.tv_sec = wait_ns / 1'000'000'000, .tv_nsec = wait_ns % 1'000'000'000};
     io_uring_getevents_arg arg{};
     arg.sigmask_sz = _NSIG / 8;
@@ -473,6 +549,13 @@ io_uring_sqe* io_context::get_sqe_slow() {
     // First the cheap case: the kernel consumed SQEs since the limit was last computed.
     if (refresh_sq_limit())
         return get_sqe();
+    if (m_epoll) {
+        // The backend takes every queued SQE at once: the whole SQ is free afterwards.
+        ++m_stats.sq_full_flushes;
+        m_stats.submitted += m_epoll->submit(m_ring);
+        refresh_sq_limit();
+        return get_sqe();
+    }
     for (;;) {
         ++m_stats.sq_full_flushes;
         ++m_stats.kernel_enters;
@@ -496,6 +579,11 @@ bool io_context::refresh_sq_limit() noexcept {
 
 void io_context::reserve_sqes(unsigned n) {
     while (io_uring_sq_space_left(&m_ring) < n) {
+        if (m_epoll) {
+            ++m_stats.sq_full_flushes;
+            m_stats.submitted += m_epoll->submit(m_ring);
+            continue;
+        }
         ++m_stats.sq_full_flushes;
         ++m_stats.kernel_enters;
         int rc = io_uring_submit(&m_ring);
@@ -526,6 +614,30 @@ void io_context::set_unhandled_exception_handler(std::function<void(std::excepti
     m_root_scope = std::move(replacement);
 }
 
+int io_context::register_buffer_ring(const io_uring_buf_reg& reg) noexcept {
+    if (m_epoll)
+        return m_epoll->register_buffer_ring(reg);
+    return io_uring_register_buf_ring(&m_ring, const_cast<io_uring_buf_reg*>(&reg), 0);
+}
+
+int io_context::unregister_buffer_ring(unsigned group_id) noexcept {
+    if (m_epoll)
+        return m_epoll->unregister_buffer_ring(group_id);
+    return io_uring_unregister_buf_ring(&m_ring, static_cast<int>(group_id));
+}
+
+void io_context::close_fd(int fd) noexcept {
+    if (fd < 0)
+        return;
+    if (io_context* ctx = t_current; ctx && ctx->m_epoll)
+        ctx->m_epoll->forget_fd(fd);
+    ::close(fd);
+}
+
+const char* to_string(backend_kind kind) noexcept {
+    return kind == backend_kind::epoll ? "epoll" : "io_uring";
+}
+
 const fault_options* io_context::faults() const noexcept {
     return m_faults ? &m_faults->options() : nullptr;
 }
@@ -552,6 +664,8 @@ void io_context::deliver(std::uintptr_t user_data, int res, unsigned flags) noex
 
 io_context_stats io_context::stats() const noexcept {
     io_context_stats s = m_stats;
+    if (m_epoll)
+        s.cq_overflows = m_epoll->overflows();
     s.ops_in_flight = m_inflight;
     s.timers_pending = m_timers.size();
     s.live_tasks = detail::t_live_tasks;

@@ -32,7 +32,17 @@ struct io_op;
 class offload_pool;
 class fault_injector;
 class stall_detector;
+class epoll_backend;
 } // namespace detail
+
+/// What runs the loop's operations (docs/runtime.md, "Backends").
+enum class backend_kind : unsigned char {
+    io_uring, ///< the kernel's completion rings (the default)
+    epoll,    ///< readiness in user space, for where io_uring is refused (containers, gVisor)
+};
+
+/// The backend's name as CORIO_BACKEND spells it ("io_uring", "epoll").
+[[nodiscard]] const char* to_string(backend_kind kind) noexcept;
 
 /// The fault-injection mode (docs/runtime.md, "Fault injection"): with probability `rate` an SQE
 /// is rewritten, at submission, into one whose completion the kernel could have produced:
@@ -103,6 +113,12 @@ struct io_context_options {
     /// read from the environment variable CORIO_STALL_MS once, at construction (off when it is
     /// not set). Costs a watchdog thread per io_context while on, nothing while off.
     std::optional<unsigned> stall_ms = std::nullopt;
+    /// The backend. Unset: read from the environment variable CORIO_BACKEND (`io_uring` or
+    /// `epoll`) once, at construction; when that is unset too, io_uring, falling back to epoll
+    /// when the kernel refuses io_uring (EPERM, EACCES, ENOSYS: a seccomp profile, the sysctl
+    /// kernel.io_uring_disabled, a kernel without it or older than 5.11), with one line on
+    /// stderr, once per process. Set (or named in CORIO_BACKEND): that backend or an exception.
+    std::optional<backend_kind> backend = std::nullopt;
 };
 
 /// Counters a user can read at any time (a stats dump, a test's assertions).
@@ -186,8 +202,20 @@ public:
     /// The ring itself, for code that prepares SQEs corio does not wrap (see uring_op.hpp).
     [[nodiscard]] io_uring* native_handle() noexcept { return &m_ring; }
 
-    /// The flags the ring was finally set up with (after falling back on refused ones).
+    /// The flags the ring was finally set up with (after falling back on refused ones); 0 on
+    /// the epoll backend.
     [[nodiscard]] unsigned ring_flags() const noexcept { return m_ring_flags; }
+
+    /// The backend this context runs on (io_context_options::backend).
+    [[nodiscard]] backend_kind backend() const noexcept {
+        return m_epoll ? backend_kind::epoll : backend_kind::io_uring;
+    }
+
+    /// Closes `fd` with a plain \::close() (a destructor's fallback, an fd nobody awaited yet),
+    /// first telling the current context's backend: the epoll backend keeps readiness state per
+    /// descriptor, which a number reused by the next socket must not inherit. Use it instead of
+    /// \::close() for descriptors corio ops ran on.
+    static void close_fd(int fd) noexcept;
 
     /// The stall threshold in effect (io_context_options::stall_ms), or 0 when the detector is off.
     [[nodiscard]] std::chrono::milliseconds stall_threshold() const noexcept;
@@ -239,6 +267,11 @@ public:
     /// Takes a queued timer out without firing it (a cancelled sleep). No-op when not queued.
     void remove_timer(detail::timer_node* node) noexcept { m_timers.erase(node); }
 
+    /// IORING_REGISTER_PBUF_RING on either backend. Returns 0 or -errno.
+    [[nodiscard]] int register_buffer_ring(const io_uring_buf_reg& reg) noexcept;
+    /// IORING_UNREGISTER_PBUF_RING on either backend. Returns 0 or -errno.
+    int unregister_buffer_ring(unsigned group_id) noexcept;
+
     /// Submits an async cancel aimed at `op`. The op still finishes on its own completion.
     void cancel(detail::io_op* op) { cancel_user_data(reinterpret_cast<std::uintptr_t>(op)); }
     /// Submits an async cancel aimed at the SQE submitted with `user_data`.
@@ -263,7 +296,12 @@ private:
     io_uring_sqe* get_sqe_slow();
     /// Re-reads the kernel's SQ head; true when a slot is free now.
     bool refresh_sq_limit() noexcept;
-    void setup_ring(const options& opts);
+    /// Sets up the ring; 0, or the errno of a refusal the caller may fall back from.
+    int setup_ring(const options& opts);
+    /// Sets up the backend the options and CORIO_BACKEND ask for (see io_context_options).
+    void setup_backend(const options& opts);
+    /// enter() on the epoll backend: runs the queued SQEs, then waits up to `wait_ns`.
+    void enter_epoll(std::int64_t wait_ns);
     void turn() {
         ++m_stats.loop_turns;
         // Reaping never adds a timer (completion handlers only queue waiters): one test serves
@@ -343,6 +381,7 @@ private:
     pid_t m_pid;                        // the process that created the ring (fork detection)
     std::unique_ptr<detail::fault_injector> m_faults; // the fault-injection mode, null when off
     std::unique_ptr<detail::stall_detector> m_stall;  // the stall detector, null when off
+    std::unique_ptr<detail::epoll_backend> m_epoll;   // the epoll backend, null on io_uring
 };
 
 } // namespace corio

@@ -52,7 +52,7 @@ signal_set::signal_set(std::initializer_list<int> signals) {
 }
 
 signal_set::~signal_set() {
-    ::close(m_fd);
+    io_context::close_fd(m_fd);
     pthread_sigmask(SIG_SETMASK, &m_previous, nullptr);
 }
 

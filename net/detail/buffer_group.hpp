@@ -67,7 +67,7 @@ public:
 private:
     ~buffer_group();
 
-    io_uring* m_ring;                   // where the buffer ring is registered
+    io_context* m_ctx;                  // the loop the buffer ring is registered with
     io_uring_buf_ring* m_br = nullptr;  // the ring of buffer descriptors shared with the kernel
     std::size_t m_br_bytes = 0;         // mmap'd size of m_br
     std::byte* m_buffers = nullptr;     // count × size bytes, contiguous
