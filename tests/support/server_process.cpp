@@ -7,8 +7,10 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <linux/seccomp.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -74,6 +76,16 @@ bool reader::fill() {
 
 namespace {
 
+/// In the forked child: sets no_new_privs (which lets an unprivileged process install a filter)
+/// and installs `program`. Two system calls, nothing allocated: safe between fork and exec.
+bool install_seccomp(std::span<const sock_filter> program) noexcept {
+    if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+        return false;
+    sock_fprog prog{static_cast<unsigned short>(program.size()),
+                    const_cast<sock_filter*>(program.data())}; // the kernel only copies it
+    return ::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) == 0;
+}
+
 /// Forks and execs `BINARY --port 0 ARGS...` with its stdout and stderr on `stdout_to` and
 /// `stderr_to` (-1: the test's own) and `limits`. Every other fd of ours is O_CLOEXEC.
 pid_t spawn(const fs::path& binary, std::vector<std::string> args, int stdout_to, int stderr_to,
@@ -95,6 +107,8 @@ pid_t spawn(const fs::path& binary, std::vector<std::string> args, int stdout_to
             if (::setrlimit(RLIMIT_NOFILE, &nofile) != 0)
                 std::_Exit(126);
         }
+        if (!limits.seccomp.empty() && !install_seccomp(limits.seccomp))
+            std::_Exit(126);
         ::execv(argv[0], argv.data());
         std::_Exit(127);
     }
@@ -146,6 +160,10 @@ server_process::server_process(const fs::path& binary, std::vector<std::string> 
                 break;
         }
         INFO("stdout: " << seen);
+        // It ended before printing its port: what it said on stderr says why (it wrote it all
+        // before ending, so this read finds EOF at once).
+        std::string said = l == "<eof>" && err >= 0 ? reader(err).rest() : "(not read)";
+        INFO("stderr: " << said);
         REQUIRE(std::sscanf(l.c_str(), "listening on %u", &port) == 1);
         REQUIRE(port > 0);
         REQUIRE(port < 65536);
@@ -186,12 +204,13 @@ void server_process::kill9() {
     kill_and_reap(pid);
 }
 
-std::pair<int, std::string> run_to_exit(const fs::path& binary, std::vector<std::string> args) {
+std::pair<int, std::string> run_to_exit(const fs::path& binary, std::vector<std::string> args,
+                                        child_limits limits) {
     int err_pipe[2];
     REQUIRE(::pipe2(err_pipe, O_CLOEXEC) == 0);
     int devnull = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
     REQUIRE(devnull >= 0);
-    pid_t pid = spawn(binary, std::move(args), devnull, err_pipe[1]);
+    pid_t pid = spawn(binary, std::move(args), devnull, err_pipe[1], limits);
     ::close(devnull);
     ::close(err_pipe[1]);
     std::string text = reader(err_pipe[0]).rest();

@@ -4,11 +4,13 @@
 // client socket, and a reader with a deadline on every read. Protocols stay in their test folders.
 #pragma once
 
+#include <linux/filter.h>
 #include <netinet/in.h>
 #include <sys/types.h>
 
 #include <cstddef>
 #include <filesystem>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -70,9 +72,12 @@ enum class child_stderr {
     pipe,    // a pipe the test reads (server_process::err)
 };
 
-/// Resource limits set in the child before it execs the server (0: inherited unchanged).
+/// Resource limits set in the child before it execs the server (0 or empty: inherited unchanged).
 struct child_limits {
     unsigned long nofile = 0; // RLIMIT_NOFILE (soft and hard): the fds the server may open
+    // A seccomp filter program (tests/support/seccomp_filter.hpp) installed with no_new_privs
+    // just before exec; it must outlive the start. A child that cannot install it exits 126.
+    std::span<const sock_filter> seccomp{};
 };
 
 /// A server binary started as `BINARY --port 0 ARGS...`, ready once it printed `listening on N`
@@ -86,7 +91,7 @@ struct server_process {
     reader lines{-1};  // its stdout, after the `listening on` line
 
     /// Starts it (with `limits`) and waits for its port (REQUIREs that it was built and printed
-    /// one).
+    /// one; when it ended first and its stderr is a pipe, the failure shows what it wrote there).
     server_process(const std::filesystem::path& binary, std::vector<std::string> args,
                    child_stderr stderr_to, child_limits limits = {});
     server_process(const server_process&) = delete;
@@ -108,10 +113,11 @@ struct server_process {
     void kill9();
 };
 
-/// Runs `BINARY --port 0 ARGS...` to its end (for start-ups that must fail), stdout to
-/// /dev/null: its exit status (-1 when killed by a signal) and everything it wrote to stderr.
+/// Runs `BINARY --port 0 ARGS...` (with `limits`) to its end (for start-ups that must fail),
+/// stdout to /dev/null: its exit status (-1 when killed by a signal) and everything it wrote to
+/// stderr.
 std::pair<int, std::string> run_to_exit(const std::filesystem::path& binary,
-                                        std::vector<std::string> args);
+                                        std::vector<std::string> args, child_limits limits = {});
 
 /// 127.0.0.1:`port`.
 sockaddr_in loopback(unsigned port);
