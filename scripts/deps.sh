@@ -5,7 +5,10 @@
 # CORIO_SKIP_DEPS=1 skips the step (for machines managed some other way).
 
 # The packages every build needs (DESIGN.md, "Dependencies").
-CORIO_DEPS=(liburing-dev meson ninja-build g++ doctest-dev libbenchmark-dev libcli11-dev pkg-config)
+# libasio-dev (standalone Asio, header-only): the laboratory's peer rows (examples/lab/*/asio.cpp),
+# built only where its header is found; the corio libraries never need it.
+CORIO_DEPS=(liburing-dev meson ninja-build g++ doctest-dev libbenchmark-dev libcli11-dev pkg-config
+    libasio-dev)
 
 # Prints the names among "$@" that dpkg does not list as installed.
 corio_missing_packages() {

@@ -403,7 +403,7 @@ run_fuzzers() {
     done
 }
 
-# The laboratory's --quick run (issue 4): a release build of the eight lab servers and the load
+# The laboratory's --quick run (issue 4): a release build of the lab servers (Asio's included) and the load
 # generator, then bench/lab/run.py --quick. A smoke test: it asserts no speed, only that every
 # style serves every cell with no error and no mismatched byte.
 lab_quick() {
@@ -416,7 +416,7 @@ lab_quick() {
     local -a targets=(bench/loadgen bench/libcorio_alloc_counter.so)
     local job style
     for job in echo files; do
-        for style in threads epoll uring corio; do
+        for style in threads epoll uring corio asio asio_uring; do
             targets+=("examples/lab/lab_${job}_${style}")
         done
     done

@@ -6,14 +6,12 @@
 // the non-blocking call: compare echo/epoll.cpp), lab_echo_asio_uring is the same source built
 // with ASIO_HAS_IO_URING + ASIO_DISABLE_EPOLL, Asio's io_uring backend (a ring set up without
 // flags, 16384 entries: --sq-entries and --cq-entries are not Asio's knobs and are ignored).
-// Errors come back as values through asio::as_tuple (no exception per EOF or reset). Stopping is
-// Asio's own example's: a signal_set stops the io_context, whose destruction destroys every
-// suspended coroutine and so closes its socket.
+// Errors come back as values through as_tuple (no exception per EOF or reset). SIGINT/SIGTERM
+// arrive through an asio::signal_set, close the acceptor and shut every connection down
+// (common/asio.hpp); run() returns when the last coroutine ended.
 // Try: lab_echo_asio --port 0   (prints `listening on PORT`), then nc 127.0.0.1 PORT
+#include "common/asio.hpp"
 #include "common/lab.hpp"
-
-#include <asio.hpp>
-#include <asio/experimental/as_tuple.hpp>
 
 #include <csignal>
 #include <cstddef>
@@ -30,33 +28,20 @@ constexpr const char* k_program = "lab_echo_asio_uring";
 #else
 constexpr const char* k_program = "lab_echo_asio";
 #endif
-/// Completion token: co_await yields (error_code, result...) instead of throwing (Asio 1.22 keeps
-/// as_tuple in experimental; it is asio::as_tuple from 1.24 on).
-constexpr auto use_nothrow = asio::experimental::as_tuple(asio::use_awaitable);
-
-/// Counts a connection as live for as long as its coroutine frame exists (also when the frame is
-/// destroyed suspended, at shutdown).
-struct live_connection {
-    std::size_t* live;
-    explicit live_connection(std::size_t* n) : live(n) { ++*live; }
-    ~live_connection() { --*live; }
-    live_connection(const live_connection&) = delete;
-    live_connection& operator=(const live_connection&) = delete;
-};
 
 // LAB-HANDLER-BEGIN
 /// One connection, start to end: read, write it all back, repeat until EOF or an error.
 asio::awaitable<void> echo(tcp::socket conn, std::size_t buffer_size, lab::stats* stats) {
     std::vector<char> buffer(buffer_size);
     for (;;) {
-        auto [read_error, n] = co_await conn.async_read_some(asio::buffer(buffer), use_nothrow);
+        auto [read_error, n] = co_await conn.async_read_some(asio::buffer(buffer), lab::use_nothrow);
         if (read_error)
             break; // asio::error::eof included
         stats->bytes_in += n;
         if (lab::should_block()) // LAB-BLOCK: the blocking job (docs/blocking.md)
             lab::block_once();   // LAB-BLOCK
         auto [write_error, sent] =
-            co_await asio::async_write(conn, asio::buffer(buffer.data(), n), use_nothrow);
+            co_await asio::async_write(conn, asio::buffer(buffer.data(), n), lab::use_nothrow);
         if (write_error)
             break;
         stats->bytes_out += sent;
@@ -65,21 +50,21 @@ asio::awaitable<void> echo(tcp::socket conn, std::size_t buffer_size, lab::stats
 } // the socket closes with the frame
 // LAB-HANDLER-END
 
-/// A connection's coroutine with its place in the live count.
+/// A connection's coroutine with its place on the live list.
 asio::awaitable<void> connection(tcp::socket conn, std::size_t buffer_size, lab::stats* stats,
-                                 std::size_t* live) {
-    live_connection counted(live);
+                                 lab::live_list* live) {
+    lab::live_connection counted(live, conn.native_handle());
     co_await echo(std::move(conn), buffer_size, stats);
 }
 
-/// Accepts until the io_context stops, one coroutine per connection.
+/// Accepts until the stop signal closes the acceptor, one coroutine per connection.
 asio::awaitable<void> accept_loop(tcp::acceptor* acceptor, lab::options opt, lab::stats* stats,
-                                  std::size_t* live) {
+                                  lab::live_list* live) {
     for (;;) {
-        auto [error, conn] = co_await acceptor->async_accept(use_nothrow);
-        if (error == asio::error::operation_aborted)
-            break;
-        if (error || *live >= opt.max_connections)
+        auto [error, conn] = co_await acceptor->async_accept(lab::use_nothrow);
+        if (!acceptor->is_open())
+            break; // the stop signal closed it
+        if (error || live->size >= opt.max_connections)
             continue; // EMFILE and the like, or over the limit: the socket closes here
         ++stats->connections;
         asio::co_spawn(acceptor->get_executor(),
@@ -92,15 +77,15 @@ asio::awaitable<void> accept_loop(tcp::acceptor* acceptor, lab::options opt, lab
 int main(int argc, char** argv) {
     lab::options opt = lab::parse_args(argc, argv, k_program, false);
     int listen_fd = lab::listen_socket(opt, true);
-    lab::stats stats;     // outlives the io_context: frames destroyed with it still count
-    std::size_t live = 0; // connection coroutines alive
+    lab::stats stats;
+    lab::live_list live; // the connection coroutines alive
     try {
         asio::io_context ctx(1); // concurrency hint 1: one thread, Asio elides its locking
         asio::signal_set signals(ctx, SIGINT, SIGTERM);
-        signals.async_wait([&ctx](std::error_code, int) { ctx.stop(); });
         tcp::acceptor acceptor(ctx, tcp::v4(), listen_fd);
+        lab::stop_on_signals(signals, acceptor, live);
         asio::co_spawn(ctx, accept_loop(&acceptor, opt, &stats, &live), asio::detached);
-        ctx.run();
+        ctx.run(); // returns when the stop signal ended every connection
     } catch (const std::exception& e) {
         std::fprintf(stderr, "%s: %s\n", k_program, e.what());
         return 1;

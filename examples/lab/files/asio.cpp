@@ -12,10 +12,8 @@
 //   so the file is opened with openat() here (for --root and --direct) and handed to it.
 // Both open per request and close after it; fstat() reads the in-memory inode (as in all styles).
 // Try: lab_files_asio --root DIR --port 0, then printf 'GET name 0 100\n' | nc 127.0.0.1 PORT
+#include "common/asio.hpp"
 #include "common/lab.hpp"
-
-#include <asio.hpp>
-#include <asio/experimental/as_tuple.hpp>
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -39,24 +37,11 @@ constexpr const char* k_program = "lab_files_asio_uring";
 #else
 constexpr const char* k_program = "lab_files_asio";
 #endif
-/// Completion token: co_await yields (error_code, result...) instead of throwing (Asio 1.22 keeps
-/// as_tuple in experimental; it is asio::as_tuple from 1.24 on).
-constexpr auto use_nothrow = asio::experimental::as_tuple(asio::use_awaitable);
-
-/// Counts a connection as live for as long as its coroutine frame exists (also when the frame is
-/// destroyed suspended, at shutdown).
-struct live_connection {
-    std::size_t* live;
-    explicit live_connection(std::size_t* n) : live(n) { ++*live; }
-    ~live_connection() { --*live; }
-    live_connection(const live_connection&) = delete;
-    live_connection& operator=(const live_connection&) = delete;
-};
 
 // LAB-HANDLER-BEGIN
 /// Sends all of `text`, counting it. False when the peer is gone.
 asio::awaitable<bool> send_text(tcp::socket* conn, std::string_view text, lab::stats* stats) {
-    auto [error, sent] = co_await asio::async_write(*conn, asio::buffer(text), use_nothrow);
+    auto [error, sent] = co_await asio::async_write(*conn, asio::buffer(text), lab::use_nothrow);
     stats->bytes_out += sent;
     co_return !error;
 }
@@ -67,7 +52,7 @@ asio::awaitable<std::size_t> read_file(asio::random_access_file* file, lab::read
                                        lab::file_buffer* data) {
     auto [error, got] =
         co_await file->async_read_some_at(step.at, asio::buffer(data->data(), step.length),
-                                          use_nothrow);
+                                          lab::use_nothrow);
     co_return error ? 0 : got;
 }
 #else
@@ -141,7 +126,7 @@ asio::awaitable<void> serve(tcp::socket conn, const lab::options* opt, int root,
         }
         if (!nl) {
             auto space = asio::buffer(requests + have, sizeof requests - have);
-            auto [error, n] = co_await conn.async_read_some(space, use_nothrow);
+            auto [error, n] = co_await conn.async_read_some(space, lab::use_nothrow);
             if (error)
                 break; // asio::error::eof included
             stats->bytes_in += n;
@@ -158,21 +143,21 @@ asio::awaitable<void> serve(tcp::socket conn, const lab::options* opt, int root,
 } // the socket closes with the frame
 // LAB-HANDLER-END
 
-/// A connection's coroutine with its place in the live count.
+/// A connection's coroutine with its place on the live list.
 asio::awaitable<void> connection(tcp::socket conn, const lab::options* opt, int root,
-                                 lab::stats* stats, std::size_t* live) {
-    live_connection counted(live);
+                                 lab::stats* stats, lab::live_list* live) {
+    lab::live_connection counted(live, conn.native_handle());
     co_await serve(std::move(conn), opt, root, stats);
 }
 
-/// Accepts until the io_context stops, one coroutine per connection.
+/// Accepts until the stop signal closes the acceptor, one coroutine per connection.
 asio::awaitable<void> accept_loop(tcp::acceptor* acceptor, const lab::options* opt, int root,
-                                  lab::stats* stats, std::size_t* live) {
+                                  lab::stats* stats, lab::live_list* live) {
     for (;;) {
-        auto [error, conn] = co_await acceptor->async_accept(use_nothrow);
-        if (error == asio::error::operation_aborted)
-            break;
-        if (error || *live >= opt->max_connections)
+        auto [error, conn] = co_await acceptor->async_accept(lab::use_nothrow);
+        if (!acceptor->is_open())
+            break; // the stop signal closed it
+        if (error || live->size >= opt->max_connections)
             continue; // EMFILE and the like, or over the limit: the socket closes here
         ++stats->connections;
         asio::co_spawn(acceptor->get_executor(),
@@ -186,15 +171,15 @@ int main(int argc, char** argv) {
     lab::options opt = lab::parse_args(argc, argv, k_program, true);
     int root = lab::open_root(opt);
     int listen_fd = lab::listen_socket(opt, true);
-    lab::stats stats;     // outlives the io_context: frames destroyed with it still count
-    std::size_t live = 0; // connection coroutines alive
+    lab::stats stats;
+    lab::live_list live; // the connection coroutines alive
     try {
         asio::io_context ctx(1); // concurrency hint 1: one thread, Asio elides its locking
         asio::signal_set signals(ctx, SIGINT, SIGTERM);
-        signals.async_wait([&ctx](std::error_code, int) { ctx.stop(); });
         tcp::acceptor acceptor(ctx, tcp::v4(), listen_fd);
+        lab::stop_on_signals(signals, acceptor, live);
         asio::co_spawn(ctx, accept_loop(&acceptor, &opt, root, &stats, &live), asio::detached);
-        ctx.run();
+        ctx.run(); // returns when the stop signal ended every connection
     } catch (const std::exception& e) {
         std::fprintf(stderr, "%s: %s\n", k_program, e.what());
         return 1;
