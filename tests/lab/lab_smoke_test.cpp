@@ -30,9 +30,13 @@ namespace {
 /// Every style, in the order of bench/lab/run.py's rows (Asio's where the build has them).
 const std::vector<std::string>& lab_styles() {
     static const std::vector<std::string> styles = {
-        "threads", "epoll", "uring", "corio",
+        "threads",
+        "epoll",
+        "uring",
+        "corio",
 #if defined(CORIO_LAB_ASIO)
-        "asio",    "asio_uring",
+        "asio",
+        "asio_uring",
 #endif
     };
     return styles;
@@ -248,8 +252,7 @@ TEST_CASE("lab Asio echo servers exit 0 on SIGINT too") {
         CHECK(srv.exits_cleanly_after(SIGINT));
         CHECK(replies.at_eof());
         ::close(conn);
-        CHECK(srv.stats_line() ==
-              "stats: connections=1 requests=1 bytes_in=5 bytes_out=5");
+        CHECK(srv.stats_line() == "stats: connections=1 requests=1 bytes_in=5 bytes_out=5");
     }
 }
 #endif
@@ -296,8 +299,8 @@ TEST_CASE("lab_files_asio_uring --direct reads with O_DIRECT") {
 }
 #endif
 
-// The shared command line (lab::parse_args, CLI11): the same flags for every server, the files job's
-// two more; --help exits 0, a bad command line exits 2 with one line naming the flag.
+// The shared command line (lab::parse_args, CLI11): the same flags for every server, the files
+// job's two more; --help exits 0, a bad command line exits 2 with one line naming the flag.
 TEST_CASE("every lab server's --help lists its flags; bad flags exit 2 naming them") {
     const std::vector<std::string> common = {
         "--port",           "--bind",        "--buffer-size",  "--sq-entries",  "--cq-entries",

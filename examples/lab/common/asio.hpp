@@ -27,9 +27,9 @@ struct live_connection {
     live_connection(const live_connection&) = delete;
     live_connection& operator=(const live_connection&) = delete;
 
-    live_list* list;              // the list it is on
-    int fd;                       // the socket, for shutdown() at stop
-    live_connection* prev;        // neighbours on the list (intrusive: no allocation)
+    live_list* list;       // the list it is on
+    int fd;                // the socket, for shutdown() at stop
+    live_connection* prev; // neighbours on the list (intrusive: no allocation)
     live_connection* next;
 };
 

@@ -34,7 +34,8 @@ constexpr const char* k_program = "lab_echo_asio";
 asio::awaitable<void> echo(tcp::socket conn, std::size_t buffer_size, lab::stats* stats) {
     std::vector<char> buffer(buffer_size);
     for (;;) {
-        auto [read_error, n] = co_await conn.async_read_some(asio::buffer(buffer), lab::use_nothrow);
+        auto [read_error, n] =
+            co_await conn.async_read_some(asio::buffer(buffer), lab::use_nothrow);
         if (read_error)
             break; // asio::error::eof included
         stats->bytes_in += n;

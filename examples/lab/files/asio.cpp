@@ -50,9 +50,8 @@ asio::awaitable<bool> send_text(tcp::socket* conn, std::string_view text, lab::s
 /// Reads `step` of `file` into `data` through Asio's ring: bytes read, 0 on an error.
 asio::awaitable<std::size_t> read_file(asio::random_access_file* file, lab::read_step step,
                                        lab::file_buffer* data) {
-    auto [error, got] =
-        co_await file->async_read_some_at(step.at, asio::buffer(data->data(), step.length),
-                                          lab::use_nothrow);
+    auto [error, got] = co_await file->async_read_some_at(
+        step.at, asio::buffer(data->data(), step.length), lab::use_nothrow);
     co_return error ? 0 : got;
 }
 #else
@@ -107,7 +106,7 @@ asio::awaitable<bool> answer(tcp::socket* conn, lab::file_request req, const lab
         pos += chunk;
         left -= chunk;
     }
-    co_return ok && left == 0;
+    co_return ok&& left == 0;
 }
 
 /// One connection, start to end: read request lines, answer each in order, until EOF.
