@@ -928,6 +928,9 @@ NOTES = """How to read the columns:
   `--direct` (O_DIRECT) where dropping is not allowed.
 - One load-generator thread saturates its core from about 50 connections up, so req/s partly
   measures the client; compare servers by CPU per request.
+- Rows: `asio` and `asio-uring` are one source (examples/lab/<job>/asio.cpp, Asio 1.22's C++20
+  coroutines) on Asio's epoll reactor and on its io_uring backend; `corio-epoll` is the corio
+  program run with CORIO_BACKEND=epoll (a corio without that backend ignores the variable).
 """
 
 if __name__ == "__main__":
