@@ -16,8 +16,11 @@
 #include <csignal>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
+#include <exception>
 #include <system_error>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 namespace {

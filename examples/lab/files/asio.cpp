@@ -23,11 +23,14 @@
 #include <csignal>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
+#include <exception>
 #include <string>
 #include <string_view>
 #include <system_error>
 #include <tuple>
+#include <utility>
 
 namespace {
 
