@@ -4,10 +4,12 @@
 # at build time). Source it and call `corio_install_deps [extra packages...]`, or run it directly.
 # CORIO_SKIP_DEPS=1 skips the step (for machines managed some other way).
 
-# The packages every build needs (DESIGN.md, "Dependencies"); libseccomp-dev only for the tests
-# (tests/servers/seccomp_test.cpp refuses io_uring to the servers it starts).
+# The packages every build needs (DESIGN.md, "Dependencies"). Two only for what is tested and
+# measured here, never for the corio libraries: libseccomp-dev (tests/servers/seccomp_test.cpp
+# refuses io_uring to the servers it starts) and libasio-dev (standalone Asio, header-only: the
+# laboratory's peer rows, examples/lab/*/asio.cpp, built only where its header is found).
 CORIO_DEPS=(liburing-dev meson ninja-build g++ doctest-dev libbenchmark-dev libcli11-dev pkg-config
-    libseccomp-dev)
+    libseccomp-dev libasio-dev)
 
 # Prints the names among "$@" that dpkg does not list as installed.
 corio_missing_packages() {

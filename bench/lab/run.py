@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-# The laboratory's harness: runs the lab servers (examples/lab, four styles per job) against
-# bench/loadgen cell by cell, and writes a table, CSV, a Markdown report and gnuplot charts.
+# The laboratory's harness: runs the lab servers (examples/lab: four styles per job, plus Asio on
+# epoll and on io_uring, plus corio on its epoll backend) against bench/loadgen cell by cell, and
+# writes a table, CSV, a Markdown report and gnuplot charts.
 # Usage: bench/lab/run.py [--quick] [--build build/release] [--styles threads,epoll,uring,corio]
 """Run the laboratory matrix and report medians and paired ratios.
 
@@ -30,7 +31,19 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-STYLES = ["threads", "epoll", "uring", "corio"]
+STYLES = ["threads", "epoll", "uring", "corio", "asio", "asio-uring", "corio-epoll"]
+# Rows that are not one program each: row -> (the program's style in lab_<job>_<style>, the
+# source its handler is counted in, environment). corio-epoll is the corio program on the loop's
+# epoll backend (CORIO_BACKEND=epoll; a corio without that backend ignores the variable).
+STYLE_PROGRAMS = {
+    "asio-uring": ("asio_uring", "asio", {}),
+    "corio-epoll": ("corio", "corio", {"CORIO_BACKEND": "epoll"}),
+}
+
+
+def style_program(style):
+    """(program style, source style, environment) of a row."""
+    return STYLE_PROGRAMS.get(style, (style, style, {}))
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 # ----- file content: must match bench/loadgen.cpp (file_pattern) -----
@@ -312,8 +325,9 @@ def drop_caches():
         f.write("1\n")
 
 
-def run_cell(cell, args, binary, server_args, loadgens, cold, cell_dir):
-    """Runs one server and its load generator(s); returns a result row (a dict)."""
+def run_cell(cell, args, binary, server_args, loadgens, cold, cell_dir, style_env=None):
+    """Runs one server (with `style_env` added to its environment) and its load generator(s);
+    returns a result row (a dict)."""
     row = {"job": cell.job, "variant": cell.variant, "connections": cell.connections,
            "size": cell.size, "rep": cell.rep, "style": cell.style, "status": "ok"}
     tag = f"{cell.job}-{cell.variant}-c{cell.connections}-s{cell.size}-r{cell.rep}-{cell.style}"
@@ -329,6 +343,8 @@ def run_cell(cell, args, binary, server_args, loadgens, cold, cell_dir):
         env = dict(os.environ, LD_PRELOAD=args.alloc_counter, CORIO_ALLOC_COUNTER=counter)
     if cell.job == "blocking":  # corio's stall detector on (the other styles ignore it)
         env = dict(env or os.environ, CORIO_STALL_MS=BLOCKING_STALL_MS)
+    if style_env:
+        env = dict(env or os.environ, **style_env)
     try:
         proc, port = start_server(binary, srv_args, args.server_cpu, server_log, env)
     except (RuntimeError, OSError) as e:
@@ -618,8 +634,11 @@ def parse_args():
                    help="release build folder with bench/loadgen and examples/lab "
                         "(configure with -Dbenchmarks=true)")
     p.add_argument("--styles", default=",".join(STYLES),
-                   help="comma list; NAME=PATH runs that binary as style NAME (echo job only, unless "
-                        "PATH contains {job}, replaced by the job's name)")
+                   help="comma list of rows: threads, epoll, uring, corio (the four styles), "
+                        "asio, asio-uring (Asio's C++20 coroutines on its epoll reactor, on its "
+                        "io_uring backend; built where asio.hpp is found), corio-epoll (the corio "
+                        "program with CORIO_BACKEND=epoll); NAME=PATH runs that binary as row NAME "
+                        "(echo job only, unless PATH contains {job}, replaced by the job's name)")
     p.add_argument("--jobs", default="echo,files,blocking")
     p.add_argument("--blocking-variants",
                    default="sleep,sleep-fix,hash,hash-fix,pread,pread-fix,pread-offload,mmap,"
@@ -683,19 +702,20 @@ def parse_args():
 
 
 def find_styles(args, job):
-    """[(style, binary, source)] for the styles whose binary exists; reports the others."""
+    """[(style, binary, source, env)] for the styles whose binary exists; reports the others."""
     found = []
     for item in args.styles.split(","):
         name, _, path = item.partition("=")
         if path:
             if job != "echo" and "{job}" not in path:
                 continue  # a plain NAME=PATH is an echo server
-            binary, source = os.path.abspath(path.replace("{job}", job)), None
+            binary, source, env = os.path.abspath(path.replace("{job}", job)), None, {}
         else:
-            binary = os.path.join(args.build, "examples", "lab", f"lab_{job}_{name}")
-            source = os.path.join(ROOT, "examples", "lab", job, f"{name}.cpp")
+            program, source_style, env = style_program(name)
+            binary = os.path.join(args.build, "examples", "lab", f"lab_{job}_{program}")
+            source = os.path.join(ROOT, "examples", "lab", job, f"{source_style}.cpp")
         if os.access(binary, os.X_OK):
-            found.append((name, binary, source))
+            found.append((name, binary, source, env))
         else:
             log(f"skipping {job}/{name}: {binary} not built")
     return found
@@ -721,12 +741,12 @@ def main():
     cell_dir = os.path.join(out_dir, "logs")
     os.makedirs(cell_dir, exist_ok=True)
 
-    plan = []  # (cell, binary, server args, loadgen arg lists, cold)
+    plan = []  # (cell, binary, server args, loadgen arg lists, cold, handler LoC, env)
     for job in args.jobs:
         styles = find_styles(args, "echo" if job == "blocking" else job)
         if not styles:
             continue
-        locs = {name: handler_loc(src) if src else None for name, _, src in styles}
+        locs = {name: handler_loc(src) if src else None for name, _, src, _ in styles}
         if job == "echo":
             groups = [("-", c, s, [[]], [], False) for c in args.connections
                       for s in (args.sizes if c <= args.all_sizes_up_to else args.sizes[:1])]
@@ -746,13 +766,14 @@ def main():
                     "the load generator opens what it can and reports it")
             for rep in range(args.reps):
                 k = rep % len(styles)
-                for name, binary, _ in styles[k:] + styles[:k]:
+                for name, binary, _, env in styles[k:] + styles[:k]:
+                    fix = variant.endswith(("-fix", "-offload"))
                     if (job == "blocking" and name != "corio" and
-                            (variant.endswith(("-fix", "-offload")) or
+                            ((fix and not name.startswith("corio")) or
                              (args.quick and variant != "sleep"))):
                         continue  # the fix (offload, the ring) is corio's
                     cell = Cell(job, variant, conns, size, rep, name)
-                    plan.append((cell, binary, srv, loadgens, cold, locs[name]))
+                    plan.append((cell, binary, srv, loadgens, cold, locs[name], env))
     if not plan:
         log("nothing to run: no lab server binary found (build examples/lab)")
         return 77
@@ -775,8 +796,8 @@ def main():
         f"pinning: {'server CPU 0, loadgen CPU 1' if pin else 'none'}; results in {out_dir}")
     rows = []
     t0 = time.monotonic()
-    for i, (cell, binary, srv, loadgens, cold, loc) in enumerate(plan, 1):
-        row = run_cell(cell, args, binary, srv, loadgens, cold, cell_dir)
+    for i, (cell, binary, srv, loadgens, cold, loc, env) in enumerate(plan, 1):
+        row = run_cell(cell, args, binary, srv, loadgens, cold, cell_dir, env)
         row["loc"] = loc
         rows.append(row)
         cpu = row.get("core_us_per_req", row.get("cpu_us_per_req"))
@@ -907,6 +928,9 @@ NOTES = """How to read the columns:
   `--direct` (O_DIRECT) where dropping is not allowed.
 - One load-generator thread saturates its core from about 50 connections up, so req/s partly
   measures the client; compare servers by CPU per request.
+- Rows: `asio` and `asio-uring` are one source (examples/lab/<job>/asio.cpp, Asio 1.22's C++20
+  coroutines) on Asio's epoll reactor and on its io_uring backend; `corio-epoll` is the corio
+  program run with CORIO_BACKEND=epoll (a corio without that backend ignores the variable).
 """
 
 if __name__ == "__main__":

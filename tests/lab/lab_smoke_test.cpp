@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-// Smoke tests of the eight laboratory servers (examples/lab): each starts on port 0, serves one
+// Smoke tests of the laboratory servers (examples/lab; Asio's four when the build found asio.hpp,
+// CORIO_LAB_ASIO): each starts on port 0, serves one
 // connection (three echoes, or pipelined file requests with an ERR and an offset past the end),
 // then gets SIGTERM with that connection still open and must close it, print its stats line and
 // exit 0 within 5 s. The servers are found next to this binary: ../examples/lab/<name>
@@ -25,6 +26,21 @@ using corio::test::reader;
 using corio::test::send_all;
 
 namespace {
+
+/// Every style, in the order of bench/lab/run.py's rows (Asio's where the build has them).
+const std::vector<std::string>& lab_styles() {
+    static const std::vector<std::string> styles = {
+        "threads",
+        "epoll",
+        "uring",
+        "corio",
+#if defined(CORIO_LAB_ASIO)
+        "asio",
+        "asio_uring",
+#endif
+    };
+    return styles;
+}
 
 constexpr std::size_t lab_too_long_reply = sizeof "ERR too long\n" - 1;
 
@@ -218,9 +234,31 @@ TEST_CASE("lab_echo_uring echoes, then closes and exits 0 on SIGTERM") {
 TEST_CASE("lab_echo_corio echoes, then closes and exits 0 on SIGTERM") {
     echo_smoke("lab_echo_corio");
 }
+#if defined(CORIO_LAB_ASIO)
+TEST_CASE("lab_echo_asio echoes, then closes and exits 0 on SIGTERM") {
+    echo_smoke("lab_echo_asio");
+}
+TEST_CASE("lab_echo_asio_uring echoes, then closes and exits 0 on SIGTERM") {
+    echo_smoke("lab_echo_asio_uring");
+}
+TEST_CASE("lab Asio echo servers exit 0 on SIGINT too") {
+    for (const char* name : {"lab_echo_asio", "lab_echo_asio_uring"}) {
+        CAPTURE(name);
+        server srv(name, {});
+        int conn = connect_loopback(srv.port);
+        reader replies(conn);
+        send_all(conn, "ping\n");
+        CHECK(replies.bytes(5) == "ping\n");
+        CHECK(srv.exits_cleanly_after(SIGINT));
+        CHECK(replies.at_eof());
+        ::close(conn);
+        CHECK(srv.stats_line() == "stats: connections=1 requests=1 bytes_in=5 bytes_out=5");
+    }
+}
+#endif
 TEST_CASE("lab echo servers echo the same when every request reads a cold file first") {
-    for (const char* style : {"threads", "epoll", "uring", "corio"})
-        echo_blocking_smoke(std::string("lab_echo_") + style);
+    for (const std::string& style : lab_styles())
+        echo_blocking_smoke("lab_echo_" + style);
 }
 TEST_CASE("lab_files_threads answers pipelined requests in order, then exits 0 on SIGTERM") {
     files_smoke("lab_files_threads", false);
@@ -246,15 +284,29 @@ TEST_CASE("lab_files_corio answers pipelined requests in order, then exits 0 on 
 TEST_CASE("lab_files_corio --direct reads with O_DIRECT") {
     files_smoke("lab_files_corio", true);
 }
+#if defined(CORIO_LAB_ASIO)
+TEST_CASE("lab_files_asio answers pipelined requests in order, then exits 0 on SIGTERM") {
+    files_smoke("lab_files_asio", false);
+}
+TEST_CASE("lab_files_asio --direct reads with O_DIRECT") {
+    files_smoke("lab_files_asio", true);
+}
+TEST_CASE("lab_files_asio_uring answers pipelined requests in order, then exits 0 on SIGTERM") {
+    files_smoke("lab_files_asio_uring", false);
+}
+TEST_CASE("lab_files_asio_uring --direct reads with O_DIRECT") {
+    files_smoke("lab_files_asio_uring", true);
+}
+#endif
 
-// The shared command line (lab::parse_args, CLI11): the same flags for all eight, the files job's
-// two more; --help exits 0, a bad command line exits 2 with one line naming the flag.
+// The shared command line (lab::parse_args, CLI11): the same flags for every server, the files
+// job's two more; --help exits 0, a bad command line exits 2 with one line naming the flag.
 TEST_CASE("every lab server's --help lists its flags; bad flags exit 2 naming them") {
     const std::vector<std::string> common = {
         "--port",           "--bind",        "--buffer-size",  "--sq-entries",  "--cq-entries",
         "--max-connections", "--block-every", "--block-kind", "--block-file", "--block-fix"};
     for (const char* job : {"echo", "files"}) {
-        for (const char* style : {"threads", "epoll", "uring", "corio"}) {
+        for (const std::string& style : lab_styles()) {
             std::string name = std::string("lab_") + job + "_" + style;
             CAPTURE(name);
             bool files = std::string(job) == "files";
