@@ -4,6 +4,9 @@
 # doctest binary of both, then checks that an installed corio works from an outside meson project.
 # The last line is always "N passed, N failed"; the exit status is non-zero on any failure.
 #
+# Every doctest binary of both builds runs twice: on io_uring and on the epoll backend
+# (CORIO_BACKEND=epoll).
+#
 # Environment: CORIO_TEST_TIMEOUT (seconds per test binary, default 300), CORIO_SKIP_DEPS=1,
 # CORIO_TEST_BUILDS="debug asan" (which of the two builds to run), extra ASAN_OPTIONS and
 # UBSAN_OPTIONS (appended to the ones below, so they can override them), CORIO_TEST_EXTRA=0 (skip
@@ -116,12 +119,15 @@ configure_and_build() {
 }
 
 # Runs one doctest binary ($2) of build $1 and adds its counts to the totals; $3, when given, is a
-# CORIO_FAULTS spec to run it under (the fault-injection mode), otherwise CORIO_FAULTS is unset.
+# CORIO_FAULTS spec to run it under (the fault-injection mode), otherwise CORIO_FAULTS is unset;
+# $4, when given, a backend for CORIO_BACKEND (otherwise unset: io_uring, as on a normal host).
 run_binary() {
-    local name=$1 bin=$2 faults=${3:-}
+    local name=$1 bin=$2 faults=${3:-} backend=${4:-}
     local label="$name: ${bin#build/"$name"/}${faults:+ under CORIO_FAULTS=$faults}"
+    label+="${backend:+ on the $backend backend}"
     local log
-    log="$log_dir/$name-$(basename "$bin")${faults:+-faults-${faults//[^a-z0-9.]/_}}.log"
+    log="$log_dir/$name-$(basename "$bin")${faults:+-faults-${faults//[^a-z0-9.]/_}}"
+    log+="${backend:+-$backend}.log"
     local -a env_vars=()
     if [[ $name == asan ]]; then
         env_vars=("${asan_env[@]}")
@@ -129,9 +135,12 @@ run_binary() {
     if [[ -n $faults ]]; then
         env_vars+=("CORIO_FAULTS=$faults")
     fi
+    if [[ -n $backend ]]; then
+        env_vars+=("CORIO_BACKEND=$backend")
+    fi
     echo "==> $label"
     local start=$SECONDS rc=0
-    env -u CORIO_FAULTS "${env_vars[@]}" timeout --kill-after=10 "$timeout_s" "$bin" \
+    env -u CORIO_FAULTS -u CORIO_BACKEND "${env_vars[@]}" timeout --kill-after=10 "$timeout_s" "$bin" \
         --no-colors=true >"$log" 2>&1 </dev/null || rc=$?
     local took=$((SECONDS - start))
 
@@ -165,8 +174,8 @@ run_binary() {
     if ((failed > 0)); then
         echo "    ---- output of $bin (last 200 lines; full log: $log) ----"
         tail -n 200 "$log" | sed 's/^/    | /'
-        if [[ -n $faults ]]; then
-            echo "    reproduce: CORIO_FAULTS=$faults $bin"
+        if [[ -n $faults || -n $backend ]]; then
+            echo "    reproduce: ${faults:+CORIO_FAULTS=$faults }${backend:+CORIO_BACKEND=$backend }$bin"
         fi
     fi
 }
@@ -457,6 +466,12 @@ main() {
             [[ -f $bin && -x $bin ]] || continue
             found=1
             run_binary "$name" "$bin"
+        done
+        # The whole suite once more on the epoll backend (docs/runtime.md, "Backends"): the same
+        # binaries, so no build is added. Cases that only make sense on io_uring skip themselves.
+        for bin in build/"$name"/tests/test_* build/"$name"/tests/*/test_*; do
+            [[ -f $bin && -x $bin ]] || continue
+            run_binary "$name" "$bin" "" epoll
         done
         if ((found == 0)); then
             echo "==> $name: no test binaries in build/$name/tests"

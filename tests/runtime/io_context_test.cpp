@@ -5,6 +5,7 @@
 #include <corio/runtime/task_scope.hpp>
 #include <corio/runtime/timer.hpp>
 #include <corio/runtime/uring_op.hpp>
+#include "tests/support/backend.hpp"
 #include "tests/support/counted.hpp"
 #include "tests/support/pipe.hpp"
 
@@ -115,7 +116,8 @@ TEST_CASE("io_context setup failure throws system_error naming io_uring and the 
     }
 }
 
-TEST_CASE("the ring is set up with SINGLE_ISSUER and DEFER_TASKRUN on kernels that have them") {
+TEST_CASE("the ring is set up with SINGLE_ISSUER and DEFER_TASKRUN on kernels that have them" *
+          doctest::skip(test::not_on_io_uring())) {
     io_context ctx;
     if (kernel_at_least(6, 1)) {
         CHECK((ctx.ring_flags() & IORING_SETUP_SINGLE_ISSUER) != 0);
