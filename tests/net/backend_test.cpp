@@ -19,6 +19,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -94,9 +95,8 @@ task<void> send_then_hang_up(int fd) {
 task<std::pair<long, long>> data_and_hang_up_in_one_edge() {
     auto [a, b] = socket_pair();
     auto both = when_all(receive_twice(&b), send_then_hang_up(a.native_handle()));
-    auto [received, sent] = co_await std::move(both);
-    (void)sent;
-    co_return received;
+    auto results = co_await both;
+    co_return std::get<0>(results);
 }
 
 task<long> receive_after_reuse() {
