@@ -358,16 +358,14 @@ void epoll_backend::free_op(op* o) noexcept {
 void epoll_backend::index(op* o) {
     if (o->m_indexed || o->m_sqe.user_data == 0)
         return;
-    m_by_user_data.emplace(o->m_sqe.user_data, o);
+    m_by_user_data.insert(o->m_sqe.user_data, o);
     o->m_indexed = true;
 }
 
 void epoll_backend::unindex(op* o) noexcept {
     if (!o->m_indexed)
         return;
-    auto it = m_by_user_data.find(o->m_sqe.user_data);
-    if (it != m_by_user_data.end() && it->second == o)
-        m_by_user_data.erase(it);
+    m_by_user_data.erase(o->m_sqe.user_data, o);
     o->m_indexed = false;
 }
 
@@ -654,17 +652,16 @@ int epoll_backend::cancel(const io_uring_sqe& sqe) {
     const unsigned flags = sqe.cancel_flags;
     std::vector<op*> targets;
     if (flags & IORING_ASYNC_CANCEL_ANY) {
-        for (auto& [data, o] : m_by_user_data)
-            targets.push_back(o);
+        targets = m_by_user_data.values();
     } else if (flags & IORING_ASYNC_CANCEL_FD) {
-        for (auto& [data, o] : m_by_user_data)
+        for (op* o : m_by_user_data.values())
             if (o->m_where != op::where::timer && o->m_sqe.fd == sqe.fd) {
                 targets.push_back(o);
                 if (!(flags & IORING_ASYNC_CANCEL_ALL))
                     break;
             }
-    } else if (auto it = m_by_user_data.find(sqe.addr); it != m_by_user_data.end()) {
-        targets.push_back(it->second);
+    } else if (op* o = m_by_user_data.find(sqe.addr)) {
+        targets.push_back(o);
     }
     int cancelled = 0;
     bool busy = false;

@@ -22,6 +22,89 @@
 
 namespace corio::detail {
 
+/// Pointers by a 64-bit key (never 0): open addressing with linear probing, deletion by backward
+/// shift, so a steady number of entries allocates nothing (an insert and an erase per waiting op
+/// are on the epoll backend's hot path; std::unordered_map paid a node allocation for each).
+template <class T>
+class pointer_index {
+public:
+    void insert(std::uint64_t key, T* value) {
+        if ((m_size + 1) * 2 > m_slots.size())
+            grow();
+        std::size_t i = hash(key) & m_mask;
+        while (m_slots[i].m_key != 0)
+            i = (i + 1) & m_mask;
+        m_slots[i] = {key, value};
+        ++m_size;
+    }
+    /// The first entry for `key`, or null.
+    [[nodiscard]] T* find(std::uint64_t key) const noexcept {
+        if (m_size == 0)
+            return nullptr;
+        for (std::size_t i = hash(key) & m_mask; m_slots[i].m_key != 0; i = (i + 1) & m_mask)
+            if (m_slots[i].m_key == key)
+                return m_slots[i].m_value;
+        return nullptr;
+    }
+    /// Removes the entry mapping `key` to `value`, if there is one.
+    void erase(std::uint64_t key, const T* value) noexcept {
+        if (m_size == 0)
+            return;
+        std::size_t i = hash(key) & m_mask;
+        while (m_slots[i].m_key != key || m_slots[i].m_value != value) {
+            if (m_slots[i].m_key == 0)
+                return;
+            i = (i + 1) & m_mask;
+        }
+        // Backward shift: pull later entries of the probe run into the hole.
+        for (std::size_t j = (i + 1) & m_mask; m_slots[j].m_key != 0; j = (j + 1) & m_mask) {
+            std::size_t home = hash(m_slots[j].m_key) & m_mask;
+            if (((j - home) & m_mask) >= ((j - i) & m_mask)) {
+                m_slots[i] = m_slots[j];
+                i = j;
+            }
+        }
+        m_slots[i] = {};
+        --m_size;
+    }
+    [[nodiscard]] std::size_t size() const noexcept { return m_size; }
+    [[nodiscard]] bool empty() const noexcept { return m_size == 0; }
+    /// Every value (in no particular order), copied out: callers change the index meanwhile.
+    [[nodiscard]] std::vector<T*> values() const {
+        std::vector<T*> all;
+        all.reserve(m_size);
+        for (const slot& s : m_slots)
+            if (s.m_key != 0)
+                all.push_back(s.m_value);
+        return all;
+    }
+
+private:
+    struct slot {
+        std::uint64_t m_key = 0; // 0: empty
+        T* m_value = nullptr;
+    };
+    static std::size_t hash(std::uint64_t k) noexcept { // a 64-bit finaliser (murmur3's)
+        k ^= k >> 33;
+        k *= 0xff51afd7ed558ccdULL;
+        k ^= k >> 33;
+        return static_cast<std::size_t>(k);
+    }
+    void grow() {
+        std::vector<slot> old = std::move(m_slots);
+        m_slots.assign(old.empty() ? 64 : old.size() * 2, slot{});
+        m_mask = m_slots.size() - 1;
+        m_size = 0;
+        for (const slot& s : old)
+            if (s.m_key != 0)
+                insert(s.m_key, s.m_value);
+    }
+
+    std::vector<slot> m_slots;
+    std::size_t m_mask = 0;
+    std::size_t m_size = 0;
+};
+
 class epoll_backend {
 public:
     /// Sets up the epoll instance and the emulated rings (sizes rounded up to powers of two).
@@ -122,7 +205,7 @@ private:
     int m_epoll_fd = -1;
     std::vector<fd_state> m_fds;           // indexed by descriptor
     std::vector<int> m_retry_fds;          // fds with waiters to run again without an event
-    std::unordered_map<std::uint64_t, op*> m_by_user_data; // waiting ops, for cancellation
+    pointer_index<op> m_by_user_data;      // waiting ops, for cancellation
     std::unordered_map<unsigned, buffer_ring_state> m_buffer_rings;
     timer_queue m_timeouts;                // TIMEOUT and LINK_TIMEOUT deadlines
     std::vector<op*> m_free;               // recycled op records
