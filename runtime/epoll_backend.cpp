@@ -292,8 +292,10 @@ epoll_backend::~epoll_backend() {
     for (std::thread& t : m_threads)
         t.join();
     // The loop drained every op before destroying the backend; what is left is recycled memory.
-    for (op* o : m_free)
+    while (op* o = m_free) {
+        m_free = o->m_next;
         delete o;
+    }
     ::close(m_done_fd);
     ::close(m_epoll_fd);
 }
@@ -326,10 +328,9 @@ void epoll_backend::attach(io_uring& ring) noexcept {
 // ----- op records -----
 
 epoll_backend::op* epoll_backend::make_op(const io_uring_sqe& sqe) {
-    op* o;
-    if (!m_free.empty()) {
-        o = m_free.back();
-        m_free.pop_back();
+    op* o = m_free;
+    if (o) {
+        m_free = o->m_next;
     } else {
         o = new op;
         o->m_timer.m_owner = o;
@@ -344,15 +345,13 @@ epoll_backend::op* epoll_backend::make_op(const io_uring_sqe& sqe) {
 }
 
 void epoll_backend::free_op(op* o) noexcept {
-    o->m_rest.reset();
-    o->m_next = o->m_prev = nullptr;
+    if (o->m_rest)
+        o->m_rest.reset();
+    o->m_prev = nullptr;
     o->m_link_timeout = o->m_target = nullptr;
     o->m_where = op::where::nowhere;
-    try {
-        m_free.push_back(o);
-    } catch (...) {
-        delete o;
-    }
+    o->m_next = m_free; // the free list runs through the wait-list link
+    m_free = o;
 }
 
 void epoll_backend::index(op* o) {
@@ -376,7 +375,8 @@ unsigned epoll_backend::submit(io_uring& ring) {
     const unsigned tail = ring.sq.sqe_tail;
     unsigned count = 0;
     while (m_sq_head != tail) {
-        io_uring_sqe sqe = m_sqes[m_sq_head & m_sq_mask];
+        // The slot stays untouched until submit() returns: start() reads it in place.
+        const io_uring_sqe& sqe = m_sqes[m_sq_head & m_sq_mask];
         ++m_sq_head;
         ++count;
         std::unique_ptr<chain> rest;
@@ -517,9 +517,9 @@ namespace {
 }
 } // namespace
 
-epoll_backend::fd_state& epoll_backend::state_of(int fd) {
+inline epoll_backend::fd_state& epoll_backend::state_of(int fd) {
     auto index = static_cast<std::size_t>(fd);
-    if (index >= m_fds.size())
+    if (index >= m_fds.size()) [[unlikely]]
         m_fds.resize(std::max<std::size_t>(index + 1, m_fds.size() * 2));
     return m_fds[index];
 }

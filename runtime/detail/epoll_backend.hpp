@@ -208,7 +208,7 @@ private:
     pointer_index<op> m_by_user_data;      // waiting ops, for cancellation
     std::unordered_map<unsigned, buffer_ring_state> m_buffer_rings;
     timer_queue m_timeouts;                // TIMEOUT and LINK_TIMEOUT deadlines
-    std::vector<op*> m_free;               // recycled op records
+    op* m_free = nullptr;                  // recycled op records (a list through op::m_next)
     bool m_have_pwait2 = true;             // epoll_pwait2 exists (Linux 5.11)
     unsigned m_polls_skipped = 0;          // waits that skipped epoll because CQEs were waiting
 
