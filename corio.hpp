@@ -23,6 +23,7 @@
 #include <corio/runtime/offload.hpp>
 #include <corio/runtime/result.hpp>
 #include <corio/runtime/semaphore.hpp>
+#include <corio/runtime/shard.hpp>
 #include <corio/runtime/signal_set.hpp>
 #include <corio/runtime/stop.hpp>
 #include <corio/runtime/sync_wait.hpp>

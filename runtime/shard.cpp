@@ -10,7 +10,10 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <cstdlib>
+#include <optional>
 #include <stdexcept>
+#include <string_view>
 #include <system_error>
 
 namespace corio {
@@ -214,7 +217,15 @@ shard_group::shard_group(shard_options options) : m_options(std::move(options)) 
     unsigned n = m_options.count;
     if (n == 0)
         n = m_options.cpus.empty() ? allowed_cpus() : static_cast<unsigned>(m_options.cpus.size());
-    m_msg_ring = kernel_passes_msg_ring_flags();
+    // Ring to ring only when the shards' loops will be rings: an explicit or environment choice
+    // of epoll wakes them through eventfds (where io_uring is refused, the probe fails too).
+    std::optional<backend_kind> wanted = m_options.context.backend;
+    if (!wanted) {
+        const char* env = std::getenv("CORIO_BACKEND");
+        if (env && std::string_view(env) == "epoll")
+            wanted = backend_kind::epoll;
+    }
+    m_msg_ring = wanted != backend_kind::epoll && kernel_passes_msg_ring_flags();
     m_shards.reserve(n);
     for (unsigned i = 0; i < n; ++i) {
         m_shards.push_back(std::unique_ptr<shard>(new shard(*this, i)));

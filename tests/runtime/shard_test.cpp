@@ -274,3 +274,14 @@ TEST_CASE("on io_uring the shards wake each other ring to ring" *
     shard_group group(with_shards(2));
     CHECK(group.uses_msg_ring()); // Linux 6.3+: this machine's kernel
 }
+
+TEST_CASE("on the epoll backend the shards wake each other through eventfds (regression: "
+          "uses_msg_ring() reported the kernel's support whatever the loops ran on)") {
+    shard_options options = with_shards(2);
+    options.context.backend = backend_kind::epoll;
+    shard_group group(options);
+    CHECK_FALSE(group.uses_msg_ring());
+    cancel_state st; // the same cross-shard traffic as the cancellation case, on eventfds
+    group.run([&st](shard& s) { return cancel_main(&st, s); });
+    CHECK(st.remote_saw_cancel.load());
+}
