@@ -167,6 +167,7 @@ int main(int argc, char** argv) {
     std::vector<lab::kv_map> maps(opt.shards);
     g_maps = &maps;
     std::vector<shard_stats> stats(opt.shards);
+    bool msg_ring = false; // shards wake each other through their rings (not eventfds)
     try {
         corio::shard_options shards;
         shards.count = opt.shards;
@@ -178,6 +179,7 @@ int main(int argc, char** argv) {
             return shard_main(s, &listeners[s.id()], signal_fd, opt.max_connections,
                               &stats[s.id()]);
         });
+        msg_ring = group.uses_msg_ring();
     } catch (const std::exception& e) {
         std::fprintf(stderr, "lab_sync_corio: %s\n", e.what());
         return 1;
@@ -193,6 +195,7 @@ int main(int argc, char** argv) {
         cross += s.cross_shard;
     }
     lab::print_stats(total, " cross_shard=" + std::to_string(cross) +
-                                " shards=" + std::to_string(opt.shards));
+                                " shards=" + std::to_string(opt.shards) +
+                                " msg_ring=" + (msg_ring ? "1" : "0"));
     return 0;
 }
