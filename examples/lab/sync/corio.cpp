@@ -80,9 +80,11 @@ corio::task<void> serve(net::tcp_stream conn, shard_stats* stats) {
             out += lab::k_too_long;
         in.compact();
         corio::result<std::size_t> sent = co_await conn.send_all(std::as_bytes(std::span(out)));
-        if (!sent || too_long)
+        if (!sent)
             break;
         stats->base.bytes_out += *sent;
+        if (too_long)
+            break;
     }
     corio::result<void> closed = co_await conn.close();
     (void)closed;

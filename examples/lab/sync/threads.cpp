@@ -84,9 +84,11 @@ void serve(int fd, shared_map& shared, lab::stats& counts) {
         if (too_long)
             out += lab::k_too_long;
         in.compact();
-        if (!send_all(fd, out) || too_long)
+        if (!send_all(fd, out))
             return;
         counts.bytes_out += out.size();
+        if (too_long)
+            return;
     }
 }
 // LAB-HANDLER-END
