@@ -138,6 +138,8 @@ BLOCKING_STALL_MS = "2"  # CORIO_STALL_MS of the corio cells: under the 5 ms blo
 SYNC_ROWS = {
     # A thread per connection, one std::unordered_map behind one std::mutex (lock waits counted).
     "threads-mutex": ("threads", []),
+    # The same with the map split in 16, a mutex each (sharded locks).
+    "threads-sharded-locks": ("threads", ["--lock-stripes", "16"]),
     # corio: --sync-shards loops, one per CPU, each with its SO_REUSEPORT listener and its part
     # of the keyspace; a request for another shard's key goes there with on_shard().
     "corio-shards": ("corio", ["--shards", "SHARDS", "--cpus", "CPUS"]),
@@ -970,7 +972,8 @@ def sync_report(summary, args):
     out = ["", "## Synchronisation job (docs/synchronisation.md)", "",
            f"A key-value service (GET/SET lines, {args.sync_set_percent} % SETs, keys uniformly "
            f"random among {args.sync_keys:,}); {pinned}. threads-mutex: a thread per connection, "
-           "one map behind one mutex; corio-shards: "
+           "one map behind one mutex; "
+           "threads-sharded-locks: the same with 16 maps, a mutex each; corio-shards: "
            f"{args.sync_shards} shards, a map part and an SO_REUSEPORT listener each, other "
            "shards' keys through on_shard(); corio-1: the same program with one shard. "
            "cpu us/req: the server's CPU time per request (all its threads); "

@@ -135,6 +135,11 @@ TEST_CASE("lab_sync_threads answers GET and SET across connections, then exits 0
     CHECK(stat_of(stats, "lock_waits") >= 0);
 }
 
+TEST_CASE("lab_sync_threads --lock-stripes 4 (sharded locks) answers the same") {
+    std::string stats = sync_smoke("lab_sync_threads", {"--lock-stripes", "4"});
+    CHECK(stat_of(stats, "lock_waits") >= 0);
+}
+
 TEST_CASE("lab_sync_corio with one shard answers everything itself, then exits 0 on SIGINT") {
     std::string stats = sync_smoke("lab_sync_corio", {"--shards", "1"});
     CHECK(stat_of(stats, "cross_shard") == 0);
@@ -174,4 +179,5 @@ TEST_CASE("lab_sync_corio's --shards and --cpus are checked; bad values exit 2 n
         corio::test::run_command(lab_dir() / "lab_sync_threads", {"--help"});
     CHECK(threads.status == 0);
     CHECK(threads.out.find("--shards") == std::string::npos); // corio's alone
+    CHECK(threads.out.find("\n  --lock-stripes ") != std::string::npos);
 }

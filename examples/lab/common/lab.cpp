@@ -144,6 +144,9 @@ options parse(int argc, char** argv, const char* program, job kind, bool shard_f
              [](const std::string&) {})
             .type("LIST");
     }
+    if (kind == job::sync && !shard_flags)
+        p.number("--lock-stripes", opt.lock_stripes, 1, 4096,
+                 "maps with a mutex each, the key's hash picks one; 1: one lock for everything");
     if (kind == job::sync) {
         p.parse(argc, argv);
         return opt;

@@ -37,6 +37,7 @@ struct options {
     // The synchronisation job (docs/synchronisation.md), corio's server only.
     unsigned shards = 1;                 // --shards: loops, one thread each
     std::vector<int> cpus;               // --cpus: shard i runs on cpus[i % size]; empty: unpinned
+    unsigned lock_stripes = 1;           // threads: maps with a mutex each (key_owner picks one)
 };
 
 /// Parses argv (exits 2 with a usage line on bad input, 0 on --help). `files_job` enables and
@@ -44,7 +45,8 @@ struct options {
 options parse_args(int argc, char** argv, const char* program, bool files_job);
 
 /// The synchronisation job's command line (examples/lab/sync): the common flags without the
-/// blocking job's, plus --shards N and --cpus LIST (`0,1`, `0-3`) when `shard_flags` (corio).
+/// blocking job's, plus --shards N and --cpus LIST (`0,1`, `0-3`) when `shard_flags` (corio),
+/// else --lock-stripes N (threads).
 options parse_sync_args(int argc, char** argv, const char* program, bool shard_flags);
 
 /// The counters of the exit line.

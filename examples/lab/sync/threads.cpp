@@ -2,8 +2,9 @@
 // lab_sync_threads: the synchronisation job (docs/synchronisation.md) with blocking calls and one
 // thread per connection, all of them sharing one std::unordered_map behind one std::mutex. The
 // threads run on every CPU at once, so the lock is what keeps the map whole; the server counts
-// how often a thread found it taken (try_lock failed, then it waited in lock()). Compare with
-// sync/corio.cpp: the same service with a map per shard and no lock at all.
+// how often a thread found it taken (try_lock failed, then it waited in lock()). With
+// --lock-stripes N the map is split in N, a mutex each, the key's hash picking one (sharded
+// locks). Compare with sync/corio.cpp: the same service with a map per shard and no lock at all.
 // Shutdown as in echo/threads.cpp: sigwait(), shut every connection down, stats, exit 0.
 // Try: lab_sync_threads --port 0   (prints `listening on PORT`), then
 //      printf 'SET a 1\nGET a\n' | nc -q1 127.0.0.1 PORT
@@ -25,25 +26,34 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 namespace {
 
 // LAB-HANDLER-BEGIN
-/// The one map every connection thread shares, and the lock that makes sharing it safe.
-struct shared_map {
+/// A part of the map and the lock that makes sharing it safe.
+struct stripe {
     std::mutex mutex;
-    lab::kv_map map;                          // guarded by mutex
-    std::atomic<std::uint64_t> lock_waits{0}; // a thread found the mutex taken and waited
+    lab::kv_map map; // guarded by mutex
 };
 
-/// Runs one request under the lock, counting the times another thread held it.
+/// The map every connection thread shares: one stripe (one lock for everything), or more.
+struct shared_map {
+    explicit shared_map(unsigned n) : stripes(n) {}
+    std::vector<stripe> stripes;              // a key's stripe: key_owner(key, stripes.size())
+    std::atomic<std::uint64_t> lock_waits{0}; // a thread found its stripe's mutex taken
+};
+
+/// Runs one request under its stripe's lock, counting the times another thread held it.
 lab::kv_result apply(shared_map& shared, const lab::kv_request& req) {
-    std::unique_lock lock(shared.mutex, std::try_to_lock);
+    stripe& part = shared.stripes[lab::key_owner(req.key, shared.stripes.size())];
+    std::unique_lock lock(part.mutex, std::try_to_lock);
     if (!lock.owns_lock()) {
         shared.lock_waits.fetch_add(1, std::memory_order_relaxed);
         lock.lock();
     }
-    return shared.map.apply(req);
+    return part.map.apply(req);
 }
 
 /// Sends all of `data` (a blocking send may be partial). False when the peer is gone.
@@ -94,6 +104,7 @@ void serve(int fd, shared_map& shared, lab::stats& counts) {
 // LAB-HANDLER-END
 
 struct server {
+    explicit server(lab::options o) : opt(std::move(o)), shared(opt.lock_stripes) {}
     lab::options opt;
     shared_map shared;
     std::mutex mutex;                // guards everything below
@@ -137,9 +148,8 @@ void accept_loop(server* srv, int listener) {
 } // namespace
 
 int main(int argc, char** argv) {
-    server state;
+    server state(lab::parse_sync_args(argc, argv, "lab_sync_threads", false));
     server* srv = &state;
-    srv->opt = lab::parse_sync_args(argc, argv, "lab_sync_threads", false);
     sigset_t stop = lab::block_stop_signals(); // before any thread: all of them inherit the mask
     int listener = lab::listen_socket(srv->opt, false);
     std::thread acceptor(accept_loop, srv, listener);
