@@ -441,7 +441,7 @@ def run_cell(cell, args, binary, server_args, loadgens, cold, cell_dir, style_en
     row["server_requests_total"] = stats.get("requests")
     if sync and stats.get("requests"):
         # Over the server's whole life (warm-up included): its stats line at exit.
-        for key in ("lock_waits", "cross_shard"):
+        for key in ("lock_waits", "cross_shard", "hops"):
             if key in stats:
                 row[f"{key}_per_req"] = stats[key] / stats["requests"]
     if cell.job == "blocking":
@@ -498,7 +498,8 @@ def run_cell(cell, args, binary, server_args, loadgens, cold, cell_dir, style_en
 
 METRICS = ["rps", "p50_us", "p99_us", "cpu_us_per_req", "core_us_per_req", "rss_kb",
            "rss_per_conn_b", "threads", "cs_per_req", "large_mib_s", "core_background",
-           "allocs_per_req", "frame_b_per_conn", "lock_waits_per_req", "cross_shard_per_req"]
+           "allocs_per_req", "frame_b_per_conn", "lock_waits_per_req", "cross_shard_per_req",
+           "hops_per_req"]
 RATIO_METRICS = ["rps", "cpu_us_per_req", "core_us_per_req", "p99_us"]
 
 
@@ -980,11 +981,13 @@ def sync_report(summary, args):
            f"`x {SYNC_BASELINE}`: the median of per-repetition ratios to corio-1; cs/req: "
            "voluntary + involuntary context switches of all its threads per request; "
            "lock waits/req (threads-mutex: try_lock failed, the thread waited) and cross-shard/"
-           "req (corio: requests answered by another shard) count the server's whole life from "
+           "req (corio: requests answered by another shard), hops/req (corio: on_shard() calls "
+           "that carried them, one per other shard per read) count the server's whole life from "
            "its stats line, warm-up included.", "",
            f"| conns | style | req/s | p50 us | p99 us | cpu us/req | cpu x {SYNC_BASELINE} "
-           "| cpu x range | cs/req | lock waits/req | cross-shard/req | threads | allocs/req |",
-           "|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|"]
+           "| cpu x range | cs/req | lock waits/req | cross-shard/req | hops/req | threads "
+           "| allocs/req |",
+           "|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|"]
     for s in summary:
         locked = s["style"].startswith("threads")
         out.append(
@@ -994,6 +997,7 @@ def sync_report(summary, args):
             f"| {s.get('cpu_us_per_req_ratio_range') or '-'} | {fmt(s.get('cs_per_req'), 2)} "
             f"| {fmt(s.get('lock_waits_per_req'), 3) if locked else '-'} "
             f"| {'-' if locked else fmt(s.get('cross_shard_per_req'), 2)} "
+            f"| {'-' if locked else fmt(s.get('hops_per_req'), 2)} "
             f"| {fmt(s.get('threads'))} | {fmt(s.get('allocs_per_req'), 2)} |")
         if s.get("notes"):
             out.append(f"\n_note: {s['style']}: {s['notes']}_\n")

@@ -151,6 +151,10 @@ TEST_CASE("lab_sync_corio with two shards forwards other shards' keys, then exit
     std::string stats = sync_smoke("lab_sync_corio", {"--shards", "2", "--cpus", "0"});
     CHECK(stat_of(stats, "cross_shard") > 0);
     CHECK(stat_of(stats, "cross_shard") < 4 * (3 * 16 + 2));
+    // A read's requests for the other shard go there in one hop: the SETs and GETs sent in one
+    // batch (when they arrive in one read) take fewer hops than requests.
+    CHECK(stat_of(stats, "hops") > 0);
+    CHECK(stat_of(stats, "hops") <= stat_of(stats, "cross_shard"));
     CHECK(stat_of(stats, "shards") == 2);
 }
 
@@ -165,7 +169,8 @@ TEST_CASE("lab_sync_corio's --shards and --cpus are checked; bad values exit 2 n
     CHECK(help.out.find("--block-kind") == std::string::npos); // the echo job's, not this one's
     auto refused = [](std::vector<std::string> args, const std::string& word) {
         args.insert(args.begin(), {"--port", "0"});
-        corio::test::command_result r = corio::test::run_command(lab_dir() / "lab_sync_corio", args);
+        corio::test::command_result r =
+            corio::test::run_command(lab_dir() / "lab_sync_corio", args);
         CAPTURE(r.err);
         CHECK(r.status == 2);
         CHECK(r.err_lines() == 1);

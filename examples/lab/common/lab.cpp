@@ -98,8 +98,9 @@ std::string parse_cpu_list(const std::string& text, std::vector<int>& out) {
         rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
         std::size_t dash = item.find('-');
         std::optional<unsigned long long> from = cli::parse_unsigned(item.substr(0, dash), 0, 4095);
-        std::optional<unsigned long long> to =
-            dash == std::string_view::npos ? from : cli::parse_unsigned(item.substr(dash + 1), 0, 4095);
+        std::optional<unsigned long long> to = from;
+        if (dash != std::string_view::npos)
+            to = cli::parse_unsigned(item.substr(dash + 1), 0, 4095);
         if (!from || !to || *to < *from)
             return "wants CPU numbers or ranges below 4096 (0,1 or 0-3), got '" + text + "'";
         for (unsigned long long cpu = *from; cpu <= *to; ++cpu)

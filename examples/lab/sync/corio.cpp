@@ -2,16 +2,17 @@
 // lab_sync_corio: the synchronisation job (docs/synchronisation.md) on corio's share-nothing
 // shards. `--shards N` loops run on N threads (pinned with `--cpus LIST`), each with its own
 // SO_REUSEPORT listener (the kernel spreads the connections over them) and its own part of the
-// keyspace (key_hash(key) % N). A request for a key another shard owns is sent there with
-// `co_await on_shard(owner, ...)` and answered from there: every map is touched by one thread
-// only, so there is no lock anywhere. Compare with sync/threads.cpp (one map, one mutex).
+// keyspace (key_hash(key) % N). The requests of a read whose keys another shard owns are sent
+// there, together, with `co_await on_shard(owner, ...)` and answered from there: every map is
+// touched by one thread only, so there is no lock anywhere. Compare with sync/threads.cpp (one
+// map, one mutex).
 // `--shards 1` is the single-core baseline: one loop, one map, never a cross-shard call.
 // Try: lab_sync_corio --port 0 --shards 2   (prints `listening on PORT`), then
 //      printf 'SET a 1\nGET a\n' | nc -q1 127.0.0.1 PORT
-#include <corio/corio.hpp>
-#include <corio/runtime/shard.hpp>
 #include "common/kv.hpp"
 #include "common/lab.hpp"
+#include <corio/corio.hpp>
+#include <corio/runtime/shard.hpp>
 
 #include <arpa/inet.h>
 #include <sys/signalfd.h>
@@ -32,49 +33,83 @@ namespace {
 /// A shard's counters (touched by its own thread only; summed once the group has stopped).
 struct shard_stats {
     lab::stats base;
-    std::uint64_t cross_shard = 0; // requests answered by another shard (on_shard calls)
+    std::uint64_t cross_shard = 0; // requests answered by another shard
+    std::uint64_t hops = 0;        // on_shard() calls that carried them (one per shard per read)
 };
 
 /// The keyspace, one part per shard: g_maps[k] is touched only on shard k's thread.
 std::vector<lab::kv_map>* g_maps = nullptr;
 
 // LAB-HANDLER-BEGIN
-/// A request, run on the shard that owns its key: the payload of on_shard(). A named type, not
-/// a lambda (DESIGN.md: g++ 12 and temporaries of capturing lambdas in a co_await). Its key and
-/// value point into the caller's input, which stays put until the caller resumes.
+/// The requests of one read that shard `owner` owns, run there in one hop: the payload of
+/// on_shard(). It reads the caller's requests (their keys point into the caller's input) and
+/// fills the caller's result slots; the caller leaves both alone until it resumes. A named type,
+/// not a lambda (DESIGN.md: g++ 12 and temporaries of capturing lambdas in a co_await).
 struct on_owner {
-    lab::kv_request req;
-    lab::kv_result operator()() const { return (*g_maps)[corio::shard::current()->id()].apply(req); }
+    std::span<const lab::kv_request> reqs;
+    std::span<lab::kv_result> results;
+    void operator()() const {
+        lab::kv_map& map = (*g_maps)[corio::shard::current()->id()];
+        for (std::size_t i = 0; i < reqs.size(); ++i)
+            results[i] = map.apply(reqs[i]);
+    }
 };
 
-/// One connection, start to end: read request lines, answer each from this shard's map or,
-/// when another shard owns the key, from that shard's; all the replies of one read in one send.
+/// One read's requests for one shard, and their results.
+struct batch {
+    std::vector<lab::kv_request> reqs;
+    std::vector<lab::kv_result> results;
+    std::size_t replied = 0; // results already appended to the reply
+};
+
+/// One connection, start to end: read request lines, answer them from this shard's map and,
+/// for the keys other shards own, from theirs (one hop per shard per read, not per request);
+/// the replies in request order, all those of one read in one send.
 corio::task<void> serve(net::tcp_stream conn, shard_stats* stats) {
     const corio::shard& self = *corio::shard::current();
     lab::line_input in;
     std::string out;
+    std::vector<batch> by_owner(self.count());
+    std::vector<unsigned> owners; // the owner of each request of this read, in order
     for (;;) {
-        corio::result<std::size_t> n = co_await conn.recv_some(std::as_writable_bytes(in.free_space()));
+        corio::result<std::size_t> n =
+            co_await conn.recv_some(std::as_writable_bytes(in.free_space()));
         if (!n || *n == 0)
             break;
         stats->base.bytes_in += *n;
         in.received(*n);
-        out.clear();
+        owners.clear();
+        for (batch& b : by_owner)
+            b.reqs.clear();
         std::string_view line;
         while (in.next_line(line)) {
             lab::kv_request req = lab::parse_kv(line);
-            unsigned owner = req.op == lab::kv_op::bad ? self.id() : lab::key_owner(req.key, self.count());
-            lab::kv_result res;
-            if (owner == self.id()) {
-                res = (*g_maps)[owner].apply(req);
-            } else {
-                auto call = corio::on_shard(owner, on_owner{req});
-                res = co_await call;
-                ++stats->cross_shard;
-            }
-            lab::append_kv_reply(out, req, res);
-            ++stats->base.requests;
+            unsigned owner =
+                req.op == lab::kv_op::bad ? self.id() : lab::key_owner(req.key, self.count());
+            by_owner[owner].reqs.push_back(req);
+            owners.push_back(owner);
         }
+        for (unsigned owner = 0; owner < by_owner.size(); ++owner) {
+            batch& b = by_owner[owner];
+            b.results.resize(b.reqs.size());
+            b.replied = 0;
+            on_owner work{b.reqs, b.results};
+            if (b.reqs.empty() || owner == self.id()) {
+                work(); // this shard's own keys: no hop, no lock
+                continue;
+            }
+            auto call = corio::on_shard(owner, work);
+            co_await call;
+            ++stats->hops;
+            stats->cross_shard += b.reqs.size();
+        }
+        out.clear();
+        for (unsigned owner : owners) {
+            batch& b = by_owner[owner];
+            lab::append_kv_reply(out, b.reqs[b.replied], b.results[b.replied]);
+            ++b.replied;
+        }
+        stats->base.requests += owners.size();
         bool too_long = in.overflowing();
         if (too_long)
             out += lab::k_too_long;
@@ -189,15 +224,17 @@ int main(int argc, char** argv) {
     ::close(signal_fd);
     lab::stats total;
     std::uint64_t cross = 0;
+    std::uint64_t hops = 0;
     for (const shard_stats& s : stats) {
         total.connections += s.base.connections;
         total.requests += s.base.requests;
         total.bytes_in += s.base.bytes_in;
         total.bytes_out += s.base.bytes_out;
         cross += s.cross_shard;
+        hops += s.hops;
     }
-    lab::print_stats(total, " cross_shard=" + std::to_string(cross) +
-                                " shards=" + std::to_string(opt.shards) +
-                                " msg_ring=" + (msg_ring ? "1" : "0"));
+    lab::print_stats(
+        total, " cross_shard=" + std::to_string(cross) + " hops=" + std::to_string(hops) +
+                   " shards=" + std::to_string(opt.shards) + " msg_ring=" + (msg_ring ? "1" : "0"));
     return 0;
 }

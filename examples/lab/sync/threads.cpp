@@ -161,8 +161,8 @@ int main(int argc, char** argv) {
     ::shutdown(listener, SHUT_RDWR); // wakes accept() with EINVAL
     for (int fd : srv->open_fds)
         ::shutdown(fd, SHUT_RDWR); // wakes recv()/send(): each thread ends and closes
-    bool all_ended = srv->emptied.wait_for(lock, std::chrono::seconds(1),
-                                           [&] { return srv->open_fds.empty(); });
+    bool all_ended =
+        srv->emptied.wait_for(lock, std::chrono::seconds(1), [&] { return srv->open_fds.empty(); });
     std::string extra =
         " lock_waits=" + std::to_string(srv->shared.lock_waits.load(std::memory_order_relaxed));
     lab::print_stats(srv->totals, extra);
