@@ -863,10 +863,14 @@ def main():
 
     # Start, warm-up, measurement and stop, plus connecting and tearing down (threads!).
     estimate = sum(args.warmup + args.duration + 0.8 + p[0].connections / 1500 for p in plan)
-    sync_pin = (f"; sync: server and loadgen on CPUs {args.sync_cpus}" if args.sync_cpus
-                else "; sync: not pinned") if "sync" in args.jobs else ""
-    log(f"{len(plan)} cells, about {estimate / 60:.1f} min; "
-        f"pinning: {'server CPU 0, loadgen CPU 1' if pin else 'none'}{sync_pin}; "
+    sync_pin = (f"sync: server and loadgen on CPUs {args.sync_cpus}" if args.sync_cpus
+                else "sync: not pinned") if "sync" in args.jobs else ""
+    if any(j != "sync" for j in args.jobs):
+        pin_text = 'server on CPU 0, load generator on CPU 1' if pin else 'none'
+        pin_text += f"; {sync_pin}" if sync_pin else ""
+    else:
+        pin_text = sync_pin
+    log(f"{len(plan)} cells, about {estimate / 60:.1f} min; pinning: {pin_text}; "
         f"results in {out_dir}")
     rows = []
     t0 = time.monotonic()
@@ -905,8 +909,7 @@ def main():
         f.write(f"- repetitions: {args.reps}, warm-up {args.warmup} s, measured {args.duration} s"
                 f", pipeline {args.pipeline}; medians over repetitions; `x{args.baseline}` "
                 "columns are medians of per-repetition ratios to the baseline style\n")
-        f.write(f"- pinning: {'server on CPU 0, load generator on CPU 1' if pin else 'none'}"
-                f"{sync_pin}; cold file cells: {args.cold_method}\n\n")
+        f.write(f"- pinning: {pin_text}; cold file cells: {args.cold_method}\n\n")
         f.write(NOTES)
         f.write(markdown_tables(blocks))
         f.write(blocking_md)
