@@ -35,6 +35,7 @@ struct shard_stats {
     lab::stats base;
     std::uint64_t cross_shard = 0; // requests answered by another shard
     std::uint64_t hops = 0;        // on_shard() calls that carried them (one per shard per read)
+    bool on_uring = false;         // the shard's loop runs on io_uring (not the epoll backend)
 };
 
 /// The keyspace, one part per shard: g_maps[k] is touched only on shard k's thread.
@@ -142,6 +143,7 @@ corio::task<void> shard_main(corio::shard& s, net::tcp_listener* listener, int s
                              std::size_t max_connections, shard_stats* stats) {
     corio::task_scope control;     // the signal watcher (shard 0)
     corio::task_scope connections; // one task per connection
+    stats->on_uring = s.context().backend() == corio::backend_kind::io_uring;
     if (s.id() == 0)
         control.spawn(watch_signals(signal_fd, &s.group()));
     {
@@ -204,7 +206,7 @@ int main(int argc, char** argv) {
     std::vector<lab::kv_map> maps(opt.shards);
     g_maps = &maps;
     std::vector<shard_stats> stats(opt.shards);
-    bool msg_ring = false; // shards wake each other through their rings (not eventfds)
+    bool msg_ring = false; // the kernel passes MSG_RING wake-ups (used between io_uring loops)
     try {
         corio::shard_options shards;
         shards.count = opt.shards;
@@ -232,6 +234,7 @@ int main(int argc, char** argv) {
         total.bytes_out += s.base.bytes_out;
         cross += s.cross_shard;
         hops += s.hops;
+        msg_ring = msg_ring && s.on_uring; // NOTE: uses_msg_ring() does not look at the backend
     }
     lab::print_stats(
         total, " cross_shard=" + std::to_string(cross) + " hops=" + std::to_string(hops) +
