@@ -34,7 +34,7 @@ struct options {
     std::string block_file;              // pread, mmap: the file read cold (not modified)
     bool block_offload = false;          // corio: the fix, the blocking call runs in offload()
     bool block_ring = false;             // corio, pread/mmap: the fix, the ring reads the range
-    // The synchronisation job (docs/synchronisation.md), corio's server only.
+    // The synchronisation job (docs/synchronisation.md): corio (shards, cpus), threads (stripes).
     unsigned shards = 1;                 // --shards: loops, one thread each
     std::vector<int> cpus;               // --cpus: shard i runs on cpus[i % size]; empty: unpinned
     unsigned lock_stripes = 1;           // threads: maps with a mutex each (key_owner picks one)

@@ -9,12 +9,11 @@
 // `--shards 1` is the single-core baseline: one loop, one map, never a cross-shard call.
 // Try: lab_sync_corio --port 0 --shards 2   (prints `listening on PORT`), then
 //      printf 'SET a 1\nGET a\n' | nc -q1 127.0.0.1 PORT
-#include "common/kv.hpp"
-#include "common/lab.hpp"
 #include <corio/corio.hpp>
 #include <corio/runtime/shard.hpp>
+#include "common/kv.hpp"
+#include "common/lab.hpp"
 
-#include <arpa/inet.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -152,7 +151,7 @@ corio::task<void> shard_main(corio::shard& s, net::tcp_listener* listener, int s
             corio::result<net::tcp_stream> conn = co_await incoming.next();
             if (!conn)
                 break; // the group's stop cancelled the accept
-            if (connections.size() >= max_connections)
+            if (connections.size() >= max_connections) // per shard
                 continue; // destroying the stream closes it
             ++stats->base.connections;
             connections.spawn(serve(std::move(*conn), stats));
