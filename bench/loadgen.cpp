@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // loadgen: the laboratory's closed-loop load generator, built on corio (one thread, one ring).
-// C connections each keep D requests in flight (echo messages or file-range requests), every
+// C connections each keep D requests in flight (echo messages, file-range requests, or key-value
+// GET/SET lines over uniformly random keys for the synchronisation job), every
 // byte of every reply is checked against a known pattern, latencies go into a log-linear
 // histogram, and one JSON line on stdout sums up the measured phase. bench/lab/run.py drives it.
 // Try: build/release/examples/echo --port 0   then
@@ -39,7 +40,7 @@ namespace {
 
 // ----- options -----
 
-enum class job { echo, files };
+enum class job { echo, files, kv };
 
 struct file_spec {
     std::string name;     // as sent in GET requests
@@ -55,7 +56,7 @@ struct options {
     unsigned pipeline = 1;            // requests in flight per connection
     double warmup_s = 1.0;            // seconds before measuring
     double duration_s = 5.0;          // measured seconds
-    job mode = job::echo;             // echo or files
+    job mode = job::echo;             // echo, files or kv
     std::vector<file_spec> files;     // files: what the server has
     std::uint64_t range_size = 0;     // files: bytes per request (0: whole files)
     std::uint64_t align = 1;          // files: offsets are multiples of this
@@ -63,7 +64,9 @@ struct options {
     std::chrono::milliseconds connect_timeout = 5s; // per connect attempt
     std::chrono::milliseconds grace = 2s; // after the measured phase: time to drain replies
     std::uint64_t max_requests = 0;   // total replies after which sending stops (0: no limit)
-    std::uint64_t seed = 1;           // request choice (files)
+    std::uint64_t seed = 1;           // request choice (files, kv)
+    std::uint64_t keys = 10000;       // kv: keys k0 .. k<keys-1>, chosen uniformly
+    unsigned set_percent = 50;        // kv: SET requests among them (the rest are GETs)
     int server_pid = 0;               // >0: sample this process's CPU/RSS/threads from /proc
     int server_cpu = -1;              // >=0: also that core's busy time from /proc/stat
     std::string server_alloc_counter; // non-empty: the server's allocation count file
@@ -485,6 +488,127 @@ corio::task<void> files_client(net::tcp_stream* conn, std::size_t id, run_state*
     --st->live;
 }
 
+// ----- key-value client -----
+
+/// A request in flight: its key number, GET or SET, when it was sent.
+struct kv_sent {
+    std::uint64_t key = 0;
+    bool set = false;
+    clock_type::time_point sent_at;
+};
+
+/// The value every SET stores under key number k: a function of the key alone (a bijection of
+/// its low 32 bits), so a GET's reply is checked whoever set the key. 9 bytes: within
+/// std::string's small-string buffer on the server.
+std::size_t kv_value(std::uint64_t key, char* out) {
+    auto v = static_cast<std::uint32_t>(key * 2654435761u);
+    return static_cast<std::size_t>(std::snprintf(out, 16, "v%08x", v));
+}
+
+void append_kv_request(std::string& out, const kv_sent& r) {
+    char line[64];
+    int n = std::snprintf(line, sizeof line, "%s k%" PRIu64, r.set ? "SET" : "GET", r.key);
+    out.append(line, static_cast<std::size_t>(n));
+    if (r.set) {
+        out += ' ';
+        std::size_t v = kv_value(r.key, line);
+        out.append(line, v);
+    }
+    out += '\n';
+}
+
+/// True when `line` is a right reply to `r`: OK to a SET; to a GET, NONE (not set yet) or the
+/// key's own value.
+bool kv_reply_matches(std::string_view line, const kv_sent& r) {
+    if (r.set)
+        return line == "OK";
+    if (line == "NONE")
+        return true;
+    char value[16];
+    std::size_t n = kv_value(r.key, value);
+    return line.starts_with("VALUE ") && line.substr(6) == std::string_view(value, n);
+}
+
+/// One connection's closed loop over GET/SET lines with uniformly random keys; every reply line
+/// is checked (kv_reply_matches). An ERR reply counts as an error and the loop goes on.
+corio::task<void> kv_client(net::tcp_stream* conn, std::size_t id, run_state* st) {
+    const options& opt = *st->opt;
+    const std::size_t depth = opt.pipeline;
+    std::uint64_t rng = (opt.seed + id) * 0x9e3779b97f4a7c15ull | 1;
+    std::vector<std::byte> in(65536);
+    std::vector<kv_sent> queue(depth); // in flight, oldest at head % depth
+    std::uint64_t next_seq = 0;
+    std::uint64_t head_seq = 0;
+    std::string out;
+    std::string line; // the reply line being collected
+    bool broken = false;
+
+    while (!broken) {
+        if (st->may_send() && next_seq - head_seq < depth) {
+            out.clear();
+            clock_type::time_point t = clock_type::now();
+            for (; next_seq - head_seq < depth; ++next_seq) {
+                kv_sent r;
+                r.key = next_random(rng) % opt.keys;
+                r.set = next_random(rng) % 100 < opt.set_percent;
+                r.sent_at = t;
+                append_kv_request(out, r);
+                queue[next_seq % depth] = r;
+            }
+            bool ok = co_await send_all(conn, std::as_bytes(std::span(out)), st);
+            if (!ok)
+                break;
+        }
+        if (next_seq == head_seq)
+            break;
+        corio::result<std::size_t> got = co_await conn->recv_some(in);
+        if (!got) {
+            connection_failed(st, "recv", got.error());
+            break;
+        }
+        if (*got == 0) {
+            st->note_error("recv: server closed the connection");
+            break;
+        }
+        clock_type::time_point now = clock_type::now();
+        std::string_view chunk(reinterpret_cast<const char*>(in.data()), *got);
+        while (!chunk.empty()) {
+            std::size_t nl = chunk.find('\n');
+            line.append(chunk.substr(0, nl));
+            if (nl == std::string_view::npos) {
+                if (line.size() > 256) {
+                    ++st->mismatches;
+                    st->note_error("kv: reply line longer than 256 bytes");
+                    broken = true;
+                }
+                break;
+            }
+            chunk.remove_prefix(nl + 1);
+            if (head_seq == next_seq) {
+                ++st->mismatches;
+                st->note_error("kv: a reply nobody asked for");
+                broken = true;
+                break;
+            }
+            const kv_sent& r = queue[head_seq % depth];
+            if (line.starts_with("ERR")) {
+                ++st->err_replies;
+                st->note_error("kv: " + line);
+            } else if (!kv_reply_matches(line, r)) {
+                ++st->mismatches;
+                st->note_error("kv: wrong reply '" + line.substr(0, 64) + "' for key k" +
+                               std::to_string(r.key));
+            }
+            st->complete(r.sent_at, now, line.size() + 1);
+            ++head_seq;
+            line.clear();
+        }
+    }
+    corio::result<void> closed = co_await conn->close();
+    (void)closed;
+    --st->live;
+}
+
 // ----- the server's counters from /proc -----
 
 struct proc_sample {
@@ -682,8 +806,10 @@ corio::task<int> run(options opt) {
         ++st.live;
         if (opt.mode == job::echo)
             clients.spawn(echo_client(&streams[i], i, &st));
-        else
+        else if (opt.mode == job::files)
             clients.spawn(files_client(&streams[i], i, &st));
+        else
+            clients.spawn(kv_client(&streams[i], i, &st));
     }
 
     // Phases: warm-up, measured, then stop sending and drain. Polled every few milliseconds so
@@ -731,7 +857,7 @@ corio::task<int> run(options opt) {
         return static_cast<double>(r.ru_utime.tv_sec + r.ru_stime.tv_sec) +
                static_cast<double>(r.ru_utime.tv_usec + r.ru_stime.tv_usec) / 1e6;
     };
-    std::string mode = opt.mode == job::echo ? "echo" : "files";
+    std::string mode = opt.mode == job::echo ? "echo" : opt.mode == job::files ? "files" : "kv";
     std::printf("{\"mode\":\"%s\",\"connections_requested\":%zu,\"connections_open\":%zu,"
                 "\"connect_failures\":%zu,\"fd_capped\":%s,\"connect_seconds\":%.3f,"
                 "\"size\":%zu,\"pipeline\":%u,\"warmup_requests\":%" PRIu64 ","
@@ -773,6 +899,8 @@ constexpr const char* k_notes =
     "  Closed loop: each connection keeps D requests in flight. Every reply byte is checked.\n"
     "  Prints one JSON line (requests, rps, p50/p99/p99.9 us, errors, mismatches, ...).\n"
     "  Numbers take a binary suffix: 4k = 4096, 1M, 1G.\n"
+    "  Key-value: `GET kN` / `SET kN vXXXXXXXX` lines (the value a function of N); a GET must\n"
+    "  return NONE or that value.\n"
     "  Files: byte i of NAME is (i%256*131 + 17b + 101(b>>8) + 7(b>>16) + fnv1a(NAME))\n"
     "  mod 256, b = i/256 (bench/lab/run.py creates such files).";
 
@@ -888,7 +1016,8 @@ options parse_args(int argc, char** argv) {
     options opt;
     std::string mode = "echo";
     std::string files;
-    cli::parser p("loadgen", "The laboratory's closed-loop load generator (echo or file requests).",
+    cli::parser p("loadgen",
+                  "The laboratory's closed-loop load generator (echo, file or key-value requests).",
                   k_notes);
     p.text("--host", opt.host, "server address (an IPv4/IPv6 literal)").type("ADDR");
     add_scaled(p, "--port", opt.port, 1, 65535, "server port", false).required();
@@ -900,8 +1029,8 @@ options parse_args(int argc, char** argv) {
     add_scaled(p, "--max-requests", opt.max_requests, 0, ~std::uint64_t{0},
                "total replies after which sending stops; 0: no limit");
     p.word(
-         "--mode", {"echo", "files"}, [&mode](const std::string& m) { mode = m; },
-         "echo messages or file-range requests")
+         "--mode", {"echo", "files", "kv"}, [&mode](const std::string& m) { mode = m; },
+         "echo messages, file-range requests, or key-value GET/SET lines")
         .default_text("echo");
     add_scaled(p, "--size", opt.size, 1, 1 << 24, "echo: bytes per message").type("BYTES");
     p.text("--files", files, "files: what the server has (needed with --mode files)")
@@ -925,11 +1054,14 @@ options parse_args(int argc, char** argv) {
     add_scaled(p, "--connect-batch", opt.connect_batch, 1, 65536, "connects in flight at once");
     add_ms(p, "--connect-timeout-ms", opt.connect_timeout, 600'000, "per connect attempt");
     add_ms(p, "--grace-ms", opt.grace, 600'000, "after the measured phase: time to drain replies");
-    add_scaled(p, "--seed", opt.seed, 0, ~std::uint64_t{0}, "request choice (files)");
+    add_scaled(p, "--seed", opt.seed, 0, ~std::uint64_t{0}, "request choice (files, kv)");
+    add_scaled(p, "--keys", opt.keys, 1, std::uint64_t{1} << 40,
+               "kv: keys k0..k<N-1>, each request's chosen uniformly");
+    add_scaled(p, "--set-percent", opt.set_percent, 0, 100, "kv: SETs among the requests");
     add_scaled(p, "--sq-entries", opt.sq_entries, 0, 32768, "io_uring SQ entries");
     add_scaled(p, "--cq-entries", opt.cq_entries, 0, 65536, "io_uring CQ entries");
     p.parse(argc, argv);
-    opt.mode = mode == "files" ? job::files : job::echo;
+    opt.mode = mode == "files" ? job::files : mode == "kv" ? job::kv : job::echo;
     opt.files = parse_files(p, files);
     if (opt.mode == job::files && opt.files.empty())
         p.fail("--mode files needs --files NAME:SIZE,...");

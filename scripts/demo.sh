@@ -27,6 +27,7 @@ for job in echo files; do
         targets+=("examples/lab/lab_${job}_${style}")
     done
 done
+targets+=(examples/lab/lab_sync_threads examples/lab/lab_sync_corio) # the sync job
 echo "==> building the laboratory in $build_dir"
 ninja -C "$build_dir" -j "$(nproc)" "${targets[@]}"
 

@@ -450,6 +450,7 @@ lab_quick() {
             fi
         done
     done
+    targets+=(examples/lab/lab_sync_threads examples/lab/lab_sync_corio) # the sync job
     ninja -C "$dir" -j "$jobs" "${targets[@]}" || return 1
     python3 bench/lab/run.py --quick --build "$dir" --no-charts --out "$log_dir/lab-quick"
 }

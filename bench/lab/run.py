@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 # The laboratory's harness: runs the lab servers (examples/lab: four styles per job, plus Asio on
 # epoll and on io_uring, plus corio on its epoll backend) against bench/loadgen cell by cell, and
-# writes a table, CSV, a Markdown report and gnuplot charts.
+# writes a table, CSV, a Markdown report and gnuplot charts. The synchronisation job (sync,
+# docs/synchronisation.md) runs its own rows: a key-value service on every CPU of the VM.
 # Usage: bench/lab/run.py [--quick] [--build build/release] [--styles threads,epoll,uring,corio]
 """Run the laboratory matrix and report medians and paired ratios.
 
@@ -130,6 +131,39 @@ BLOCKING_VARIANTS = {
 # The file the pread and mmap variants read cold (each server drops its pages: no root needed).
 BLOCK_FILE = ("blocking-cold", 64 * 1024 * 1024)
 BLOCKING_STALL_MS = "2"  # CORIO_STALL_MS of the corio cells: under the 5 ms block
+
+# The synchronisation job (docs/synchronisation.md): one key-value service (GET/SET lines,
+# examples/lab/common/kv.hpp) on all the CPUs given, written three ways. Row -> (program
+# lab_sync_<program>, server arguments; SHARDS and CPUS are filled in by sync_server_args).
+SYNC_ROWS = {
+    # A thread per connection, one std::unordered_map behind one std::mutex (lock waits counted).
+    "threads-mutex": ("threads", []),
+    # The same with the map split in 16, a mutex each (sharded locks).
+    "threads-sharded-locks": ("threads", ["--lock-stripes", "16"]),
+    # corio: --sync-shards loops, one per CPU, each with its SO_REUSEPORT listener and its part
+    # of the keyspace; a request for another shard's key goes there with on_shard().
+    "corio-shards": ("corio", ["--shards", "SHARDS", "--cpus", "CPUS"]),
+    # The single-core baseline: the corio program with one shard (on the first CPU).
+    "corio-1": ("corio", ["--shards", "1", "--cpus", "CPU0"]),
+}
+SYNC_BASELINE = "corio-1"
+
+
+def sync_server_args(style, args):
+    _, extra = SYNC_ROWS[style]
+    cpus = args.sync_cpu_list
+    out = []
+    for a in extra:
+        if a == "SHARDS":
+            out.append(str(args.sync_shards))
+        elif a in ("CPUS", "CPU0"):
+            if not cpus:  # not pinned: drop the flag and its value
+                out.pop()
+                continue
+            out.append(",".join(cpus) if a == "CPUS" else cpus[0])
+        else:
+            out.append(a)
+    return out
 
 
 def major_faults(pid):
@@ -345,8 +379,13 @@ def run_cell(cell, args, binary, server_args, loadgens, cold, cell_dir, style_en
         env = dict(env or os.environ, CORIO_STALL_MS=BLOCKING_STALL_MS)
     if style_env:
         env = dict(env or os.environ, **style_env)
+    # The sync job runs the server on all the CPUs it names and the load generator on the same
+    # ones (two vCPUs: there is no third for it); the other jobs, server CPU 0, load CPU 1.
+    sync = cell.job == "sync"
+    server_cpu = args.sync_cpus if sync else args.server_cpu
+    client_cpu = args.sync_cpus if sync else args.client_cpu
     try:
-        proc, port = start_server(binary, srv_args, args.server_cpu, server_log, env)
+        proc, port = start_server(binary, srv_args, server_cpu, server_log, env)
     except (RuntimeError, OSError) as e:
         row["status"] = f"server did not start: {e}"
         return row
@@ -354,21 +393,24 @@ def run_cell(cell, args, binary, server_args, loadgens, cold, cell_dir, style_en
         status = read_status(proc.pid)
         row["rss_idle_kb"] = status_kb(status, "VmRSS")
         # Background load on the server's core while the server idles (others share this VM).
-        if args.server_cpu is not None:
+        if args.server_cpu is not None and not sync:
             b0 = cpu_busy(args.server_cpu)
             time.sleep(0.2)
             row["core_background"] = (cpu_busy(args.server_cpu) - b0) / CLK_TCK / 0.2
         procs = []
         for i, extra in enumerate(loadgens):
-            cmd = ([ "taskset", "-c", str(args.client_cpu)] if args.client_cpu is not None else [])
+            cmd = ([ "taskset", "-c", str(client_cpu)] if client_cpu is not None else [])
             cmd += [args.loadgen, "--port", str(port), "--connections", str(cell.connections),
                     "--warmup", str(args.warmup), "--duration", str(args.duration),
                     "--pipeline", str(args.pipeline)]
             if cell.job in ("echo", "blocking"):
                 cmd += ["--size", str(cell.size)]
+            if sync:
+                cmd += ["--mode", "kv", "--keys", str(args.sync_keys),
+                        "--set-percent", str(args.sync_set_percent)]
             if i == 0:  # the first load generator samples the server
                 cmd += ["--server-pid", str(proc.pid)]
-                if args.server_cpu is not None:
+                if args.server_cpu is not None and not sync:
                     cmd += ["--server-cpu", str(args.server_cpu)]
                 if counter:
                     cmd += ["--server-alloc-counter", counter]
@@ -397,6 +439,11 @@ def run_cell(cell, args, binary, server_args, loadgens, cold, cell_dir, style_en
     row["server_exit_s"] = round(exit_s, 3)
     stats = parse_server_stats(server_log)
     row["server_requests_total"] = stats.get("requests")
+    if sync and stats.get("requests"):
+        # Over the server's whole life (warm-up included): its stats line at exit.
+        for key in ("lock_waits", "cross_shard", "hops"):
+            if key in stats:
+                row[f"{key}_per_req"] = stats[key] / stats["requests"]
     if cell.job == "blocking":
         row["stalls"] = stats.get("stalls", 0)
         try:
@@ -451,7 +498,8 @@ def run_cell(cell, args, binary, server_args, loadgens, cold, cell_dir, style_en
 
 METRICS = ["rps", "p50_us", "p99_us", "cpu_us_per_req", "core_us_per_req", "rss_kb",
            "rss_per_conn_b", "threads", "cs_per_req", "large_mib_s", "core_background",
-           "allocs_per_req", "frame_b_per_conn"]
+           "allocs_per_req", "frame_b_per_conn", "lock_waits_per_req", "cross_shard_per_req",
+           "hops_per_req"]
 RATIO_METRICS = ["rps", "cpu_us_per_req", "core_us_per_req", "p99_us"]
 
 
@@ -639,7 +687,17 @@ def parse_args():
                         "io_uring backend; built where asio.hpp is found), corio-epoll (the corio "
                         "program with CORIO_BACKEND=epoll); NAME=PATH runs that binary as row NAME "
                         "(echo job only, unless PATH contains {job}, replaced by the job's name)")
-    p.add_argument("--jobs", default="echo,files,blocking")
+    p.add_argument("--jobs", default="echo,files,blocking,sync")
+    p.add_argument("--sync-styles", default=",".join(SYNC_ROWS),
+                   help="comma list of the sync job's rows: " + ", ".join(SYNC_ROWS))
+    p.add_argument("--sync-connections", default="50", help="connections of the sync job's cells")
+    p.add_argument("--sync-cpus", default="0,1",
+                   help="the sync job's CPUs: the server (and one shard per CPU) and, as this "
+                        "VM has no other, the load generator too (taskset); 'none': not pinned")
+    p.add_argument("--sync-shards", type=int, default=0,
+                   help="corio-shards' shard count; 0: one per --sync-cpus entry (2 unpinned)")
+    p.add_argument("--sync-keys", type=int, default=10000, help="sync: keys chosen uniformly")
+    p.add_argument("--sync-set-percent", type=int, default=50, help="sync: SETs among requests")
     p.add_argument("--blocking-variants",
                    default="sleep,sleep-fix,hash,hash-fix,pread,pread-fix,pread-offload,mmap,"
                            "mmap-fix",
@@ -696,6 +754,8 @@ def parse_args():
     args.jobs = [x for x in args.jobs.split(",") if x]
     args.blocking_variants = [x for x in args.blocking_variants.split(",") if x]
     args.blocking_connections = [int(x) for x in args.blocking_connections.split(",") if x]
+    args.sync_styles = [x for x in args.sync_styles.split(",") if x]
+    args.sync_connections = [int(x) for x in args.sync_connections.split(",") if x]
     if args.cold_method == "auto":
         args.cold_method = "drop" if os.access("/proc/sys/vm/drop_caches", os.W_OK) else "direct"
     return args
@@ -735,6 +795,14 @@ def main():
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # servers and loadgen inherit it
     pin = not args.no_pin and (os.cpu_count() or 1) >= 2 and shutil.which("taskset")
     args.server_cpu, args.client_cpu = (0, 1) if pin else (None, None)
+    if not shutil.which("taskset") or args.no_pin or args.sync_cpus == "none":
+        args.sync_cpus = None
+    args.sync_cpu_list = args.sync_cpus.split(",") if args.sync_cpus else []
+    if args.sync_cpus and any(not c.isdigit() for c in args.sync_cpu_list):
+        log(f"--sync-cpus wants a comma list of CPU numbers, got '{args.sync_cpus}'")
+        return 2
+    if args.sync_shards <= 0:
+        args.sync_shards = len(args.sync_cpu_list) or 2
 
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     out_dir = args.out or os.path.join(ROOT, "build", "lab-results", stamp)
@@ -743,6 +811,9 @@ def main():
 
     plan = []  # (cell, binary, server args, loadgen arg lists, cold, handler LoC, env)
     for job in args.jobs:
+        if job == "sync":
+            plan += sync_plan(args)
+            continue
         styles = find_styles(args, "echo" if job == "blocking" else job)
         if not styles:
             continue
@@ -792,8 +863,15 @@ def main():
 
     # Start, warm-up, measurement and stop, plus connecting and tearing down (threads!).
     estimate = sum(args.warmup + args.duration + 0.8 + p[0].connections / 1500 for p in plan)
-    log(f"{len(plan)} cells, about {estimate / 60:.1f} min; "
-        f"pinning: {'server CPU 0, loadgen CPU 1' if pin else 'none'}; results in {out_dir}")
+    sync_pin = (f"sync: server and loadgen on CPUs {args.sync_cpus}" if args.sync_cpus
+                else "sync: not pinned") if "sync" in args.jobs else ""
+    if any(j != "sync" for j in args.jobs):
+        pin_text = 'server on CPU 0, load generator on CPU 1' if pin else 'none'
+        pin_text += f"; {sync_pin}" if sync_pin else ""
+    else:
+        pin_text = sync_pin
+    log(f"{len(plan)} cells, about {estimate / 60:.1f} min; pinning: {pin_text}; "
+        f"results in {out_dir}")
     rows = []
     t0 = time.monotonic()
     for i, (cell, binary, srv, loadgens, cold, loc, env) in enumerate(plan, 1):
@@ -806,15 +884,21 @@ def main():
             f"cpu {fmt(cpu, 2):>6} us/req  {row['status'] if row['status'] != 'ok' else ''}")
 
     styles_all = [item.partition("=")[0] for item in args.styles.split(",")]
-    summary = summarize([r for r in rows if r["job"] != "blocking"], styles_all, args.baseline)
+    summary = summarize([r for r in rows if r["job"] not in ("blocking", "sync")], styles_all,
+                        args.baseline)
     blocks = table(summary, args.baseline)
     print_tables(blocks)
     blocking_rows = [r for r in rows if r["job"] == "blocking"]
     blocking_md = blocking_report(blocking_rows) if blocking_rows else ""
     if blocking_md:
         print(blocking_md)
+    sync_rows = [r for r in rows if r["job"] == "sync"]
+    sync_summary = summarize(sync_rows, args.sync_styles, SYNC_BASELINE)
+    sync_md = sync_report(sync_summary, args) if sync_rows else ""
+    if sync_md:
+        print(sync_md)
     write_csv(os.path.join(out_dir, "runs.csv"), rows)
-    write_csv(os.path.join(out_dir, "summary.csv"), summary)
+    write_csv(os.path.join(out_dir, "summary.csv"), summary + sync_summary)
     pngs = [] if args.no_charts else charts(out_dir, summary, styles_all)
 
     command = " ".join(["bench/lab/run.py"] + sys.argv[1:])
@@ -825,11 +909,11 @@ def main():
         f.write(f"- repetitions: {args.reps}, warm-up {args.warmup} s, measured {args.duration} s"
                 f", pipeline {args.pipeline}; medians over repetitions; `x{args.baseline}` "
                 "columns are medians of per-repetition ratios to the baseline style\n")
-        f.write(f"- pinning: {'server on CPU 0, load generator on CPU 1' if pin else 'none'}; "
-                f"cold file cells: {args.cold_method}\n\n")
+        f.write(f"- pinning: {pin_text}; cold file cells: {args.cold_method}\n\n")
         f.write(NOTES)
         f.write(markdown_tables(blocks))
         f.write(blocking_md)
+        f.write(sync_md)
         for png in pngs:
             f.write(f"\n![{png}]({png})\n")
     log(f"\nwrote {out_dir}/report.md, runs.csv, summary.csv"
@@ -851,8 +935,76 @@ def main():
                   and not (r.get("stalls") and r.get("stall_reports"))]
         for r in silent:
             log(f"corio's stall detector reported nothing in blocking/{r['variant']}")
-        return 1 if bad or failed or allocating or silent else 0
+        # The sync job: with two shards or more, about (N-1)/N of uniformly random keys live on
+        # another shard: corio-shards must have forwarded some (on_shard was really used).
+        local = [r for r in sync_rows if r["style"] == "corio-shards" and args.sync_shards > 1
+                 and not (r.get("cross_shard_per_req") or 0) > 0.1]
+        for r in local:
+            log(f"corio-shards made {r.get('cross_shard_per_req')} cross-shard calls per request")
+        return 1 if bad or failed or allocating or silent or local else 0
     return 1 if bad or failed == len(rows) else 0
+
+
+def sync_plan(args):
+    """The sync job's cells: [(cell, binary, server args, loadgen args, cold, LoC, env)]."""
+    styles = []
+    for name in args.sync_styles:
+        if name not in SYNC_ROWS:
+            log(f"skipping sync/{name}: not a row of the sync job ({', '.join(SYNC_ROWS)})")
+            continue
+        program = SYNC_ROWS[name][0]
+        binary = os.path.join(args.build, "examples", "lab", f"lab_sync_{program}")
+        if not os.access(binary, os.X_OK):
+            log(f"skipping sync/{name}: {binary} not built")
+            continue
+        source = os.path.join(ROOT, "examples", "lab", "sync", f"{program}.cpp")
+        styles.append((name, binary, sync_server_args(name, args), handler_loc(source)))
+    plan = []
+    for conns in args.sync_connections:
+        for rep in range(args.reps):
+            k = rep % len(styles) if styles else 0
+            for name, binary, srv, loc in styles[k:] + styles[:k]:
+                cell = Cell("sync", "-", conns, 0, rep, name)
+                plan.append((cell, binary, srv, [[]], False, loc, {}))
+    return plan
+
+
+def sync_report(summary, args):
+    """The sync job's table (Markdown, printed as is)."""
+    pinned = (f"server and load generator both on CPUs {args.sync_cpus}" if args.sync_cpus
+              else "not pinned")
+    out = ["", "## Synchronisation job (docs/synchronisation.md)", "",
+           f"A key-value service (GET/SET lines, {args.sync_set_percent} % SETs, keys uniformly "
+           f"random among {args.sync_keys:,}); {pinned}. threads-mutex: a thread per connection, "
+           "one map behind one mutex; "
+           "threads-sharded-locks: the same with 16 maps, a mutex each; corio-shards: "
+           f"{args.sync_shards} shards, a map part and an SO_REUSEPORT listener each, other "
+           "shards' keys through on_shard(); corio-1: the same program with one shard. "
+           "cpu us/req: the server's CPU time per request (all its threads); "
+           f"`x {SYNC_BASELINE}`: the median of per-repetition ratios to corio-1; cs/req: "
+           "voluntary + involuntary context switches of all its threads per request; "
+           "lock waits/req (threads-mutex: try_lock failed, the thread waited) and cross-shard/"
+           "req (corio: requests answered by another shard), hops/req (corio: on_shard() calls "
+           "that carried them, one per other shard per read) count the server's whole life from "
+           "its stats line, warm-up included.", "",
+           f"| conns | style | req/s | p50 us | p99 us | cpu us/req | cpu x {SYNC_BASELINE} "
+           "| cpu x range | cs/req | lock waits/req | cross-shard/req | hops/req | threads "
+           "| allocs/req |",
+           "|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|"]
+    for s in summary:
+        locked = s["style"].startswith("threads")
+        out.append(
+            f"| {s['connections']} | {s['style']} | {fmt(s.get('rps'))} | {fmt(s.get('p50_us'))} "
+            f"| {fmt(s.get('p99_us'))} | {fmt(s.get('cpu_us_per_req'), 2)} "
+            f"| {fmt(s.get('cpu_us_per_req_ratio'), 2)} "
+            f"| {s.get('cpu_us_per_req_ratio_range') or '-'} | {fmt(s.get('cs_per_req'), 2)} "
+            f"| {fmt(s.get('lock_waits_per_req'), 3) if locked else '-'} "
+            f"| {'-' if locked else fmt(s.get('cross_shard_per_req'), 2)} "
+            f"| {'-' if locked else fmt(s.get('hops_per_req'), 2)} "
+            f"| {fmt(s.get('threads'))} | {fmt(s.get('allocs_per_req'), 2)} |")
+        if s.get("notes"):
+            out.append(f"\n_note: {s['style']}: {s['notes']}_\n")
+    return "\n".join(out) + "\n"
 
 
 def blocking_report(rows):

@@ -22,6 +22,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <optional>
 #include <time.h>
 #include <vector>
 
@@ -84,15 +85,41 @@ bool parse_u64(std::string_view text, std::uint64_t& out) {
     return ec == std::errc() && ptr == text.data() + text.size();
 }
 
-} // namespace
+/// The job a command line is for.
+enum class job { echo, files, sync };
 
-options parse_args(int argc, char** argv, const char* program, bool files_job) {
+/// --cpus: comma-separated CPU numbers and ranges (`0,1`, `0-3`), each below 4096.
+std::string parse_cpu_list(const std::string& text, std::vector<int>& out) {
+    out.clear();
+    std::string_view rest = text;
+    while (!rest.empty()) {
+        std::size_t comma = rest.find(',');
+        std::string_view item = rest.substr(0, comma);
+        rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+        std::size_t dash = item.find('-');
+        std::optional<unsigned long long> from = cli::parse_unsigned(item.substr(0, dash), 0, 4095);
+        std::optional<unsigned long long> to = from;
+        if (dash != std::string_view::npos)
+            to = cli::parse_unsigned(item.substr(dash + 1), 0, 4095);
+        if (!from || !to || *to < *from)
+            return "wants CPU numbers or ranges below 4096 (0,1 or 0-3), got '" + text + "'";
+        for (unsigned long long cpu = *from; cpu <= *to; ++cpu)
+            out.push_back(static_cast<int>(cpu));
+    }
+    if (out.empty())
+        return "wants at least one CPU, got '" + text + "'";
+    return {};
+}
+
+options parse(int argc, char** argv, const char* program, job kind, bool shard_flags) {
+    bool files_job = kind == job::files;
     g_program = program;
     std::signal(SIGPIPE, SIG_IGN);
     options opt;
     cli::parser p(program,
-                  files_job ? "A laboratory file server (examples/lab/files)."
-                            : "A laboratory echo server (examples/lab/echo).",
+                  kind == job::files  ? "A laboratory file server (examples/lab/files)."
+                  : kind == job::sync ? "A laboratory key-value server (examples/lab/sync)."
+                                      : "A laboratory echo server (examples/lab/echo).",
                   "  SIGINT/SIGTERM: stop, print a stats line to stderr, exit 0.");
     p.number("--port", opt.port, 0, 65535,
              "TCP port; 0 (the default) picks an ephemeral one, printed as `listening on N`");
@@ -109,6 +136,21 @@ options parse_args(int argc, char** argv, const char* program, bool files_job) {
     if (files_job) {
         p.text("--root", opt.root, "the directory served").type("DIR").required();
         p.flag("--direct", opt.direct, "O_DIRECT reads into aligned buffers");
+    }
+    if (shard_flags) {
+        p.number("--shards", opt.shards, 1, 256, "loops, one thread each, sharing nothing");
+        p.add(
+             "--cpus", "CPUs to pin the shards to: shard i on the i-th (0,1 or 0-3); default: none",
+             [&opt](std::string& text) { return parse_cpu_list(text, opt.cpus); },
+             [](const std::string&) {})
+            .type("LIST");
+    }
+    if (kind == job::sync && !shard_flags)
+        p.number("--lock-stripes", opt.lock_stripes, 1, 4096,
+                 "maps with a mutex each, the key's hash picks one; 1: one lock for everything");
+    if (kind == job::sync) {
+        p.parse(argc, argv);
+        return opt;
     }
     // The blocking job (docs/blocking.md).
     p.number("--block-every", opt.block_every, 0, 1'000'000'000,
@@ -141,7 +183,17 @@ options parse_args(int argc, char** argv, const char* program, bool files_job) {
     return opt;
 }
 
-void print_stats(const stats& s) {
+} // namespace
+
+options parse_args(int argc, char** argv, const char* program, bool files_job) {
+    return parse(argc, argv, program, files_job ? job::files : job::echo, false);
+}
+
+options parse_sync_args(int argc, char** argv, const char* program, bool shard_flags) {
+    return parse(argc, argv, program, job::sync, shard_flags);
+}
+
+void print_stats(const stats& s, std::string_view extra) {
     std::fprintf(
         stderr, "stats: connections=%llu requests=%llu bytes_in=%llu bytes_out=%llu",
         static_cast<unsigned long long>(s.connections), static_cast<unsigned long long>(s.requests),
@@ -151,7 +203,7 @@ void print_stats(const stats& s) {
                      static_cast<unsigned long long>(s.frame_bytes_peak));
     if (s.stalls != 0)
         std::fprintf(stderr, " stalls=%llu", static_cast<unsigned long long>(s.stalls));
-    std::fprintf(stderr, "\n");
+    std::fprintf(stderr, "%.*s\n", static_cast<int>(extra.size()), extra.data());
     std::fflush(stderr);
 }
 

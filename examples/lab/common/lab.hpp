@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace lab {
 
@@ -33,11 +34,20 @@ struct options {
     std::string block_file;              // pread, mmap: the file read cold (not modified)
     bool block_offload = false;          // corio: the fix, the blocking call runs in offload()
     bool block_ring = false;             // corio, pread/mmap: the fix, the ring reads the range
+    // The synchronisation job (docs/synchronisation.md): corio (shards, cpus), threads (stripes).
+    unsigned shards = 1;                 // --shards: loops, one thread each
+    std::vector<int> cpus;               // --cpus: shard i runs on cpus[i % size]; empty: unpinned
+    unsigned lock_stripes = 1;           // threads: maps with a mutex each (key_owner picks one)
 };
 
 /// Parses argv (exits 2 with a usage line on bad input, 0 on --help). `files_job` enables and
 /// requires --root. Also ignores SIGPIPE: a peer that goes away is an error value, not a signal.
 options parse_args(int argc, char** argv, const char* program, bool files_job);
+
+/// The synchronisation job's command line (examples/lab/sync): the common flags without the
+/// blocking job's, plus --shards N and --cpus LIST (`0,1`, `0-3`) when `shard_flags` (corio),
+/// else --lock-stripes N (threads).
+options parse_sync_args(int argc, char** argv, const char* program, bool shard_flags);
 
 /// The counters of the exit line.
 struct stats {
@@ -76,8 +86,8 @@ int cold_file();
 char* cold_sink();
 
 /// Prints `stats: connections=N requests=N bytes_in=N bytes_out=N` to stderr (plus
-/// `frame_bytes_peak=N` and `stalls=N` when set).
-void print_stats(const stats& s);
+/// `frame_bytes_peak=N` and `stalls=N` when set, then `extra`, e.g. ` lock_waits=N`).
+void print_stats(const stats& s, std::string_view extra = {});
 
 /// socket + SO_REUSEADDR + TCP_NODELAY + bind + listen(4096), then prints `listening on N` to
 /// stdout and flushes. Exits 1 on failure. TCP_NODELAY is set on the listener: Linux copies it
