@@ -334,7 +334,9 @@ options parse_args(int argc, char** argv) {
     p.number("--shards", opt.shards.count, 0, 1024,
              "loops (threads) serving the port, each on its own SO_REUSEPORT listener; 0: one "
              "per CPU");
-    p.cpu_list("--cpus", opt.shards.cpus, "pin shard i to the i-th CPU of LIST (0,1 or 0-3)");
+    p.cpu_list("--cpus", opt.shards.cpus,
+               "pin shard i to the i-th CPU of LIST (0,1 or 0-3; round robin when the list is "
+               "shorter); with --shards 0, one shard per CPU listed");
     p.parse(argc, argv);
     if (std::string bad = example::check_cpus(opt.shards.cpus); !bad.empty())
         p.fail(bad);
