@@ -157,11 +157,15 @@ private:
 /// rethrows the first exception that escaped one (which also stops the others).
 class shard_group {
 public:
+    /// Creates the shards (their eventfds; no thread yet). Throws std::system_error when an
+    /// eventfd cannot be created.
     explicit shard_group(shard_options options = {});
+    /// Only after run() returned (or when it never ran).
     ~shard_group();
     shard_group(const shard_group&) = delete;
     shard_group& operator=(const shard_group&) = delete;
 
+    /// The number of shards.
     [[nodiscard]] unsigned size() const noexcept { return static_cast<unsigned>(m_shards.size()); }
     /// Shard `k` (its context is only usable on its own thread, while run() runs).
     [[nodiscard]] shard& at(unsigned k) noexcept { return *m_shards[k]; }
@@ -268,13 +272,31 @@ private:
         return static_cast<call_message*>(m)->m_call;
     }
 
+    static constexpr bool returns_task() noexcept {
+        return requires { typename call_result<F>::returned::promise_type; };
+    }
+
     static void on_request(shard_message* m) noexcept {
         auto* self = call_of(m);
-        try {
-            self->m_target->m_calls->spawn(self->m_target->context(), run_remote(self));
-        } catch (...) {
-            self->m_error = std::current_exception();
+        if constexpr (!returns_task()) {
+            // A plain function runs right here, in the target's loop, and the reply leaves at
+            // once: no frame, no extra turn (it cannot be cancelled half-way anyway).
+            try {
+                if constexpr (std::is_void_v<R>)
+                    self->m_fn();
+                else
+                    self->m_value.emplace(self->m_fn());
+            } catch (...) {
+                self->m_error = std::current_exception();
+            }
             self->finish_remote();
+        } else {
+            try {
+                self->m_target->m_calls->spawn(self->m_target->context(), run_remote(self));
+            } catch (...) {
+                self->m_error = std::current_exception();
+                self->finish_remote();
+            }
         }
     }
     static task<void> run_remote(cross_shard_call* self) {
@@ -292,20 +314,13 @@ private:
         self->finish_remote();
     }
     static task<void> produce(cross_shard_call* self) {
-        if constexpr (requires { typename call_result<F>::returned::promise_type; }) {
-            auto work = self->m_fn();
-            if constexpr (std::is_void_v<R>) {
-                co_await std::move(work);
-            } else {
-                R value = co_await std::move(work);
-                self->m_value.emplace(std::move(value));
-            }
-        } else if constexpr (std::is_void_v<R>) {
-            self->m_fn();
+        auto work = self->m_fn();
+        if constexpr (std::is_void_v<R>) {
+            co_await std::move(work);
         } else {
-            self->m_value.emplace(self->m_fn());
+            R value = co_await std::move(work);
+            self->m_value.emplace(std::move(value));
         }
-        co_return;
     }
     /// The work is done: reply, unless a cancel message is still on its way here (then the
     /// reply waits for it: it refers to this frame).
@@ -364,7 +379,8 @@ private:
 
 /// `co_await on_shard(k, fn)`: runs `fn()` on shard k (fn may return a value or a task, which is
 /// awaited there) and resumes the caller on its own shard with the result, or rethrows what fn
-/// threw. `fn` is moved into the caller's frame and called on shard k: it must only touch what
+/// threw. A function that returns a value runs inside shard k's loop as the message arrives (so
+/// it must not block); one that returns a task runs as a task of shard k. `fn` is moved into the caller's frame and called on shard k: it must only touch what
 /// that shard owns (or what is immutable). Cancelling the caller cancels the remote work (its
 /// task's stop token); the caller still resumes only once shard k is done with it. A call to the
 /// caller's own shard goes through its inbox like any other.

@@ -120,17 +120,24 @@ configure_and_build() {
 
 # Runs one doctest binary ($2) of build $1 and adds its counts to the totals; $3, when given, is a
 # CORIO_FAULTS spec to run it under (the fault-injection mode), otherwise CORIO_FAULTS is unset;
-# $4, when given, a backend for CORIO_BACKEND (otherwise unset: io_uring, as on a normal host).
+# $4, when given, a backend for CORIO_BACKEND (otherwise unset: io_uring, as on a normal host);
+# $5, when given, a doctest source-file filter (-sf) that selects the cases to run.
 run_binary() {
-    local name=$1 bin=$2 faults=${3:-} backend=${4:-}
+    local name=$1 bin=$2 faults=${3:-} backend=${4:-} files=${5:-}
     local label="$name: ${bin#build/"$name"/}${faults:+ under CORIO_FAULTS=$faults}"
-    label+="${backend:+ on the $backend backend}"
+    label+="${backend:+ on the $backend backend}${files:+ (cases of $files)}"
     local log
     log="$log_dir/$name-$(basename "$bin")${faults:+-faults-${faults//[^a-z0-9.]/_}}"
-    log+="${backend:+-$backend}.log"
+    log+="${backend:+-$backend}${files:+-${files//[^a-z0-9]/_}}.log"
     local -a env_vars=()
     if [[ $name == asan ]]; then
         env_vars=("${asan_env[@]}")
+    elif [[ $name == tsan ]]; then
+        env_vars=("TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1")
+    fi
+    local -a filter=()
+    if [[ -n $files ]]; then
+        filter=("-sf=$files")
     fi
     if [[ -n $faults ]]; then
         env_vars+=("CORIO_FAULTS=$faults")
@@ -141,7 +148,7 @@ run_binary() {
     echo "==> $label"
     local start=$SECONDS rc=0
     env -u CORIO_FAULTS -u CORIO_BACKEND "${env_vars[@]}" timeout --kill-after=10 "$timeout_s" "$bin" \
-        --no-colors=true >"$log" 2>&1 </dev/null || rc=$?
+        --no-colors=true "${filter[@]}" >"$log" 2>&1 </dev/null || rc=$?
     local took=$((SECONDS - start))
 
     if ((rc == 77)); then
@@ -365,6 +372,17 @@ clang_build() {
     ninja -C "$dir" -j "$jobs"
 }
 
+# ThreadSanitizer over the shards (runtime/shard.*: the only code where threads share memory):
+# clang, only test_runtime, only its shard cases (the rest is single-threaded by design).
+tsan_build() {
+    local dir=build/tsan
+    if [[ ! -f $dir/meson-private/coredata.dat ]]; then
+        CXX=clang++ meson setup "$dir" --buildtype=debug -Doptimization=1 -Db_sanitize=thread \
+            -Db_lundef=false -Dwerror=true -Dexamples=disabled || return 1
+    fi
+    ninja -C "$dir" -j "$jobs" tests/test_runtime
+}
+
 # The servers' benchmark (bench/servers): its harness's unit tests, then its --quick run against
 # nginx and redis-server (a smoke test: every cell must serve the exact bytes, no speed asserted).
 servers_quick() {
@@ -500,6 +518,13 @@ main() {
                 [[ -f $bin && -x $bin ]] || continue
                 run_binary clang "$bin"
             done
+        fi
+        failed_before=$total_failed
+        run_check "tsan: the shard tests with clang's ThreadSanitizer (build/tsan)" tsan-build \
+            tsan_build
+        if ((total_failed == failed_before)); then
+            run_binary tsan build/tsan/tests/test_runtime "" "" "*shard_test*"
+            run_binary tsan build/tsan/tests/test_runtime "" epoll "*shard_test*"
         fi
         run_check "laboratory: bench/lab/run.py --quick (build/release)" lab-quick lab_quick
         run_check "servers: bench/servers/test_run.py (the harness's own tests)" servers-units \
