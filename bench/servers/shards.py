@@ -79,11 +79,16 @@ def stop(p):
     return p.returncode
 
 
+def client(args, cmd):
+    """The load generator's command line, pinned with --client-cpu."""
+    return cmd if args.client_cpu is None else ["taskset", "-c", str(args.client_cpu)] + cmd
+
+
 def load_echo(args, port):
     cmd = [os.path.join(args.build, "bench", "loadgen"), "--port", str(port), "--connections",
            str(args.connections), "--size", "100", "--warmup", str(args.warmup), "--duration",
            str(args.duration)]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(client(args, cmd), capture_output=True, text=True, timeout=120)
     r = json.loads(out.stdout.strip().splitlines()[-1])
     if r["errors"] or r["mismatches"] or r["connections_open"] != args.connections:
         raise RuntimeError(f"echo load failed: {out.stdout} {out.stderr}")
@@ -93,16 +98,16 @@ def load_echo(args, port):
 def load_http(args, port):
     url = f"http://127.0.0.1:{port}/f100"
     warm = ["wrk", "-t1", f"-c{args.connections}", f"-d{max(1, round(args.warmup))}s", url]
-    subprocess.run(warm, capture_output=True, text=True, timeout=120)
+    subprocess.run(client(args, warm), capture_output=True, text=True, timeout=120)
     cmd = ["wrk", "-t1", f"-c{args.connections}", f"-d{round(args.duration)}s", url]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120).stdout
+    out = subprocess.run(client(args, cmd), capture_output=True, text=True, timeout=120).stdout
     if re.search(r"Non-2xx|Socket errors", out):
         raise RuntimeError(f"http load failed: {out}")
     return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
 
 
 def one_run(args, job, shards, docroot, rep):
-    cpus = ",".join(str(c) for c in range(shards))
+    cpus = "0" if shards == 1 else args.two_cpus
     binary = (os.path.join(args.build, "examples", "echo") if job == "echo"
               else os.path.join(args.build, "examples", "http", "corio-http"))
     cmd = [binary, "--port", "0", "--bind", "127.0.0.1", "--shards", str(shards), "--cpus", cpus]
@@ -137,6 +142,10 @@ def main():
                     "quota to each CPU in slices of sched_cfs_bandwidth_slice_us (5 ms), so a "
                     "quota of a few ms per period can land on one CPU of two")
     ap.add_argument("--reps", type=int, default=7)
+    ap.add_argument("--two-cpus", default="0,1",
+                    help="--cpus of the two-shard server (0: both on the one-shard server's CPU, "
+                    "to keep the client off the servers' CPUs with --client-cpu 1)")
+    ap.add_argument("--client-cpu", type=int, default=None, help="pin the load generator")
     ap.add_argument("--duration", type=float, default=3.0)
     ap.add_argument("--warmup", type=float, default=1.0)
     ap.add_argument("--connections", type=int, default=100)
@@ -144,6 +153,8 @@ def main():
     docroot = tempfile.mkdtemp(prefix="corio-shards-")
     with open(os.path.join(docroot, "f100"), "wb") as f:
         f.write(b"x" * 100)
+    print(f"# one: --shards 1 --cpus 0; two: --shards 2 --cpus {args.two_cpus}; client CPU "
+          f"{'any' if args.client_cpu is None else args.client_cpu}")
     print(f"# quota Q = {args.quota} CPU per shard ({args.period_us} us CFS periods); "
           f"{args.connections} "
           f"connections; {args.duration} s measured after {args.warmup} s; {args.reps} reps")
