@@ -4,18 +4,22 @@
 // serve every connection. Its lean siblings for side-by-side comparison (threads, epoll, raw
 // io_uring, corio, one CLI) are in examples/lab/echo/. With --provided-buffers N, reads land in
 // a shared provided-buffer ring instead of a buffer per connection (multishot recv; idle
-// connections then hold no buffer).
+// connections then hold no buffer). With --shards N, N loops (threads, --cpus pins them) each
+// run this same server on their own SO_REUSEPORT listener of the port; shard 0 owns the signals
+// (examples/common/shards.hpp). --shards 1 (the default) is one such loop.
 // Try: build/debug/examples/echo --port 0   (prints `listening on PORT`), then
 //      nc 127.0.0.1 PORT            and   kill -USR1 <pid>   for a stats line.
 #include <corio/corio.hpp>
 #include "examples/common/cli.hpp"
 #include "examples/common/listen.hpp"
 #include "examples/common/open_fds.hpp"
+#include "examples/common/shards.hpp"
 #include "examples/common/stop_signals.hpp"
 
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -44,12 +48,57 @@ struct options {
     std::chrono::milliseconds idle_timeout = 60s; // a peer silent (or not reading) this long goes
     std::chrono::milliseconds drain = 2s;         // on SIGINT/SIGTERM: time given to finish
     std::chrono::milliseconds stats_interval = 0ms; // 0: stats only on SIGUSR1
+    example::shard_flags shards;                    // --shards, --cpus
 };
 
 struct server_state {
     std::uint64_t bytes = 0;               // bytes echoed
     net::buffer_ring* ring = nullptr;      // the shared ring, with --provided-buffers
     const net::server* server = nullptr;   // connections, accepted, rejected, timed_out
+};
+
+/// One shard's counters at one moment, taken on that shard; a stats line sums them over the
+/// shards (open_fds is the process's).
+struct snapshot {
+    net::server_stats srv;          // connections, accepted, refused, timed_out (summed)
+    std::uint64_t bytes = 0;        // bytes echoed
+    std::size_t live_tasks = 0;     // task frames alive
+    std::size_t ops_in_flight = 0;  // operations due
+    std::uint64_t cq_overflows = 0; // CQ overflows recovered
+    std::size_t buffered = 0;       // bytes of receive buffers
+    std::uint64_t stalls = 0;       // stalled turns
+    long long longest_stall_ms = 0; // the longest of them (the maximum over the shards)
+
+    snapshot& operator+=(const snapshot& o) noexcept {
+        srv.connections += o.srv.connections;
+        srv.accepted += o.srv.accepted;
+        srv.refused += o.srv.refused;
+        srv.timed_out += o.srv.timed_out;
+        bytes += o.bytes;
+        live_tasks += o.live_tasks;
+        ops_in_flight += o.ops_in_flight;
+        cq_overflows += o.cq_overflows;
+        buffered += o.buffered;
+        stalls += o.stalls;
+        longest_stall_ms = std::max(longest_stall_ms, o.longest_stall_ms);
+        return *this;
+    }
+};
+
+/// One shard's part of the server: touched only on that shard's thread.
+struct shard_state {
+    server_state state; // what the handlers count
+    snapshot last;      // taken when its server's run() returned (the final stats line)
+    bool done = false;  // `last` is final: the server is gone
+};
+
+/// What every shard reads (each its own entries of `shards`, `listeners` and the link).
+struct shared {
+    const struct options* opt = nullptr;
+    corio::signal_set* signals = nullptr; // read on shard 0 only
+    example::shard_link* link = nullptr;  // drains, the final stats line
+    std::vector<net::tcp_listener>* listeners = nullptr;
+    std::vector<shard_state>* shards = nullptr;
 };
 
 // ----- one connection -----
@@ -127,54 +176,85 @@ corio::task<void> echo_with_ring(net::tcp_stream conn, net::server::connection* 
 
 // ----- statistics -----
 
-corio::task<void> dump_stats(const options* opt, const server_state* state) {
+/// Shard `k`'s counters now, on its own thread (its io_context is current).
+snapshot take(const options* opt, const shard_state* sh) {
+    if (sh->done)
+        return sh->last;
+    const server_state& state = sh->state;
+    corio::io_context_stats s = corio::io_context::current().stats();
+    snapshot snap;
+    snap.srv = state.server->stats();
+    snap.bytes = state.bytes;
+    snap.live_tasks = s.live_tasks;
+    snap.ops_in_flight = s.ops_in_flight;
+    snap.cq_overflows = s.cq_overflows;
+    snap.buffered = state.ring ? std::size_t{state.ring->count()} * opt->buffer_size
+                               : snap.srv.connections * opt->buffer_size;
+    snap.stalls = s.stalls;
+    snap.longest_stall_ms = static_cast<long long>(s.longest_stall.count() / 1000);
+    return snap;
+}
+
+/// On shard k: its counters, once its server has drained when `after_drain`.
+corio::task<snapshot> snapshot_of(const shared* sh, unsigned k, bool after_drain) {
+    if (after_drain)
+        co_await example::wait_drained(&sh->link->at(k));
+    co_return take(sh->opt, &(*sh->shards)[k]);
+}
+
+/// On shard 0: the stats line, summed over the shards (after every shard drained when `final`).
+corio::task<void> dump_stats(const shared* sh, bool final) {
     auto counting = corio::offload(example::count_open_fds{});
     long fds = co_await counting;
-    corio::io_context_stats s = corio::io_context::current().stats();
-    net::server_stats srv = state->server->stats();
-    std::size_t buffered = state->ring ? std::size_t{state->ring->count()} * opt->buffer_size
-                                       : srv.connections * opt->buffer_size;
+    snapshot t;
+    for (unsigned k = 0; k < sh->link->size(); ++k) {
+        bool after_drain = final && k != 0; // shard 0 is the caller: its drain is done
+        auto call =
+            corio::on_shard(k, [sh, k, after_drain] { return snapshot_of(sh, k, after_drain); });
+        snapshot one = co_await call;
+        t += one;
+    }
     std::printf("stats: connections=%zu accepted=%llu rejected=%llu timed_out=%llu "
                 "bytes_echoed=%llu live_tasks=%zu ops_in_flight=%zu open_fds=%ld "
                 "cq_overflows=%llu bytes_buffered=%zu stalls=%llu longest_stall_ms=%lld\n",
-                srv.connections, static_cast<unsigned long long>(srv.accepted),
-                static_cast<unsigned long long>(srv.refused),
-                static_cast<unsigned long long>(srv.timed_out),
-                static_cast<unsigned long long>(state->bytes), s.live_tasks, s.ops_in_flight,
-                fds, static_cast<unsigned long long>(s.cq_overflows), buffered,
-                static_cast<unsigned long long>(s.stalls),
-                static_cast<long long>(s.longest_stall.count() / 1000));
+                t.srv.connections, static_cast<unsigned long long>(t.srv.accepted),
+                static_cast<unsigned long long>(t.srv.refused),
+                static_cast<unsigned long long>(t.srv.timed_out),
+                static_cast<unsigned long long>(t.bytes), t.live_tasks, t.ops_in_flight, fds,
+                static_cast<unsigned long long>(t.cq_overflows), t.buffered,
+                static_cast<unsigned long long>(t.stalls), t.longest_stall_ms);
     std::fflush(stdout);
 }
 
-corio::task<void> tick_stats(const options* opt, const server_state* state) {
+corio::task<void> tick_stats(const shared* sh) {
     for (;;) {
-        corio::result<void> slept = co_await corio::sleep_for(opt->stats_interval);
+        corio::result<void> slept = co_await corio::sleep_for(sh->opt->stats_interval);
         if (!slept)
             co_return;
-        co_await dump_stats(opt, state);
+        co_await dump_stats(sh, false);
     }
 }
 
-/// After the drain (the signals still watched): the drain's outcome and the last stats line.
-corio::task<void> finish(const options* opt, const server_state* state) {
-    if (state->server->stats().drain_timed_out)
+/// After shard k's drain (on shard 0 the signals are still watched): the drain's outcome, and on
+/// shard 0 the last stats line, once every shard drained.
+corio::task<void> finish(const shared* sh, unsigned k) {
+    const server_state& state = (*sh->shards)[k].state;
+    if (state.server->stats().drain_timed_out)
         std::printf("drain: cancelled the connections still open after %lld ms\n",
-                    static_cast<long long>(opt->drain.count()));
-    co_await dump_stats(opt, state);
+                    static_cast<long long>(sh->opt->drain.count()));
+    if (k == 0)
+        co_await dump_stats(sh, true);
+    else
+        std::fflush(stdout);
 }
 
 // ----- the server -----
 
-corio::task<int> run_server(options opt, corio::signal_set* signals) {
-    int status = 0;
-    std::optional<net::tcp_listener> listener =
-        example::bind_listener("echo", opt.bind, opt.port, &status);
-    if (!listener)
-        co_return status;
-    example::announce(*listener);
-
-    server_state state;
+/// Shard k's server: its own listener, its own connections; shard 0 also owns the signals.
+corio::task<void> run_shard(const shared* sh, unsigned k) {
+    const options& opt = *sh->opt;
+    shard_state& mine = (*sh->shards)[k];
+    server_state& state = mine.state;
     std::unique_ptr<net::buffer_ring> ring;
     if (opt.provided_buffers > 0) {
         ring = std::make_unique<net::buffer_ring>(corio::io_context::current(),
@@ -188,33 +268,42 @@ corio::task<int> run_server(options opt, corio::signal_set* signals) {
     so.name = "echo";
     so.max_connections = opt.max_connections; // beyond it: closed at once (bounded memory)
     so.drain_timeout = opt.drain;
-    so.signals = signals;
+    so.signals = k == 0 ? sh->signals : nullptr;
     so.exit_on_second_signal = true;
-    so.on_drain = [&state](int signo) {
-        if (signo == 0)
+    so.on_drain = [sh, k, &state](int signo) {
+        int reported = sh->link->on_drain(k, signo); // the other shards drain too
+        if (reported == 0)
             return; // the listener broke (logged): no signal to report
-        std::printf("signal %d: draining %zu connections\n", signo,
-                    state.server->stats().connections);
+        std::size_t open = state.server->stats().connections;
+        if (sh->link->size() == 1)
+            std::printf("signal %d: draining %zu connections\n", reported, open);
+        else
+            std::printf("signal %d: draining %zu connections on shard %u\n", reported, open, k);
         std::fflush(stdout);
     };
-    so.on_stats = [&opt, &state] {
-        corio::dump_tasks(); // stderr: every live task and what it waits on
-        return dump_stats(&opt, &state);
-    };
-    so.on_drained = [&opt, &state] { return finish(&opt, &state); };
+    if (k == 0)
+        so.on_stats = [sh] {
+            corio::dump_tasks(); // stderr: every live task of shard 0 and what it waits on
+            return dump_stats(sh, false);
+        };
+    so.on_drained = [sh, k] { return finish(sh, k); };
     net::server srv(
-        *listener,
+        (*sh->listeners)[k],
         [&opt, &state](net::tcp_stream conn, net::server::connection* c) {
             return state.ring ? echo_with_ring(std::move(conn), c, &opt, &state)
                               : echo_with_own_buffer(std::move(conn), c, &opt, &state);
         },
         std::move(so));
     state.server = &srv;
-    if (opt.stats_interval.count() > 0)
-        srv.spawn(tick_stats(&opt, &state));
+    if (k == 0 && opt.stats_interval.count() > 0)
+        srv.spawn(tick_stats(sh));
+    sh->link->attach(k, &srv);
     net::server_stats done = co_await srv.run();
     (void)done;
-    co_return 0;
+    mine.last = take(&opt, &mine); // what the final stats line reads once the server is gone
+    mine.done = true;
+    state.server = nullptr;
+    sh->link->detach(k);
 }
 
 // ----- command line -----
@@ -242,7 +331,15 @@ options parse_args(int argc, char** argv) {
                "on SIGINT/SIGTERM: time the connections get to finish");
     p.duration("--stats-interval-ms", opt.stats_interval, 24h,
                "a stats line this often; 0: only on SIGUSR1");
+    p.number("--shards", opt.shards.count, 0, 1024,
+             "loops (threads) serving the port, each on its own SO_REUSEPORT listener; 0: one "
+             "per CPU");
+    p.cpu_list("--cpus", opt.shards.cpus,
+               "pin shard i to the i-th CPU of LIST (0,1 or 0-3; round robin when the list is "
+               "shorter); with --shards 0, one shard per CPU listed");
     p.parse(argc, argv);
+    if (std::string bad = example::check_cpus(opt.shards.cpus); !bad.empty())
+        p.fail(bad);
     if (opt.idle_timeout.count() == 0)
         opt.idle_timeout = std::chrono::hours(24 * 365); // "no timeout"
     return opt;
@@ -254,11 +351,26 @@ int main(int argc, char** argv) {
     options opt = parse_args(argc, argv);
 
     try {
-        // The signals arrive through a signalfd read in the ring. Blocked before any thread
-        // starts (the offload pool), so no thread takes them the old way.
+        // The signals arrive through a signalfd read in shard 0's ring. Blocked before any thread
+        // starts (the shards, the offload pool): they inherit the mask, so none takes them the
+        // old way.
         corio::signal_set signals{SIGINT, SIGTERM, SIGUSR1};
-        corio::io_context ctx({.sq_entries = opt.sq_entries, .cq_entries = opt.cq_entries});
-        return corio::sync_wait(ctx, run_server(opt, &signals));
+        corio::shard_options group_options;
+        group_options.count = opt.shards.count;
+        group_options.cpus = opt.shards.cpus;
+        group_options.context = {.sq_entries = opt.sq_entries, .cq_entries = opt.cq_entries};
+        corio::shard_group group(std::move(group_options));
+        int status = 0;
+        std::vector<net::tcp_listener> listeners =
+            example::bind_listeners("echo", opt.bind, opt.port, group.size(), &status);
+        if (listeners.empty())
+            return status;
+        example::announce(listeners[0]);
+        example::shard_link link(group);
+        std::vector<shard_state> shards(group.size());
+        shared sh{&opt, &signals, &link, &listeners, &shards};
+        group.run([&sh](corio::shard& s) { return run_shard(&sh, s.id()); });
+        return 0;
     } catch (const std::exception& e) {
         std::fprintf(stderr, "echo: %s\n", e.what());
         return 1;

@@ -59,6 +59,31 @@ option parser::add(const std::string& flag, const std::string& help, check_fn ch
     return option(o);
 }
 
+std::optional<std::vector<int>> parse_cpu_list(std::string_view text, unsigned max) {
+    std::vector<int> cpus;
+    std::vector<bool> seen(max, false);
+    while (true) {
+        std::size_t comma = text.find(',');
+        std::string_view item = text.substr(0, comma);
+        std::size_t dash = item.find('-');
+        std::optional<unsigned long long> low = parse_unsigned(item.substr(0, dash), 0, max - 1);
+        std::optional<unsigned long long> high =
+            dash == std::string_view::npos ? low
+                                           : parse_unsigned(item.substr(dash + 1), 0, max - 1);
+        if (!low || !high || *low > *high)
+            return std::nullopt;
+        for (unsigned long long cpu = *low; cpu <= *high; ++cpu) {
+            if (seen[cpu])
+                return std::nullopt;
+            seen[cpu] = true;
+            cpus.push_back(static_cast<int>(cpu));
+        }
+        if (comma == std::string_view::npos)
+            return cpus;
+        text.remove_prefix(comma + 1);
+    }
+}
+
 check_fn parser::number_check(unsigned long long min, unsigned long long max) {
     return [min, max](std::string& text) -> std::string {
         if (parse_unsigned(text, min, max))
@@ -71,6 +96,17 @@ option parser::port(std::uint16_t& target) {
     return number<std::uint16_t>("--port", target, 0, 65535,
                                  "TCP port; 0 picks an ephemeral one, printed as "
                                  "`listening on N`");
+}
+
+option parser::cpu_list(const std::string& flag, std::vector<int>& target,
+                        const std::string& help) {
+    auto check = [](std::string& text) -> std::string {
+        if (parse_cpu_list(text))
+            return {};
+        return "wants CPU numbers such as 0,1 or 0-3 (each once, below 1024), got '" + text + "'";
+    };
+    auto store = [&target](const std::string& text) { target = parse_cpu_list(text).value(); };
+    return add(flag, help, check, store).type("LIST");
 }
 
 option parser::text(const std::string& flag, std::string& target, const std::string& help) {

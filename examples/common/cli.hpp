@@ -38,6 +38,11 @@ parse_unsigned(std::string_view text, unsigned long long min, unsigned long long
     return v;
 }
 
+/// `text` as a CPU list, `0,2` or `0-3` or `0-1,6` (whole decimal numbers below max, ranges
+/// with low <= high, no CPU twice), in the order written; nullopt for anything else.
+[[nodiscard]] std::optional<std::vector<int>> parse_cpu_list(std::string_view text,
+                                                             unsigned max = 1024);
+
 /// "up to MAX", or "in [MIN, MAX]" when min > 0: the range as an error message says it.
 [[nodiscard]] std::string range_text(unsigned long long min, unsigned long long max);
 
@@ -112,6 +117,9 @@ public:
 
     /// `--port N`, 0 picking an ephemeral port that the server prints as `listening on N`.
     option port(std::uint16_t& target);
+
+    /// A CPU list (parse_cpu_list: `0,1`, `0-3`) stored into `target` in the order written.
+    option cpu_list(const std::string& flag, std::vector<int>& target, const std::string& help);
 
     /// Any text (an address, a file name); the help shows target's value as the default when it
     /// is not empty.

@@ -7,12 +7,15 @@
 // Choices: a traversal attempt (.., %2F, \, NUL) is 400, a symlink leading outside 403, a missing
 // file 404; request bodies are skipped (413 past --max-body), Transfer-Encoding is 501; several
 // ranges in one Range get the whole body (200); timeouts are deadlines checked by one sweep task.
+// --shards N runs N such servers, each on its own loop, SO_REUSEPORT listener and cache
+// (examples/common/shards.hpp); --cpus pins them.
 // Try: build/debug/examples/http/corio-http --root DIR --port 0   (prints `listening on PORT`),
 //      curl -v http://127.0.0.1:PORT/   and   kill -USR1 <pid>   for a stats line.
 #include <corio/corio.hpp>
 #include "examples/common/cli.hpp"
 #include "examples/common/listen.hpp"
 #include "examples/common/open_fds.hpp"
+#include "examples/common/shards.hpp"
 #include "examples/common/stop_signals.hpp"
 #include "examples/http/file_cache.hpp"
 #include "examples/http/http_date.hpp"
@@ -29,8 +32,10 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -42,6 +47,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <vector>
 
 namespace net = corio::net;
@@ -68,6 +74,7 @@ struct options {
     std::size_t cache_bytes = 32u << 20;               // the small-file cache's bound (0: no cache)
     std::size_t cache_max_file = 256u << 10;           // larger files are always read from disk
     std::chrono::milliseconds cache_validity = 1000ms; // a cached file is rechecked after this
+    example::shard_flags shards;                       // --shards, --cpus
 };
 
 /// One connection as the server sees it, for timeouts (a sweep closes the late ones). Being idle
@@ -744,14 +751,113 @@ corio::task<void> sweep_timeouts(server_state* srv) {
     }
 }
 
-corio::task<void> print_stats(const server_state* srv) {
+/// One shard's counters at one moment, taken on that shard; a stats line sums them over the
+/// shards (open_fds is the process's; longest_stall_ms the maximum).
+struct snapshot {
+    net::server_stats front;                 // connections, accepted, ... (summed)
+    std::uint64_t linger_timeouts = 0;
+    std::uint64_t requests = 0;
+    std::uint64_t by_class[6] = {};
+    std::size_t cache_entries = 0;
+    std::size_t cache_bytes = 0;
+    std::uint64_t cache_hits = 0;
+    std::uint64_t cache_revalidated = 0;
+    std::uint64_t cache_misses = 0;
+    std::size_t buffered = 0;
+    corio::io_context_stats ctx;             // the fields the line shows (summed)
+    long long longest_stall_ms = 0;
+
+    snapshot& operator+=(const snapshot& o) noexcept {
+        front.connections += o.front.connections;
+        front.accepted += o.front.accepted;
+        front.refused += o.front.refused;
+        front.timed_out += o.front.timed_out;
+        front.out_of_fds += o.front.out_of_fds;
+        front.accept_backoffs += o.front.accept_backoffs;
+        linger_timeouts += o.linger_timeouts;
+        requests += o.requests;
+        for (int i = 0; i < 6; ++i)
+            by_class[i] += o.by_class[i];
+        cache_entries += o.cache_entries;
+        cache_bytes += o.cache_bytes;
+        cache_hits += o.cache_hits;
+        cache_revalidated += o.cache_revalidated;
+        cache_misses += o.cache_misses;
+        buffered += o.buffered;
+        ctx.live_tasks += o.ctx.live_tasks;
+        ctx.frame_bytes += o.ctx.frame_bytes;
+        ctx.peak_frame_bytes += o.ctx.peak_frame_bytes;
+        ctx.ops_in_flight += o.ctx.ops_in_flight;
+        ctx.kernel_enters += o.ctx.kernel_enters;
+        ctx.cq_overflows += o.ctx.cq_overflows;
+        ctx.stalls += o.ctx.stalls;
+        longest_stall_ms = std::max(longest_stall_ms, o.longest_stall_ms);
+        return *this;
+    }
+};
+
+/// One shard's part of the server: touched only on that shard's thread.
+struct shard_state {
+    explicit shard_state(const options& o) : srv(o) {}
+    server_state srv;  // its connections, cache and counters
+    snapshot last;     // taken when its server's run() returned (the final stats line)
+    bool done = false; // `last` is final: the server is gone
+};
+
+/// What every shard reads (each its own entries of `shards`, `listeners` and the link).
+struct shared {
+    const options* opt = nullptr;
+    int root_fd = -1;                     // the document root, O_PATH|O_DIRECTORY
+    corio::signal_set* signals = nullptr; // read on shard 0 only
+    example::shard_link* link = nullptr;  // drains, the final stats line
+    std::vector<net::tcp_listener>* listeners = nullptr;
+    std::vector<std::unique_ptr<shard_state>>* shards = nullptr;
+};
+
+/// A shard's counters now, on its own thread (its io_context is current).
+snapshot take(const shard_state* sh) {
+    if (sh->done)
+        return sh->last;
+    const server_state* srv = &sh->srv;
+    snapshot snap;
+    snap.front = srv->front->stats();
+    snap.linger_timeouts = srv->linger_timeouts;
+    snap.requests = srv->requests;
+    for (int i = 0; i < 6; ++i)
+        snap.by_class[i] = srv->by_class[i];
+    snap.cache_entries = srv->cache.entries();
+    snap.cache_bytes = srv->cache.bytes();
+    snap.cache_hits = srv->cache_hits;
+    snap.cache_revalidated = srv->cache_revalidated;
+    snap.cache_misses = srv->cache_misses;
+    for (const connection_entry* c = srv->head; c != nullptr; c = c->next)
+        snap.buffered += c->buffered;
+    snap.ctx = corio::io_context::current().stats();
+    snap.longest_stall_ms = static_cast<long long>(snap.ctx.longest_stall.count() / 1000);
+    return snap;
+}
+
+/// On shard k: its counters, once its server has drained when `after_drain`.
+corio::task<snapshot> snapshot_of(const shared* sh, unsigned k, bool after_drain) {
+    if (after_drain)
+        co_await example::wait_drained(&sh->link->at(k));
+    co_return take((*sh->shards)[k].get());
+}
+
+/// On shard 0: the stats line, summed over the shards (after every shard drained when `final`).
+corio::task<void> print_stats(const shared* sh, bool final) {
     auto counting = corio::offload(example::count_open_fds{});
     long fds = co_await counting;
-    corio::io_context_stats s = corio::io_context::current().stats();
-    net::server_stats front = srv->front->stats();
-    std::size_t buffered = 0;
-    for (const connection_entry* c = srv->head; c != nullptr; c = c->next)
-        buffered += c->buffered;
+    snapshot t;
+    for (unsigned k = 0; k < sh->link->size(); ++k) {
+        bool after_drain = final && k != 0; // shard 0 is the caller: its drain is done
+        auto call =
+            corio::on_shard(k, [sh, k, after_drain] { return snapshot_of(sh, k, after_drain); });
+        snapshot one = co_await call;
+        t += one;
+    }
+    const net::server_stats& front = t.front;
+    const corio::io_context_stats& s = t.ctx;
     std::printf(
         "stats: connections=%zu accepted=%llu rejected=%llu timed_out=%llu linger_timeouts=%llu "
         "requests=%llu "
@@ -764,86 +870,87 @@ corio::task<void> print_stats(const server_state* srv) {
         front.connections, static_cast<unsigned long long>(front.accepted),
         static_cast<unsigned long long>(front.refused),
         static_cast<unsigned long long>(front.timed_out),
-        static_cast<unsigned long long>(srv->linger_timeouts),
-        static_cast<unsigned long long>(srv->requests),
-        static_cast<unsigned long long>(srv->by_class[2]),
-        static_cast<unsigned long long>(srv->by_class[3]),
-        static_cast<unsigned long long>(srv->by_class[4]),
-        static_cast<unsigned long long>(srv->by_class[5]), srv->cache.entries(), srv->cache.bytes(),
-        static_cast<unsigned long long>(srv->cache_hits),
-        static_cast<unsigned long long>(srv->cache_revalidated),
-        static_cast<unsigned long long>(srv->cache_misses),
+        static_cast<unsigned long long>(t.linger_timeouts),
+        static_cast<unsigned long long>(t.requests),
+        static_cast<unsigned long long>(t.by_class[2]),
+        static_cast<unsigned long long>(t.by_class[3]),
+        static_cast<unsigned long long>(t.by_class[4]),
+        static_cast<unsigned long long>(t.by_class[5]), t.cache_entries, t.cache_bytes,
+        static_cast<unsigned long long>(t.cache_hits),
+        static_cast<unsigned long long>(t.cache_revalidated),
+        static_cast<unsigned long long>(t.cache_misses),
         static_cast<unsigned long long>(front.out_of_fds),
-        static_cast<unsigned long long>(front.accept_backoffs), buffered, fds, s.live_tasks,
+        static_cast<unsigned long long>(front.accept_backoffs), t.buffered, fds, s.live_tasks,
         s.frame_bytes, s.peak_frame_bytes, s.ops_in_flight,
         static_cast<unsigned long long>(s.kernel_enters),
         static_cast<unsigned long long>(s.cq_overflows),
-        static_cast<unsigned long long>(s.stalls),
-        static_cast<long long>(s.longest_stall.count() / 1000));
+        static_cast<unsigned long long>(s.stalls), t.longest_stall_ms);
     std::fflush(stdout);
 }
 
-/// After the drain (the signals still watched): the drain's outcome and the last stats line.
-corio::task<void> finish(const server_state* srv) {
-    if (srv->front->stats().drain_timed_out)
+/// After shard k's drain (on shard 0 the signals are still watched): the drain's outcome, and on
+/// shard 0 the last stats line, once every shard drained.
+corio::task<void> finish(const shared* sh, unsigned k) {
+    const server_state& srv = (*sh->shards)[k]->srv;
+    if (srv.front->stats().drain_timed_out)
         std::printf("drain: cancelled the connections still open after %lld ms\n",
-                    static_cast<long long>(srv->opt.drain.count()));
-    co_await print_stats(srv);
+                    static_cast<long long>(sh->opt->drain.count()));
+    if (k == 0)
+        co_await print_stats(sh, true);
+    else
+        std::fflush(stdout);
 }
 
 // ----- the server -----
 
-corio::task<int> run_server(options opt, corio::signal_set* signals) {
-    auto open_root = corio::file::open(opt.root, O_PATH | O_DIRECTORY);
-    corio::result<corio::file> root = co_await open_root;
-    if (!root) {
-        std::fprintf(stderr, "corio-http: --root %s: %s\n", opt.root.c_str(),
-                     root.error().message().c_str());
-        co_return 2;
-    }
-    int status = 0;
-    std::optional<net::tcp_listener> listener =
-        example::bind_listener("corio-http", opt.bind, opt.port, &status);
-    if (!listener)
-        co_return status;
-    example::announce(*listener);
-
-    server_state srv(opt);
-    srv.root_fd = root->native_handle();
+/// Shard k's server: its own listener, connections, cache and counters; shard 0 also owns the
+/// signals.
+corio::task<void> run_shard(const shared* sh, unsigned k) {
+    const options& opt = *sh->opt;
+    shard_state& mine = *(*sh->shards)[k];
+    server_state& srv = mine.srv;
+    srv.root_fd = sh->root_fd;
 
     // The skeleton (limit, fd back-off report, signals, drain) is net::server's.
     net::server_options so;
     so.name = "corio-http";
     so.max_connections = opt.max_connections; // beyond it: closed at once (bounded memory)
     so.drain_timeout = opt.drain;             // in-flight responses get this, then cancelled
-    so.signals = signals;
+    so.signals = k == 0 ? sh->signals : nullptr;
     so.exit_on_second_signal = true;
     so.out_of_fds_what = "requests answered 503";
-    so.on_drain = [&srv](int signo) {
-        if (signo == 0)
+    so.on_drain = [sh, k, &srv](int signo) {
+        int reported = sh->link->on_drain(k, signo); // the other shards drain too
+        if (reported == 0)
             return; // the listener broke (logged): no signal to report
-        std::printf("signal %d: draining %zu connections\n", signo,
-                    srv.front->stats().connections);
+        std::size_t open = srv.front->stats().connections;
+        if (sh->link->size() == 1)
+            std::printf("signal %d: draining %zu connections\n", reported, open);
+        else
+            std::printf("signal %d: draining %zu connections on shard %u\n", reported, open, k);
         std::fflush(stdout);
     };
-    so.on_stats = [&srv] {
-        corio::dump_tasks(); // stderr: every live task and what it waits on
-        return print_stats(&srv);
-    };
-    so.on_drained = [&srv] { return finish(&srv); };
+    if (k == 0)
+        so.on_stats = [sh] {
+            corio::dump_tasks(); // stderr: every live task of shard 0 and what it waits on
+            return print_stats(sh, false);
+        };
+    so.on_drained = [sh, k] { return finish(sh, k); };
     net::server front(
-        *listener,
+        (*sh->listeners)[k],
         [&srv](net::tcp_stream conn, net::server::connection* c) {
             return serve(std::move(conn), c, &srv);
         },
         std::move(so));
     srv.front = &front;
     front.spawn(sweep_timeouts(&srv));
+    sh->link->attach(k, &front);
     net::server_stats done = co_await front.run();
     (void)done;
-    corio::result<void> closed = co_await root->close();
-    (void)closed;
-    co_return 0;
+    mine.last = take(&mine); // what the final stats line reads once the server is gone
+    mine.done = true;
+    srv.front = nullptr;
+    sh->link->detach(k);
 }
 
 // ----- command line -----
@@ -891,7 +998,15 @@ options parse_args(int argc, char** argv) {
         .type("BYTES");
     p.duration("--cache-validity-ms", opt.cache_validity, 24h,
                "a cached file is checked again after this");
+    p.number("--shards", opt.shards.count, 0, 1024,
+             "loops (threads) serving the port, each on its own SO_REUSEPORT listener with its "
+             "own cache; 0: one per CPU");
+    p.cpu_list("--cpus", opt.shards.cpus,
+               "pin shard i to the i-th CPU of LIST (0,1 or 0-3; round robin when the list is "
+               "shorter); with --shards 0, one shard per CPU listed");
     p.parse(argc, argv);
+    if (std::string bad = example::check_cpus(opt.shards.cpus); !bad.empty())
+        p.fail(bad);
     if (opt.root.empty())
         p.fail("--root is required");
     if (opt.limits.max_request_line < 16 || opt.limits.max_header_bytes < 16)
@@ -909,10 +1024,37 @@ options parse_args(int argc, char** argv) {
 int main(int argc, char** argv) {
     options opt = parse_args(argc, argv);
     try {
-        // Before the io_context and any thread: the signals are blocked and read from the ring.
+        // Before any thread (the shards, the offload pool): the signals are blocked in all of
+        // them and read from shard 0's ring.
         corio::signal_set signals{SIGINT, SIGTERM, SIGUSR1};
-        corio::io_context ctx({.sq_entries = opt.sq_entries, .cq_entries = opt.cq_entries});
-        return corio::sync_wait(ctx, run_server(opt, &signals));
+        // Opened once, before the loops: every shard resolves paths beneath the same fd.
+        int root_fd = ::open(opt.root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (root_fd < 0) {
+            std::fprintf(stderr, "corio-http: --root %s: %s\n", opt.root.c_str(),
+                         std::system_category().message(errno).c_str());
+            return 2;
+        }
+        corio::shard_options group_options;
+        group_options.count = opt.shards.count;
+        group_options.cpus = opt.shards.cpus;
+        group_options.context = {.sq_entries = opt.sq_entries, .cq_entries = opt.cq_entries};
+        corio::shard_group group(std::move(group_options));
+        int status = 0;
+        std::vector<net::tcp_listener> listeners =
+            example::bind_listeners("corio-http", opt.bind, opt.port, group.size(), &status);
+        if (listeners.empty()) {
+            ::close(root_fd);
+            return status;
+        }
+        example::announce(listeners[0]);
+        example::shard_link link(group);
+        std::vector<std::unique_ptr<shard_state>> shards;
+        for (unsigned k = 0; k < group.size(); ++k)
+            shards.push_back(std::make_unique<shard_state>(opt)); // each its own cache
+        shared sh{&opt, root_fd, &signals, &link, &listeners, &shards};
+        group.run([&sh](corio::shard& s) { return run_shard(&sh, s.id()); });
+        ::close(root_fd);
+        return 0;
     } catch (const std::exception& e) {
         std::fprintf(stderr, "corio-http: %s\n", e.what());
         return 1;

@@ -7,6 +7,8 @@
 
 #include <doctest/doctest.h>
 
+#include <sched.h>
+
 #include <string>
 #include <vector>
 
@@ -28,7 +30,9 @@ std::vector<std::string> flags_of(kind k) {
                 "--max-connections",
                 "--idle-timeout-ms",
                 "--drain-ms",
-                "--stats-interval-ms"};
+                "--stats-interval-ms",
+                "--shards",
+                "--cpus"};
     case kind::http:
         return {"--root",
                 "--port",
@@ -48,7 +52,9 @@ std::vector<std::string> flags_of(kind k) {
                 "--max-body",
                 "--cache-bytes",
                 "--cache-max-file",
-                "--cache-validity-ms"};
+                "--cache-validity-ms",
+                "--shards",
+                "--cpus"};
     case kind::kv:
         return {"--port",
                 "--bind",
@@ -175,6 +181,31 @@ TEST_CASE("the servers' word-valued flags refuse other words, naming the flag") 
     check_refused(run(kv, {"--appendfsync", "sometimes"}), "corio-kv",
                   {"--appendfsync", "always, everysec or no", "'sometimes'"});
     check_refused(run(kv, {"--appendonly", "maybe"}), "corio-kv", {"--appendonly", "'maybe'"});
+}
+
+TEST_CASE("bad --shards and --cpus values exit 2 with one line naming the flag") {
+    // A CPU this process may not run on (the VM's CPUs are few; 1023 is the last one parsed).
+    cpu_set_t allowed;
+    CPU_ZERO(&allowed);
+    REQUIRE(::sched_getaffinity(0, sizeof allowed, &allowed) == 0);
+    int outside = 1023;
+    while (outside > 0 && CPU_ISSET(outside, &allowed))
+        --outside;
+    for (kind k : {kind::echo, kind::http}) {
+        std::string name = name_of(k);
+        CAPTURE(name);
+        fixture f(k);
+        check_refused(run(f, {"--shards", "x"}), name_of(k), {"--shards", "'x'"});
+        check_refused(run(f, {"--shards", "1025"}), name_of(k), {"--shards", "'1025'", "1024"});
+        check_refused(run(f, {"--shards", "-1"}), name_of(k), {"--shards", "'-1'"});
+        for (const char* bad : {"", "a", "1-0", "0,0", "0-2,1", "1024", "0,", ",0", "0--1", "+1"}) {
+            CAPTURE(bad);
+            check_refused(run(f, {"--cpus", bad}), name_of(k),
+                          {"--cpus", "'" + std::string(bad) + "'"});
+        }
+        check_refused(run(f, {"--cpus", std::to_string(outside)}), name_of(k),
+                      {"--cpus", "CPU " + std::to_string(outside) + " is not one"});
+    }
 }
 
 TEST_CASE("corio-http without --root exits 2 naming it") {
