@@ -319,6 +319,8 @@ struct shard_table {
     unsigned count = 1;
     corio::shard_group* group = nullptr;
     std::vector<server*> servers; // slot k: shard k's server, set and cleared on shard k
+    std::vector<std::pair<std::size_t, std::size_t>> loaded_counts; // slot k: shard k's log's
+                                  // records and keys, set on shard k before the `loaded` gate
     gate loaded;                  // every shard has replayed its log (or failed to)
     gate drained;                 // every shard's connections are done: no more forwarding
     gate finished;                // every shard's log is closed; final_sum is complete
@@ -1187,8 +1189,11 @@ corio::task<int> load_log(server* srv, bool* opened) {
             co_return 1;
         }
     }
-    std::printf("loaded %zu records (%zu keys) from %s\n", loaded.records,
-                srv->keyspace.size(), path.c_str());
+    if (srv->shards) // shard 0 prints the sum, in one line
+        srv->shards->loaded_counts[srv->shard_id] = {loaded.records, srv->keyspace.size()};
+    else
+        std::printf("loaded %zu records (%zu keys) from %s\n", loaded.records,
+                    srv->keyspace.size(), path.c_str());
     srv->engine.set_propagation(&srv->aof.buffer());
     auto opening = srv->aof.open(loaded.length);
     corio::result<void> result = co_await std::move(opening);
@@ -1280,6 +1285,15 @@ corio::task<int> run_server(options opt, corio::signal_set* signals, shard_table
             co_return status != 0 ? status : 1;
         }
     }
+    if (table && id == 0 && opt.appendonly) {
+        std::size_t records = 0, keys = 0;
+        for (auto [r, k] : table->loaded_counts) {
+            records += r;
+            keys += k;
+        }
+        std::printf("loaded %zu records (%zu keys) from %s.0 to .%u\n", records, keys,
+                    std::string(opt.dir + "/" + opt.appendfilename).c_str(), table->count - 1);
+    }
     if (id == 0)
         example::announce(*listener);
     front.spawn(expire_keys(&srv));
@@ -1361,6 +1375,7 @@ int run_sharded(const options& opt, corio::signal_set* signals) {
     shard_table table;
     table.count = n;
     table.servers.assign(n, nullptr);
+    table.loaded_counts.assign(n, {0, 0});
     corio::shard_options so;
     so.count = n;
     so.cpus = opt.cpus;
