@@ -40,6 +40,7 @@
 #include <cstring>
 #include <filesystem>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <span>
@@ -360,32 +361,58 @@ corio::task<bool> pass_final(shard_table* t, shard_stats mine) {
     co_return all;
 }
 
-using command_list = std::vector<std::vector<std::string>>;
+/// Commands for one owner, as the client sent them (RESP): one buffer per batch, not one
+/// allocation per command and argument.
+struct owner_batch {
+    std::string requests; // complete commands, back to back
+    std::size_t count = 0;  // how many
 
-/// The replies to a command_list, in its order.
+    void add(std::string_view raw) {
+        requests.append(raw);
+        ++count;
+    }
+    template <class Range>
+    void add_command(const Range& args) {
+        kv::encode_command(requests, args);
+        ++count;
+    }
+};
+
+/// The replies to an owner_batch, in its order, back to back.
 struct batch_reply {
-    std::vector<std::string> replies;
+    std::string bytes;
+    std::vector<std::size_t> ends; // reply i is bytes[ends[i-1] .. ends[i])
     bool durable = true; // false: the fsync an `always` reply waits for was cancelled
+
+    [[nodiscard]] std::size_t count() const noexcept { return ends.size(); }
+    [[nodiscard]] std::string_view reply(std::size_t i) const noexcept {
+        std::size_t begin = i == 0 ? 0 : ends[i - 1];
+        return std::string_view(bytes).substr(begin, ends[i] - begin);
+    }
 };
 
 /// On shard k: runs the commands on its keyspace and logs them; under `always` the replies
 /// come back once their records are on the disk.
-corio::task<batch_reply> run_on_owner(shard_table* t, unsigned k, command_list cmds) {
+corio::task<batch_reply> run_on_owner(shard_table* t, unsigned k, owner_batch batch) {
     batch_reply out;
-    out.replies.resize(cmds.size());
     server* srv = t->servers[k];
-    if (!srv) {
-        for (std::string& r : out.replies)
-            r = "-ERR the server is shutting down\r\n";
-        co_return out;
+    kv::reply_writer w(out.bytes);
+    kv::parser_limits limits;
+    limits.max_bulk_length = std::numeric_limits<std::size_t>::max(); // checked by the sender
+    kv::resp_parser parser(limits);
+    std::string_view rest = batch.requests;
+    for (std::size_t i = 0; i < batch.count; ++i) {
+        kv::parse_status st = parser.parse(rest);
+        rest.remove_prefix(parser.consumed());
+        if (!srv)
+            w.error("ERR the server is shutting down");
+        else if (st != kv::parse_status::command)
+            w.error("ERR internal: a forwarded command did not parse"); // cannot happen
+        else
+            (void)srv->engine.execute(parser.args(), w);
+        out.ends.push_back(out.bytes.size());
     }
-    std::vector<std::string_view> args;
-    for (std::size_t i = 0; i < cmds.size(); ++i) {
-        args.assign(cmds[i].begin(), cmds[i].end());
-        kv::reply_writer w(out.replies[i]);
-        (void)srv->engine.execute(args, w);
-    }
-    if (srv->opt.appendonly) {
+    if (srv && srv->opt.appendonly) {
         std::uint64_t seq = srv->aof.commit();
         if (srv->aof.policy() == kv::fsync_policy::always) {
             while (!srv->aof.is_durable(seq)) {
@@ -400,10 +427,10 @@ corio::task<batch_reply> run_on_owner(shard_table* t, unsigned k, command_list c
     co_return out;
 }
 
-/// Runs `cmds` on shard k (which may be this one) and returns their replies.
-corio::task<batch_reply> call_owner(shard_table* t, unsigned k, command_list cmds) {
-    auto work = [t, k, cmds = std::move(cmds)]() mutable {
-        return run_on_owner(t, k, std::move(cmds));
+/// Runs `batch` on shard k (which may be this one) and returns its replies.
+corio::task<batch_reply> call_owner(shard_table* t, unsigned k, owner_batch batch) {
+    auto work = [t, k, batch = std::move(batch)]() mutable {
+        return run_on_owner(t, k, std::move(batch));
     };
     auto call = corio::on_shard(k, std::move(work));
     batch_reply r = co_await call;
@@ -540,31 +567,36 @@ std::string merge_info(const std::vector<std::string>& replies) {
 corio::task<std::string> fan_out(shard_table* t, std::vector<std::string> args) {
     unsigned n = t->count;
     std::string name = lower(args[0]);
-    std::vector<command_list> parts(n);
-    // where the reply to key i is: (owner, index in its list) for MGET
+    std::vector<owner_batch> parts(n);
+    // where the reply to key i is: (owner, index in its batch) for MGET
     std::vector<std::pair<unsigned, std::size_t>> where;
     if (name == "mget") {
         for (std::size_t i = 1; i < args.size(); ++i) {
             unsigned k = owner_of(args[i], n);
-            parts[k].push_back({"GET", args[i]});
-            where.emplace_back(k, parts[k].size() - 1);
+            std::array<std::string_view, 2> get{"GET", args[i]};
+            parts[k].add_command(get);
+            where.emplace_back(k, parts[k].count - 1);
         }
     } else if (name == "del" || name == "unlink" || name == "exists" || name == "mset") {
         std::size_t step = name == "mset" ? 2 : 1;
+        std::vector<std::vector<std::string_view>> per_owner(n);
         for (std::size_t i = 1; i + step - 1 < args.size(); i += step) {
             unsigned k = owner_of(args[i], n);
-            if (parts[k].empty())
-                parts[k].push_back({args[0]});
+            if (per_owner[k].empty())
+                per_owner[k].push_back(args[0]);
             for (std::size_t j = 0; j < step; ++j)
-                parts[k][0].push_back(args[i + j]);
+                per_owner[k].push_back(args[i + j]);
         }
+        for (unsigned k = 0; k < n; ++k)
+            if (!per_owner[k].empty())
+                parts[k].add_command(per_owner[k]);
     } else {
         for (unsigned k = 0; k < n; ++k)
-            parts[k].push_back(args);
+            parts[k].add_command(args);
     }
     std::vector<batch_reply> got(n);
     for (unsigned k = 0; k < n; ++k) {
-        if (parts[k].empty())
+        if (parts[k].count == 0)
             continue;
         auto calling = call_owner(t, k, std::move(parts[k]));
         got[k] = co_await std::move(calling);
@@ -574,12 +606,13 @@ corio::task<std::string> fan_out(shard_table* t, std::vector<std::string> args) 
     if (name == "mget") {
         w.array(where.size());
         for (auto [k, i] : where)
-            out.append(got[k].replies[i]);
+            out.append(got[k].reply(i));
         co_return out;
     }
     std::vector<std::string> replies; // one per shard that ran something
     for (unsigned k = 0; k < n; ++k)
-        for (std::string& r : got[k].replies) {
+        for (std::size_t i = 0; i < got[k].count(); ++i) {
+            std::string r(got[k].reply(i));
             if (!r.empty() && r[0] == '-')
                 co_return r; // the same error everywhere (a syntax error): no shard changed
             replies.push_back(std::move(r));
@@ -758,12 +791,13 @@ corio::task<batch_end> route_commands(client* c, input* in, kv::resp_parser* par
     shard_table* t = srv->shards;
     const unsigned n = t->count;
     struct slot {
-        unsigned owner;    // n: `reply` was made here
-        std::size_t index; // the reply's place in the owner's batch
-        std::string reply; // owner == n
+        unsigned owner;    // n: made here (in `here`)
+        std::size_t index; // the reply's place in its batch
     };
     std::vector<slot> slots;
-    std::vector<command_list> batches(n);
+    std::vector<owner_batch> batches(n);
+    batch_reply here; // the replies made on this shard
+    kv::reply_writer local(here.bytes);
     while (slots.size() < k_route_batch) {
         kv::parse_status st = parser->parse(in->unparsed());
         if (st != kv::parse_status::command)
@@ -774,29 +808,32 @@ corio::task<batch_end> route_commands(client* c, input* in, kv::resp_parser* par
         if (where.kind == route_kind::fan_out && !slots.empty())
             break; // runs alone, in the next batch
         const std::vector<std::string_view>& args = parser->args();
-        std::vector<std::string> owned(args.begin(), args.end());
-        in->begin += parser->consumed(); // args stay valid: the buffer does not change here
+        std::string_view raw = in->unparsed().substr(0, parser->consumed());
+        in->begin += parser->consumed(); // args and raw stay valid: the buffer does not change
         if (where.kind == route_kind::fan_out) {
             ++srv->routed_fan_outs;
+            std::vector<std::string> owned(args.begin(), args.end());
             auto merging = fan_out(t, std::move(owned));
             std::string merged = co_await std::move(merging);
-            slots.push_back({n, 0, std::move(merged)});
+            here.bytes.append(merged);
+            here.ends.push_back(here.bytes.size());
+            slots.push_back({n, here.count() - 1});
             break;
         }
         if (where.kind == route_kind::here) {
-            slot& s = slots.emplace_back(slot{n, 0, {}});
-            kv::reply_writer w(s.reply);
-            (void)srv->engine.execute(args, w); // not QUIT (above)
+            (void)srv->engine.execute(args, local); // not QUIT (above)
+            here.ends.push_back(here.bytes.size());
+            slots.push_back({n, here.count() - 1});
             continue;
         }
         ++srv->routed_commands;
-        batches[where.owner].push_back(std::move(owned));
-        slots.push_back({where.owner, batches[where.owner].size() - 1, {}});
+        batches[where.owner].add(raw);
+        slots.push_back({where.owner, batches[where.owner].count - 1});
     }
     std::vector<batch_reply> got(n);
     bool durable = true;
     for (unsigned k = 0; k < n; ++k) {
-        if (batches[k].empty())
+        if (batches[k].count == 0)
             continue;
         auto calling = call_owner(t, k, std::move(batches[k]));
         got[k] = co_await std::move(calling);
@@ -812,7 +849,7 @@ corio::task<batch_end> route_commands(client* c, input* in, kv::resp_parser* par
             writer->set_room(before < opt.output_limit ? opt.output_limit - before : 0);
         if (hold)
             c->out.hold(); // the records of the replies made here wait for this shard's fsync
-        writer->raw(s.owner == n ? s.reply : got[s.owner].replies[s.index]);
+        writer->raw(s.owner == n ? here.reply(s.index) : got[s.owner].reply(s.index));
         c->out.appended();
         if (writer->overflowed())
             co_return batch_end::output_limit;
