@@ -83,11 +83,14 @@ constexpr std::size_t k_flush_chunk = 64 * 1024; // replies pending that go out 
 
 struct client;
 struct shard_table;
+struct flight;
 
 /// Everything the connections of one shard share (the whole server with --shards 1).
 struct server final : kv::server_hooks {
     server(const options& o, unsigned id, shard_table* table)
-        : opt(o), shard_id(id), shards(table), aof(aof_options(o, id), keyspace) {}
+        : opt(o), shard_id(id), shards(table), aof(aof_options(o, id), keyspace) {
+        outbox.resize(o.shards);
+    }
 
     /// Shard `id`'s log: DIR/NAME with one shard (as before shards existed), DIR/NAME.<id> with
     /// more.
@@ -116,6 +119,8 @@ struct server final : kv::server_hooks {
     std::uint64_t bytes_out = 0;      // bytes sent
     std::uint64_t routed_commands = 0; // commands sent to the shard that owns their key
     std::uint64_t routed_fan_outs = 0; // commands run on several shards and merged
+    std::uint64_t flights = 0;         // messages that carried routed commands
+    std::vector<std::shared_ptr<flight>> outbox; // per shard: the message being filled, or null
     std::size_t output_bytes = 0;     // memory of the replies not sent yet (output_queue::held)
     std::size_t paused_readers = 0;   // clients waiting for output_room now
     std::uint64_t output_pauses = 0;  // waits of a client for --max-output-memory
@@ -184,6 +189,7 @@ void server::info_section(std::string_view section, std::string& out) {
             append_line(out, "corio_kv_shards", 1); // summed over the shards: their count
             append_line(out, "corio_kv_routed_commands", routed_commands);
             append_line(out, "corio_kv_routed_fan_outs", routed_fan_outs);
+            append_line(out, "corio_kv_flights", flights);
         }
         append_line(out, "corio_loop_turns", s.loop_turns);
         append_line(out, "corio_submitted", s.submitted);
@@ -425,6 +431,35 @@ corio::task<batch_reply> run_on_owner(shard_table* t, unsigned k, owner_batch ba
         }
     }
     co_return out;
+}
+
+/// One message to one owner, shared by every connection of this shard that has commands for it
+/// in one loop turn: many connections' batches cost one cross-shard call (and one wake-up).
+struct flight {
+    owner_batch batch;   // filled until it is sent
+    batch_reply reply;   // once `finished`
+    bool finished = false;
+    bool failed = false; // the call threw: the connections that wait end
+    corio::event done;   // set when finished
+};
+
+corio::task<batch_reply> call_owner(shard_table* t, unsigned k, owner_batch batch);
+
+/// Sends the flight once the connections woken in this loop turn have added their commands.
+corio::task<void> send_flight(server* srv, unsigned k, std::shared_ptr<flight> f) {
+    corio::result<void> turned = co_await corio::nop(); // to the end of this turn
+    (void)turned;
+    if (srv->outbox[k] == f)
+        srv->outbox[k] = nullptr; // the next commands open another one
+    ++srv->flights;
+    try {
+        auto calling = call_owner(srv->shards, k, std::move(f->batch));
+        f->reply = co_await std::move(calling);
+    } catch (...) {
+        f->failed = true;
+    }
+    f->finished = true;
+    f->done.set();
 }
 
 /// Runs `batch` on shard k (which may be this one) and returns its replies.
@@ -795,7 +830,8 @@ corio::task<batch_end> route_commands(client* c, input* in, kv::resp_parser* par
         std::size_t index; // the reply's place in its batch
     };
     std::vector<slot> slots;
-    std::vector<owner_batch> batches(n);
+    // per owner: the flight our commands went into, and where they start in it
+    std::vector<std::pair<std::shared_ptr<flight>, std::size_t>> joined(n);
     batch_reply here; // the replies made on this shard
     kv::reply_writer local(here.bytes);
     while (slots.size() < k_route_batch) {
@@ -827,20 +863,30 @@ corio::task<batch_end> route_commands(client* c, input* in, kv::resp_parser* par
             continue;
         }
         ++srv->routed_commands;
-        batches[where.owner].add(raw);
-        slots.push_back({where.owner, batches[where.owner].count - 1});
+        unsigned k = where.owner;
+        if (!joined[k].first) {
+            std::shared_ptr<flight>& open = srv->outbox[k];
+            if (!open) {
+                open = std::make_shared<flight>();
+                srv->front->spawn(send_flight(srv, k, open));
+            }
+            joined[k] = {open, open->batch.count};
+        }
+        flight& f = *joined[k].first;
+        f.batch.add(raw);
+        slots.push_back({k, f.batch.count - 1 - joined[k].second});
     }
-    std::vector<batch_reply> got(n);
-    bool durable = true;
     for (unsigned k = 0; k < n; ++k) {
-        if (batches[k].count == 0)
-            continue;
-        auto calling = call_owner(t, k, std::move(batches[k]));
-        got[k] = co_await std::move(calling);
-        durable = durable && got[k].durable;
+        flight* f = joined[k].first.get();
+        while (f && !f->finished) {
+            auto waiting = f->done.wait();
+            corio::result<void> woke = co_await waiting;
+            if (!woke)
+                co_return batch_end::abort; // cancelled: the connection ends
+        }
+        if (f && (f->failed || !f->reply.durable))
+            co_return batch_end::abort; // no unsynced `always` reply goes out
     }
-    if (!durable)
-        co_return batch_end::abort; // no unsynced `always` reply goes out
     const options& opt = srv->opt;
     bool hold = opt.appendonly && srv->aof.policy() == kv::fsync_policy::always;
     for (slot& s : slots) {
@@ -849,7 +895,9 @@ corio::task<batch_end> route_commands(client* c, input* in, kv::resp_parser* par
             writer->set_room(before < opt.output_limit ? opt.output_limit - before : 0);
         if (hold)
             c->out.hold(); // the records of the replies made here wait for this shard's fsync
-        writer->raw(s.owner == n ? here.reply(s.index) : got[s.owner].reply(s.index));
+        writer->raw(s.owner == n ? here.reply(s.index)
+                                 : joined[s.owner].first->reply.reply(joined[s.owner].second +
+                                                                      s.index));
         c->out.appended();
         if (writer->overflowed())
             co_return batch_end::output_limit;
