@@ -329,6 +329,7 @@ struct shard_table {
     std::vector<std::pair<std::size_t, std::size_t>> loaded_counts; // slot k: shard k's log's
                                   // records and keys, set on shard k before the `loaded` gate
     gate loaded;                  // every shard has replayed its log (or failed to)
+    gate opened;                  // every shard has opened its log for appending (or failed to)
     gate drained;                 // every shard's connections are done: no more forwarding
     gate finished;                // every shard's log is closed; final_sum is complete
     shard_stats final_sum;        // the last stats line, summed
@@ -1253,8 +1254,9 @@ corio::task<void> finish(server* srv) {
         print_stats(t->final_sum);
 }
 
-/// Replays the log and opens it for appending: 0, or the exit status.
-corio::task<int> load_log(server* srv, bool* opened) {
+/// Replays the log (and, with shards, checks that every key is this shard's): 0, or the exit
+/// status. `*length`: where appends go.
+corio::task<int> load_log(server* srv, std::uint64_t* length) {
     auto loading = srv->aof.load(srv->engine);
     kv::load_report loaded = co_await std::move(loading);
     std::string path = server::aof_options(srv->opt, srv->shard_id).path;
@@ -1279,15 +1281,20 @@ corio::task<int> load_log(server* srv, bool* opened) {
     else
         std::printf("loaded %zu records (%zu keys) from %s\n", loaded.records,
                     srv->keyspace.size(), path.c_str());
+    *length = loaded.length;
+    co_return 0;
+}
+
+/// Opens the log for appending at `length`: 0, or the exit status.
+corio::task<int> open_log(server* srv, std::uint64_t length) {
     srv->engine.set_propagation(&srv->aof.buffer());
-    auto opening = srv->aof.open(loaded.length);
+    auto opening = srv->aof.open(length);
     corio::result<void> result = co_await std::move(opening);
     if (!result) {
         std::fprintf(stderr, "corio-kv: opening the append only file: %s\n",
                      result.error().message().c_str());
         co_return 1;
     }
-    *opened = true;
     co_return 0;
 }
 
@@ -1306,11 +1313,15 @@ corio::task<int> run_server(options opt, corio::signal_set* signals, shard_table
         listener = example::bind_listener("corio-kv", opt.bind, opt.port, &status);
     if (!listener)
         co_return status;
-    bool opened = false;
+    std::uint64_t log_length = 0;
     if (opt.appendonly) {
         // Replay (refused before the tail: exit, file untouched), then cut a torn tail, append.
-        auto loading = load_log(&srv, &opened);
+        auto loading = load_log(&srv, &log_length);
         status = co_await std::move(loading);
+        if (status == 0 && !table) {
+            auto opening = open_log(&srv, log_length);
+            status = co_await std::move(opening);
+        }
         if (status != 0 && !table)
             co_return status;
     }
@@ -1360,9 +1371,19 @@ corio::task<int> run_server(options opt, corio::signal_set* signals, shard_table
     srv.front = &front;
     if (table) {
         // No shard serves before every shard has its keys: a forwarded command finds them.
+        // Every shard's log is replayed and checked before any is opened (which may cut it or
+        // create it): a refused start changes no file.
         table->servers[id] = &srv;
         auto meeting = meet(table, &table->loaded, status == 0);
         bool all = co_await std::move(meeting);
+        bool opened = false;
+        if (all && opt.appendonly) {
+            auto opening = open_log(&srv, log_length);
+            status = co_await std::move(opening);
+            opened = status == 0;
+            auto meeting_again = meet(table, &table->opened, opened);
+            all = co_await std::move(meeting_again);
+        }
         if (!all) {
             if (opened)
                 co_await srv.aof.close();

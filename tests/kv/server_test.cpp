@@ -1152,6 +1152,12 @@ TEST_CASE("server: with --shards 3 each shard keeps its own log, which replays e
     auto [status2, err2] = run_to_exit(two);
     CHECK(status2 == 1);
     CHECK(err2.find("another --shards") != std::string::npos);
+    std::vector<std::string> four = args; // no file says so: the keys on the wrong shards do
+    four.back() = "4";
+    auto [status4, err4] = run_to_exit(four);
+    CHECK(status4 == 1);
+    CHECK(err4.find("holds a key of shard") != std::string::npos);
+    CHECK(!fs::exists(dir / "appendonly.aof.3")); // a refused start creates no log
     std::vector<std::string> single(args.begin(), args.end() - 2);
     auto [status1, err1] = run_to_exit(single);
     CHECK(status1 == 1);
