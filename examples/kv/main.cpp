@@ -6,7 +6,8 @@
 // total (see "one connection" below). Strings only; keys may expire
 // (on access and in the background); an append-only file with Redis's fsync policies keeps the
 // data across restarts. Compare it with redis-server itself: redis-benchmark and redis-cli work
-// unmodified.
+// unmodified. With --shards N it runs N loops, one thread each, that share nothing: each owns
+// the keys that hash to it and forwards the others' commands (see the "shards" section).
 // Try: build/debug/examples/kv/corio-kv --port 0   (prints `listening on PORT`), then
 //      redis-cli -p PORT set k v; redis-cli -p PORT get k; kill -USR1 <pid> for a stats line.
 #include "aof.hpp"
@@ -307,9 +308,11 @@ struct shard_stats {
 // With --shards N > 1 every shard is a loop thread with its own listener on the shared port
 // (SO_REUSEPORT), its own keyspace, engine and append only file; a key belongs to shard
 // hash(key) % N. A connection runs a command on its own shard when the key is its own, and
-// otherwise sends it to the owner (co_await on_shard): the commands of one batch go to each
-// owner in one message, which runs them in order and returns their replies; the connection then
-// writes every reply in request order. Commands over several keys or the whole keyspace go to
+// otherwise sends it to the owner (co_await on_shard): the commands that all the connections
+// woken in one loop turn have for one owner go in one message (a flight), which the owner runs in
+// order and answers with their replies; each connection then writes its replies in request order.
+// Ordering: one connection's commands on one key all go to the same owner, in order; commands on
+// keys of different shards commute. Commands over several keys or the whole keyspace go to
 // every owner concerned and their replies are merged. No lock: a shard's data is touched only
 // by its own thread.
 
