@@ -1630,6 +1630,14 @@ int main(int argc, char** argv) {
     try {
         // Before the io_context and any thread (the offload pool): they inherit the blocked mask.
         corio::signal_set signals{SIGINT, SIGTERM, SIGUSR1};
+        if (opt.shards == 1 && !opt.cpus.empty()) { // one loop: this thread, on the first CPU
+            cpu_set_t set;
+            CPU_ZERO(&set);
+            CPU_SET(opt.cpus[0], &set);
+            if (::sched_setaffinity(0, sizeof set, &set) != 0)
+                std::fprintf(stderr, "corio-kv: --cpus: cannot run on CPU %d: %s\n", opt.cpus[0],
+                             std::strerror(errno));
+        }
         corio::io_context ctx({.sq_entries = opt.sq_entries, .cq_entries = opt.cq_entries});
         if (opt.aof_repair) { // like redis-check-aof --fix
             // NOTE: not through a coroutine of this file: g++ 12 inlines a second one into main
