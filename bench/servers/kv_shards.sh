@@ -14,7 +14,11 @@ else
     root=/sys/fs/cgroup; v=2; grep -qw cpu $root/cgroup.subtree_control || echo +cpu > $root/cgroup.subtree_control
 fi
 tmp=$(mktemp -d)
-cleanup() { for s in 1 2; do rmdir "$root/kvshards-$$-$s" 2>/dev/null || true; done; rm -rf "$tmp"; }
+pid=
+cleanup() {
+    [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+    for s in 1 2; do rmdir "$root/kvshards-$$-$s" 2>/dev/null || true; done; rm -rf "$tmp"
+}
 trap cleanup EXIT
 for s in 1 2; do
     cg=$root/kvshards-$$-$s; mkdir "$cg"
@@ -41,7 +45,7 @@ run() { # SHARDS CPUS
         # share of the cgroup's periods that were throttled (near 1: the quota set the pace)
         echo "shards=$s quota=$((q * s))% $t rps=$r cpu_us_per_req=$(echo "($c1 - $c0) * 10000 / $n" | bc -l | cut -c1-5) throttled=$(echo "$t1 $t0" | awk '{split($1,a,"/"); split($2,b,"/"); d=a[2]-b[2]; printf "%.2f", d ? (a[1]-b[1])/d : 0}')"
     done
-    kill -INT $pid; wait $pid
+    kill -INT $pid; wait $pid; pid=
 }
 cpu_ticks() { awk '{print $14 + $15}' /proc/$1/stat; }
 throttled() { # nr_throttled/nr_periods of a cgroup
