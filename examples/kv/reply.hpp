@@ -99,6 +99,11 @@ public:
     }
     /// `*n\r\n`: an array of n replies follows.
     void array(std::size_t n) { header('*', static_cast<std::int64_t>(n), 0); }
+    /// Bytes that already are complete replies (made elsewhere: on another shard), copied.
+    void raw(std::string_view bytes) {
+        if (take(bytes.size()))
+            m_out->append(bytes);
+    }
     /// `+OK\r\n`.
     void ok() {
         if (take(5))

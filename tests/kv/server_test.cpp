@@ -1016,3 +1016,171 @@ TEST_CASE("server: --help documents --aof-repair") {
     CHECK(out.find("--aof-repair: do not serve; cut DIR/APPENDFILENAME at its first bad record") !=
           std::string::npos);
 }
+
+// ----- shards -----
+
+namespace {
+
+/// A scripted mix over 40 keys (so every shard of 3 owns some), with multi-key and whole-store
+/// commands and errors, as one pipelined write; the raw replies, concatenated in order.
+std::string run_mix(unsigned port) {
+    std::vector<std::vector<std::string>> script;
+    for (int i = 0; i < 40; ++i)
+        script.push_back({"SET", "key:" + std::to_string(i), "v" + std::to_string(i)});
+    for (int i = 0; i < 40; i += 3)
+        script.push_back({"INCR", "n:" + std::to_string(i % 7)});
+    script.push_back({"INCR", "key:1"}); // not an integer
+    script.push_back({"MGET", "key:0", "key:1", "nope", "key:2", "key:39", "n:0"});
+    script.push_back({"EXISTS", "key:3", "key:3", "nope", "key:4", "n:1"});
+    script.push_back({"DEL", "key:5", "key:6", "nope", "key:7"});
+    script.push_back({"UNLINK", "key:8"});
+    script.push_back({"DBSIZE"});
+    script.push_back({"MSET", "m:a", "1", "m:b", "2", "m:c", "3", "m:d", "4"});
+    script.push_back({"MSET", "m:a", "1", "m:b"}); // wrong number of arguments
+    script.push_back({"DEL"});                     // wrong number of arguments
+    script.push_back({"MGET", "m:a", "m:b", "m:c", "m:d"});
+    script.push_back({"KEYS", "m:c"});
+    script.push_back({"KEYS", "none:*"});
+    script.push_back({"APPEND", "key:9", "-more"});
+    script.push_back({"GET", "key:9"});
+    script.push_back({"EXPIRE", "key:10", "100"});
+    script.push_back({"TTL", "key:10"});
+    script.push_back({"PERSIST", "key:10"});
+    script.push_back({"STRLEN", "key:11"});
+    script.push_back({"TYPE", "key:12"});
+    script.push_back({"SET", "key:13", "x", "BADOPT"}); // syntax error
+    script.push_back({"PING"});
+    script.push_back({"ECHO", "hi"});
+    script.push_back({"GET"}); // wrong number of arguments
+    script.push_back({"DBSIZE"});
+    script.push_back({"FLUSHALL", "nonsense"}); // syntax error: nothing flushed
+    script.push_back({"DBSIZE"});
+    script.push_back({"FLUSHALL"});
+    script.push_back({"DBSIZE"});
+    script.push_back({"MGET", "key:0", "m:a"});
+    script.push_back({"SET", "after", "1"});
+    script.push_back({"GET", "after"});
+    std::string batch;
+    for (const auto& cmd : script)
+        batch += client::encode(cmd);
+    client c(port);
+    c.send(batch);
+    std::string replies;
+    for (std::size_t i = 0; i < script.size(); ++i)
+        replies += c.in.reply() + "\n";
+    return replies;
+}
+
+/// The lines of a KEYS reply, sorted (the order of KEYS is unspecified).
+std::vector<std::string> sorted_keys(client& c, const std::string& pattern) {
+    std::string reply = c.call({"KEYS", pattern});
+    std::vector<std::string> keys;
+    std::size_t pos = reply.find("\r\n") + 2;
+    while (pos < reply.size()) {
+        std::size_t nl = reply.find("\r\n", pos);
+        std::size_t end = reply.find("\r\n", nl + 2);
+        keys.push_back(reply.substr(nl + 2, end - nl - 2));
+        pos = end + 2;
+    }
+    std::sort(keys.begin(), keys.end());
+    return keys;
+}
+
+} // namespace
+
+TEST_CASE("server: commands whose keys span shards get the same replies on --shards 3 as on "
+          "--shards 1") {
+    server one({});
+    std::string expected = run_mix(one.port);
+    server three({"--shards", "3"});
+    std::string got = run_mix(three.port);
+    CHECK(got == expected);
+    CHECK(expected.find("-ERR") != std::string::npos); // the errors are part of the mix
+
+    client a(one.port);
+    client b(three.port);
+    for (int i = 0; i < 30; ++i) {
+        std::string key = "spread:" + std::to_string(i);
+        REQUIRE(a.call({"SET", key, "x"}) == "+OK\r\n");
+        REQUIRE(b.call({"SET", key, "x"}) == "+OK\r\n");
+    }
+    CHECK(sorted_keys(b, "*") == sorted_keys(a, "*"));
+    CHECK(sorted_keys(b, "*").size() == 31);
+    std::string info = b.call({"INFO", "stats"});
+    INFO(info);
+    CHECK(info.find("corio_kv_shards:3\r\n") != std::string::npos);
+    CHECK(info_field(info, "corio_kv_routed_commands") > 0); // some keys lived elsewhere
+    std::string keyspace = b.call({"INFO", "keyspace"});
+    CHECK(keyspace.find("db0:keys=31,expires=0,avg_ttl=0\r\n") != std::string::npos);
+}
+
+TEST_CASE("server: with --shards 3 each shard keeps its own log, which replays every key; "
+          "another --shards is refused") {
+    corio::test::temp_dir dir;
+    std::vector<std::string> args = {"--appendonly", "yes", "--appendfsync", "always", "--dir",
+                                     dir.path(), "--shards", "3"};
+    {
+        server srv(args);
+        client c(srv.port);
+        std::string batch;
+        for (int i = 0; i < 100; ++i)
+            batch += client::encode({"SET", "key:" + std::to_string(i), std::to_string(i)});
+        for (int i = 0; i < 20; ++i)
+            batch += client::encode({"INCR", "counter"});
+        batch += client::encode({"DEL", "key:0", "key:1", "key:2"});
+        c.send(batch);
+        for (int i = 0; i < 120; ++i)
+            REQUIRE(c.in.reply() != "");
+        REQUIRE(c.in.reply() == ":3\r\n");
+        srv.kill9(); // `always`: every acknowledged write is on the disk
+    }
+    for (int k = 0; k < 3; ++k)
+        CHECK(fs::file_size(dir / ("appendonly.aof." + std::to_string(k))) > 0);
+    CHECK(!fs::exists(dir / "appendonly.aof"));
+    {
+        server again(args);
+        client c(again.port);
+        CHECK(c.call({"DBSIZE"}) == ":98\r\n");
+        for (int i = 3; i < 100; ++i)
+            REQUIRE(c.call({"GET", "key:" + std::to_string(i)}) == bulk(std::to_string(i)));
+        CHECK(c.call({"GET", "key:0"}) == "$-1\r\n");
+        CHECK(c.call({"GET", "counter"}) == bulk("20"));
+        CHECK(again.signal_and_wait(SIGTERM) == 0);
+    }
+    std::vector<std::string> two = args;
+    two.back() = "2";
+    auto [status2, err2] = run_to_exit(two);
+    CHECK(status2 == 1);
+    CHECK(err2.find("another --shards") != std::string::npos);
+    std::vector<std::string> four = args; // no file says so: the keys on the wrong shards do
+    four.back() = "4";
+    auto [status4, err4] = run_to_exit(four);
+    CHECK(status4 == 1);
+    CHECK(err4.find("holds a key of shard") != std::string::npos);
+    CHECK(!fs::exists(dir / "appendonly.aof.3")); // a refused start creates no log
+    std::vector<std::string> single(args.begin(), args.end() - 2);
+    auto [status1, err1] = run_to_exit(single);
+    CHECK(status1 == 1);
+    CHECK(err1.find("another --shards") != std::string::npos);
+}
+
+TEST_CASE("server: with --shards 2 SIGUSR1 sums the shards' stats and SIGINT drains every "
+          "shard and exits 0") {
+    server srv({"--shards", "2", "--provided-buffers", "64"});
+    std::vector<std::unique_ptr<client>> clients;
+    for (int i = 0; i < 8; ++i) { // SO_REUSEPORT spreads them over both shards
+        clients.push_back(std::make_unique<client>(srv.port));
+        REQUIRE(clients.back()->call({"SET", "k" + std::to_string(i), "v"}) == "+OK\r\n");
+    }
+    corio::test::reader& out = srv.lines;
+    ::kill(srv.pid, SIGUSR1);
+    std::string stats = out.line();
+    INFO(stats);
+    CHECK(stats.rfind("stats: clients=8 accepted=8 rejected=0 keys=8 commands=8 ", 0) == 0);
+    CHECK(srv.signal_and_wait(SIGINT) == 0);
+    CHECK(out.line().rfind("signal 2: shutting down, ", 0) == 0);
+    std::string last = out.line();
+    CHECK(last.rfind("stats: clients=0 accepted=8 rejected=0 keys=8 commands=8 ", 0) == 0);
+    for (auto& c : clients)
+        CHECK(c->in.at_eof());
+}

@@ -74,7 +74,9 @@ std::vector<std::string> flags_of(kind k) {
                 "--timeout",
                 "--drain-ms",
                 "--provided-buffers",
-                "--aof-repair"};
+                "--aof-repair",
+                "--shards",
+                "--cpus"};
     }
     return {};
 }
