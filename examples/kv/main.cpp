@@ -27,6 +27,7 @@
 #include <corio/corio.hpp>
 #include <corio/runtime/shard.hpp>
 #include "examples/common/cli.hpp"
+#include "examples/common/shards.hpp"
 #include "examples/common/listen.hpp"
 #include "examples/common/stop_signals.hpp"
 
@@ -1523,29 +1524,6 @@ constexpr const char* k_notes =
     "  forwarded) and its own log DIR/APPENDFILENAME.<shard>; --max-clients is per shard.\n"
     "  Start again with the same --shards: logs of another count are refused.\n";
 
-// NOTE: a local parser until the shared one (examples/common/cli) has --cpus: move it there.
-/// "0,2,4-7" into CPU numbers; false when malformed.
-bool parse_cpus(const std::string& text, std::vector<int>& out) {
-    std::string_view rest = text;
-    while (!rest.empty()) {
-        std::size_t comma = rest.find(',');
-        std::string_view item = rest.substr(0, comma);
-        rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
-        std::size_t dash = item.find('-');
-        std::int64_t first = 0, last = 0;
-        if (!kv::parse_int64(item.substr(0, dash), first))
-            return false;
-        last = first;
-        if (dash != std::string_view::npos && !kv::parse_int64(item.substr(dash + 1), last))
-            return false;
-        if (first < 0 || last < first || last > 4095)
-            return false;
-        for (std::int64_t c = first; c <= last; ++c)
-            out.push_back(static_cast<int>(c));
-    }
-    return !out.empty();
-}
-
 /// CPUs this process may run on.
 unsigned cpus_available() {
     cpu_set_t set;
@@ -1609,14 +1587,12 @@ options parse_args(int argc, char** argv) {
     p.number("--shards", opt.shards, 0, 1024,
              "loops (threads), each owning the keys that hash to it; 0: one per CPU "
              "(see below)");
-    std::string cpus;
-    p.text("--cpus", cpus, "pin shard i to the i-th CPU of LIST (e.g. 0,1 or 0-3)").type("LIST");
+    p.cpu_list("--cpus", opt.cpus,
+               "pin shard i to the i-th CPU of LIST (0,1 or 0-3; round robin when the list is "
+               "shorter); with --shards 0, one shard per CPU listed");
     p.parse(argc, argv);
-    if (!cpus.empty() && !parse_cpus(cpus, opt.cpus)) {
-        std::fprintf(stderr, "corio-kv: --cpus %s: expected CPU numbers such as 0,2 or 0-3\n",
-                     cpus.c_str());
-        std::exit(2);
-    }
+    if (std::string bad = example::check_cpus(opt.cpus); !bad.empty())
+        p.fail(bad);
     if (opt.shards == 0)
         opt.shards = opt.cpus.empty() ? cpus_available() : static_cast<unsigned>(opt.cpus.size());
     if (opt.query_limit < k_read_chunk)
