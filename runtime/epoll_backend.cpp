@@ -399,7 +399,50 @@ unsigned epoll_backend::submit(io_uring& ring) {
     return count;
 }
 
+bool epoll_backend::try_at_once(const io_uring_sqe& sqe) noexcept {
+    // The common case of a server, without an op record: a plain recv or send on a stream that is
+    // not known to be unready and has nobody queued before it. Anything else takes the general
+    // path (which would try the same syscall first).
+    const bool sending = sqe.opcode == IORING_OP_SEND;
+    if ((!sending && sqe.opcode != IORING_OP_RECV) || sqe.fd < 0 ||
+        (sqe.flags & (IOSQE_FIXED_FILE | IOSQE_BUFFER_SELECT)) || sqe.ioprio != 0)
+        return false;
+    fd_state& st = state_of(sqe.fd);
+    if (sending ? (st.m_writers || !st.m_writable) : (st.m_readers || !st.m_readable))
+        return false;
+    const int flags = static_cast<int>(sqe.msg_flags & ~MSG_WAITALL) | MSG_DONTWAIT;
+    long n = sending ? ::send(sqe.fd, address(sqe.addr), sqe.len, flags)
+                     : ::recv(sqe.fd, address(sqe.addr), sqe.len, flags);
+    if (n < 0) {
+        if (errno == EAGAIN) {
+            (sending ? st.m_writable : st.m_readable) = false; // the general path just waits
+            return false;
+        }
+        if (errno == EINTR)
+            return false; // nothing moved: the general path tries again
+        post(sqe.user_data, errno_res(), 0);
+        return true;
+    }
+    const bool whole = static_cast<std::size_t>(n) == sqe.len;
+    if ((sqe.msg_flags & MSG_WAITALL) && !whole && (sending || n > 0)) {
+        // Part of an all-or-nothing transfer moved: the rest waits in an op record that knows
+        // how far it got (never sent or received twice).
+        op* o = make_op(sqe);
+        o->m_done = static_cast<std::uint32_t>(n);
+        if (st.m_stream && !st.m_hangup)
+            (sending ? st.m_writable : st.m_readable) = false;
+        start_readiness(o);
+        return true;
+    }
+    if (!whole && st.m_stream && !st.m_hangup)
+        (sending ? st.m_writable : st.m_readable) = false;
+    post(sqe.user_data, static_cast<int>(n), 0);
+    return true;
+}
+
 void epoll_backend::start(const io_uring_sqe& sqe, std::unique_ptr<chain> rest) {
+    if (!rest && try_at_once(sqe))
+        return;
     op* o = make_op(sqe);
     o->m_rest = std::move(rest);
     // A LINK_TIMEOUT right behind the op is armed with it, not after it.

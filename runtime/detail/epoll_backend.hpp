@@ -155,6 +155,9 @@ private:
 
     // ----- submission -----
     void start(const io_uring_sqe& sqe, std::unique_ptr<chain> rest);
+    /// A plain recv/send completed (or failed) by one syscall, without an op record. False when
+    /// the general path must take it (nothing was moved then).
+    bool try_at_once(const io_uring_sqe& sqe) noexcept;
     void start_readiness(op* o);
     void start_blocking(op* o);
     void start_timeout(op* o);
