@@ -655,14 +655,8 @@ void epoll_backend::start_blocking(op* o) {
         if (o->m_link_timeout)
             start_timeout(o->m_link_timeout);
     } catch (...) {
-        if (!m_threads.empty()) {
-            // Queued or not, the op is still ours: take it back if a thread has not.
-            std::lock_guard lock(m_mutex);
-            auto it = std::find(m_queued.begin(), m_queued.end(), o);
-            if (it == m_queued.end())
-                return; // a thread runs it: it completes as usual
-            m_queued.erase(it);
-        }
+        if (!m_threads.empty() && !take_back_queued(o))
+            return; // a thread runs it: it completes as usual
         o->m_where = op::where::nowhere;
         finish(o, -ENOMEM);
         return;
@@ -709,14 +703,9 @@ int epoll_backend::cancel(const io_uring_sqe& sqe) {
     int cancelled = 0;
     bool busy = false;
     for (op* o : targets) {
-        if (o->m_where == op::where::blocking) {
-            std::unique_lock lock(m_mutex);
-            auto it = std::find(m_queued.begin(), m_queued.end(), o);
-            if (it == m_queued.end()) {
-                busy = true; // a thread runs it: it cannot be stopped, it ends on its own
-                continue;
-            }
-            m_queued.erase(it);
+        if (o->m_where == op::where::blocking && !take_back_queued(o)) {
+            busy = true; // a thread runs it: it cannot be stopped, it ends on its own
+            continue;
         }
         cancel_op(o, -ECANCELED);
         ++cancelled;
@@ -1164,13 +1153,8 @@ void epoll_backend::on_timer(timer_node* node, bool expired) noexcept {
         self->unindex(o);
         self->post(o->m_sqe.user_data, -ETIME, 0);
         self->free_op(o);
-        if (target->m_where == op::where::blocking) {
-            std::unique_lock lock(self->m_mutex);
-            auto it = std::find(self->m_queued.begin(), self->m_queued.end(), target);
-            if (it == self->m_queued.end())
-                return; // running: it ends on its own
-            self->m_queued.erase(it);
-        }
+        if (target->m_where == op::where::blocking && !self->take_back_queued(target))
+            return; // running: it ends on its own
         self->cancel_op(target, -ECANCELED);
         return;
     }
@@ -1204,6 +1188,15 @@ void epoll_backend::worker_main() noexcept {
         std::uint64_t one = 1;
         [[maybe_unused]] ssize_t w = ::write(m_done_fd, &one, sizeof one);
     }
+}
+
+bool epoll_backend::take_back_queued(op* o) noexcept {
+    std::lock_guard lock(m_mutex);
+    auto it = std::find(m_queued.begin(), m_queued.end(), o);
+    if (it == m_queued.end())
+        return false;
+    m_queued.erase(it);
+    return true;
 }
 
 void epoll_backend::collect_finished() noexcept {

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
-// io_context: the loop. One thread, one io_uring. Each turn submits what was queued, reaps the
-// completions in a batch, then resumes the coroutines they made ready.
+// io_context: the loop. One thread, one io_uring (or the epoll backend behind the same SQ and CQ).
+// Each turn submits what was queued, reaps the completions in a batch, then resumes the
+// coroutines they made ready.
 #pragma once
 
 #include <corio/runtime/detail/counters.hpp>
@@ -199,7 +200,9 @@ public:
     /// Cancellation for everything started on this context: requested when it is destroyed.
     [[nodiscard]] stop_token root_token() noexcept { return m_root_stop.token(); }
 
-    /// The ring itself, for code that prepares SQEs corio does not wrap (see uring_op.hpp).
+    /// The ring itself, for code that prepares SQEs corio does not wrap (see uring_op.hpp). On the
+    /// epoll backend its queues are the backend's: SQEs prepared there run as far as it can run
+    /// them (others complete with EOPNOTSUPP); liburing calls that enter the kernel do not apply.
     [[nodiscard]] io_uring* native_handle() noexcept { return &m_ring; }
 
     /// The flags the ring was finally set up with (after falling back on refused ones); 0 on

@@ -136,9 +136,6 @@ public:
     /// readiness state is dropped and ops still waiting on it end with ECANCELED.
     void forget_fd(int fd) noexcept;
 
-    /// Ops waiting for readiness, a timeout or a blocking thread.
-    [[nodiscard]] std::size_t pending() const noexcept { return m_by_user_data.size(); }
-
     /// CQEs that found the CQ full and waited in the overflow list (none is ever dropped).
     [[nodiscard]] std::uint64_t overflows() const noexcept { return m_cq_overflow; }
 
@@ -186,6 +183,8 @@ private:
     // ----- blocking work -----
     void worker_main() noexcept;
     void collect_finished() noexcept;
+    /// Takes a blocking op off the threads' queue; false when a thread already runs it.
+    bool take_back_queued(op* o) noexcept;
 
     // ----- timeouts -----
     static void on_timer(timer_node* node, bool expired) noexcept;
