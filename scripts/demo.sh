@@ -3,7 +3,7 @@
 # The demo command: the laboratory. Installs what is missing, builds the release folder
 # build/release (the eight lab servers and the load generator) and runs the harness: the same
 # echo and file servers written with threads, epoll, raw io_uring and corio, measured side by
-# side. Arguments go to the harness (bench/lab/run.py --help), e.g. --quick for a 20 s run.
+# side. Arguments go to the harness (bench/lab/run.py --help), e.g. --quick for a one-minute run.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
