@@ -285,3 +285,14 @@ TEST_CASE("on the epoll backend the shards wake each other through eventfds (reg
     group.run([&st](shard& s) { return cancel_main(&st, s); });
     CHECK(st.remote_saw_cancel.load());
 }
+
+TEST_CASE("post() is refused before run() and after it, and names a shard that exists") {
+    shard_group group(with_shards(2));
+    int ran = 0;
+    CHECK_FALSE(group.post(0, [&ran] { ++ran; })); // no loop yet: it would never run
+    CHECK_THROWS_AS(static_cast<void>(group.post(2, [] {})), std::out_of_range);
+    roll_call rc(2);
+    group.run([&rc](shard& s) { return roll_call_main(&rc, s); });
+    CHECK_FALSE(group.post(1, [&ran] { ++ran; })); // the loops are gone
+    CHECK(ran == 0);
+}
