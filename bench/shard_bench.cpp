@@ -9,9 +9,13 @@
 #include <benchmark/benchmark.h>
 #include <liburing.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <thread>
+
+#include <time.h>
 
 namespace {
 
@@ -22,7 +26,17 @@ struct lanes_shared {
     std::atomic<bool> done{false};
     std::uint64_t completed = 0; // shard 0 only
     bool cross = true;           // on_shard(1, ...) or a local NOP
+    corio::io_context_stats caller;  // shard 0's loop, at the end
+    corio::io_context_stats callee;  // shard 1's loop, at the end
+    std::int64_t cpu_ns = 0;         // both shard threads' CPU time, start to end
 };
+
+/// CPU time of the calling thread so far.
+std::int64_t thread_cpu_ns() noexcept {
+    timespec ts{};
+    ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+}
 
 corio::task<void> one_step(lanes_shared* shared) {
     if (shared->cross) {
@@ -55,12 +69,17 @@ corio::task<void> lanes_main(lanes_shared* shared, corio::shard& s) {
     for (unsigned i = 1; i < k_lanes; ++i)
         scope.spawn(s.context(), lane(shared));
     co_await scope.join();
+    shared->caller = s.context().stats();
+    shared->callee =
+        co_await corio::on_shard(1, [] { return corio::shard::current()->context().stats(); });
+    shared->cpu_ns = thread_cpu_ns() + co_await corio::on_shard(1, [] { return thread_cpu_ns(); });
 }
 
-void run_lanes(benchmark::State& state, bool cross) {
+void run_lanes(benchmark::State& state, bool cross, std::chrono::microseconds idle_poll = {}) {
     corio::shard_options options;
     options.count = 2;
     options.cpus = {0, 1};
+    options.idle_poll = idle_poll;
     corio::shard_group group(options);
     lanes_shared shared;
     shared.state = &state;
@@ -68,10 +87,27 @@ void run_lanes(benchmark::State& state, bool cross) {
     group.run([&shared](corio::shard& s) { return lanes_main(&shared, s); });
     state.SetItemsProcessed(static_cast<std::int64_t>(shared.completed));
     state.SetLabel(group.uses_msg_ring() ? "msg_ring" : "eventfd");
+    // Where the time goes: kernel entries and loop turns per call on each side (a sleep and a
+    // wake-up cost an entry each).
+    double calls = static_cast<double>(std::max<std::uint64_t>(shared.completed, 1));
+    state.counters["enters_0"] = static_cast<double>(shared.caller.kernel_enters) / calls;
+    state.counters["enters_1"] = static_cast<double>(shared.callee.kernel_enters) / calls;
+    state.counters["turns_0"] = static_cast<double>(shared.caller.loop_turns) / calls;
+    state.counters["turns_1"] = static_cast<double>(shared.callee.loop_turns) / calls;
+    // CPU per call on both shards together: what a call costs whatever else the machine runs
+    // (real time per call also counts the wake-up latency between cores).
+    state.counters["cpu_ns"] = static_cast<double>(shared.cpu_ns) / calls;
 }
 
 void BM_shard_call_cross_32lanes(benchmark::State& state) { run_lanes(state, true); }
 BENCHMARK(BM_shard_call_cross_32lanes)->UseRealTime();
+
+// The same, with the shards looking at their inboxes for up to 50 us before they sleep
+// (shard_options::idle_poll): the calls go without sleeps and wake-ups.
+void BM_shard_call_cross_32lanes_idle_poll(benchmark::State& state) {
+    run_lanes(state, true, std::chrono::microseconds(50));
+}
+BENCHMARK(BM_shard_call_cross_32lanes_idle_poll)->UseRealTime();
 
 void BM_shard_local_nop_32lanes(benchmark::State& state) { run_lanes(state, false); }
 BENCHMARK(BM_shard_local_nop_32lanes)->UseRealTime();

@@ -20,6 +20,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
@@ -351,7 +352,13 @@ void io_context::watched_turn() {
     std::uint64_t seq = detector.begin_turn();
     ++m_stats.loop_turns;
     bool wait = m_ready.empty() && (m_inflight > 0 || !m_timers.empty());
-    if (wait) {
+    if (m_inbox) [[unlikely]] {
+        if (wait)
+            detector.enter_idle();
+        enter_with_inbox(wait);
+        if (wait)
+            seq = detector.leave_idle();
+    } else if (wait) {
         detector.enter_idle();
         if (m_timers.empty())
             enter(true);
@@ -386,6 +393,35 @@ void io_context::run_ready_watched() {
 
 std::chrono::milliseconds io_context::stall_threshold() const noexcept {
     return m_stall ? m_stall->threshold() : std::chrono::milliseconds(0);
+}
+
+void io_context::turn_with_inbox() {
+    ++m_stats.loop_turns;
+    enter_with_inbox(m_ready.empty() && (m_inflight > 0 || !m_timers.empty()));
+    reap();
+    if (!m_timers.empty())
+        fire_timers();
+    run_ready();
+}
+
+void io_context::enter_with_inbox(bool wait) {
+    m_inbox->m_flush(m_inbox);
+    if (wait) {
+        if (m_inbox->m_spins && io_uring_sq_ready(&m_ring) > 0)
+            enter(false);
+        std::int64_t limit = m_timers.empty() ? std::numeric_limits<std::int64_t>::max()
+                                              : m_timers.earliest();
+        wait = !m_inbox->m_sleep(m_inbox, *this, limit);
+    }
+    if (!wait)
+        enter(false);
+    else if (m_timers.empty())
+        enter(true);
+    else
+        enter_until_next_timer();
+    if (wait)
+        m_inbox->m_awake(m_inbox);
+    m_inbox->m_poll(m_inbox);
 }
 
 void io_context::enter_epoll(std::int64_t wait_ns) {

@@ -27,6 +27,7 @@
 namespace corio {
 
 class task_scope;
+class io_context;
 
 namespace detail {
 struct io_op;
@@ -34,6 +35,25 @@ class offload_pool;
 class fault_injector;
 class stall_detector;
 class epoll_backend;
+
+/// Work that other threads hand a loop without the kernel (a shard's inbox). The loop takes it
+/// every turn, and tells the inbox when it goes to sleep and wakes up, so that senders wake it
+/// only while it sleeps (and it may spin on the inbox a little first).
+struct inbox_hooks {
+    /// Every turn, before the kernel entry: send what the turn queued for other loops.
+    void (*m_flush)(inbox_hooks* self) noexcept = nullptr;
+    /// Every turn, after the kernel entry: queue the messages that arrived.
+    void (*m_poll)(inbox_hooks* self) noexcept = nullptr;
+    /// The loop has nothing to do: true when messages came (queued; the loop does not sleep),
+    /// false when it may sleep (senders wake it from now on). May spin until `limit_ns` on the
+    /// monotonic clock (the earliest timer) at most.
+    bool (*m_sleep)(inbox_hooks* self, io_context& ctx, std::int64_t limit_ns) noexcept = nullptr;
+    /// The loop is awake again.
+    void (*m_awake)(inbox_hooks* self) noexcept = nullptr;
+    /// m_sleep may spin: the loop submits what it queued first (a wake-up for another loop
+    /// among it must not wait for the spin to end).
+    bool m_spins = false;
+};
 } // namespace detail
 
 /// What runs the loop's operations (docs/runtime.md, "Backends").
@@ -287,6 +307,18 @@ public:
     /// Announces that one post_remote() will come; keeps the loop waiting for it.
     void expect_remote();
 
+    /// Installs (or, with null, removes) the hooks of an inbox other threads feed (a shard's).
+    /// Loop thread only.
+    void set_inbox(detail::inbox_hooks* inbox) noexcept { m_inbox = inbox; }
+    /// True when completions wait for this loop: CQEs in the ring, or (DEFER_TASKRUN) work the
+    /// kernel holds until the next enter. Cheap (two loads); false on the epoll backend.
+    [[nodiscard]] bool has_kernel_events() const noexcept {
+        if (m_epoll) [[unlikely]]
+            return false;
+        return io_uring_cq_ready(&m_ring) > 0 ||
+               (IO_URING_READ_ONCE(*m_ring.sq.kflags) & IORING_SQ_TASKRUN) != 0;
+    }
+
     /// The pool behind offload(), started on first use.
     [[nodiscard]] detail::offload_pool& offload_pool();
 
@@ -306,6 +338,10 @@ private:
     /// enter() on the epoll backend: runs the queued SQEs, then waits up to `wait_ns`.
     void enter_epoll(std::int64_t wait_ns);
     void turn() {
+        if (m_inbox) [[unlikely]] {
+            turn_with_inbox();
+            return;
+        }
         ++m_stats.loop_turns;
         // Reaping never adds a timer (completion handlers only queue waiters): one test serves
         // both the wait and the firing.
@@ -321,6 +357,10 @@ private:
     }
     /// turn() with the stall detector on (run() picks one of the two once, not per turn).
     void watched_turn();
+    /// turn() for a loop with an inbox (a shard): polls it, tells it when the loop sleeps.
+    void turn_with_inbox();
+    /// The kernel entry of a turn with an inbox: `wait` when the loop has nothing to do.
+    void enter_with_inbox(bool wait);
     [[noreturn]] static void throw_deadlock();
     void run_ready_watched();
     unsigned reap() noexcept;
@@ -364,6 +404,7 @@ private:
     detail::ready_queue m_ready;        // coroutines to resume this turn or the next
     std::size_t m_inflight = 0;         // SQEs whose final CQE is still due (internal ones excluded)
     detail::timer_queue m_timers;       // user-space timers; the ring sees the earliest only
+    detail::inbox_hooks* m_inbox = nullptr; // messages from other threads (a shard's), or null
     bool m_stop_requested = false;      // stop() was called
     io_context* m_previous = nullptr;   // the context that was current before this one
     io_context_stats m_stats;           // counters (ops_in_flight/live_tasks filled on read)

@@ -10,6 +10,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <optional>
 #include <stdexcept>
@@ -19,6 +20,15 @@
 namespace corio {
 
 namespace {
+
+/// A hint to the CPU that this is a spin loop (frees the sibling hyper-thread, saves power).
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    asm volatile("yield");
+#endif
+}
 
 // liburing 2.3 predates it (Linux 6.3): the target CQE's flags come from sqe->file_index.
 constexpr unsigned k_msg_ring_flags_pass = 1u << 1;
@@ -140,10 +150,24 @@ void shard::attach(io_context& ctx) {
     m_eventfd_op.m_complete = &on_eventfd;
     m_calls = std::make_unique<task_scope>(m_stop.token());
     arm_eventfd_read();
+    m_idle_poll_ns = std::chrono::nanoseconds(m_group->m_options.idle_poll).count();
+    m_outboxes.assign(count(), outbox{});
+    m_dirty.reserve(count());
+    m_batching = true;
+    m_hooks.m_shard = this;
+    m_hooks.m_flush = &flush_hook;
+    m_hooks.m_poll = &poll_inbox;
+    m_hooks.m_sleep = &sleep_inbox;
+    m_hooks.m_awake = &awake_inbox;
+    m_hooks.m_spins = m_idle_poll_ns > 0;
+    ctx.set_inbox(&m_hooks);
 }
 
 void shard::detach() noexcept {
+    flush_outboxes();
+    m_batching = false;
     m_detached = true;
+    m_ctx->set_inbox(nullptr);
     if (m_eventfd_armed) {
         try {
             m_ctx->cancel(&m_eventfd_op);
@@ -177,20 +201,94 @@ void shard::on_ring_message(detail::io_op* op, int, unsigned) noexcept {
     self.drain();
 }
 
+void shard::flush_hook(detail::inbox_hooks* hooks) noexcept {
+    static_cast<loop_hooks*>(hooks)->m_shard->flush_outboxes();
+}
+
+void shard::flush_outboxes() noexcept {
+    for (unsigned k : m_dirty) {
+        outbox& out = m_outboxes[k];
+        shard& target = m_group->at(k);
+        target.push_now(out.m_first, out.m_last);
+        out = outbox{};
+    }
+    m_dirty.clear();
+}
+
+void shard::poll_inbox(detail::inbox_hooks* hooks) noexcept {
+    shard& self = *static_cast<loop_hooks*>(hooks)->m_shard;
+    if (self.m_inbox.may_have_messages())
+        self.drain();
+}
+
+bool shard::sleep_inbox(detail::inbox_hooks* hooks, io_context& ctx,
+                        std::int64_t limit_ns) noexcept {
+    shard& self = *static_cast<loop_hooks*>(hooks)->m_shard;
+    if (self.m_idle_poll_ns > 0) {
+        // Awake, so nobody wakes us: look ourselves for a while (a message, a completion of our
+        // own ring, the next timer or the budget ends it).
+        const std::int64_t limit =
+            std::min(limit_ns, detail::monotonic_now_ns() + self.m_idle_poll_ns);
+        for (unsigned spins = 1;; ++spins) {
+            if (self.m_inbox.may_have_messages()) {
+                self.drain();
+                return true;
+            }
+            if (ctx.has_kernel_events())
+                break;
+            if (spins % 32 == 0 && detail::monotonic_now_ns() >= limit)
+                break;
+            cpu_relax();
+        }
+    }
+    // Dekker with deliver(): we publish "sleeping" then look at the inbox, a sender pushes then
+    // looks at "sleeping"; with a full fence on both sides at least one of us sees the other.
+    self.m_sleeping.store(true, std::memory_order_seq_cst);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (!self.m_inbox.may_have_messages())
+        return false;
+    self.m_sleeping.store(false, std::memory_order_relaxed); // a sender's wake may still come
+    self.drain();
+    return true;
+}
+
+void shard::awake_inbox(detail::inbox_hooks* hooks) noexcept {
+    static_cast<loop_hooks*>(hooks)->m_shard->m_sleeping.store(false, std::memory_order_relaxed);
+}
+
 void shard::drain() noexcept {
-    // Cleared before popping: a message pushed after this point wakes us again.
-    m_wake_pending.store(false, std::memory_order_seq_cst);
     while (detail::shard_message* m = m_inbox.pop())
         m->m_run(m);
+    flush_outboxes(); // the replies leave now, one push per shard
 }
 
 void shard::deliver(detail::shard_message* m) noexcept {
-    m_inbox.push(m);
-    if (!m_wake_pending.exchange(true, std::memory_order_acq_rel))
+    shard* sender = t_current;
+    if (!sender || !sender->m_batching || sender->m_group != m_group) {
+        push_now(m, m);
+        return;
+    }
+    outbox& out = sender->m_outboxes[m_id];
+    m->m_next.store(nullptr, std::memory_order_relaxed);
+    if (out.m_last) {
+        out.m_last->m_next.store(m, std::memory_order_relaxed);
+    } else {
+        out.m_first = m;
+        sender->m_dirty.push_back(m_id); // reserved for every shard: never allocates
+    }
+    out.m_last = m;
+}
+
+void shard::push_now(detail::shard_message* first, detail::shard_message* last) noexcept {
+    m_inbox.push_chain(first, last);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (m_sleeping.load(std::memory_order_relaxed) &&
+        m_sleeping.exchange(false, std::memory_order_acq_rel))
         wake();
 }
 
 void shard::wake() noexcept {
+    m_wakeups.fetch_add(1, std::memory_order_relaxed);
     shard* sender = t_current;
     if (sender && sender->m_ring_fd >= 0 && m_ring_fd >= 0 && !sender->m_detached) {
         try {

@@ -14,6 +14,7 @@
 #include <corio/runtime/task_scope.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <coroutine>
 #include <cstdint>
 #include <exception>
@@ -53,10 +54,17 @@ public:
     message_queue& operator=(const message_queue&) = delete;
 
     /// Any thread.
-    void push(shard_message* m) noexcept {
-        m->m_next.store(nullptr, std::memory_order_relaxed);
-        shard_message* previous = m_head.exchange(m, std::memory_order_acq_rel);
-        previous->m_next.store(m, std::memory_order_release);
+    void push(shard_message* m) noexcept { push_chain(m, m); }
+    /// Any thread: appends `first` .. `last`, already linked through m_next, in one exchange.
+    void push_chain(shard_message* first, shard_message* last) noexcept {
+        last->m_next.store(nullptr, std::memory_order_relaxed);
+        shard_message* previous = m_head.exchange(last, std::memory_order_acq_rel);
+        previous->m_next.store(first, std::memory_order_release);
+    }
+    /// The owner only: true when a message is waiting or a push has begun (its exchange is
+    /// what this reads, so a push ordered before this look is seen even half done).
+    [[nodiscard]] bool may_have_messages() const noexcept {
+        return m_tail != &m_stub || m_head.load(std::memory_order_acquire) != &m_stub;
     }
     /// The owner only. Null when empty, or when a push is half done (its producer was preempted
     /// between its two steps): the producer's wake-up follows, so the consumer looks again then.
@@ -81,6 +89,12 @@ struct shard_options {
     std::vector<int> cpus;
     /// Each shard's io_context (its backend, ring sizes, ...).
     io_context_options context;
+    /// How long a shard with nothing to do looks at its inbox before it sleeps. 0 (the
+    /// default): it sleeps at once and messages wake it (MSG_RING, eventfd). A few tens of
+    /// microseconds let shards that talk a lot answer without sleeping and waking each other
+    /// (Seastar polls all the time), at the price of that much CPU each time a shard falls idle.
+    /// The spin ends early on a message, a completion of the shard's own ring, or its next timer.
+    std::chrono::microseconds idle_poll{0};
 };
 
 /// One shard: a loop thread of a shard_group. Reached as `shard::current()` on that thread, or
@@ -98,10 +112,18 @@ public:
     /// main functions end on it.
     [[nodiscard]] corio::stop_token stop_token() noexcept { return m_stop.token(); }
 
-    /// Any thread: queues `m` for this shard and wakes it when it sleeps. The sender, when it is
-    /// itself a shard on io_uring, wakes it with an IORING_OP_MSG_RING from its own ring (no
-    /// system call until its next turn); others write an eventfd.
+    /// Any thread: queues `m` for this shard and wakes it when it sleeps. A shard sending keeps
+    /// what its loop turn sends to each shard and hands it over in one push when the turn ends
+    /// (or its inbox drain does); a wake-up goes only to a shard that sleeps: from a shard on
+    /// io_uring as an IORING_OP_MSG_RING from its own ring (no system call of its own), from
+    /// anyone else through the eventfd.
     void deliver(detail::shard_message* m) noexcept;
+
+    /// Wake-ups sent to this shard so far (MSG_RING or eventfd; any thread). A shard that is
+    /// awake, busy or polling (shard_options::idle_poll) takes its messages without any.
+    [[nodiscard]] std::uint64_t wakeups() const noexcept {
+        return m_wakeups.load(std::memory_order_relaxed);
+    }
 
     shard(const shard&) = delete;
     shard& operator=(const shard&) = delete;
@@ -120,6 +142,16 @@ private:
     void drain() noexcept;
     static void on_eventfd(detail::io_op* op, int res, unsigned flags) noexcept;
     static void on_ring_message(detail::io_op* op, int res, unsigned flags) noexcept;
+    /// Hands `first` .. `last` (linked) to this shard's inbox and wakes it if it sleeps.
+    void push_now(detail::shard_message* first, detail::shard_message* last) noexcept;
+    /// Sends what this shard's loop queued for other shards (its own thread).
+    void flush_outboxes() noexcept;
+    /// The loop's inbox hooks (see detail::inbox_hooks and shard_options::idle_poll).
+    static void flush_hook(detail::inbox_hooks* self) noexcept;
+    static void poll_inbox(detail::inbox_hooks* self) noexcept;
+    static bool sleep_inbox(detail::inbox_hooks* self, io_context& ctx,
+                            std::int64_t limit_ns) noexcept;
+    static void awake_inbox(detail::inbox_hooks* self) noexcept;
     void wake() noexcept;
 
     static inline thread_local shard* t_current = nullptr;
@@ -143,7 +175,22 @@ private:
     bool m_detached = false;
     shard_op m_eventfd_op;                  // the armed eventfd read
     shard_op m_ring_op;                     // what MSG_RING CQEs name (never submitted here)
-    std::atomic<bool> m_wake_pending{false}; // a wake-up is on its way: senders skip theirs
+    struct loop_hooks : detail::inbox_hooks {
+        shard* m_shard = nullptr;
+    } m_hooks;                              // what the loop calls (installed at attach)
+    std::int64_t m_idle_poll_ns = 0;        // shard_options::idle_poll
+    // True while the loop sleeps (or is about to): the first sender to see it clears it and
+    // wakes the loop; an awake loop takes its messages every turn, with no wake-up at all.
+    std::atomic<bool> m_sleeping{false};
+    std::atomic<std::uint64_t> m_wakeups{0}; // see wakeups()
+    /// Messages this shard's loop sent to shard k during the turn, oldest first (own thread).
+    struct outbox {
+        detail::shard_message* m_first = nullptr;
+        detail::shard_message* m_last = nullptr;
+    };
+    std::vector<outbox> m_outboxes;         // one per shard of the group
+    std::vector<unsigned> m_dirty;          // the shards whose outbox is not empty
+    bool m_batching = false;                // attached: deliver() from this thread goes to outboxes
     detail::message_queue m_inbox;
     stop_source m_stop;                     // this shard's view of the group's stop (own thread)
     std::unique_ptr<task_scope> m_calls;    // remote halves of cross-shard calls running here

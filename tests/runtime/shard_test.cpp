@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <coroutine>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -187,6 +188,50 @@ task<void> posts_main(posts_state* st, shard& s) {
     }
 }
 
+// ----- a busy shard -----
+
+/// Resumes the awaiting coroutine on the next turn without the kernel: a loop that awaits it
+/// over and over always has work, so it never sleeps.
+struct yield_to_loop {
+    detail::ready_node m_node;
+    bool await_ready() const noexcept { return false; }
+    void await_suspend(std::coroutine_handle<> h) noexcept {
+        m_node.m_waiter = h;
+        io_context::current().post(&m_node);
+    }
+    void await_resume() const noexcept {}
+};
+
+struct busy_target_state {
+    static constexpr std::uint64_t k_calls = 20'000;
+    std::atomic<bool> calls_done{false};
+    std::atomic<std::uint64_t> answered{0};
+    std::uint64_t served = 0; // shard 1's
+};
+
+task<void> busy_caller_lane(busy_target_state* st, std::uint64_t calls) {
+    for (std::uint64_t i = 0; i < calls; ++i) {
+        auto work = [st] { return ++st->served; };
+        auto call = on_shard(1, std::move(work));
+        std::uint64_t n = co_await call;
+        if (n > 0)
+            st->answered.fetch_add(1);
+    }
+}
+
+task<void> busy_target_main(busy_target_state* st, shard& s) {
+    if (s.id() == 1) {
+        while (!st->calls_done.load())
+            co_await yield_to_loop{};
+        co_return;
+    }
+    task_scope lanes;
+    for (int i = 0; i < 8; ++i)
+        lanes.spawn(s.context(), busy_caller_lane(st, busy_target_state::k_calls / 8));
+    co_await lanes.join();
+    st->calls_done = true;
+}
+
 } // namespace
 
 TEST_CASE("a shard group runs main once on every shard, each knowing its id and the count") {
@@ -226,6 +271,44 @@ TEST_CASE("1,000,000 cross-shard calls among 2 and among 4 shards: each served e
         CHECK(total == n * st.lanes * st.per_lane);
         MESSAGE(n, " shards: ", total, " calls; ring-to-ring wake-ups: ", group.uses_msg_ring());
     }
+}
+
+TEST_CASE("with idle polling (shard_options::idle_poll) 200,000 cross-shard calls among 2 and "
+          "among 3 shards are each served exactly once") {
+    for (unsigned n : {2u, 3u}) {
+        CAPTURE(n);
+        calls_state st;
+        st.lanes = 10;
+        st.per_lane = 200'000 / (n * st.lanes) + 1;
+        st.by_shard.resize(n);
+        for (served& s : st.by_shard)
+            s.from_lane.assign(n * st.lanes, 0);
+        shard_options options = with_shards(n);
+        options.idle_poll = 20us;
+        shard_group group(options);
+        group.run([&st](shard& s) { return calls_main(&st, s); });
+        CHECK(st.wrong_answers.load() == 0);
+        for (unsigned lane_index = 0; lane_index < n * st.lanes; ++lane_index) {
+            std::uint64_t per_lane = 0;
+            for (served& s : st.by_shard)
+                per_lane += s.from_lane[lane_index];
+            CHECK(per_lane == st.per_lane);
+        }
+    }
+}
+
+TEST_CASE("a shard that never sleeps takes its messages every turn: calls to it need no wake-up "
+          "(regression: every batch of calls to a busy shard sent one)") {
+    busy_target_state st;
+    shard_group group(with_shards(2));
+    group.run([&st](shard& s) { return busy_target_main(&st, s); });
+    CHECK(st.answered.load() == busy_target_state::k_calls);
+    CHECK(st.served == busy_target_state::k_calls);
+    // Shard 1 only sleeps before its main starts and after it ends; the replies to shard 0,
+    // which does sleep between batches, do wake it.
+    MESSAGE("wake-ups: shard 0 ", group.at(0).wakeups(), ", shard 1 ", group.at(1).wakeups());
+    CHECK(group.at(1).wakeups() <= 4);
+    CHECK(group.at(0).wakeups() > 0);
 }
 
 TEST_CASE("posts from a thread outside the group run on their shard, in the order posted") {
