@@ -250,7 +250,8 @@ corio::task<void> finish(const shared* sh, unsigned k) {
 
 // ----- the server -----
 
-/// Shard k's server: its own listener, its own connections; shard 0 also owns the signals.
+/// Shard k's server: its own listener (or shard 0's hand-offs), its own connections; shard 0
+/// also owns the signals.
 corio::task<void> run_shard(const shared* sh, unsigned k) {
     const options& opt = *sh->opt;
     shard_state& mine = (*sh->shards)[k];
@@ -287,13 +288,14 @@ corio::task<void> run_shard(const shared* sh, unsigned k) {
             return dump_stats(sh, false);
         };
     so.on_drained = [sh, k] { return finish(sh, k); };
-    net::server srv(
-        (*sh->listeners)[k],
+    std::unique_ptr<net::server> server = sh->link->make_server(
+        k, *sh->listeners,
         [&opt, &state](net::tcp_stream conn, net::server::connection* c) {
             return state.ring ? echo_with_ring(std::move(conn), c, &opt, &state)
                               : echo_with_own_buffer(std::move(conn), c, &opt, &state);
         },
         std::move(so));
+    net::server& srv = *server;
     state.server = &srv;
     if (k == 0 && opt.stats_interval.count() > 0)
         srv.spawn(tick_stats(sh));
@@ -331,12 +333,7 @@ options parse_args(int argc, char** argv) {
                "on SIGINT/SIGTERM: time the connections get to finish");
     p.duration("--stats-interval-ms", opt.stats_interval, 24h,
                "a stats line this often; 0: only on SIGUSR1");
-    p.number("--shards", opt.shards.count, 0, 1024,
-             "loops (threads) serving the port, each on its own SO_REUSEPORT listener; 0: one "
-             "per CPU");
-    p.cpu_list("--cpus", opt.shards.cpus,
-               "pin shard i to the i-th CPU of LIST (0,1 or 0-3; round robin when the list is "
-               "shorter); with --shards 0, one shard per CPU listed");
+    example::add_shard_flags(p, opt.shards);
     p.parse(argc, argv);
     if (std::string bad = example::check_cpus(opt.shards.cpus); !bad.empty())
         p.fail(bad);
@@ -360,13 +357,14 @@ int main(int argc, char** argv) {
         group_options.cpus = opt.shards.cpus;
         group_options.context = {.sq_entries = opt.sq_entries, .cq_entries = opt.cq_entries};
         corio::shard_group group(std::move(group_options));
+        example::shard_link link(group, opt.shards.accept);
         int status = 0;
         std::vector<net::tcp_listener> listeners =
-            example::bind_listeners("echo", opt.bind, opt.port, group.size(), &status);
+            example::bind_listeners("echo", opt.bind, opt.port,
+                                    link.listener_count(), &status);
         if (listeners.empty())
             return status;
         example::announce(listeners[0]);
-        example::shard_link link(group);
         std::vector<shard_state> shards(group.size());
         shared sh{&opt, &signals, &link, &listeners, &shards};
         group.run([&sh](corio::shard& s) { return run_shard(&sh, s.id()); });

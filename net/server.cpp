@@ -78,6 +78,9 @@ server::server(tcp_listener& listener, std::function<task<void>(tcp_stream)> han
                server_options options)
     : server(listener, handler_type(stream_only_handler{std::move(handler)}), std::move(options)) {}
 
+server::server(handler_type handler, server_options options)
+    : m_listener(nullptr), m_handler(std::move(handler)), m_options(std::move(options)) {}
+
 server::~server() {
     assert(!m_running && "a net::server destroyed while run() is in progress");
 }
@@ -92,6 +95,8 @@ server_stats server::stats() const noexcept {
     s.handler_errors = m_handler_errors;
     s.accept_backoffs = accept_backoffs();
     s.out_of_fds = m_out_of_fds;
+    s.handed_off = m_handed_off;
+    s.adopted = m_adopted;
     s.draining = m_draining;
     s.drain_timed_out = m_drain_timed_out;
     return s;
@@ -120,8 +125,9 @@ void server::begin_drain(int signo) noexcept {
     // reconnects is refused rather than left in a backlog that is about to be reset. A listening
     // socket shut for reading leaves the listen state at once (the armed accept then ends with
     // an error); run() closes the fd afterwards.
-    if (m_listener->is_open())
+    if (m_listener && m_listener->is_open())
         ::shutdown(m_listener->native_handle(), SHUT_RD);
+    m_drain_begun.set();
     for (connection* c = m_head; c != nullptr; c = c->m_next)
         if (c->m_idle)
             c->shut_read();
@@ -171,18 +177,40 @@ task<void> server::accept_loop(server* self) {
                 self->log("accept: " + conn.error().message());
             break; // drained, cancelled, or the listener broke
         }
-        ++self->m_accepted;
-        if (self->m_open >= o.max_connections) {
-            ++self->m_refused; // bounded memory: refuse rather than grow
-            if (o.on_limit == limit_policy::refuse && o.refuse)
-                self->m_connections.spawn(refuse_main(self, std::move(*conn)));
-            continue; // otherwise destroying the stream closes it
+        if (o.hand_off && o.hand_off(*conn)) {
+            ++self->m_handed_off;
+            continue;
         }
-        ++self->m_open;
-        self->m_connections.spawn(connection_main(self, std::move(*conn)));
+        self->take(std::move(*conn));
     }
     self->m_backoffs_at_end = incoming.stats().backoffs;
     self->m_incoming = nullptr;
+}
+
+void server::take(tcp_stream stream) {
+    ++m_accepted;
+    if (m_open >= m_options.max_connections) {
+        ++m_refused; // bounded memory: refuse rather than grow
+        if (m_options.on_limit == limit_policy::refuse && m_options.refuse)
+            m_connections.spawn(refuse_main(this, std::move(stream)));
+        return; // otherwise destroying the stream closes it
+    }
+    ++m_open;
+    m_connections.spawn(connection_main(this, std::move(stream)));
+}
+
+bool server::adopt(tcp_stream stream) {
+    if (!m_running || m_draining)
+        return false; // the stream closes here
+    ++m_adopted;
+    take(std::move(stream));
+    return true;
+}
+
+task<void> server::wait_for_drain(server* self) {
+    auto waiting = self->m_drain_begun.wait();
+    result<void> begun = co_await waiting;
+    (void)begun; // the drain, or run() cancelled: either way accepting is over
 }
 
 void server::report_now(std::chrono::steady_clock::time_point now) {
@@ -273,12 +301,14 @@ task<server_stats> server::run() {
         signal_scope.spawn(watch_signals(self));
     if (self->m_options.report_interval.count() > 0)
         self->m_background.spawn(report_out_of_fds(self));
-    self->m_accepting.spawn(accept_loop(self));
+    self->m_accepting.spawn(self->m_listener ? accept_loop(self) : wait_for_drain(self));
 
     co_await self->m_accepting.join();
     self->begin_drain(0); // no-op when a drain ended accepting; else the listener broke
-    result<void> closed = co_await self->m_listener->close();
-    (void)closed; // closing cannot fail in a way that matters here
+    if (self->m_listener) {
+        result<void> closed = co_await self->m_listener->close();
+        (void)closed; // closing cannot fail in a way that matters here
+    }
 
     auto waiting = timeout(join_connections(self), self->m_options.drain_timeout);
     result<void> drained = co_await std::move(waiting);

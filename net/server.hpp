@@ -38,6 +38,8 @@ struct server_stats {
     std::uint64_t timed_out = 0;       ///< connection::count_timeout() calls
     std::uint64_t handler_errors = 0;  ///< handlers that ended by an exception (logged)
     std::uint64_t accept_backoffs = 0; ///< accept pauses out of fds (EMFILE/ENFILE/ENOBUFS/ENOMEM)
+    std::uint64_t handed_off = 0;      ///< accepted here, taken by server_options::hand_off
+    std::uint64_t adopted = 0;         ///< handed in through server::adopt() (also in accepted)
     std::uint64_t out_of_fds = 0;      ///< server::count_out_of_fds() calls
     bool draining = false;             ///< the drain began
     bool drain_timed_out = false;      ///< the drain deadline passed and the rest was cancelled
@@ -84,6 +86,10 @@ struct server_options {
     std::string out_of_fds_what;
     /// Connections the multishot accept queues before it pauses (see basic_accept_stream).
     std::size_t accept_queue = 64;
+    /// One acceptor for several servers (shards): called with each connection the accept loop
+    /// takes; returns true when it took the stream (handed it to another server, which runs it
+    /// through adopt()), false to run it here. Counted in server_stats::handed_off.
+    std::function<bool(tcp_stream&)> hand_off;
 };
 
 /// A TCP server on a listener: run() accepts connection after connection and runs the handler
@@ -139,6 +145,9 @@ public:
     /// A server whose handler takes the stream only.
     server(tcp_listener& listener, std::function<task<void>(tcp_stream)> handler,
            server_options options = {});
+    /// A server without a listener: its connections are handed in through adopt() (by another
+    /// server's acceptor, see server_options::hand_off); run() serves them until the drain.
+    explicit server(handler_type handler, server_options options = {});
     /// Asserts that run() is not in progress (the connections' tasks point at the server).
     ~server();
     server(const server&) = delete;
@@ -152,6 +161,13 @@ public:
     /// drain too. Cancelling the awaiting task cancels everything at once (and still waits for it).
     /// Call it once.
     [[nodiscard]] task<server_stats> run();
+
+    /// Runs `stream` (a connected socket accepted elsewhere, e.g. on another shard) as one of
+    /// this server's connections, as if its own accept loop had taken it: counted in
+    /// `accepted` and `adopted`, the connection limit applies (limit_policy::pause closes it like
+    /// `close`: a hand-off cannot wait). On the server's loop thread, while run() runs. False
+    /// (the stream closed) when the server is not running or drains.
+    bool adopt(tcp_stream stream);
 
     /// Starts the graceful drain (see run()); idempotent. Calls on_drain(0) the first time.
     void drain() noexcept { begin_drain(0); }
@@ -172,6 +188,10 @@ public:
 
 private:
     static task<void> accept_loop(server* self);
+    /// The accept loop of a server without a listener: waits for the drain.
+    static task<void> wait_for_drain(server* self);
+    /// Runs or refuses one connection taken by the accept loop or adopt().
+    void take(tcp_stream stream);
     static task<void> connection_main(server* self, tcp_stream stream);
     static task<void> refuse_main(server* self, tcp_stream stream);
     static task<void> watch_signals(server* self);
@@ -182,13 +202,14 @@ private:
     void report_now(std::chrono::steady_clock::time_point now);
     [[nodiscard]] std::uint64_t accept_backoffs() const noexcept;
 
-    tcp_listener* m_listener;     // where connections come from (closed on drain)
+    tcp_listener* m_listener;     // where connections come from (closed on drain); null: adopt()
     handler_type m_handler;       // runs each connection
     server_options m_options;     // limits and hooks
     task_scope m_connections;     // one task per connection (and refusals)
     task_scope m_accepting;       // the accept loop: request_stop() ends it
     task_scope m_background;      // spawn()ed tasks and the out-of-fds report
     event m_room;                 // set when a connection ends (limit_policy::pause)
+    event m_drain_begun;          // set by the drain (what a server without a listener awaits)
     connection* m_head = nullptr; // the open connections
     const tcp_accept_stream* m_incoming = nullptr; // while accepting: its back-off count
     std::size_t m_open = 0;                        // connections open (counted at accept)
@@ -198,6 +219,8 @@ private:
     std::uint64_t m_timed_out = 0;
     std::uint64_t m_handler_errors = 0;
     std::uint64_t m_out_of_fds = 0;
+    std::uint64_t m_handed_off = 0;
+    std::uint64_t m_adopted = 0;
     std::uint64_t m_backoffs_at_end = 0;     // the accept stream's back-offs once it ended
     std::uint64_t m_reported_out_of_fds = 0; // m_out_of_fds at the last report
     std::uint64_t m_reported_backoffs = 0;   // back-offs at the last report

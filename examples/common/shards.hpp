@@ -8,6 +8,7 @@
 #include <corio/corio.hpp>
 #include <corio/runtime/shard.hpp>
 
+#include "examples/common/cli.hpp"
 #include "examples/common/listen.hpp"
 
 #include <sched.h>
@@ -21,11 +22,35 @@
 
 namespace example {
 
-/// `--shards` and `--cpus` as the servers parse them.
+/// Who accepts the connections of a server on several shards.
+enum class accept_mode {
+    each, // every shard on its own SO_REUSEPORT listener: the kernel spreads the connections
+    one,  // shard 0 accepts on the one listener and hands them round robin to the shards
+};
+
+/// `--shards`, `--cpus` and `--accept` as the servers parse them.
 struct shard_flags {
     unsigned count = 1;    // 0: one per CPU this process may run on (or per entry of cpus)
     std::vector<int> cpus; // shard i runs on cpus[i % cpus.size()]; empty: not pinned
+    accept_mode accept = accept_mode::each;
 };
+
+/// Adds `--shards`, `--cpus` and `--accept` to a server's command line.
+inline void add_shard_flags(cli::parser& p, shard_flags& flags) {
+    p.number("--shards", flags.count, 0, 1024,
+             "loops (threads) serving the port; 0: one per CPU");
+    p.cpu_list("--cpus", flags.cpus,
+               "pin shard i to the i-th CPU of LIST (0,1 or 0-3; round robin when the list is "
+               "shorter); with --shards 0, one shard per CPU listed");
+    p.word(
+         "--accept", {"each", "one"},
+         [&flags](const std::string& v) {
+             flags.accept = v == "one" ? accept_mode::one : accept_mode::each;
+         },
+         "with several shards: each accepts on its own SO_REUSEPORT listener (each), or shard 0 "
+         "accepts and hands the connections round robin to the shards (one)")
+        .default_text("each");
+}
 
 /// Empty when every CPU of `cpus` is one this process may run on, else the message naming the
 /// first that is not (for cli::parser::fail: the command line is wrong, exit 2).
@@ -74,12 +99,34 @@ public:
         corio::event drained;         // set once the server drained (the final stats wait)
     };
 
-    explicit shard_link(corio::shard_group& group) : m_group(group), m_slots(group.size()) {
+    shard_link(corio::shard_group& group, accept_mode accept)
+        : m_group(group), m_accept(accept), m_slots(group.size()) {
         for (auto& s : m_slots)
             s = std::make_unique<slot>();
     }
 
     [[nodiscard]] unsigned size() const noexcept { return m_group.size(); }
+    /// Listeners to bind: one per shard, or the acceptor's only.
+    [[nodiscard]] unsigned listener_count() const noexcept {
+        return m_accept == accept_mode::one ? 1 : size();
+    }
+
+    /// On shard k: its server. With accept_mode::each, on listener k; with accept_mode::one,
+    /// shard 0's on the listener, handing every connection but its own share to the others,
+    /// whose servers have no listener and run what they are handed (net::server::adopt).
+    std::unique_ptr<corio::net::server> make_server(unsigned k,
+                                                    std::vector<corio::net::tcp_listener>& listeners,
+                                                    corio::net::server::handler_type handler,
+                                                    corio::net::server_options so) {
+        if (m_accept == accept_mode::each)
+            return std::make_unique<corio::net::server>(listeners[k], std::move(handler),
+                                                        std::move(so));
+        if (k != 0)
+            return std::make_unique<corio::net::server>(std::move(handler), std::move(so));
+        so.hand_off = [this](corio::net::tcp_stream& s) { return hand_off(s); };
+        return std::make_unique<corio::net::server>(listeners[0], std::move(handler),
+                                                    std::move(so));
+    }
     [[nodiscard]] slot& at(unsigned k) noexcept { return *m_slots[k]; }
 
     /// On shard k: its server exists (and drains at once when a drain already reached it).
@@ -117,7 +164,28 @@ public:
     }
 
 private:
+    /// On shard 0 (accept_mode::one): the next shard in turn gets `s` as a plain fd through its
+    /// inbox; shard 0's own turn runs here (false).
+    bool hand_off(corio::net::tcp_stream& s) {
+        unsigned target = m_next_target;
+        m_next_target = (m_next_target + 1) % size();
+        if (target == 0)
+            return false;
+        slot* to = &at(target);
+        int fd = s.release();
+        bool posted = m_group.post(target, [to, fd] {
+            corio::net::tcp_stream stream(fd);
+            if (to->server)
+                to->server->adopt(std::move(stream)); // closed there when it drains
+        });
+        if (!posted)
+            corio::io_context::close_fd(fd); // the group is stopping
+        return true;
+    }
+
     corio::shard_group& m_group;
+    accept_mode m_accept;
+    unsigned m_next_target = 0; // shard 0's round robin (accept_mode::one)
     std::vector<std::unique_ptr<slot>> m_slots; // stable addresses: posted functions hold them
 };
 

@@ -936,12 +936,13 @@ corio::task<void> run_shard(const shared* sh, unsigned k) {
             return print_stats(sh, false);
         };
     so.on_drained = [sh, k] { return finish(sh, k); };
-    net::server front(
-        (*sh->listeners)[k],
+    std::unique_ptr<net::server> server = sh->link->make_server(
+        k, *sh->listeners,
         [&srv](net::tcp_stream conn, net::server::connection* c) {
             return serve(std::move(conn), c, &srv);
         },
         std::move(so));
+    net::server& front = *server;
     srv.front = &front;
     front.spawn(sweep_timeouts(&srv));
     sh->link->attach(k, &front);
@@ -998,12 +999,7 @@ options parse_args(int argc, char** argv) {
         .type("BYTES");
     p.duration("--cache-validity-ms", opt.cache_validity, 24h,
                "a cached file is checked again after this");
-    p.number("--shards", opt.shards.count, 0, 1024,
-             "loops (threads) serving the port, each on its own SO_REUSEPORT listener with its "
-             "own cache; 0: one per CPU");
-    p.cpu_list("--cpus", opt.shards.cpus,
-               "pin shard i to the i-th CPU of LIST (0,1 or 0-3; round robin when the list is "
-               "shorter); with --shards 0, one shard per CPU listed");
+    example::add_shard_flags(p, opt.shards);
     p.parse(argc, argv);
     if (std::string bad = example::check_cpus(opt.shards.cpus); !bad.empty())
         p.fail(bad);
@@ -1039,15 +1035,16 @@ int main(int argc, char** argv) {
         group_options.cpus = opt.shards.cpus;
         group_options.context = {.sq_entries = opt.sq_entries, .cq_entries = opt.cq_entries};
         corio::shard_group group(std::move(group_options));
+        example::shard_link link(group, opt.shards.accept);
         int status = 0;
         std::vector<net::tcp_listener> listeners =
-            example::bind_listeners("corio-http", opt.bind, opt.port, group.size(), &status);
+            example::bind_listeners("corio-http", opt.bind, opt.port,
+                                    link.listener_count(), &status);
         if (listeners.empty()) {
             ::close(root_fd);
             return status;
         }
         example::announce(listeners[0]);
-        example::shard_link link(group);
         std::vector<std::unique_ptr<shard_state>> shards;
         for (unsigned k = 0; k < group.size(); ++k)
             shards.push_back(std::make_unique<shard_state>(opt)); // each its own cache

@@ -325,6 +325,60 @@ task<void> drain_lets_handlers_finish() {
     CHECK(seen.drains == 1);
 }
 
+/// One acceptor, two servers: the acceptor hands every second connection to a server without a
+/// listener, which runs it through adopt(); once that one drains, adopt() refuses (and closes).
+task<void> hand_off_and_adopt() {
+    tcp_listener listener = test::loopback_listener();
+    socket_address addr = listener.local_address().value();
+    observed seen_front;
+    observed seen_back;
+    server back([&seen_back](tcp_stream s,
+                             server::connection*) { return wait_for_release(std::move(s), &seen_back); },
+                recording(&seen_back));
+    CHECK_FALSE(back.adopt(tcp_stream())); // not running yet
+    server_options o = recording(&seen_front);
+    bool give = false;
+    o.hand_off = [&back, &give](tcp_stream& s) {
+        give = !give;
+        return give && back.adopt(std::move(s));
+    };
+    server front(
+        listener, [&seen_front](tcp_stream s) { return wait_for_release(std::move(s), &seen_front); },
+        std::move(o));
+    server_stats front_final{};
+    server_stats back_final{};
+    task_scope scope;
+    scope.spawn(run_into(&back, &back_final));
+    scope.spawn(run_into(&front, &front_final));
+
+    std::vector<tcp_stream> clients;
+    for (int i = 0; i < 4; ++i)
+        clients.push_back(co_await connect_to(addr));
+    co_await test::turn_until([&] { return seen_front.started + seen_back.started == 4; });
+    CHECK(seen_front.started == 2);
+    CHECK(seen_back.started == 2);
+    CHECK(front.stats().handed_off == 2);
+    CHECK(front.stats().accepted == 2);
+    CHECK(back.stats().adopted == 2);
+    CHECK(back.stats().accepted == 2);
+    CHECK(back.stats().connections == 2);
+
+    back.drain();
+    auto [late_client, late_server] = co_await test::tcp_pair();
+    CHECK_FALSE(back.adopt(std::move(late_server))); // draining: closed, not run
+    std::string from_late = co_await read_all(&late_client);
+    CHECK(from_late.empty()); // EOF
+    seen_front.release.set();
+    seen_back.release.set();
+    for (tcp_stream& c : clients)
+        CHECK(co_await read_all(&c) == "bye");
+    front.drain();
+    co_await scope.join();
+    CHECK(back_final.adopted == 2);
+    CHECK(seen_back.finished == 2);
+    CHECK(seen_front.finished == 2);
+}
+
 task<void> handler_exceptions_are_counted() {
     tcp_listener listener = test::loopback_listener();
     socket_address addr = listener.local_address().value();
@@ -447,6 +501,11 @@ TEST_CASE("server: the drain shuts idle connections at once and cancels busy one
 
 TEST_CASE("server: the drain token starts a drain that waits for a running handler") {
     sync_wait(drain_lets_handlers_finish());
+}
+
+TEST_CASE("server: hand_off gives accepted connections to a server without a listener, which "
+          "runs them through adopt(); adopt() refuses once that server drains") {
+    sync_wait(hand_off_and_adopt());
 }
 
 TEST_CASE("server: a handler's exception is logged and counted, and the server goes on") {

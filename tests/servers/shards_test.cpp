@@ -82,6 +82,49 @@ TEST_CASE("echo --shards 2: 64 concurrent clients get every byte back, SIGUSR1 s
     CHECK(srv.signal_and_wait(0) == 0);
 }
 
+TEST_CASE("echo --shards 3 --accept one: shard 0 accepts and hands the connections round robin "
+          "(each shard runs exactly a third), every byte comes back, SIGINT drains every shard") {
+    fixture f(kind::echo);
+    server srv(f, {"--shards", "3", "--accept", "one", "--drain-ms", "60000"});
+    constexpr int k_clients = 60;
+    constexpr std::size_t k_size = 2000;
+    std::vector<std::unique_ptr<connection>> clients;
+    for (int i = 0; i < k_clients; ++i) {
+        clients.push_back(std::make_unique<connection>(f, srv.port));
+        // One at a time: the acceptor takes them in connect order, so the round robin is exact.
+        corio::test::send_all(clients[i]->fd, payload(i, 0, k_size));
+        REQUIRE(clients[i]->in.bytes(k_size) == payload(i, 0, k_size));
+    }
+    for (int i = 0; i < k_clients; ++i)
+        corio::test::send_all(clients[i]->fd, payload(i, 1, k_size));
+    for (int i = 0; i < k_clients; ++i) {
+        CAPTURE(i);
+        REQUIRE(clients[i]->in.bytes(k_size) == payload(i, 1, k_size));
+    }
+    std::string stats = srv.stats();
+    CHECK(server::field(stats, "connections") == std::to_string(k_clients));
+    CHECK(server::field(stats, "accepted") == std::to_string(k_clients)); // summed, none twice
+
+    ::kill(srv.pid, SIGINT);
+    std::vector<std::size_t> per_shard(3, 0);
+    for (int line_no = 0; line_no < 3; ++line_no) {
+        std::string line = srv.next_line("signal ");
+        CAPTURE(line);
+        std::size_t n = 0;
+        unsigned shard = 0;
+        REQUIRE(std::sscanf(line.c_str(), "signal 2: draining %zu connections on shard %u", &n,
+                            &shard) == 2);
+        REQUIRE(shard < 3);
+        per_shard[shard] = n;
+    }
+    CHECK(per_shard == std::vector<std::size_t>{20, 20, 20});
+    clients.clear();
+    std::string last = srv.next_line("stats: ");
+    CHECK(server::field(last, "connections") == "0");
+    CHECK(server::field(last, "accepted") == std::to_string(k_clients));
+    CHECK(srv.signal_and_wait(0) == 0);
+}
+
 TEST_CASE("echo --shards 2: a second SIGINT during the drain exits at once with 130") {
     fixture f(kind::echo);
     server srv(f, {"--shards", "2", "--cpus", "0", "--drain-ms", "60000"});
