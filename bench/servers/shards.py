@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 # Does a second shard double a server's throughput? echo and corio-http (100 B) at
 # `--shards 2 --cpus 0,1` under a cgroup CPU quota of 2 x Q against `--shards 1 --cpus 0` under Q.
-# Usage: bench/servers/shards.py [--build build/release] [--quota 0.3] [--reps 7] [--jobs echo,http]
+# Usage: bench/servers/shards.py [--build build/release] [--quota 0.3] [--reps 7]
+#        [--jobs echo,http,http-close] [--accept each,one]
 """Paired runs of one shard under a CPU quota Q against two shards under 2 x Q.
 
 The quota (one cgroup per run, bench/servers/run.py's CpuCap, 10 ms CFS periods) makes the
@@ -13,7 +14,10 @@ repetition (paired) before the median. `throttled` is the share of the cgroup's 
 which the server used up its quota: near 1, the server set the pace; well below, something
 else did (the client, or other programs on the CPUs) and that run measures less.
 echo load: bench/loadgen (C connections, one 100-byte message in flight each, every byte
-checked); corio-http load: wrk -t1 on GET of a 100-byte file, keep-alive.
+checked); corio-http load: wrk -t1 on GET of a 100-byte file, keep-alive; http-close: the same
+with `Connection: close` (a new connection per request: accepting is half the work).
+`--accept each,one` measures the two-shard server both ways: each shard on its own SO_REUSEPORT
+listener, or shard 0 accepting and handing the connections round robin (examples' --accept).
 """
 
 import argparse
@@ -95,23 +99,25 @@ def load_echo(args, port):
     return r["rps"]
 
 
-def load_http(args, port):
+def load_http(args, port, close=False):
     url = f"http://127.0.0.1:{port}/f100"
-    warm = ["wrk", "-t1", f"-c{args.connections}", f"-d{max(1, round(args.warmup))}s", url]
-    subprocess.run(client(args, warm), capture_output=True, text=True, timeout=120)
-    cmd = ["wrk", "-t1", f"-c{args.connections}", f"-d{round(args.duration)}s", url]
+    header = ["-H", "Connection: close"] if close else []
+    warm = ["wrk", "-t1", f"-c{args.connections}", f"-d{max(1, round(args.warmup))}s"] + header
+    subprocess.run(client(args, warm + [url]), capture_output=True, text=True, timeout=120)
+    cmd = ["wrk", "-t1", f"-c{args.connections}", f"-d{round(args.duration)}s"] + header + [url]
     out = subprocess.run(client(args, cmd), capture_output=True, text=True, timeout=120).stdout
     if re.search(r"Non-2xx|Socket errors", out):
         raise RuntimeError(f"http load failed: {out}")
     return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
 
 
-def one_run(args, job, shards, docroot, rep):
+def one_run(args, job, shards, docroot, rep, accept="each"):
     cpus = "0" if shards == 1 else args.two_cpus
     binary = (os.path.join(args.build, "examples", "echo") if job == "echo"
               else os.path.join(args.build, "examples", "http", "corio-http"))
-    cmd = [binary, "--port", "0", "--bind", "127.0.0.1", "--shards", str(shards), "--cpus", cpus]
-    if job == "http":
+    cmd = [binary, "--port", "0", "--bind", "127.0.0.1", "--shards", str(shards), "--cpus", cpus,
+           "--accept", accept]
+    if job != "echo":
         cmd += ["--root", docroot]
     cap = SharedCap(args.quota * 100, shards, f"corio-shards-{os.getpid()}-{job}-{shards}-{rep}",
                     args.period_us)
@@ -120,7 +126,8 @@ def one_run(args, job, shards, docroot, rep):
         try:
             cap.check(p.pid)
             before = cap.throttling()
-            rps = load_echo(args, port) if job == "echo" else load_http(args, port)
+            rps = (load_echo(args, port) if job == "echo"
+                   else load_http(args, port, close=job == "http-close"))
             after = cap.throttling()
         finally:
             status = stop(p)
@@ -149,6 +156,8 @@ def main():
     ap.add_argument("--duration", type=float, default=3.0)
     ap.add_argument("--warmup", type=float, default=1.0)
     ap.add_argument("--connections", type=int, default=100)
+    ap.add_argument("--accept", default="each",
+                    help="the two-shard server's --accept modes to measure (each, one, or both)")
     args = ap.parse_args()
     docroot = tempfile.mkdtemp(prefix="corio-shards-")
     with open(os.path.join(docroot, "f100"), "wb") as f:
@@ -158,23 +167,34 @@ def main():
     print(f"# quota Q = {args.quota} CPU per shard ({args.period_us} us CFS periods); "
           f"{args.connections} "
           f"connections; {args.duration} s measured after {args.warmup} s; {args.reps} reps")
-    print("job   rep  one_rps  (thr)   two_rps  (thr)   two/one")
+    modes = args.accept.split(",")
+    print("job        rep  one_rps  (thr)" +
+          "".join(f"   two_{m:4} (thr)  two/one" for m in modes))
     for job in args.jobs.split(","):
-        ratios, ones, twos = [], [], []
+        ones = []
+        twos = {m: [] for m in modes}
+        ratios = {m: [] for m in modes}
         for rep in range(args.reps):
-            order = [1, 2] if rep % 2 == 0 else [2, 1]
+            runs = [(1, "each")] + [(2, m) for m in modes]
+            if rep % 2 == 1:
+                runs.reverse()
             got = {}
-            for shards in order:
-                got[shards] = one_run(args, job, shards, docroot, rep)
-            (one, t1), (two, t2) = got[1], got[2]
-            ratios.append(two / one)
+            for shards, mode in runs:
+                got[(shards, mode)] = one_run(args, job, shards, docroot, rep, mode)
+            one, t1 = got[(1, "each")]
             ones.append(one)
-            twos.append(two)
-            print(f"{job:5} {rep:3} {one:8.0f} ({t1:.2f}) {two:8.0f} ({t2:.2f}) {two / one:7.2f}",
-                  flush=True)
-        print(f"{job:5} median {statistics.median(ones):8.0f}        "
-              f"{statistics.median(twos):8.0f}        {statistics.median(ratios):7.2f}  "
-              f"(paired ratios {min(ratios):.2f} .. {max(ratios):.2f})", flush=True)
+            line = f"{job:10} {rep:3} {one:8.0f} ({t1:.2f})"
+            for m in modes:
+                two, t2 = got[(2, m)]
+                twos[m].append(two)
+                ratios[m].append(two / one)
+                line += f" {two:9.0f} ({t2:.2f}) {two / one:7.2f}"
+            print(line, flush=True)
+        line = f"{job:10} median {statistics.median(ones):8.0f}       "
+        for m in modes:
+            line += (f" {statistics.median(twos[m]):9.0f}        {statistics.median(ratios[m]):7.2f}"
+                     f" ({m}: {min(ratios[m]):.2f} .. {max(ratios[m]):.2f})")
+        print(line, flush=True)
     return 0
 
 
