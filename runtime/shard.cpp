@@ -150,7 +150,9 @@ void shard::attach(io_context& ctx) {
     m_eventfd_op.m_complete = &on_eventfd;
     m_calls = std::make_unique<task_scope>(m_stop.token());
     arm_eventfd_read();
-    m_idle_poll_ns = std::chrono::nanoseconds(m_group->m_options.idle_poll).count();
+    // On epoll the loop cannot see its own completions without a system call: no spin there.
+    if (ctx.backend() == backend_kind::io_uring)
+        m_idle_poll_ns = std::chrono::nanoseconds(m_group->m_options.idle_poll).count();
     m_outboxes.assign(count(), outbox{});
     m_dirty.reserve(count());
     m_batching = true;

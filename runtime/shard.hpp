@@ -94,6 +94,8 @@ struct shard_options {
     /// microseconds let shards that talk a lot answer without sleeping and waking each other
     /// (Seastar polls all the time), at the price of that much CPU each time a shard falls idle.
     /// The spin ends early on a message, a completion of the shard's own ring, or its next timer.
+    /// io_uring only: on the epoll backend a shard cannot see its completions without a system
+    /// call, so it does not spin.
     std::chrono::microseconds idle_poll{0};
 };
 
