@@ -144,18 +144,14 @@ corio::task<void> echo_with_own_buffer(net::tcp_stream conn, net::server::connec
     (void)closed;
 }
 
-corio::task<corio::result<net::buffer_lease>> next_chunk(net::recv_stream* chunks) {
-    corio::result<net::buffer_lease> lease = co_await chunks->next();
-    co_return lease;
-}
-
-/// The same protocol over a multishot recv into the shared ring.
+/// The same protocol over a multishot recv into the shared ring. While the peer is silent the
+/// connection holds no buffer, and its idle deadline is an entry in the loop's timer queue
+/// (next(limit)), not a when_any of two more tasks.
 corio::task<void> echo_with_ring(net::tcp_stream conn, net::server::connection* c,
                                  const options* opt, server_state* state) {
     net::recv_stream chunks = conn.recv_multishot(*state->ring);
     for (;;) {
-        auto next = corio::timeout(next_chunk(&chunks), opt->idle_timeout);
-        corio::result<net::buffer_lease> lease = co_await std::move(next);
+        corio::result<net::buffer_lease> lease = co_await chunks.next(opt->idle_timeout);
         if (!lease || lease->empty()) {
             if (lease == std::errc::timed_out)
                 c->count_timeout();
