@@ -10,11 +10,13 @@
 #include <corio/runtime/sync_wait.hpp>
 #include <corio/runtime/task_scope.hpp>
 #include <corio/runtime/when_all.hpp>
+#include <corio/runtime/when_any.hpp>
 #include "tests/net/net_support.hpp"
 
 #include <doctest/doctest.h>
 #include <sys/socket.h>
 
+#include <chrono>
 #include <cstring>
 #include <map>
 #include <string>
@@ -221,7 +223,87 @@ task<void> many_senders(int n, std::size_t size, buffer_ring* ring, many_result*
     co_await both;
 }
 
+/// next(limit) on a silent peer times out; the stream stays armed and hands out what comes later.
+task<void> silent_peer_times_out(buffer_ring* ring, std::string* late) {
+    io_context& ctx = io_context::current();
+    auto [a, b] = socket_pair();
+    recv_stream rs = b.recv_multishot(*ring);
+    std::uint64_t fired = ctx.stats().timers_fired;
+    result<buffer_lease> silent = co_await rs.next(std::chrono::milliseconds(1));
+    CHECK(silent == std::errc::timed_out);
+    CHECK(ctx.stats().timers_fired == fired + 1);
+    CHECK(ctx.stats().timers_pending == 0);
+    CHECK(ring->available() == ring->count()); // the wait took no buffer
+    co_await send_text(&a, "late");
+    result<buffer_lease> lease = co_await rs.next(std::chrono::seconds(10));
+    REQUIRE(lease.has_value());
+    *late = text_of(lease->data());
+    CHECK(ctx.stats().timers_pending == 0); // the deadline left the queue with the bytes
+    CHECK(ctx.stats().timers_fired == fired + 1);
+}
+
+task<void> next_within_10s(recv_stream* rs, std::error_code* out) {
+    result<buffer_lease> lease = co_await rs->next(std::chrono::seconds(10));
+    *out = lease ? std::error_code() : lease.error();
+}
+
+task<void> one_nop() {
+    result<void> y = co_await nop();
+    y.value();
+}
+
+/// A cancelled next(limit) resumes with operation_canceled and takes its deadline along.
+task<void> cancelled_deadline_leaves(buffer_ring* ring, std::error_code* cancelled,
+                                     std::string* after) {
+    io_context& ctx = io_context::current();
+    auto [a, b] = socket_pair();
+    recv_stream rs = b.recv_multishot(*ring);
+    auto race = when_any(next_within_10s(&rs, cancelled), one_nop());
+    auto outcome = co_await race;
+    CHECK(outcome.index == 1);
+    CHECK(ctx.stats().timers_pending == 0);
+    co_await send_text(&a, "after");
+    result<buffer_lease> lease = co_await rs.next(std::chrono::seconds(10));
+    REQUIRE(lease.has_value());
+    *after = text_of(lease->data());
+}
+
 } // namespace
+
+TEST_CASE("next(limit) gives timed_out on a silent peer; later bytes go to the next call") {
+    io_context ctx;
+    buffer_ring ring(ctx, 4, 64);
+    std::string late;
+    sync_wait(ctx, silent_peer_times_out(&ring, &late));
+    CHECK(late == "late");
+    CHECK(ring.available() == 4);
+}
+
+TEST_CASE("a cancelled next(limit) gives operation_canceled and leaves no timer behind") {
+    io_context ctx;
+    buffer_ring ring(ctx, 4, 64);
+    std::error_code cancelled;
+    std::string after;
+    sync_wait(ctx, cancelled_deadline_leaves(&ring, &cancelled, &after));
+    CHECK(cancelled == std::errc::operation_canceled);
+    CHECK(after == "after");
+}
+
+TEST_CASE("a stream's completion queue outgrows its inline slots and keeps the order") {
+    net::detail::small_queue<int, 2> q;
+    int next_in = 0;
+    int next_out = 0;
+    // Pops lag pushes so that the head wraps before each growth (2 -> 4 -> 8 -> 16 slots).
+    for (int round = 0; round < 4; ++round) {
+        for (int i = 0; i < 3 + 4 * round; ++i)
+            q.push(next_in++);
+        for (int i = 0; i < 2 + 2 * round; ++i)
+            CHECK(q.pop() == next_out++);
+    }
+    while (!q.empty())
+        CHECK(q.pop() == next_out++);
+    CHECK(next_out == next_in);
+}
 
 TEST_CASE("a buffer ring hands its buffers to the kernel and takes them back from leases") {
     io_context ctx;
