@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <exception>
+#include <limits>
 #include <system_error>
 
 namespace corio::net {
@@ -137,9 +139,14 @@ recv_state::recv_state(io_context& ctx, const basic_socket& socket, buffer_group
     m_wake = [](starved_node* node) noexcept {
         static_cast<recv_state*>(node)->request_service();
     };
+    m_idle.m_owner = this;
+    m_idle.m_fire = &on_idle_timer;
+    m_wait_deadline_ns = std::numeric_limits<std::int64_t>::max();
 }
 
 recv_state::~recv_state() {
+    if (m_idle.queued())
+        m_loop->remove_timer(&m_idle);
     m_group->remove_starved(this);
     m_group->woken_done(this);
     while (!m_queue.empty())
@@ -226,7 +233,44 @@ void recv_state::on_waiter_left() noexcept {
         m_group->woken_done(this);
 }
 
+void recv_state::on_orphaned() noexcept { m_loop->remove_timer(&m_idle); }
+
+void recv_state::on_idle_timer(corio::detail::timer_node* node, bool expired) noexcept {
+    recv_state* self = static_cast<idle_timer*>(node)->m_owner;
+    stream_waiter* w = self->m_waiter;
+    if (!w || self->m_wait_deadline_ns == std::numeric_limits<std::int64_t>::max())
+        return; // nobody waits with a deadline: the next timed wait queues the timer again
+    if (expired && corio::detail::monotonic_now_ns() < self->m_wait_deadline_ns) {
+        // An earlier wait's deadline: this wait began later. Wait on for its own.
+        self->m_idle.m_deadline_ns = self->m_wait_deadline_ns;
+        try {
+            self->m_loop->add_timer(&self->m_idle); // its slot was just freed: no allocation
+        } catch (...) {
+            std::terminate();
+        }
+        return;
+    }
+    w->leave(); // unregisters the consumer (and its stop callback), like a cancellation
+    if (expired)
+        w->m_timed_out = true;
+    else
+        w->m_cancelled = true; // the loop is torn down with the consumer waiting
+    self->m_loop->post(&w->m_node);
+}
+
+void recv_state::wait_until(stream_waiter& waiter, std::coroutine_handle<> h, stop_token token,
+                            std::int64_t deadline_ns) {
+    if (!m_idle.queued() || m_idle.m_deadline_ns > deadline_ns) {
+        m_loop->remove_timer(&m_idle);
+        m_idle.m_deadline_ns = deadline_ns;
+        m_loop->add_timer(&m_idle); // may throw std::bad_alloc: nothing registered yet
+    }
+    wait(waiter, h, token);
+    m_wait_deadline_ns = deadline_ns;
+}
+
 void recv_state::wait(stream_waiter& waiter, std::coroutine_handle<> h, stop_token token) {
+    m_wait_deadline_ns = std::numeric_limits<std::int64_t>::max();
     waiter.enqueue(*this, h, token);
     if (waiter.m_cancelled || m_armed || starved_node::m_linked)
         return;

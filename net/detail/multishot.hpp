@@ -45,6 +45,7 @@ struct stream_waiter : corio::detail::stop_callback_node {
     multishot_state* m_state = nullptr;          // the stream waited on, while waiting
     corio::detail::stop_state* m_stop = nullptr; // where the stop callback is registered
     bool m_cancelled = false;                    // resumed by cancellation, not by an item
+    bool m_timed_out = false;                    // resumed by the stream's idle deadline
 
     stream_waiter() noexcept = default;
     stream_waiter(const stream_waiter&) noexcept : stop_callback_node() {}

@@ -223,8 +223,25 @@ task<void> many_senders(int n, std::size_t size, buffer_ring* ring, many_result*
     co_await both;
 }
 
+task<void> send_after_a_nop(unix_stream* s, std::string text) {
+    result<void> y = co_await nop(); // the reader suspends first
+    y.value();
+    co_await send_text(s, std::move(text));
+}
+
+task<void> send_after(unix_stream* s, std::chrono::milliseconds delay, std::string text) {
+    result<void> slept = co_await sleep_for(delay);
+    slept.value();
+    co_await send_text(s, std::move(text));
+}
+
+task<void> next_text(recv_stream* rs, std::chrono::milliseconds limit, std::string* out) {
+    result<buffer_lease> lease = co_await rs->next(limit);
+    *out = lease ? text_of(lease->data()) : lease.error().message();
+}
+
 /// next(limit) on a silent peer times out; the stream stays armed and hands out what comes later.
-task<void> silent_peer_times_out(buffer_ring* ring, std::string* late) {
+task<void> silent_peer_times_out(buffer_ring* ring, std::string* late, std::string* again) {
     io_context& ctx = io_context::current();
     auto [a, b] = socket_pair();
     recv_stream rs = b.recv_multishot(*ring);
@@ -234,12 +251,29 @@ task<void> silent_peer_times_out(buffer_ring* ring, std::string* late) {
     CHECK(ctx.stats().timers_fired == fired + 1);
     CHECK(ctx.stats().timers_pending == 0);
     CHECK(ring->available() == ring->count()); // the wait took no buffer
-    co_await send_text(&a, "late");
-    result<buffer_lease> lease = co_await rs.next(std::chrono::seconds(10));
-    REQUIRE(lease.has_value());
-    *late = text_of(lease->data());
-    CHECK(ctx.stats().timers_pending == 0); // the deadline left the queue with the bytes
+    auto first = when_all(next_text(&rs, std::chrono::seconds(10), late),
+                          send_after_a_nop(&a, "late"));
+    co_await first;
+    CHECK(ctx.stats().timers_pending == 1); // lazy: the stream's deadline stays for its next wait
+    auto second = when_all(next_text(&rs, std::chrono::seconds(10), again),
+                           send_after_a_nop(&a, "again"));
+    co_await second;
+    CHECK(ctx.stats().timers_pending == 1); // one timer per stream, however many waits
     CHECK(ctx.stats().timers_fired == fired + 1);
+}
+
+/// The first wait queues the stream's timer at +20 ms and ends early; the second (10 s) is still
+/// waiting when that timer fires at +20 ms: it must wait on, and get the bytes sent at +40 ms.
+task<void> deadline_counts_from_the_latest_wait(buffer_ring* ring, std::string* first,
+                                                std::string* second) {
+    auto [a, b] = socket_pair();
+    recv_stream rs = b.recv_multishot(*ring);
+    auto quick = when_all(next_text(&rs, std::chrono::milliseconds(20), first),
+                          send_after_a_nop(&a, "first"));
+    co_await quick;
+    auto slow = when_all(next_text(&rs, std::chrono::seconds(10), second),
+                         send_after(&a, std::chrono::milliseconds(40), "second"));
+    co_await slow;
 }
 
 task<void> next_within_10s(recv_stream* rs, std::error_code* out) {
@@ -252,16 +286,14 @@ task<void> one_nop() {
     y.value();
 }
 
-/// A cancelled next(limit) resumes with operation_canceled and takes its deadline along.
+/// A cancelled next(limit) resumes with operation_canceled; the stream stays usable.
 task<void> cancelled_deadline_leaves(buffer_ring* ring, std::error_code* cancelled,
                                      std::string* after) {
-    io_context& ctx = io_context::current();
     auto [a, b] = socket_pair();
     recv_stream rs = b.recv_multishot(*ring);
     auto race = when_any(next_within_10s(&rs, cancelled), one_nop());
     auto outcome = co_await race;
     CHECK(outcome.index == 1);
-    CHECK(ctx.stats().timers_pending == 0);
     co_await send_text(&a, "after");
     result<buffer_lease> lease = co_await rs.next(std::chrono::seconds(10));
     REQUIRE(lease.has_value());
@@ -274,12 +306,27 @@ TEST_CASE("next(limit) gives timed_out on a silent peer; later bytes go to the n
     io_context ctx;
     buffer_ring ring(ctx, 4, 64);
     std::string late;
-    sync_wait(ctx, silent_peer_times_out(&ring, &late));
+    std::string again;
+    sync_wait(ctx, silent_peer_times_out(&ring, &late, &again));
     CHECK(late == "late");
+    CHECK(again == "again");
     CHECK(ring.available() == 4);
+    CHECK(ctx.stats().timers_pending == 0); // the stream took its timer along
 }
 
-TEST_CASE("a cancelled next(limit) gives operation_canceled and leaves no timer behind") {
+TEST_CASE("regression: next(limit) counts from its own wait, not from an earlier wait's deadline "
+          "(the lazy timer fired for the first wait timed out the second)") {
+    io_context ctx;
+    buffer_ring ring(ctx, 4, 64);
+    std::string first;
+    std::string second;
+    sync_wait(ctx, deadline_counts_from_the_latest_wait(&ring, &first, &second));
+    CHECK(first == "first");
+    CHECK(second == "second");
+    CHECK(ctx.stats().timers_pending == 0);
+}
+
+TEST_CASE("a cancelled next(limit) gives operation_canceled; the stream takes its timer along") {
     io_context ctx;
     buffer_ring ring(ctx, 4, 64);
     std::error_code cancelled;
@@ -287,6 +334,7 @@ TEST_CASE("a cancelled next(limit) gives operation_canceled and leaves no timer 
     sync_wait(ctx, cancelled_deadline_leaves(&ring, &cancelled, &after));
     CHECK(cancelled == std::errc::operation_canceled);
     CHECK(after == "after");
+    CHECK(ctx.stats().timers_pending == 0);
 }
 
 TEST_CASE("a stream's completion queue outgrows its inline slots and keeps the order") {
