@@ -408,15 +408,25 @@ bool epoll_backend::try_at_once(const io_uring_sqe& sqe) noexcept {
         (sqe.flags & (IOSQE_FIXED_FILE | IOSQE_BUFFER_SELECT)) || sqe.ioprio != 0)
         return false;
     fd_state& st = state_of(sqe.fd);
-    if (sending ? (st.m_writers || !st.m_writable) : (st.m_readers || !st.m_readable))
-        return false;
+    // The caller's own MSG_DONTWAIT means "never wait": io_uring completes such an op with
+    // -EAGAIN instead of arming a poll (REQ_F_NOWAIT), and so must the emulation.
+    const bool never_wait = sqe.msg_flags & MSG_DONTWAIT;
+    if (sending ? (st.m_writers || !st.m_writable) : (st.m_readers || !st.m_readable)) {
+        if (!never_wait)
+            return false;
+        post(sqe.user_data, -EAGAIN, 0);
+        return true;
+    }
     const int flags = static_cast<int>(sqe.msg_flags & ~MSG_WAITALL) | MSG_DONTWAIT;
     long n = sending ? ::send(sqe.fd, address(sqe.addr), sqe.len, flags)
                      : ::recv(sqe.fd, address(sqe.addr), sqe.len, flags);
     if (n < 0) {
         if (errno == EAGAIN) {
             (sending ? st.m_writable : st.m_readable) = false; // the general path just waits
-            return false;
+            if (!never_wait)
+                return false;
+            post(sqe.user_data, -EAGAIN, 0);
+            return true;
         }
         if (errno == EINTR)
             return false; // nothing moved: the general path tries again
@@ -932,6 +942,8 @@ int epoll_backend::attempt(op* o) noexcept {
                 continue;
             if (errno == EAGAIN) {
                 (reading ? st.m_readable : st.m_writable) = false;
+                if (s.msg_flags & MSG_DONTWAIT) // the caller's: never wait (see try_at_once)
+                    return o->m_done > 0 ? static_cast<int>(o->m_done) : -EAGAIN;
                 return k_again;
             }
             return o->m_done > 0 ? static_cast<int>(o->m_done) : errno_res();
