@@ -20,6 +20,14 @@ namespace corio::net {
 
 class basic_socket;
 
+/// How the completions of a buffer_ring take its buffers.
+enum class buffer_use {
+    whole,       ///< every completion takes a whole buffer, however few bytes it carries
+    incremental, ///< completions take only the bytes they carry (IOU_PBUF_RING_INC, kernel
+                 ///< 6.12+), many small reads sharing a buffer; whole where the kernel (or the
+                 ///< epoll backend) lacks it: see buffer_ring::is_incremental()
+};
+
 /// A provided-buffer ring (kernel 5.19+): `count` buffers of `buffer_size` bytes registered with
 /// the io_context's ring under one buffer group. A recv that selects from it needs no buffer of
 /// its own while it waits, so idle connections cost no buffer memory. The memory stays until the
@@ -27,8 +35,10 @@ class basic_socket;
 class buffer_ring {
 public:
     /// Sets the ring up (mmap, register). `count` is a power of two up to 32768. `group_id` -1
-    /// picks a free group id. Throws std::system_error naming the failing call.
-    buffer_ring(io_context& ctx, unsigned count, std::uint32_t buffer_size, int group_id = -1);
+    /// picks a free group id. `use` incremental probes the kernel for it and falls back to
+    /// whole buffers. Throws std::system_error naming the failing call.
+    buffer_ring(io_context& ctx, unsigned count, std::uint32_t buffer_size, int group_id = -1,
+                buffer_use use = buffer_use::incremental);
     ~buffer_ring() { m_group->unref(); }
     buffer_ring(const buffer_ring&) = delete;
     buffer_ring& operator=(const buffer_ring&) = delete;
@@ -41,6 +51,12 @@ public:
     [[nodiscard]] std::uint32_t buffer_size() const noexcept { return m_group->buffer_size(); }
     /// Buffers the kernel can pick now (neither leased nor queued in a stream).
     [[nodiscard]] unsigned available() const noexcept { return m_group->available(); }
+    /// True when the kernel consumes the buffers incrementally (IOU_PBUF_RING_INC, kernel
+    /// 6.12+; probed at construction, false before and on the epoll backend): a completion then
+    /// takes only the bytes it carries, later completions continue in the same buffer, and a
+    /// buffer goes back into the ring when the kernel has filled it and every lease of it is
+    /// gone. Without it, every completion takes a whole buffer however few bytes it carries.
+    [[nodiscard]] bool is_incremental() const noexcept { return m_group->is_incremental(); }
 
     /// For recv_stream.
     [[nodiscard]] detail::buffer_group& group() const noexcept { return *m_group; }
@@ -49,21 +65,24 @@ private:
     detail::buffer_group* m_group; // shared with leases and streams
 };
 
-/// One buffer of a buffer_ring holding received bytes. Move-only; dropping it (destruction,
-/// reset(), assignment) puts the buffer back into the ring for the kernel to fill again.
+/// Received bytes in one buffer of a buffer_ring (all of it, or with incremental consumption a
+/// piece of it). Move-only; dropping it (destruction, reset(), assignment) returns the buffer to
+/// the ring for the kernel to fill again (once no other lease holds a piece of it).
 class buffer_lease {
 public:
     /// An empty lease: what recv_stream::next() gives at orderly EOF.
     buffer_lease() noexcept = default;
-    /// Takes buffer `bid` of `group` holding `size` received bytes (what recv_stream does).
-    buffer_lease(detail::buffer_group& group, std::uint16_t bid, std::uint32_t size) noexcept
-        : m_group(&group), m_bid(bid), m_size(size) {
+    /// Takes a piece of buffer `bid` of `group`: `size` received bytes from `offset` on (what
+    /// recv_stream does; the piece was counted by buffer_group::received()).
+    buffer_lease(detail::buffer_group& group, std::uint16_t bid, std::uint32_t size,
+                 std::uint32_t offset = 0) noexcept
+        : m_group(&group), m_bid(bid), m_size(size), m_offset(offset) {
         group.ref();
     }
     /// Moving transfers the buffer; the moved-from lease is empty.
     buffer_lease(buffer_lease&& other) noexcept
         : m_group(std::exchange(other.m_group, nullptr)), m_bid(other.m_bid),
-          m_size(std::exchange(other.m_size, 0)) {}
+          m_size(std::exchange(other.m_size, 0)), m_offset(other.m_offset) {}
     /// Returns this lease's buffer, then takes `other`'s.
     buffer_lease& operator=(buffer_lease&& other) noexcept {
         if (this != &other) {
@@ -71,6 +90,7 @@ public:
             m_group = std::exchange(other.m_group, nullptr);
             m_bid = other.m_bid;
             m_size = std::exchange(other.m_size, 0);
+            m_offset = other.m_offset;
         }
         return *this;
     }
@@ -81,7 +101,7 @@ public:
 
     /// The received bytes. Valid until the lease is dropped.
     [[nodiscard]] std::span<std::byte> data() const noexcept {
-        return m_group ? std::span<std::byte>(m_group->buffer(m_bid), m_size)
+        return m_group ? std::span<std::byte>(m_group->buffer(m_bid) + m_offset, m_size)
                        : std::span<std::byte>();
     }
     /// The number of received bytes (0 for an empty lease).
@@ -94,7 +114,7 @@ public:
     /// Returns the buffer to its ring now.
     void reset() noexcept {
         if (detail::buffer_group* g = std::exchange(m_group, nullptr)) {
-            g->give_back(m_bid);
+            g->release(m_bid);
             g->unref();
         }
         m_size = 0;
@@ -104,6 +124,7 @@ private:
     detail::buffer_group* m_group = nullptr; // the ring the buffer goes back to; null when empty
     std::uint16_t m_bid = 0;                 // the buffer's id in that ring
     std::uint32_t m_size = 0;                // bytes received into it
+    std::uint32_t m_offset = 0;              // where they start (incremental rings share buffers)
 };
 
 namespace detail {
@@ -135,8 +156,9 @@ public:
 
 private:
     struct item {
-        std::uint16_t bid = 0;  // the buffer the kernel filled
-        std::uint32_t size = 0; // bytes in it
+        std::uint16_t bid = 0;    // the buffer the kernel filled
+        std::uint32_t size = 0;   // bytes in it
+        std::uint32_t offset = 0; // where they start in it
     };
 
     void prepare(io_uring_sqe* sqe) noexcept override;

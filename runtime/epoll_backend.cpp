@@ -1226,8 +1226,10 @@ void epoll_backend::collect_finished() noexcept {
 // ----- provided buffers -----
 
 int epoll_backend::register_buffer_ring(const io_uring_buf_reg& reg) {
+    // A flag (the kernel's io_uring_buf_reg::flags: IOU_PBUF_RING_MMAP, IOU_PBUF_RING_INC) asks
+    // for what the emulation does not do: refused as by a kernel without it, so callers fall back.
     if (reg.ring_entries == 0 || (reg.ring_entries & (reg.ring_entries - 1)) != 0 ||
-        reg.ring_entries > 32768)
+        reg.ring_entries > 32768 || reg.pad != 0)
         return -EINVAL;
     auto [it, inserted] = m_buffer_rings.try_emplace(reg.bgid);
     if (!inserted)

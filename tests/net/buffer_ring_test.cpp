@@ -300,7 +300,62 @@ task<void> cancelled_deadline_leaves(buffer_ring* ring, std::error_code* cancell
     *after = text_of(lease->data());
 }
 
+/// Small reads through a ring of two 64-byte buffers: with incremental consumption they share
+/// the first buffer, each lease at its own offset, and the buffer comes back only once the kernel
+/// filled it and every lease of it is gone; with whole buffers each read takes one.
+task<void> small_reads_share_a_buffer(buffer_ring* ring) {
+    auto [a, b] = socket_pair();
+    recv_stream rs = b.recv_multishot(*ring);
+    co_await send_text(&a, "aaaa");
+    result<buffer_lease> first = co_await rs.next();
+    REQUIRE(first.has_value());
+    co_await send_text(&a, "bbbb");
+    result<buffer_lease> second = co_await rs.next();
+    REQUIRE(second.has_value());
+    CHECK(text_of(first->data()) == "aaaa"); // not overwritten by the second read
+    CHECK(text_of(second->data()) == "bbbb");
+    if (!ring->is_incremental()) {
+        CHECK(first->buffer_id() != second->buffer_id());
+        CHECK(ring->available() == 0);
+        co_return;
+    }
+    CHECK(first->buffer_id() == second->buffer_id());
+    CHECK(second->data().data() == first->data().data() + 4);
+    CHECK(ring->available() == 2); // the kernel still fills that buffer
+    first->reset();
+    second->reset();
+    CHECK(ring->available() == 2);
+    std::string rest(56, 'c'); // fills the first buffer to its end: the kernel is done with it
+    co_await send_text(&a, rest);
+    result<buffer_lease> third = co_await rs.next();
+    REQUIRE(third.has_value());
+    CHECK(text_of(third->data()) == rest);
+    CHECK(ring->available() == 1); // out of the ring while the lease holds it
+    third->reset();
+    CHECK(ring->available() == 2);
+    co_await send_text(&a, "dd");
+    result<buffer_lease> fourth = co_await rs.next();
+    REQUIRE(fourth.has_value());
+    CHECK(text_of(fourth->data()) == "dd");
+}
+
 } // namespace
+
+TEST_CASE("incremental consumption: small reads share a buffer, which returns when the kernel "
+          "filled it and no lease holds it (whole buffers where the kernel lacks it)") {
+    io_context ctx;
+    buffer_ring ring(ctx, 2, 64);
+    std::string mode = ring.is_incremental() ? "incremental consumption" : "whole buffers (fallback)";
+    MESSAGE(mode);
+    sync_wait(ctx, small_reads_share_a_buffer(&ring));
+    CHECK(ring.available() == 2);
+}
+
+TEST_CASE("a ring asked for whole buffers is not incremental") {
+    io_context ctx;
+    buffer_ring ring(ctx, 2, 64, -1, net::buffer_use::whole);
+    CHECK_FALSE(ring.is_incremental());
+}
 
 TEST_CASE("next(limit) gives timed_out on a silent peer; later bytes go to the next call") {
     io_context ctx;
@@ -355,7 +410,7 @@ TEST_CASE("a stream's completion queue outgrows its inline slots and keeps the o
 
 TEST_CASE("a buffer ring hands its buffers to the kernel and takes them back from leases") {
     io_context ctx;
-    buffer_ring ring(ctx, 8, 256);
+    buffer_ring ring(ctx, 8, 256, -1, net::buffer_use::whole);
     CHECK(ring.count() == 8);
     CHECK(ring.buffer_size() == 256);
     CHECK(ring.available() == 8);
@@ -382,7 +437,7 @@ TEST_CASE("two buffer rings on one loop get different group ids") {
 
 TEST_CASE("a moved lease returns its buffer exactly once") {
     io_context ctx;
-    buffer_ring ring(ctx, 2, 64);
+    buffer_ring ring(ctx, 2, 64, -1, net::buffer_use::whole);
     auto run = [](buffer_ring* r) -> task<void> {
         auto [a, b] = socket_pair();
         recv_stream rs = b.recv_multishot(*r);
@@ -421,8 +476,10 @@ TEST_CASE("a peer reset ends a recv stream with ECONNRESET") {
 }
 
 TEST_CASE("200 concurrent senders through a ring of 4 buffers: every byte arrives") {
+  for (net::buffer_use use : {net::buffer_use::whole, net::buffer_use::incremental}) {
+    CAPTURE(static_cast<int>(use));
     io_context ctx;
-    buffer_ring ring(ctx, 4, 1024);
+    buffer_ring ring(ctx, 4, 1024, -1, use);
     many_result out;
     constexpr int k_senders = 200;
     constexpr std::size_t k_size = 8 * 1024;
@@ -441,11 +498,12 @@ TEST_CASE("200 concurrent senders through a ring of 4 buffers: every byte arrive
     CAPTURE(fills);
     CHECK(out.starvations <= 3 * fills);
     MESSAGE("ENOBUFS completions: ", out.starvations, " for at least ", fills, " buffer fills");
+  }
 }
 
 TEST_CASE("a recv stream destroyed while armed gives its buffers back once the kernel is done") {
     io_context ctx;
-    buffer_ring ring(ctx, 4, 64);
+    buffer_ring ring(ctx, 4, 64, -1, net::buffer_use::whole);
     auto [a, b] = socket_pair();
     auto run = [](buffer_ring* r, unix_stream* sender, unix_stream* receiver) -> task<void> {
         recv_stream rs = receiver->recv_multishot(*r);
