@@ -126,8 +126,7 @@ corio::task<corio::result<void>> send_all_within(net::tcp_stream* conn,
 /// for the reply, the usual case, that is all, with no deadline to arm and cancel (a linked
 /// timeout per send was a second SQE and CQE and a kernel timer per round trip). Only what it
 /// left waits, in send_all_within() under the deadline.
-corio::task<corio::result<void>> send_reply(net::tcp_stream* conn,
-                                            std::span<const std::byte> reply,
+corio::task<corio::result<void>> send_reply(net::tcp_stream* conn, std::span<const std::byte> reply,
                                             std::chrono::milliseconds limit) {
     corio::result<std::size_t> quick = co_await conn->send_some(reply, MSG_DONTWAIT);
     if (quick)

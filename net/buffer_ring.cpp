@@ -39,8 +39,8 @@ void* map_anonymous(std::size_t bytes, const char* what) {
 
 buffer_group::buffer_group(io_context& ctx, unsigned count, std::uint32_t size, int group_id,
                            bool incremental)
-    : m_ctx(&ctx), m_count(count), m_size(size),
-      m_mask(io_uring_buf_ring_mask(count)), m_available(count) {
+    : m_ctx(&ctx), m_count(count), m_size(size), m_mask(io_uring_buf_ring_mask(count)),
+      m_available(count) {
     if (count == 0 || count > 32768 || (count & (count - 1)) != 0 || size == 0 ||
         group_id > 0xffff)
         throw std::system_error(EINVAL, std::system_category(),
@@ -270,7 +270,9 @@ void recv_state::on_waiter_left() noexcept {
         m_group->woken_done(this);
 }
 
-void recv_state::on_orphaned() noexcept { m_loop->remove_timer(&m_idle); }
+void recv_state::on_orphaned() noexcept {
+    m_loop->remove_timer(&m_idle);
+}
 
 void recv_state::on_idle_timer(corio::detail::timer_node* node, bool expired) noexcept {
     recv_state* self = static_cast<idle_timer*>(node)->m_owner;

@@ -15,8 +15,8 @@ namespace corio::net::detail {
 
 // NOTE: liburing 2.3's headers predate incremental consumption (kernel 6.12): the flag goes into
 // io_uring_buf_reg's `pad` (the kernel's `flags`), the CQE flag has no name yet.
-inline constexpr std::uint16_t k_pbuf_ring_inc = 2;    ///< IOU_PBUF_RING_INC
-inline constexpr unsigned k_cqe_f_buf_more = 1u << 4;  ///< IORING_CQE_F_BUF_MORE
+inline constexpr std::uint16_t k_pbuf_ring_inc = 2;   ///< IOU_PBUF_RING_INC
+inline constexpr unsigned k_cqe_f_buf_more = 1u << 4; ///< IORING_CQE_F_BUF_MORE
 
 /// A stream that got ENOBUFS and waits for a buffer to come back.
 struct starved_node {

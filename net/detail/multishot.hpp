@@ -163,11 +163,11 @@ private:
         m_head = 0;
     }
 
-    T m_inline[Inline]{};              // the slots until the queue first outgrows them
-    std::unique_ptr<T[]> m_heap;       // the slots once it did (a power of two of them)
-    std::size_t m_capacity = Inline;   // slots in use: Inline, or the heap block's size
-    std::size_t m_head = 0;            // index of the oldest item
-    std::size_t m_size = 0;            // items queued
+    T m_inline[Inline]{};            // the slots until the queue first outgrows them
+    std::unique_ptr<T[]> m_heap;     // the slots once it did (a power of two of them)
+    std::size_t m_capacity = Inline; // slots in use: Inline, or the heap block's size
+    std::size_t m_head = 0;          // index of the oldest item
+    std::size_t m_size = 0;          // items queued
 };
 
 } // namespace corio::net::detail

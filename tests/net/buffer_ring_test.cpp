@@ -251,12 +251,12 @@ task<void> silent_peer_times_out(buffer_ring* ring, std::string* late, std::stri
     CHECK(ctx.stats().timers_fired == fired + 1);
     CHECK(ctx.stats().timers_pending == 0);
     CHECK(ring->available() == ring->count()); // the wait took no buffer
-    auto first = when_all(next_text(&rs, std::chrono::seconds(10), late),
-                          send_after_a_nop(&a, "late"));
+    auto first =
+        when_all(next_text(&rs, std::chrono::seconds(10), late), send_after_a_nop(&a, "late"));
     co_await first;
     CHECK(ctx.stats().timers_pending == 1); // lazy: the stream's deadline stays for its next wait
-    auto second = when_all(next_text(&rs, std::chrono::seconds(10), again),
-                           send_after_a_nop(&a, "again"));
+    auto second =
+        when_all(next_text(&rs, std::chrono::seconds(10), again), send_after_a_nop(&a, "again"));
     co_await second;
     CHECK(ctx.stats().timers_pending == 1); // one timer per stream, however many waits
     CHECK(ctx.stats().timers_fired == fired + 1);
@@ -345,7 +345,8 @@ TEST_CASE("incremental consumption: small reads share a buffer, which returns wh
           "filled it and no lease holds it (whole buffers where the kernel lacks it)") {
     io_context ctx;
     buffer_ring ring(ctx, 2, 64);
-    std::string mode = ring.is_incremental() ? "incremental consumption" : "whole buffers (fallback)";
+    std::string mode =
+        ring.is_incremental() ? "incremental consumption" : "whole buffers (fallback)";
     MESSAGE(mode);
     sync_wait(ctx, small_reads_share_a_buffer(&ring));
     CHECK(ring.available() == 2);
@@ -476,29 +477,29 @@ TEST_CASE("a peer reset ends a recv stream with ECONNRESET") {
 }
 
 TEST_CASE("200 concurrent senders through a ring of 4 buffers: every byte arrives") {
-  for (net::buffer_use use : {net::buffer_use::whole, net::buffer_use::incremental}) {
-    CAPTURE(static_cast<int>(use));
-    io_context ctx;
-    buffer_ring ring(ctx, 4, 1024, -1, use);
-    many_result out;
-    constexpr int k_senders = 200;
-    constexpr std::size_t k_size = 8 * 1024;
-    sync_wait(ctx, many_senders(k_senders, k_size, &ring, &out));
-    REQUIRE(out.received.size() == k_senders);
-    for (const auto& entry : out.received) {
-        std::uint32_t id = entry.first; // NOTE: clang 14 cannot capture a structured binding
-        CAPTURE(id);
-        REQUIRE(entry.second.size() == k_size);
-        CHECK(test::first_mismatch(entry.second, id) == k_size);
+    for (net::buffer_use use : {net::buffer_use::whole, net::buffer_use::incremental}) {
+        CAPTURE(static_cast<int>(use));
+        io_context ctx;
+        buffer_ring ring(ctx, 4, 1024, -1, use);
+        many_result out;
+        constexpr int k_senders = 200;
+        constexpr std::size_t k_size = 8 * 1024;
+        sync_wait(ctx, many_senders(k_senders, k_size, &ring, &out));
+        REQUIRE(out.received.size() == k_senders);
+        for (const auto& entry : out.received) {
+            std::uint32_t id = entry.first; // NOTE: clang 14 cannot capture a structured binding
+            CAPTURE(id);
+            REQUIRE(entry.second.size() == k_size);
+            CHECK(test::first_mismatch(entry.second, id) == k_size);
+        }
+        CHECK(ring.available() == 4);
+        // Starved streams are woken one per returned buffer: about one ENOBUFS per buffer filled,
+        // not one per stream per returned buffer.
+        std::size_t fills = k_senders * ((k_size + 4) / 1024 + 1);
+        CAPTURE(fills);
+        CHECK(out.starvations <= 3 * fills);
+        MESSAGE("ENOBUFS completions: ", out.starvations, " for at least ", fills, " buffer fills");
     }
-    CHECK(ring.available() == 4);
-    // Starved streams are woken one per returned buffer: about one ENOBUFS per buffer filled,
-    // not one per stream per returned buffer.
-    std::size_t fills = k_senders * ((k_size + 4) / 1024 + 1);
-    CAPTURE(fills);
-    CHECK(out.starvations <= 3 * fills);
-    MESSAGE("ENOBUFS completions: ", out.starvations, " for at least ", fills, " buffer fills");
-  }
 }
 
 TEST_CASE("a recv stream destroyed while armed gives its buffers back once the kernel is done") {
