@@ -2,9 +2,10 @@
 // echo: a TCP echo server on corio. Each connection is one coroutine that reads like the blocking
 // thread-per-connection version (recv, then send, until EOF) while one thread and one io_uring
 // serve every connection. Its lean siblings for side-by-side comparison (threads, epoll, raw
-// io_uring, corio, one CLI) are in examples/lab/echo/. With --provided-buffers N, reads land in
-// a shared provided-buffer ring instead of a buffer per connection (multishot recv; idle
-// connections then hold no buffer). With --shards N, N loops (threads, --cpus pins them) each
+// io_uring, corio, one CLI) are in examples/lab/echo/. Reads land in a shared ring of
+// --provided-buffers N buffers (default 512; multishot recv: an idle connection holds no buffer,
+// about 1.3 KiB in all, docs/provided_buffers.md); --provided-buffers 0 gives each connection a
+// buffer of its own instead. With --shards N, N loops (threads, --cpus pins them) each
 // run this same server on their own SO_REUSEPORT listener of the port; shard 0 owns the signals
 // (examples/common/shards.hpp). --shards 1 (the default) is one such loop.
 // Try: build/debug/examples/echo --port 0   (prints `listening on PORT`), then
@@ -17,6 +18,7 @@
 #include "examples/common/stop_signals.hpp"
 
 #include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -30,6 +32,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <vector>
 
 namespace net = corio::net;
@@ -43,7 +46,8 @@ struct options {
     unsigned sq_entries = 256;           // io_uring submission queue size
     unsigned cq_entries = 0;             // completion queue size (0: kernel default, 2 × SQ)
     std::size_t buffer_size = 4096;      // bytes per read (per connection, or per ring buffer)
-    unsigned provided_buffers = 0;       // >0: a shared ring of this many buffers (power of 2)
+    unsigned provided_buffers = 512;     // >0: a shared ring of this many buffers (power of 2);
+                                         // 0: a buffer per connection
     std::size_t max_connections = 10000; // beyond this, new connections are closed at once
     std::chrono::milliseconds idle_timeout = 60s; // a peer silent (or not reading) this long goes
     std::chrono::milliseconds drain = 2s;         // on SIGINT/SIGTERM: time given to finish
@@ -118,6 +122,24 @@ corio::task<corio::result<void>> send_all_within(net::tcp_stream* conn,
     co_return corio::result<void>{};
 }
 
+/// Sends all of `reply`. First one send that never waits (MSG_DONTWAIT): on a socket with room
+/// for the reply, the usual case, that is all, with no deadline to arm and cancel (a linked
+/// timeout per send was a second SQE and CQE and a kernel timer per round trip). Only what it
+/// left waits, in send_all_within() under the deadline.
+corio::task<corio::result<void>> send_reply(net::tcp_stream* conn, std::span<const std::byte> reply,
+                                            std::chrono::milliseconds limit) {
+    corio::result<std::size_t> quick = co_await conn->send_some(reply, MSG_DONTWAIT);
+    if (quick)
+        reply = reply.subspan(*quick);
+    else if (quick != std::errc::resource_unavailable_try_again)
+        co_return quick.error();
+    if (reply.empty())
+        co_return corio::result<void>{};
+    auto send = send_all_within(conn, reply, limit);
+    corio::result<void> rest = co_await std::move(send);
+    co_return rest;
+}
+
 /// The whole protocol: what arrives goes back. Ends at EOF, on an error, when the peer idles
 /// past the timeout, or when the server drains (cancellation).
 corio::task<void> echo_with_own_buffer(net::tcp_stream conn, net::server::connection* c,
@@ -131,7 +153,8 @@ corio::task<void> echo_with_own_buffer(net::tcp_stream conn, net::server::connec
                 c->count_timeout();
             break;
         }
-        auto send = send_all_within(&conn, std::span(buffer).first(*n), opt->idle_timeout);
+        std::span<const std::byte> reply = std::span(buffer).first(*n);
+        auto send = send_reply(&conn, reply, opt->idle_timeout);
         corio::result<void> sent = co_await std::move(send);
         if (!sent) {
             if (sent == std::errc::timed_out)
@@ -144,24 +167,21 @@ corio::task<void> echo_with_own_buffer(net::tcp_stream conn, net::server::connec
     (void)closed;
 }
 
-corio::task<corio::result<net::buffer_lease>> next_chunk(net::recv_stream* chunks) {
-    corio::result<net::buffer_lease> lease = co_await chunks->next();
-    co_return lease;
-}
-
-/// The same protocol over a multishot recv into the shared ring.
+/// The same protocol over a multishot recv into the shared ring. While the peer is silent the
+/// connection holds no buffer, and its idle deadline is an entry in the loop's timer queue
+/// (next(limit)), not a when_any of two more tasks.
 corio::task<void> echo_with_ring(net::tcp_stream conn, net::server::connection* c,
                                  const options* opt, server_state* state) {
     net::recv_stream chunks = conn.recv_multishot(*state->ring);
     for (;;) {
-        auto next = corio::timeout(next_chunk(&chunks), opt->idle_timeout);
-        corio::result<net::buffer_lease> lease = co_await std::move(next);
+        corio::result<net::buffer_lease> lease = co_await chunks.next(opt->idle_timeout);
         if (!lease || lease->empty()) {
             if (lease == std::errc::timed_out)
                 c->count_timeout();
             break;
         }
-        auto send = send_all_within(&conn, lease->data(), opt->idle_timeout);
+        std::span<const std::byte> reply = lease->data();
+        auto send = send_reply(&conn, reply, opt->idle_timeout);
         corio::result<void> sent = co_await std::move(send);
         if (!sent) {
             if (sent == std::errc::timed_out)
@@ -258,10 +278,15 @@ corio::task<void> run_shard(const shared* sh, unsigned k) {
     server_state& state = mine.state;
     std::unique_ptr<net::buffer_ring> ring;
     if (opt.provided_buffers > 0) {
-        ring = std::make_unique<net::buffer_ring>(corio::io_context::current(),
-                                                  opt.provided_buffers,
-                                                  static_cast<std::uint32_t>(opt.buffer_size));
-        state.ring = ring.get();
+        try {
+            ring = std::make_unique<net::buffer_ring>(corio::io_context::current(),
+                                                      opt.provided_buffers,
+                                                      static_cast<std::uint32_t>(opt.buffer_size));
+            state.ring = ring.get();
+        } catch (const std::system_error& e) {
+            // A kernel before 5.19 has no provided-buffer rings: serve all the same.
+            std::fprintf(stderr, "echo: %s: a buffer per connection instead\n", e.what());
+        }
     }
 
     // The skeleton (limit, signals, drain) is net::server's; echo is its handler.
@@ -324,7 +349,8 @@ options parse_args(int argc, char** argv) {
              "bytes per read (per connection, or per ring buffer)")
         .type("BYTES");
     p.number("--provided-buffers", opt.provided_buffers, 0, 32768,
-             "> 0: reads go to a shared ring of this many buffers (a power of 2)");
+             "> 0: reads go to a shared ring of this many buffers (a power of 2); 0: a "
+             "buffer per connection");
     p.number("--max-connections", opt.max_connections, 0, 1'000'000,
              "beyond this, new connections are closed at once");
     p.duration("--idle-timeout-ms", opt.idle_timeout, 24h,
@@ -337,6 +363,9 @@ options parse_args(int argc, char** argv) {
     p.parse(argc, argv);
     if (std::string bad = example::check_cpus(opt.shards.cpus); !bad.empty())
         p.fail(bad);
+    if ((opt.provided_buffers & (opt.provided_buffers - 1)) != 0)
+        p.fail("--provided-buffers wants 0 or a power of 2, got " +
+               std::to_string(opt.provided_buffers));
     if (opt.idle_timeout.count() == 0)
         opt.idle_timeout = std::chrono::hours(24 * 365); // "no timeout"
     return opt;

@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <exception>
+#include <limits>
 #include <system_error>
 
 namespace corio::net {
@@ -35,14 +37,18 @@ void* map_anonymous(std::size_t bytes, const char* what) {
 
 } // namespace
 
-buffer_group::buffer_group(io_context& ctx, unsigned count, std::uint32_t size, int group_id)
-    : m_ctx(&ctx), m_count(count), m_size(size),
-      m_mask(io_uring_buf_ring_mask(count)), m_available(count) {
+buffer_group::buffer_group(io_context& ctx, unsigned count, std::uint32_t size, int group_id,
+                           bool incremental)
+    : m_ctx(&ctx), m_count(count), m_size(size), m_mask(io_uring_buf_ring_mask(count)),
+      m_available(count) {
     if (count == 0 || count > 32768 || (count & (count - 1)) != 0 || size == 0 ||
         group_id > 0xffff)
         throw std::system_error(EINVAL, std::system_category(),
                                 "corio: buffer_ring needs a power-of-two count up to 32768, a "
                                 "non-zero buffer size and a group id below 65536");
+    m_offsets = std::make_unique<std::uint32_t[]>(count);
+    m_pieces = std::make_unique<std::uint32_t[]>(count);
+    m_out = std::make_unique<bool[]>(count);
     m_br_bytes = round_to_pages(count * sizeof(io_uring_buf));
     m_buffers_bytes = round_to_pages(std::size_t{count} * size);
     // The kernel wants the descriptor ring page aligned: mmap gives exactly that.
@@ -56,14 +62,15 @@ buffer_group::buffer_group(io_context& ctx, unsigned count, std::uint32_t size, 
     }
     io_uring_buf_ring_init(m_br);
 
-    io_uring_buf_reg reg{};
-    reg.ring_addr = reinterpret_cast<std::uintptr_t>(m_br);
-    reg.ring_entries = count;
     int rc = -EEXIST;
     for (int attempt = 0; attempt < 64 && rc == -EEXIST; ++attempt) {
         m_id = group_id >= 0 ? static_cast<std::uint16_t>(group_id) : t_next_group_id++;
-        reg.bgid = m_id;
-        rc = m_ctx->register_buffer_ring(reg);
+        // Incremental consumption where the kernel has it (6.12+); EINVAL before (and on the
+        // epoll backend): whole buffers per completion, as before.
+        rc = incremental ? register_ring(k_pbuf_ring_inc) : -EINVAL;
+        m_incremental = rc == 0;
+        if (rc == -EINVAL)
+            rc = register_ring(0);
         if (group_id >= 0)
             break;
     }
@@ -79,13 +86,45 @@ buffer_group::buffer_group(io_context& ctx, unsigned count, std::uint32_t size, 
     io_uring_buf_ring_advance(m_br, static_cast<int>(count));
 }
 
+int buffer_group::register_ring(std::uint16_t flags) noexcept {
+    io_uring_buf_reg reg{};
+    reg.ring_addr = reinterpret_cast<std::uintptr_t>(m_br);
+    reg.ring_entries = m_count;
+    reg.bgid = m_id;
+    reg.pad = flags; // the kernel's io_uring_buf_reg::flags
+    return m_ctx->register_buffer_ring(reg);
+}
+
 buffer_group::~buffer_group() {
     (void)m_ctx->unregister_buffer_ring(m_id);
     ::munmap(m_buffers, m_buffers_bytes);
     ::munmap(m_br, m_br_bytes);
 }
 
-void buffer_group::give_back(std::uint16_t bid) noexcept {
+std::uint32_t buffer_group::received(std::uint16_t bid, std::uint32_t bytes, bool more,
+                                     bool keep) noexcept {
+    std::uint32_t at = m_offsets[bid];
+    m_offsets[bid] = at + bytes; // an incremental ring's next completion continues there
+    if (keep)
+        ++m_pieces[bid];
+    if (!more) {
+        // The kernel is done with the buffer (always so without incremental consumption).
+        m_out[bid] = true;
+        --m_available;
+        if (m_pieces[bid] == 0)
+            recycle(bid);
+    }
+    return at;
+}
+
+void buffer_group::release(std::uint16_t bid) noexcept {
+    if (--m_pieces[bid] == 0 && m_out[bid])
+        recycle(bid);
+}
+
+void buffer_group::recycle(std::uint16_t bid) noexcept {
+    m_offsets[bid] = 0;
+    m_out[bid] = false;
     io_uring_buf_ring_add(m_br, buffer(bid), m_size, bid, m_mask, 0);
     io_uring_buf_ring_advance(m_br, 1);
     ++m_available;
@@ -137,13 +176,18 @@ recv_state::recv_state(io_context& ctx, const basic_socket& socket, buffer_group
     m_wake = [](starved_node* node) noexcept {
         static_cast<recv_state*>(node)->request_service();
     };
+    m_idle.m_owner = this;
+    m_idle.m_fire = &on_idle_timer;
+    m_wait_deadline_ns = std::numeric_limits<std::int64_t>::max();
 }
 
 recv_state::~recv_state() {
+    if (m_idle.queued())
+        m_loop->remove_timer(&m_idle);
     m_group->remove_starved(this);
     m_group->woken_done(this);
     while (!m_queue.empty())
-        m_group->give_back(m_queue.pop().bid);
+        m_group->release(m_queue.pop().bid);
     m_group->unref();
 }
 
@@ -157,21 +201,21 @@ void recv_state::on_cqe(int res, unsigned flags) noexcept {
     // Only a buffer the kernel reports as selected is ours to hand out or recycle.
     bool has_buffer = flags & IORING_CQE_F_BUFFER;
     auto bid = static_cast<std::uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT);
+    bool keep = has_buffer && res > 0 && !m_orphaned;
+    std::uint32_t at = 0;
     if (has_buffer)
-        m_group->taken();
+        at = m_group->received(bid, res > 0 ? static_cast<std::uint32_t>(res) : 0,
+                               flags & k_cqe_f_buf_more, keep);
     m_group->woken_done(this); // the re-arm after a wake-up has had its answer
-    if (has_buffer) {
-        if (res > 0 && !m_orphaned) {
-            try {
-                m_queue.push({bid, static_cast<std::uint32_t>(res)});
-            } catch (...) {
-                std::terminate(); // bounded by the ring's buffer count: growth is rare and tiny
-            }
-            m_received += static_cast<std::uint64_t>(res);
-            wake();
-            return;
+    if (keep) {
+        try {
+            m_queue.push({bid, static_cast<std::uint32_t>(res), at});
+        } catch (...) {
+            std::terminate(); // bounded by the ring's buffer count: growth is rare and tiny
         }
-        m_group->give_back(bid);
+        m_received += static_cast<std::uint64_t>(res);
+        wake();
+        return;
     }
     if (m_orphaned || res > 0)
         return;
@@ -203,7 +247,7 @@ void recv_state::on_cqe(int res, unsigned flags) noexcept {
 
 void recv_state::arm_or_starve() {
     if (!m_group->has_unpromised()) {
-        m_group->add_starved(this); // give_back() wakes us through request_service()
+        m_group->add_starved(this); // recycle() wakes us through request_service()
         return;
     }
     arm();
@@ -226,7 +270,46 @@ void recv_state::on_waiter_left() noexcept {
         m_group->woken_done(this);
 }
 
+void recv_state::on_orphaned() noexcept {
+    m_loop->remove_timer(&m_idle);
+}
+
+void recv_state::on_idle_timer(corio::detail::timer_node* node, bool expired) noexcept {
+    recv_state* self = static_cast<idle_timer*>(node)->m_owner;
+    stream_waiter* w = self->m_waiter;
+    if (!w || self->m_wait_deadline_ns == std::numeric_limits<std::int64_t>::max())
+        return; // nobody waits with a deadline: the next timed wait queues the timer again
+    if (expired && corio::detail::monotonic_now_ns() < self->m_wait_deadline_ns) {
+        // An earlier wait's deadline: this wait began later. Wait on for its own.
+        self->m_idle.m_deadline_ns = self->m_wait_deadline_ns;
+        try {
+            self->m_loop->add_timer(&self->m_idle); // its slot was just freed: no allocation
+        } catch (...) {
+            std::terminate();
+        }
+        return;
+    }
+    w->leave(); // unregisters the consumer (and its stop callback), like a cancellation
+    if (expired)
+        w->m_timed_out = true;
+    else
+        w->m_cancelled = true; // the loop is torn down with the consumer waiting
+    self->m_loop->post(&w->m_node);
+}
+
+void recv_state::wait_until(stream_waiter& waiter, std::coroutine_handle<> h, stop_token token,
+                            std::int64_t deadline_ns) {
+    if (!m_idle.queued() || m_idle.m_deadline_ns > deadline_ns) {
+        m_loop->remove_timer(&m_idle);
+        m_idle.m_deadline_ns = deadline_ns;
+        m_loop->add_timer(&m_idle); // may throw std::bad_alloc: nothing registered yet
+    }
+    wait(waiter, h, token);
+    m_wait_deadline_ns = deadline_ns;
+}
+
 void recv_state::wait(stream_waiter& waiter, std::coroutine_handle<> h, stop_token token) {
+    m_wait_deadline_ns = std::numeric_limits<std::int64_t>::max();
     waiter.enqueue(*this, h, token);
     if (waiter.m_cancelled || m_armed || starved_node::m_linked)
         return;
@@ -236,7 +319,7 @@ void recv_state::wait(stream_waiter& waiter, std::coroutine_handle<> h, stop_tok
 result<buffer_lease> recv_state::take() noexcept {
     if (!m_queue.empty()) {
         item next = m_queue.pop();
-        return buffer_lease(*m_group, next.bid, next.size);
+        return buffer_lease(*m_group, next.bid, next.size, next.offset);
     }
     if (m_error)
         return m_error;
@@ -246,8 +329,10 @@ result<buffer_lease> recv_state::take() noexcept {
 
 } // namespace detail
 
-buffer_ring::buffer_ring(io_context& ctx, unsigned count, std::uint32_t buffer_size, int group_id)
-    : m_group(new detail::buffer_group(ctx, count, buffer_size, group_id)) {}
+buffer_ring::buffer_ring(io_context& ctx, unsigned count, std::uint32_t buffer_size, int group_id,
+                         buffer_use use)
+    : m_group(new detail::buffer_group(ctx, count, buffer_size, group_id,
+                                       use == buffer_use::incremental)) {}
 
 recv_stream::recv_stream(const basic_socket& socket, buffer_ring& ring)
     : m_state(new detail::recv_state(io_context::current(), socket, ring.group())) {}

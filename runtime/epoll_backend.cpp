@@ -408,15 +408,25 @@ bool epoll_backend::try_at_once(const io_uring_sqe& sqe) noexcept {
         (sqe.flags & (IOSQE_FIXED_FILE | IOSQE_BUFFER_SELECT)) || sqe.ioprio != 0)
         return false;
     fd_state& st = state_of(sqe.fd);
-    if (sending ? (st.m_writers || !st.m_writable) : (st.m_readers || !st.m_readable))
-        return false;
+    // The caller's own MSG_DONTWAIT means "never wait": io_uring completes such an op with
+    // -EAGAIN instead of arming a poll (REQ_F_NOWAIT), and so must the emulation.
+    const bool never_wait = sqe.msg_flags & MSG_DONTWAIT;
+    if (sending ? (st.m_writers || !st.m_writable) : (st.m_readers || !st.m_readable)) {
+        if (!never_wait)
+            return false;
+        post(sqe.user_data, -EAGAIN, 0);
+        return true;
+    }
     const int flags = static_cast<int>(sqe.msg_flags & ~MSG_WAITALL) | MSG_DONTWAIT;
     long n = sending ? ::send(sqe.fd, address(sqe.addr), sqe.len, flags)
                      : ::recv(sqe.fd, address(sqe.addr), sqe.len, flags);
     if (n < 0) {
         if (errno == EAGAIN) {
             (sending ? st.m_writable : st.m_readable) = false; // the general path just waits
-            return false;
+            if (!never_wait)
+                return false;
+            post(sqe.user_data, -EAGAIN, 0);
+            return true;
         }
         if (errno == EINTR)
             return false; // nothing moved: the general path tries again
@@ -932,6 +942,8 @@ int epoll_backend::attempt(op* o) noexcept {
                 continue;
             if (errno == EAGAIN) {
                 (reading ? st.m_readable : st.m_writable) = false;
+                if (s.msg_flags & MSG_DONTWAIT) // the caller's: never wait (see try_at_once)
+                    return o->m_done > 0 ? static_cast<int>(o->m_done) : -EAGAIN;
                 return k_again;
             }
             return o->m_done > 0 ? static_cast<int>(o->m_done) : errno_res();
@@ -1214,8 +1226,10 @@ void epoll_backend::collect_finished() noexcept {
 // ----- provided buffers -----
 
 int epoll_backend::register_buffer_ring(const io_uring_buf_reg& reg) {
+    // A flag (the kernel's io_uring_buf_reg::flags: IOU_PBUF_RING_MMAP, IOU_PBUF_RING_INC) asks
+    // for what the emulation does not do: refused as by a kernel without it, so callers fall back.
     if (reg.ring_entries == 0 || (reg.ring_entries & (reg.ring_entries - 1)) != 0 ||
-        reg.ring_entries > 32768)
+        reg.ring_entries > 32768 || reg.pad != 0)
         return -EINVAL;
     auto [it, inserted] = m_buffer_rings.try_emplace(reg.bgid);
     if (!inserted)

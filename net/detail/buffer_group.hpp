@@ -9,8 +9,14 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 
 namespace corio::net::detail {
+
+// NOTE: liburing 2.3's headers predate incremental consumption (kernel 6.12): the flag goes into
+// io_uring_buf_reg's `pad` (the kernel's `flags`), the CQE flag has no name yet.
+inline constexpr std::uint16_t k_pbuf_ring_inc = 2;   ///< IOU_PBUF_RING_INC
+inline constexpr unsigned k_cqe_f_buf_more = 1u << 4; ///< IORING_CQE_F_BUF_MORE
 
 /// A stream that got ENOBUFS and waits for a buffer to come back.
 struct starved_node {
@@ -25,8 +31,10 @@ struct starved_node {
 /// reference, so the kernel's view of the ring and the memory stay until the last one goes.
 class buffer_group {
 public:
-    /// mmaps and registers `count` buffers of `size` bytes. Throws std::system_error.
-    buffer_group(io_context& ctx, unsigned count, std::uint32_t size, int group_id);
+    /// mmaps and registers `count` buffers of `size` bytes, asking for incremental consumption
+    /// when `incremental` (falling back where it is refused). Throws std::system_error.
+    buffer_group(io_context& ctx, unsigned count, std::uint32_t size, int group_id,
+                 bool incremental);
     buffer_group(const buffer_group&) = delete;
     buffer_group& operator=(const buffer_group&) = delete;
 
@@ -46,10 +54,19 @@ public:
         return m_buffers + std::size_t{bid} * m_size;
     }
 
-    /// A completion carried buffer `bid` (IORING_CQE_F_BUFFER): the kernel took it.
-    void taken() noexcept { --m_available; }
-    /// Puts buffer `bid` back into the ring and wakes one starved stream.
-    void give_back(std::uint16_t bid) noexcept;
+    /// True when the kernel consumes buffers incrementally (IOU_PBUF_RING_INC, kernel 6.12): a
+    /// completion takes only the bytes it received from its buffer, and the next one continues
+    /// in the same buffer, so small reads do not pin a whole buffer each.
+    [[nodiscard]] bool is_incremental() const noexcept { return m_incremental; }
+
+    /// A completion carried `bytes` of buffer `bid` (IORING_CQE_F_BUFFER); `more` is
+    /// IORING_CQE_F_BUF_MORE (the kernel goes on filling that buffer). Returns where the bytes
+    /// start in the buffer. With `keep`, the bytes become a piece that release() must return;
+    /// without, they are dropped (an orphaned stream). The buffer goes back into the ring once
+    /// the kernel is done with it and every piece of it is released.
+    std::uint32_t received(std::uint16_t bid, std::uint32_t bytes, bool more, bool keep) noexcept;
+    /// Returns a piece of buffer `bid` (a dropped lease, a stream's unclaimed chunk).
+    void release(std::uint16_t bid) noexcept;
     /// Wakes the oldest starved stream if a buffer is free that no woken stream was promised:
     /// one buffer feeds one stream (waking them all would send each of them back to the kernel
     /// to find the ring empty again).
@@ -66,6 +83,10 @@ public:
 
 private:
     ~buffer_group();
+    /// Registers the ring as group `m_id` with `flags`; 0 or -errno.
+    int register_ring(std::uint16_t flags) noexcept;
+    /// Puts buffer `bid` back into the ring (all of it) and wakes one starved stream.
+    void recycle(std::uint16_t bid) noexcept;
 
     io_context* m_ctx;                  // the loop the buffer ring is registered with
     io_uring_buf_ring* m_br = nullptr;  // the ring of buffer descriptors shared with the kernel
@@ -79,6 +100,10 @@ private:
     unsigned m_available;               // buffers in the ring (not leased, not queued)
     unsigned m_waking = 0;              // woken streams not yet completed (see wake_one)
     int m_refs = 1;                     // owners (the creator holds the first)
+    bool m_incremental = false;         // registered with IOU_PBUF_RING_INC
+    std::unique_ptr<std::uint32_t[]> m_offsets; // per buffer: bytes the kernel filled so far
+    std::unique_ptr<std::uint32_t[]> m_pieces;  // per buffer: pieces not yet released
+    std::unique_ptr<bool[]> m_out;              // per buffer: out of the ring (kernel done)
     starved_node* m_starved_head = nullptr; // streams waiting for a buffer, oldest first
     starved_node* m_starved_tail = nullptr;
 };

@@ -21,6 +21,7 @@ void stream_waiter::enqueue(multishot_state& state, std::coroutine_handle<> wait
     m_node.m_waiter = waiter;
     m_state = &state;
     m_cancelled = false;
+    m_timed_out = false;
     state.m_waiter = this;
     m_stop = corio::detail::stop_access::state(token);
     if (!m_stop)

@@ -16,7 +16,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <exception>
-#include <vector>
+#include <memory>
 
 namespace corio::net::detail {
 
@@ -45,6 +45,7 @@ struct stream_waiter : corio::detail::stop_callback_node {
     multishot_state* m_state = nullptr;          // the stream waited on, while waiting
     corio::detail::stop_state* m_stop = nullptr; // where the stop callback is registered
     bool m_cancelled = false;                    // resumed by cancellation, not by an item
+    bool m_timed_out = false;                    // resumed by the stream's idle deadline
 
     stream_waiter() noexcept = default;
     stream_waiter(const stream_waiter&) noexcept : stop_callback_node() {}
@@ -119,39 +120,54 @@ private:
     corio::detail::ready_node m_service_node; // posts m_routine
 };
 
-/// A FIFO of small values that grows only when full: the completions a stream buffered.
-template <class T>
+/// A FIFO of small values that grows only when full. The first `Inline` slots live in the object
+/// itself: a connection's stream rarely holds more than one completion, and a heap block per
+/// stream cost 136 bytes of every idle connection (docs/provided_buffers.md).
+template <class T, std::size_t Inline = 16>
 class small_queue {
+    static_assert(Inline > 0 && (Inline & (Inline - 1)) == 0, "a power-of-two inline capacity");
+
 public:
+    small_queue() noexcept = default;
+    small_queue(const small_queue&) = delete;
+    small_queue& operator=(const small_queue&) = delete;
+
     [[nodiscard]] bool empty() const noexcept { return m_size == 0; }
     [[nodiscard]] std::size_t size() const noexcept { return m_size; }
 
     void push(T value) {
-        if (m_size == m_items.size())
+        if (m_size == m_capacity)
             grow();
-        m_items[(m_head + m_size) % m_items.size()] = value;
+        slots()[(m_head + m_size) & (m_capacity - 1)] = value;
         ++m_size;
     }
     T pop() noexcept {
         assert(m_size > 0);
-        T value = m_items[m_head];
-        m_head = (m_head + 1) % m_items.size();
+        T value = slots()[m_head];
+        m_head = (m_head + 1) & (m_capacity - 1);
         --m_size;
         return value;
     }
 
 private:
+    T* slots() noexcept { return m_heap ? m_heap.get() : m_inline; }
+
     void grow() {
-        std::vector<T> bigger(m_items.empty() ? 16 : m_items.size() * 2);
+        std::size_t bigger_capacity = m_capacity * 2;
+        auto bigger = std::make_unique<T[]>(bigger_capacity);
+        T* old = slots();
         for (std::size_t i = 0; i < m_size; ++i)
-            bigger[i] = m_items[(m_head + i) % m_items.size()];
-        m_items = std::move(bigger);
+            bigger[i] = old[(m_head + i) & (m_capacity - 1)];
+        m_heap = std::move(bigger);
+        m_capacity = bigger_capacity;
         m_head = 0;
     }
 
-    std::vector<T> m_items; // ring storage
-    std::size_t m_head = 0; // index of the oldest item
-    std::size_t m_size = 0; // items queued
+    T m_inline[Inline]{};            // the slots until the queue first outgrows them
+    std::unique_ptr<T[]> m_heap;     // the slots once it did (a power of two of them)
+    std::size_t m_capacity = Inline; // slots in use: Inline, or the heap block's size
+    std::size_t m_head = 0;          // index of the oldest item
+    std::size_t m_size = 0;          // items queued
 };
 
 } // namespace corio::net::detail

@@ -121,6 +121,19 @@ task<long> receive_after_reuse() {
     co_return r ? static_cast<long>(*r) : -r.error().value();
 }
 
+/// A send and a recv with the caller's MSG_DONTWAIT on a socket that cannot take or give a byte:
+/// both complete with EAGAIN at once, as io_uring completes them (REQ_F_NOWAIT).
+task<std::pair<std::error_code, std::error_code>> dontwait_never_waits() {
+    auto [a, b] = socket_pair();
+    std::vector<std::byte> chunk(4096, std::byte{1});
+    while (::send(a.native_handle(), chunk.data(), chunk.size(), MSG_DONTWAIT) > 0) {
+    } // a's send buffer (and b's receive buffer) full
+    result<std::size_t> sent = co_await a.send_some(chunk, MSG_DONTWAIT);
+    std::vector<std::byte> into(16);
+    result<std::size_t> got = co_await a.recv_some(into, MSG_DONTWAIT); // nothing sent to a
+    co_return std::pair{sent.error(), got.error()};
+}
+
 task<result<void>> one_nop() {
     result<void> r = co_await nop();
     co_return r;
@@ -186,6 +199,17 @@ TEST_CASE("a socket that gets a closed socket's descriptor number is served (reg
         CAPTURE(to_string(kind));
         io_context ctx(on(kind));
         CHECK(sync_wait(ctx, receive_after_reuse()) == 1);
+    }
+}
+
+TEST_CASE("regression: a send or recv with the caller's MSG_DONTWAIT completes with EAGAIN "
+          "instead of waiting (the epoll backend waited for the edge, with no deadline)") {
+    for (backend_kind kind : available_backends()) {
+        CAPTURE(to_string(kind));
+        io_context ctx(on(kind));
+        auto [sent, got] = sync_wait(ctx, dontwait_never_waits());
+        CHECK(sent == std::errc::resource_unavailable_try_again);
+        CHECK(got == std::errc::resource_unavailable_try_again);
     }
 }
 

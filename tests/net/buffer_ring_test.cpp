@@ -10,11 +10,13 @@
 #include <corio/runtime/sync_wait.hpp>
 #include <corio/runtime/task_scope.hpp>
 #include <corio/runtime/when_all.hpp>
+#include <corio/runtime/when_any.hpp>
 #include "tests/net/net_support.hpp"
 
 #include <doctest/doctest.h>
 #include <sys/socket.h>
 
+#include <chrono>
 #include <cstring>
 #include <map>
 #include <string>
@@ -221,11 +223,195 @@ task<void> many_senders(int n, std::size_t size, buffer_ring* ring, many_result*
     co_await both;
 }
 
+task<void> send_after_a_nop(unix_stream* s, std::string text) {
+    result<void> y = co_await nop(); // the reader suspends first
+    y.value();
+    co_await send_text(s, std::move(text));
+}
+
+task<void> send_after(unix_stream* s, std::chrono::milliseconds delay, std::string text) {
+    result<void> slept = co_await sleep_for(delay);
+    slept.value();
+    co_await send_text(s, std::move(text));
+}
+
+task<void> next_text(recv_stream* rs, std::chrono::milliseconds limit, std::string* out) {
+    result<buffer_lease> lease = co_await rs->next(limit);
+    *out = lease ? text_of(lease->data()) : lease.error().message();
+}
+
+/// next(limit) on a silent peer times out; the stream stays armed and hands out what comes later.
+task<void> silent_peer_times_out(buffer_ring* ring, std::string* late, std::string* again) {
+    io_context& ctx = io_context::current();
+    auto [a, b] = socket_pair();
+    recv_stream rs = b.recv_multishot(*ring);
+    std::uint64_t fired = ctx.stats().timers_fired;
+    result<buffer_lease> silent = co_await rs.next(std::chrono::milliseconds(1));
+    CHECK(silent == std::errc::timed_out);
+    CHECK(ctx.stats().timers_fired == fired + 1);
+    CHECK(ctx.stats().timers_pending == 0);
+    CHECK(ring->available() == ring->count()); // the wait took no buffer
+    auto first =
+        when_all(next_text(&rs, std::chrono::seconds(10), late), send_after_a_nop(&a, "late"));
+    co_await first;
+    CHECK(ctx.stats().timers_pending == 1); // lazy: the stream's deadline stays for its next wait
+    auto second =
+        when_all(next_text(&rs, std::chrono::seconds(10), again), send_after_a_nop(&a, "again"));
+    co_await second;
+    CHECK(ctx.stats().timers_pending == 1); // one timer per stream, however many waits
+    CHECK(ctx.stats().timers_fired == fired + 1);
+}
+
+/// The first wait queues the stream's timer at +20 ms and ends early; the second (10 s) is still
+/// waiting when that timer fires at +20 ms: it must wait on, and get the bytes sent at +40 ms.
+task<void> deadline_counts_from_the_latest_wait(buffer_ring* ring, std::string* first,
+                                                std::string* second) {
+    auto [a, b] = socket_pair();
+    recv_stream rs = b.recv_multishot(*ring);
+    auto quick = when_all(next_text(&rs, std::chrono::milliseconds(20), first),
+                          send_after_a_nop(&a, "first"));
+    co_await quick;
+    auto slow = when_all(next_text(&rs, std::chrono::seconds(10), second),
+                         send_after(&a, std::chrono::milliseconds(40), "second"));
+    co_await slow;
+}
+
+task<void> next_within_10s(recv_stream* rs, std::error_code* out) {
+    result<buffer_lease> lease = co_await rs->next(std::chrono::seconds(10));
+    *out = lease ? std::error_code() : lease.error();
+}
+
+task<void> one_nop() {
+    result<void> y = co_await nop();
+    y.value();
+}
+
+/// A cancelled next(limit) resumes with operation_canceled; the stream stays usable.
+task<void> cancelled_deadline_leaves(buffer_ring* ring, std::error_code* cancelled,
+                                     std::string* after) {
+    auto [a, b] = socket_pair();
+    recv_stream rs = b.recv_multishot(*ring);
+    auto race = when_any(next_within_10s(&rs, cancelled), one_nop());
+    auto outcome = co_await race;
+    CHECK(outcome.index == 1);
+    co_await send_text(&a, "after");
+    result<buffer_lease> lease = co_await rs.next(std::chrono::seconds(10));
+    REQUIRE(lease.has_value());
+    *after = text_of(lease->data());
+}
+
+/// Small reads through a ring of two 64-byte buffers: with incremental consumption they share
+/// the first buffer, each lease at its own offset, and the buffer comes back only once the kernel
+/// filled it and every lease of it is gone; with whole buffers each read takes one.
+task<void> small_reads_share_a_buffer(buffer_ring* ring) {
+    auto [a, b] = socket_pair();
+    recv_stream rs = b.recv_multishot(*ring);
+    co_await send_text(&a, "aaaa");
+    result<buffer_lease> first = co_await rs.next();
+    REQUIRE(first.has_value());
+    co_await send_text(&a, "bbbb");
+    result<buffer_lease> second = co_await rs.next();
+    REQUIRE(second.has_value());
+    CHECK(text_of(first->data()) == "aaaa"); // not overwritten by the second read
+    CHECK(text_of(second->data()) == "bbbb");
+    if (!ring->is_incremental()) {
+        CHECK(first->buffer_id() != second->buffer_id());
+        CHECK(ring->available() == 0);
+        co_return;
+    }
+    CHECK(first->buffer_id() == second->buffer_id());
+    CHECK(second->data().data() == first->data().data() + 4);
+    CHECK(ring->available() == 2); // the kernel still fills that buffer
+    first->reset();
+    second->reset();
+    CHECK(ring->available() == 2);
+    std::string rest(56, 'c'); // fills the first buffer to its end: the kernel is done with it
+    co_await send_text(&a, rest);
+    result<buffer_lease> third = co_await rs.next();
+    REQUIRE(third.has_value());
+    CHECK(text_of(third->data()) == rest);
+    CHECK(ring->available() == 1); // out of the ring while the lease holds it
+    third->reset();
+    CHECK(ring->available() == 2);
+    co_await send_text(&a, "dd");
+    result<buffer_lease> fourth = co_await rs.next();
+    REQUIRE(fourth.has_value());
+    CHECK(text_of(fourth->data()) == "dd");
+}
+
 } // namespace
+
+TEST_CASE("incremental consumption: small reads share a buffer, which returns when the kernel "
+          "filled it and no lease holds it (whole buffers where the kernel lacks it)") {
+    io_context ctx;
+    buffer_ring ring(ctx, 2, 64);
+    std::string mode =
+        ring.is_incremental() ? "incremental consumption" : "whole buffers (fallback)";
+    MESSAGE(mode);
+    sync_wait(ctx, small_reads_share_a_buffer(&ring));
+    CHECK(ring.available() == 2);
+}
+
+TEST_CASE("a ring asked for whole buffers is not incremental") {
+    io_context ctx;
+    buffer_ring ring(ctx, 2, 64, -1, net::buffer_use::whole);
+    CHECK_FALSE(ring.is_incremental());
+}
+
+TEST_CASE("next(limit) gives timed_out on a silent peer; later bytes go to the next call") {
+    io_context ctx;
+    buffer_ring ring(ctx, 4, 64);
+    std::string late;
+    std::string again;
+    sync_wait(ctx, silent_peer_times_out(&ring, &late, &again));
+    CHECK(late == "late");
+    CHECK(again == "again");
+    CHECK(ring.available() == 4);
+    CHECK(ctx.stats().timers_pending == 0); // the stream took its timer along
+}
+
+TEST_CASE("regression: next(limit) counts from its own wait, not from an earlier wait's deadline "
+          "(the lazy timer fired for the first wait timed out the second)") {
+    io_context ctx;
+    buffer_ring ring(ctx, 4, 64);
+    std::string first;
+    std::string second;
+    sync_wait(ctx, deadline_counts_from_the_latest_wait(&ring, &first, &second));
+    CHECK(first == "first");
+    CHECK(second == "second");
+    CHECK(ctx.stats().timers_pending == 0);
+}
+
+TEST_CASE("a cancelled next(limit) gives operation_canceled; the stream takes its timer along") {
+    io_context ctx;
+    buffer_ring ring(ctx, 4, 64);
+    std::error_code cancelled;
+    std::string after;
+    sync_wait(ctx, cancelled_deadline_leaves(&ring, &cancelled, &after));
+    CHECK(cancelled == std::errc::operation_canceled);
+    CHECK(after == "after");
+    CHECK(ctx.stats().timers_pending == 0);
+}
+
+TEST_CASE("a stream's completion queue outgrows its inline slots and keeps the order") {
+    net::detail::small_queue<int, 2> q;
+    int next_in = 0;
+    int next_out = 0;
+    // Pops lag pushes so that the head wraps before each growth (2 -> 4 -> 8 -> 16 slots).
+    for (int round = 0; round < 4; ++round) {
+        for (int i = 0; i < 3 + 4 * round; ++i)
+            q.push(next_in++);
+        for (int i = 0; i < 2 + 2 * round; ++i)
+            CHECK(q.pop() == next_out++);
+    }
+    while (!q.empty())
+        CHECK(q.pop() == next_out++);
+    CHECK(next_out == next_in);
+}
 
 TEST_CASE("a buffer ring hands its buffers to the kernel and takes them back from leases") {
     io_context ctx;
-    buffer_ring ring(ctx, 8, 256);
+    buffer_ring ring(ctx, 8, 256, -1, net::buffer_use::whole);
     CHECK(ring.count() == 8);
     CHECK(ring.buffer_size() == 256);
     CHECK(ring.available() == 8);
@@ -252,7 +438,7 @@ TEST_CASE("two buffer rings on one loop get different group ids") {
 
 TEST_CASE("a moved lease returns its buffer exactly once") {
     io_context ctx;
-    buffer_ring ring(ctx, 2, 64);
+    buffer_ring ring(ctx, 2, 64, -1, net::buffer_use::whole);
     auto run = [](buffer_ring* r) -> task<void> {
         auto [a, b] = socket_pair();
         recv_stream rs = b.recv_multishot(*r);
@@ -291,31 +477,34 @@ TEST_CASE("a peer reset ends a recv stream with ECONNRESET") {
 }
 
 TEST_CASE("200 concurrent senders through a ring of 4 buffers: every byte arrives") {
-    io_context ctx;
-    buffer_ring ring(ctx, 4, 1024);
-    many_result out;
-    constexpr int k_senders = 200;
-    constexpr std::size_t k_size = 8 * 1024;
-    sync_wait(ctx, many_senders(k_senders, k_size, &ring, &out));
-    REQUIRE(out.received.size() == k_senders);
-    for (const auto& entry : out.received) {
-        std::uint32_t id = entry.first; // NOTE: clang 14 cannot capture a structured binding
-        CAPTURE(id);
-        REQUIRE(entry.second.size() == k_size);
-        CHECK(test::first_mismatch(entry.second, id) == k_size);
+    for (net::buffer_use use : {net::buffer_use::whole, net::buffer_use::incremental}) {
+        CAPTURE(static_cast<int>(use));
+        io_context ctx;
+        buffer_ring ring(ctx, 4, 1024, -1, use);
+        many_result out;
+        constexpr int k_senders = 200;
+        constexpr std::size_t k_size = 8 * 1024;
+        sync_wait(ctx, many_senders(k_senders, k_size, &ring, &out));
+        REQUIRE(out.received.size() == k_senders);
+        for (const auto& entry : out.received) {
+            std::uint32_t id = entry.first; // NOTE: clang 14 cannot capture a structured binding
+            CAPTURE(id);
+            REQUIRE(entry.second.size() == k_size);
+            CHECK(test::first_mismatch(entry.second, id) == k_size);
+        }
+        CHECK(ring.available() == 4);
+        // Starved streams are woken one per returned buffer: about one ENOBUFS per buffer filled,
+        // not one per stream per returned buffer.
+        std::size_t fills = k_senders * ((k_size + 4) / 1024 + 1);
+        CAPTURE(fills);
+        CHECK(out.starvations <= 3 * fills);
+        MESSAGE("ENOBUFS completions: ", out.starvations, " for at least ", fills, " buffer fills");
     }
-    CHECK(ring.available() == 4);
-    // Starved streams are woken one per returned buffer: about one ENOBUFS per buffer filled,
-    // not one per stream per returned buffer.
-    std::size_t fills = k_senders * ((k_size + 4) / 1024 + 1);
-    CAPTURE(fills);
-    CHECK(out.starvations <= 3 * fills);
-    MESSAGE("ENOBUFS completions: ", out.starvations, " for at least ", fills, " buffer fills");
 }
 
 TEST_CASE("a recv stream destroyed while armed gives its buffers back once the kernel is done") {
     io_context ctx;
-    buffer_ring ring(ctx, 4, 64);
+    buffer_ring ring(ctx, 4, 64, -1, net::buffer_use::whole);
     auto [a, b] = socket_pair();
     auto run = [](buffer_ring* r, unix_stream* sender, unix_stream* receiver) -> task<void> {
         recv_stream rs = receiver->recv_multishot(*r);
