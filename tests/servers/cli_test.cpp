@@ -32,7 +32,8 @@ std::vector<std::string> flags_of(kind k) {
                 "--drain-ms",
                 "--stats-interval-ms",
                 "--shards",
-                "--cpus"};
+                "--cpus",
+                "--accept"};
     case kind::http:
         return {"--root",
                 "--port",
@@ -54,7 +55,8 @@ std::vector<std::string> flags_of(kind k) {
                 "--cache-max-file",
                 "--cache-validity-ms",
                 "--shards",
-                "--cpus"};
+                "--cpus",
+                "--accept"};
     case kind::kv:
         return {"--port",
                 "--bind",
@@ -207,6 +209,7 @@ TEST_CASE("bad --shards and --cpus values exit 2 with one line naming the flag")
         }
         check_refused(run(f, {"--cpus", std::to_string(outside)}), name_of(k),
                       {"--cpus", "CPU " + std::to_string(outside) + " is not one"});
+        check_refused(run(f, {"--accept", "all"}), name_of(k), {"--accept", "'all'"});
     }
 }
 
