@@ -601,7 +601,12 @@ TEST_CASE("server: QUIT replies +OK and closes") {
 }
 
 TEST_CASE("server: an idle client is closed after --timeout") {
-    server srv({"--timeout", "1"});
+    std::vector<std::string> args = {"--timeout", "1"};
+    SUBCASE("recv into the connection's own buffer") {}
+    SUBCASE("multishot recv into provided buffers (the deadline inside the stream's read)") {
+        args.insert(args.end(), {"--provided-buffers", "64"});
+    }
+    server srv(args);
     client c(srv.port);
     CHECK(c.call({"PING"}) == "+PONG\r\n");
     CHECK(c.in.at_eof()); // within the reader's 5 s deadline
