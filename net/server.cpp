@@ -200,7 +200,7 @@ void server::take(tcp_stream stream) {
 }
 
 bool server::adopt(tcp_stream stream) {
-    if (!m_running || m_draining)
+    if (m_draining || m_ran)
         return false; // the stream closes here
     ++m_adopted;
     take(std::move(stream));
@@ -323,6 +323,7 @@ task<server_stats> server::run() {
     co_await signal_scope.join();
     drain_on_token.reset();
     self->m_running = false;
+    self->m_ran = true;
     co_return self->stats();
 }
 

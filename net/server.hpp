@@ -165,8 +165,9 @@ public:
     /// Runs `stream` (a connected socket accepted elsewhere, e.g. on another shard) as one of
     /// this server's connections, as if its own accept loop had taken it: counted in
     /// `accepted` and `adopted`, the connection limit applies (limit_policy::pause closes it like
-    /// `close`: a hand-off cannot wait). On the server's loop thread, while run() runs. False
-    /// (the stream closed) when the server is not running or drains.
+    /// `close`: a hand-off cannot wait). On the server's loop thread; before run() the handler
+    /// starts at once and run() must follow (like spawn()). False (the stream closed) once the
+    /// server drains or its run() has returned.
     bool adopt(tcp_stream stream);
 
     /// Starts the graceful drain (see run()); idempotent. Calls on_drain(0) the first time.
@@ -228,6 +229,7 @@ private:
     bool m_draining = false;                               // the drain began
     bool m_drain_timed_out = false;                        // the drain ran out of time
     bool m_running = false;                                // run() is in progress
+    bool m_ran = false;                                    // run() returned
 };
 
 } // namespace corio::net

@@ -97,6 +97,14 @@ public:
         bool drain_requested = false; // another shard fanned a drain out (maybe before `server`)
         int drain_signo = 0;          // the signal that started that drain
         corio::event drained;         // set once the server drained (the final stats wait)
+        std::vector<int> early;       // connections handed over before `server` existed
+        slot() = default;
+        slot(const slot&) = delete;
+        slot& operator=(const slot&) = delete;
+        ~slot() {
+            for (int fd : early) // the group stopped before this shard's server existed
+                corio::io_context::close_fd(fd);
+        }
     };
 
     shard_link(corio::shard_group& group, accept_mode accept)
@@ -133,6 +141,9 @@ public:
     void attach(unsigned k, corio::net::server* srv) {
         slot& s = at(k);
         s.server = srv;
+        for (int fd : s.early)
+            srv->adopt(corio::net::tcp_stream(fd)); // closed there if a drain came first
+        s.early.clear();
         if (s.drain_requested)
             srv->drain();
     }
@@ -174,6 +185,12 @@ private:
         slot* to = &at(target);
         int fd = s.release();
         bool posted = m_group.post(target, [to, fd] {
+            // Shard 0 may accept before this shard's server exists: it then takes them at
+            // attach(). After its run() (server null again, drained) the stream just closes.
+            if (!to->server && !to->drained.is_set() && !to->drain_requested) {
+                to->early.push_back(fd);
+                return;
+            }
             corio::net::tcp_stream stream(fd);
             if (to->server)
                 to->server->adopt(std::move(stream)); // closed there when it drains

@@ -335,7 +335,9 @@ task<void> hand_off_and_adopt() {
     server back([&seen_back](tcp_stream s,
                              server::connection*) { return wait_for_release(std::move(s), &seen_back); },
                 recording(&seen_back));
-    CHECK_FALSE(back.adopt(tcp_stream())); // not running yet
+    // Before run(): the handler starts at once (a hand-off may beat the server's start).
+    auto [early_client, early_server] = co_await test::tcp_pair();
+    CHECK(back.adopt(std::move(early_server)));
     server_options o = recording(&seen_front);
     bool give = false;
     o.hand_off = [&back, &give](tcp_stream& s) {
@@ -354,14 +356,14 @@ task<void> hand_off_and_adopt() {
     std::vector<tcp_stream> clients;
     for (int i = 0; i < 4; ++i)
         clients.push_back(co_await connect_to(addr));
-    co_await test::turn_until([&] { return seen_front.started + seen_back.started == 4; });
+    co_await test::turn_until([&] { return seen_front.started + seen_back.started == 5; });
     CHECK(seen_front.started == 2);
-    CHECK(seen_back.started == 2);
+    CHECK(seen_back.started == 3);
     CHECK(front.stats().handed_off == 2);
     CHECK(front.stats().accepted == 2);
-    CHECK(back.stats().adopted == 2);
-    CHECK(back.stats().accepted == 2);
-    CHECK(back.stats().connections == 2);
+    CHECK(back.stats().adopted == 3);
+    CHECK(back.stats().accepted == 3);
+    CHECK(back.stats().connections == 3);
 
     back.drain();
     auto [late_client, late_server] = co_await test::tcp_pair();
@@ -372,11 +374,15 @@ task<void> hand_off_and_adopt() {
     seen_back.release.set();
     for (tcp_stream& c : clients)
         CHECK(co_await read_all(&c) == "bye");
+    CHECK(co_await read_all(&early_client) == "bye");
     front.drain();
     co_await scope.join();
-    CHECK(back_final.adopted == 2);
-    CHECK(seen_back.finished == 2);
+    CHECK(back_final.adopted == 3);
+    CHECK(seen_back.finished == 3);
     CHECK(seen_front.finished == 2);
+    auto [after_client, after_server] = co_await test::tcp_pair();
+    CHECK_FALSE(back.adopt(std::move(after_server))); // its run() returned: closed
+    CHECK((co_await read_all(&after_client)).empty());
 }
 
 task<void> handler_exceptions_are_counted() {
@@ -504,7 +510,8 @@ TEST_CASE("server: the drain token starts a drain that waits for a running handl
 }
 
 TEST_CASE("server: hand_off gives accepted connections to a server without a listener, which "
-          "runs them through adopt(); adopt() refuses once that server drains") {
+          "runs them through adopt() (also before its run() starts); adopt() refuses once that "
+          "server drains and after its run()") {
     sync_wait(hand_off_and_adopt());
 }
 
