@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 // The shards of the example servers (echo, corio-http): --shards N loops, one thread and one
-// io_context each, sharing nothing. Every shard runs its own net::server on its own SO_REUSEPORT
-// listener (the kernel spreads the connections); shard 0 alone reads the signals and fans a
-// drain out to the others; a stats line is gathered shard by shard from shard 0.
+// io_context each, sharing nothing. Every shard runs its own net::server, on its own SO_REUSEPORT
+// listener (--accept each: the kernel spreads the connections) or fed by shard 0's acceptor
+// (--accept one: round robin); shard 0 alone reads the signals and fans a drain out to the
+// others; a stats line is gathered shard by shard from shard 0.
 #pragma once
 
 #include <corio/corio.hpp>
