@@ -26,18 +26,18 @@
 namespace {
 
 constexpr unsigned k_batch = 32;
-constexpr unsigned k_table = 256;       // direct descriptor slots per ring
+constexpr unsigned k_table = 256;               // direct descriptor slots per ring
 constexpr std::uint8_t k_fixed_fd_install = 54; // IORING_OP_FIXED_FD_INSTALL: liburing 2.3 lacks it
 
 enum class handoff { plain, direct_install, direct_kept };
 
 // user_data of the CQEs each side sees
-constexpr std::uint64_t k_ignore = 0;   // our own MSG_RING/close failures: none expected
-constexpr std::uint64_t k_created = 1;  // sender: a socket exists
-constexpr std::uint64_t k_arrived = 2;  // receiver: a socket arrived (res: fd or slot)
+constexpr std::uint64_t k_ignore = 0;    // our own MSG_RING/close failures: none expected
+constexpr std::uint64_t k_created = 1;   // sender: a socket exists
+constexpr std::uint64_t k_arrived = 2;   // receiver: a socket arrived (res: fd or slot)
 constexpr std::uint64_t k_installed = 3; // receiver: FIXED_FD_INSTALL done (res: fd)
-constexpr std::uint64_t k_ack = 4;      // sender: the receiver is done with a batch
-constexpr std::uint64_t k_stop = 5;     // receiver: end
+constexpr std::uint64_t k_ack = 4;       // sender: the receiver is done with a batch
+constexpr std::uint64_t k_stop = 5;      // receiver: end
 
 std::int64_t thread_cpu_ns() noexcept {
     timespec ts{};
@@ -222,7 +222,9 @@ void run_handoff(benchmark::State& state, handoff how) {
         static_cast<double>(sender_cpu + receiver_cpu) / static_cast<double>(sockets ? sockets : 1);
 }
 
-void BM_fd_handoff_plain(benchmark::State& state) { run_handoff(state, handoff::plain); }
+void BM_fd_handoff_plain(benchmark::State& state) {
+    run_handoff(state, handoff::plain);
+}
 BENCHMARK(BM_fd_handoff_plain)->UseRealTime();
 
 void BM_fd_handoff_direct_install(benchmark::State& state) {
@@ -230,7 +232,9 @@ void BM_fd_handoff_direct_install(benchmark::State& state) {
 }
 BENCHMARK(BM_fd_handoff_direct_install)->UseRealTime();
 
-void BM_fd_handoff_direct_kept(benchmark::State& state) { run_handoff(state, handoff::direct_kept); }
+void BM_fd_handoff_direct_kept(benchmark::State& state) {
+    run_handoff(state, handoff::direct_kept);
+}
 BENCHMARK(BM_fd_handoff_direct_kept)->UseRealTime();
 
 } // namespace

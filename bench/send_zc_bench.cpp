@@ -125,10 +125,14 @@ void run_send(benchmark::State& state, bool zero_copy) {
         static_cast<double>(cpu) * 1024.0 / static_cast<double>(bytes ? bytes : 1);
 }
 
-void BM_send_copy(benchmark::State& state) { run_send(state, false); }
+void BM_send_copy(benchmark::State& state) {
+    run_send(state, false);
+}
 BENCHMARK(BM_send_copy)->RangeMultiplier(16)->Range(4 << 10, 1 << 20)->UseRealTime();
 
-void BM_send_zero_copy(benchmark::State& state) { run_send(state, true); }
+void BM_send_zero_copy(benchmark::State& state) {
+    run_send(state, true);
+}
 BENCHMARK(BM_send_zero_copy)->RangeMultiplier(16)->Range(4 << 10, 1 << 20)->UseRealTime();
 
 } // namespace

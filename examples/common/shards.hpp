@@ -38,8 +38,7 @@ struct shard_flags {
 
 /// Adds `--shards`, `--cpus` and `--accept` to a server's command line.
 inline void add_shard_flags(cli::parser& p, shard_flags& flags) {
-    p.number("--shards", flags.count, 0, 1024,
-             "loops (threads) serving the port; 0: one per CPU");
+    p.number("--shards", flags.count, 0, 1024, "loops (threads) serving the port; 0: one per CPU");
     p.cpu_list("--cpus", flags.cpus,
                "pin shard i to the i-th CPU of LIST (0,1 or 0-3; round robin when the list is "
                "shorter); with --shards 0, one shard per CPU listed");
@@ -123,10 +122,9 @@ public:
     /// On shard k: its server. With accept_mode::each, on listener k; with accept_mode::one,
     /// shard 0's on the listener, handing every connection but its own share to the others,
     /// whose servers have no listener and run what they are handed (net::server::adopt).
-    std::unique_ptr<corio::net::server> make_server(unsigned k,
-                                                    std::vector<corio::net::tcp_listener>& listeners,
-                                                    corio::net::server::handler_type handler,
-                                                    corio::net::server_options so) {
+    std::unique_ptr<corio::net::server>
+    make_server(unsigned k, std::vector<corio::net::tcp_listener>& listeners,
+                corio::net::server::handler_type handler, corio::net::server_options so) {
         if (m_accept == accept_mode::each)
             return std::make_unique<corio::net::server>(listeners[k], std::move(handler),
                                                         std::move(so));
@@ -203,7 +201,7 @@ private:
 
     corio::shard_group& m_group;
     accept_mode m_accept;
-    unsigned m_next_target = 0; // shard 0's round robin (accept_mode::one)
+    unsigned m_next_target = 0;                 // shard 0's round robin (accept_mode::one)
     std::vector<std::unique_ptr<slot>> m_slots; // stable addresses: posted functions hold them
 };
 
