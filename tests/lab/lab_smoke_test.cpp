@@ -10,13 +10,17 @@
 
 #include <doctest/doctest.h>
 
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -233,6 +237,85 @@ TEST_CASE("lab_echo_uring echoes, then closes and exits 0 on SIGTERM") {
 }
 TEST_CASE("lab_echo_corio echoes, then closes and exits 0 on SIGTERM") {
     echo_smoke("lab_echo_corio");
+}
+TEST_CASE("lab_echo_corio_lean echoes, then closes and exits 0 on SIGTERM") {
+    echo_smoke("lab_echo_corio_lean");
+}
+// The lean row's ring (512 buffers of --buffer-size 1000 here) is smaller than what one peer
+// sends, and that peer reads through a small receive buffer, so the server's send that never
+// waits comes up short or with EAGAIN and the rest goes out under the deadline; meanwhile a
+// second connection's echoes must come back whole and unmixed from the same ring.
+TEST_CASE("lab_echo_corio_lean echoes a megabyte byte-exact while another connection echoes") {
+    server srv("lab_echo_corio_lean", {"--buffer-size", "1000"});
+    int bulk = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(bulk >= 0);
+    int small_buffer = 4096;
+    REQUIRE(::setsockopt(bulk, SOL_SOCKET, SO_RCVBUF, &small_buffer, sizeof small_buffer) == 0);
+    sockaddr_in to = corio::test::loopback(srv.port);
+    REQUIRE(::connect(bulk, reinterpret_cast<const sockaddr*>(&to), sizeof to) == 0);
+    std::string megabyte(1 << 20, '\0');
+    for (std::size_t i = 0; i < megabyte.size(); ++i)
+        megabyte[i] = static_cast<char>((i * 131 + i / 997) & 0xff);
+    // The writer gives up after k_timeout_ms without progress (a hung server fails, not hangs).
+    timeval patience{corio::test::k_timeout_ms / 1000, 0};
+    REQUIRE(::setsockopt(bulk, SOL_SOCKET, SO_SNDTIMEO, &patience, sizeof patience) == 0);
+    std::size_t written = 0; // the writer's alone until join()
+    std::thread writer([bulk, &megabyte, &written] {
+        while (written < megabyte.size()) {
+            ssize_t n =
+                ::send(bulk, megabyte.data() + written, megabyte.size() - written, MSG_NOSIGNAL);
+            if (n <= 0)
+                return;
+            written += static_cast<std::size_t>(n);
+        }
+    });
+
+    int chat = connect_loopback(srv.port);
+    reader chat_replies(chat);
+    std::size_t chat_bytes = 0;
+    for (int i = 0; i < 100; ++i) {
+        std::string m = "message " + std::to_string(i) + std::string(i * 10, 'a' + i % 26) + "\n";
+        send_all(chat, m);
+        CHECK(chat_replies.bytes(m.size()) == m);
+        chat_bytes += m.size();
+    }
+    reader bulk_replies(bulk);
+    bool same = bulk_replies.bytes(megabyte.size()) == megabyte; // not CHECKed: 1 MiB of diff
+    CHECK(same);
+    writer.join();
+    CHECK(written == megabyte.size());
+
+    CHECK(srv.exits_cleanly_after(SIGTERM));
+    CHECK(bulk_replies.at_eof());
+    CHECK(chat_replies.at_eof());
+    ::close(bulk);
+    ::close(chat);
+    std::string stats = srv.stats_line();
+    INFO(stats);
+    std::string total = std::to_string(megabyte.size() + chat_bytes);
+    CHECK(stats.rfind("stats: connections=2 requests=", 0) == 0);
+    CHECK(stats.find(" bytes_in=" + total + " bytes_out=" + total + " ") != std::string::npos);
+}
+// The lean row is the echo job's alone: the blocking job runs lab_echo_corio (bench/lab/run.py).
+TEST_CASE("lab_echo_corio_lean takes the lab's flags and refuses the blocking job's") {
+    std::filesystem::path lean = lab_dir() / "lab_echo_corio_lean";
+    corio::test::command_result help = corio::test::run_command(lean, {"--help"});
+    CHECK(help.status == 0);
+    for (const char* flag : {"--port", "--bind", "--buffer-size", "--sq-entries", "--cq-entries",
+                             "--max-connections"}) {
+        CAPTURE(flag);
+        CHECK(help.out.find(std::string("\n  ") + flag + " ") != std::string::npos);
+    }
+    for (std::vector<std::string> args :
+         {std::vector<std::string>{"--block-every", "1"}, {"--block-fix", "offload"}}) {
+        CAPTURE(args[0]);
+        args.insert(args.begin(), {"--port", "0"});
+        corio::test::command_result r = corio::test::run_command(lean, args);
+        CAPTURE(r.err);
+        CHECK(r.status == 2);
+        CHECK(r.err_lines() == 1);
+        CHECK(r.err.find("--block") != std::string::npos);
+    }
 }
 #if defined(CORIO_LAB_ASIO)
 TEST_CASE("lab_echo_asio echoes, then closes and exits 0 on SIGTERM") {
