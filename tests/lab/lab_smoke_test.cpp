@@ -16,9 +16,11 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <future>
 #include <string>
 #include <thread>
 #include <utility>
@@ -241,11 +243,13 @@ TEST_CASE("lab_echo_corio echoes, then closes and exits 0 on SIGTERM") {
 TEST_CASE("lab_echo_corio_lean echoes, then closes and exits 0 on SIGTERM") {
     echo_smoke("lab_echo_corio_lean");
 }
-// The lean row's ring (512 buffers of --buffer-size 1000 here) is smaller than what one peer
-// sends, and that peer reads through a small receive buffer, so the server's send that never
-// waits comes up short or with EAGAIN and the rest goes out under the deadline; meanwhile a
-// second connection's echoes must come back whole and unmixed from the same ring.
-TEST_CASE("lab_echo_corio_lean echoes a megabyte byte-exact while another connection echoes") {
+// The lean row's slow path: a peer that sends 4 MiB before it reads a byte, through a small
+// receive buffer. The server's socket buffer and the peer's hold about 1 MiB on loopback (with
+// 1 MiB the send that never waits always took everything), so the server's quick send comes up
+// short or with EAGAIN and the rest must go out in send_rest, in order, once; meanwhile the
+// chunks pile up in the shared ring (512 buffers of 1000 bytes) and the socket. A second
+// connection's echoes must come back whole and unmixed from the same ring.
+TEST_CASE("lab_echo_corio_lean echoes 4 MiB sent before any is read, byte-exact") {
     server srv("lab_echo_corio_lean", {"--buffer-size", "1000"});
     int bulk = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     REQUIRE(bulk >= 0);
@@ -253,21 +257,24 @@ TEST_CASE("lab_echo_corio_lean echoes a megabyte byte-exact while another connec
     REQUIRE(::setsockopt(bulk, SOL_SOCKET, SO_RCVBUF, &small_buffer, sizeof small_buffer) == 0);
     sockaddr_in to = corio::test::loopback(srv.port);
     REQUIRE(::connect(bulk, reinterpret_cast<const sockaddr*>(&to), sizeof to) == 0);
-    std::string megabyte(1 << 20, '\0');
-    for (std::size_t i = 0; i < megabyte.size(); ++i)
-        megabyte[i] = static_cast<char>((i * 131 + i / 997) & 0xff);
+    std::string payload(4 << 20, '\0');
+    for (std::size_t i = 0; i < payload.size(); ++i)
+        payload[i] = static_cast<char>((i * 131 + i / 997) & 0xff);
     // The writer gives up after k_timeout_ms without progress (a hung server fails, not hangs).
     timeval patience{corio::test::k_timeout_ms / 1000, 0};
     REQUIRE(::setsockopt(bulk, SOL_SOCKET, SO_SNDTIMEO, &patience, sizeof patience) == 0);
     std::size_t written = 0; // the writer's alone until join()
-    std::thread writer([bulk, &megabyte, &written] {
-        while (written < megabyte.size()) {
+    std::promise<void> all_written;
+    std::future<void> writer_done = all_written.get_future();
+    std::thread writer([bulk, &payload, &written, &all_written] {
+        while (written < payload.size()) {
             ssize_t n =
-                ::send(bulk, megabyte.data() + written, megabyte.size() - written, MSG_NOSIGNAL);
+                ::send(bulk, payload.data() + written, payload.size() - written, MSG_NOSIGNAL);
             if (n <= 0)
-                return;
+                break;
             written += static_cast<std::size_t>(n);
         }
+        all_written.set_value();
     });
 
     int chat = connect_loopback(srv.port);
@@ -279,11 +286,15 @@ TEST_CASE("lab_echo_corio_lean echoes a megabyte byte-exact while another connec
         CHECK(chat_replies.bytes(m.size()) == m);
         chat_bytes += m.size();
     }
+    // Reading starts once all 4 MiB are in flight. The bound is for a host whose loopback holds
+    // less (the writer then waits for this read, and the slow path is taken all the more).
+    bool in_flight = writer_done.wait_for(std::chrono::seconds(2)) == std::future_status::ready;
+    CAPTURE(in_flight);
     reader bulk_replies(bulk);
-    bool same = bulk_replies.bytes(megabyte.size()) == megabyte; // not CHECKed: 1 MiB of diff
+    bool same = bulk_replies.bytes(payload.size()) == payload; // not CHECKed: 4 MiB of diff
     CHECK(same);
     writer.join();
-    CHECK(written == megabyte.size());
+    CHECK(written == payload.size());
 
     CHECK(srv.exits_cleanly_after(SIGTERM));
     CHECK(bulk_replies.at_eof());
@@ -292,7 +303,7 @@ TEST_CASE("lab_echo_corio_lean echoes a megabyte byte-exact while another connec
     ::close(chat);
     std::string stats = srv.stats_line();
     INFO(stats);
-    std::string total = std::to_string(megabyte.size() + chat_bytes);
+    std::string total = std::to_string(payload.size() + chat_bytes);
     CHECK(stats.rfind("stats: connections=2 requests=", 0) == 0);
     CHECK(stats.find(" bytes_in=" + total + " bytes_out=" + total + " ") != std::string::npos);
 }
