@@ -3,8 +3,9 @@
 // CORIO_LAB_ASIO): each starts on port 0, serves one
 // connection (three echoes, or pipelined file requests with an ERR and an offset past the end),
 // then gets SIGTERM with that connection still open and must close it, print its stats line and
-// exit 0 within 5 s. The servers are found next to this binary: ../examples/lab/<name>
-// (CORIO_LAB_DIR overrides the folder).
+// exit 0 within 5 s. The echo job's corio-lean row (lab_echo_corio_lean: a shared ring of
+// provided buffers) also echoes 4 MiB sent before any is read. The servers are found next to this
+// binary: ../examples/lab/<name> (CORIO_LAB_DIR overrides the folder).
 #include "tests/support/command_line.hpp"
 #include "tests/support/server_process.hpp"
 
