@@ -32,13 +32,19 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-STYLES = ["threads", "epoll", "uring", "corio", "asio", "asio-uring", "corio-epoll"]
+STYLES = ["threads", "epoll", "uring", "corio", "corio-lean", "asio", "asio-uring", "corio-epoll"]
 # Rows that are not one program each: row -> (the program's style in lab_<job>_<style>, the
 # source its handler is counted in, environment). corio-epoll is the corio program on the loop's
 # epoll backend (CORIO_BACKEND=epoll; a corio without that backend ignores the variable).
 STYLE_PROGRAMS = {
     "asio-uring": ("asio_uring", "asio", {}),
     "corio-epoll": ("corio", "corio", {"CORIO_BACKEND": "epoll"}),
+    "corio-lean": ("corio_lean", "corio_lean", {}),
+}
+# Rows that run only some jobs: corio-lean (examples/lab/echo/corio_lean.cpp: provided buffers,
+# multishot recv, a send that never waits first) is an echo server without the blocking hook.
+STYLE_JOBS = {
+    "corio-lean": ("echo",),
 }
 
 
@@ -685,7 +691,8 @@ def parse_args():
                    help="comma list of rows: threads, epoll, uring, corio (the four styles), "
                         "asio, asio-uring (Asio's C++20 coroutines on its epoll reactor, on its "
                         "io_uring backend; built where asio.hpp is found), corio-epoll (the corio "
-                        "program with CORIO_BACKEND=epoll); NAME=PATH runs that binary as row NAME "
+                        "program with CORIO_BACKEND=epoll), corio-lean (echo job only: provided "
+                        "buffers, multishot recv, a send that never waits first); NAME=PATH runs that binary as row NAME "
                         "(echo job only, unless PATH contains {job}, replaced by the job's name)")
     p.add_argument("--jobs", default="echo,files,blocking,sync")
     p.add_argument("--sync-styles", default=",".join(SYNC_ROWS),
@@ -762,22 +769,26 @@ def parse_args():
 
 
 def find_styles(args, job):
-    """[(style, binary, source, env)] for the styles whose binary exists; reports the others."""
+    """[(style, binary, source, env)] for the styles whose binary exists; reports the others.
+    The blocking job runs the echo servers."""
+    program_job = "echo" if job == "blocking" else job
     found = []
     for item in args.styles.split(","):
         name, _, path = item.partition("=")
         if path:
-            if job != "echo" and "{job}" not in path:
+            if program_job != "echo" and "{job}" not in path:
                 continue  # a plain NAME=PATH is an echo server
-            binary, source, env = os.path.abspath(path.replace("{job}", job)), None, {}
+            binary, source, env = os.path.abspath(path.replace("{job}", program_job)), None, {}
         else:
+            if job not in STYLE_JOBS.get(name, (job,)):
+                continue  # not a row of this job
             program, source_style, env = style_program(name)
-            binary = os.path.join(args.build, "examples", "lab", f"lab_{job}_{program}")
-            source = os.path.join(ROOT, "examples", "lab", job, f"{source_style}.cpp")
+            binary = os.path.join(args.build, "examples", "lab", f"lab_{program_job}_{program}")
+            source = os.path.join(ROOT, "examples", "lab", program_job, f"{source_style}.cpp")
         if os.access(binary, os.X_OK):
             found.append((name, binary, source, env))
         else:
-            log(f"skipping {job}/{name}: {binary} not built")
+            log(f"skipping {program_job}/{name}: {binary} not built")
     return found
 
 
@@ -814,7 +825,7 @@ def main():
         if job == "sync":
             plan += sync_plan(args)
             continue
-        styles = find_styles(args, "echo" if job == "blocking" else job)
+        styles = find_styles(args, job)
         if not styles:
             continue
         locs = {name: handler_loc(src) if src else None for name, _, src, _ in styles}
@@ -925,10 +936,10 @@ def main():
     if args.quick:
         # The CI smoke run: every cell must work, with every reply byte right, and corio must
         # serve its requests without a heap allocation (frames recycled, ops in the frames).
-        allocating = [r for r in rows if r["style"] == "corio"
+        allocating = [r for r in rows if r["style"] in ("corio", "corio-lean")
                       and (r.get("allocs_per_req") or 0) > 0.01]
         for r in allocating:
-            log(f"corio allocates {r['allocs_per_req']:.2f} times per request in "
+            log(f"{r['style']} allocates {r['allocs_per_req']:.2f} times per request in "
                 f"{r['job']}/{r['variant']} c={r['connections']}")
         # The blocking job: corio's detector must have seen the 5 ms blocks and reported one.
         silent = [r for r in blocking_rows if r["style"] == "corio" and r["variant"] == "sleep"
@@ -1082,7 +1093,10 @@ NOTES = """How to read the columns:
   measures the client; compare servers by CPU per request.
 - Rows: `asio` and `asio-uring` are one source (examples/lab/<job>/asio.cpp, Asio 1.22's C++20
   coroutines) on Asio's epoll reactor and on its io_uring backend; `corio-epoll` is the corio
-  program run with CORIO_BACKEND=epoll (a corio without that backend ignores the variable).
+  program run with CORIO_BACKEND=epoll (a corio without that backend ignores the variable);
+  `corio-lean` (echo job only, examples/lab/echo/corio_lean.cpp) reads into one shared ring of
+  512 provided buffers through a multishot recv with an idle deadline, and sends each reply with
+  one send that never waits first (docs/provided_buffers.md).
 """
 
 if __name__ == "__main__":
