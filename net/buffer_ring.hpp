@@ -198,7 +198,6 @@ private:
 class recv_stream {
 public:
     class next_op;
-    class timed_next_op;
 
     /// Creates the stream; nothing is armed until the first next().
     recv_stream(const basic_socket& socket, buffer_ring& ring);
@@ -226,7 +225,7 @@ public:
     /// After a timeout the stream stays armed and usable: bytes that arrive later go to the next
     /// call. While the stream lives, io_context_stats::timers_pending counts its timer.
     template <class Rep, class Period>
-    [[nodiscard]] timed_next_op next(std::chrono::duration<Rep, Period> limit) noexcept;
+    [[nodiscard]] next_op next(std::chrono::duration<Rep, Period> limit) noexcept;
 
     /// ENOBUFS completions so far: how often this stream was slowed down by an empty ring.
     [[nodiscard]] std::uint64_t starvations() const noexcept { return m_state->m_starvations; }
@@ -237,49 +236,15 @@ private:
     detail::recv_state* m_state; // heap: outlives this object while the kernel still has it
 };
 
-/// The awaiter of recv_stream::next(). Lives in the awaiting frame.
+/// The awaiter of recv_stream::next() and next(limit). Lives in the awaiting frame.
 class [[nodiscard]] recv_stream::next_op {
 public:
-    /// Made by recv_stream::next().
-    explicit next_op(detail::recv_state& state) noexcept : m_state(&state) {}
-
-    [[nodiscard]] bool await_ready() const noexcept { return false; }
-
-    template <class Promise>
-    bool await_suspend(std::coroutine_handle<Promise> h) {
-        stop_token token = corio::detail::stop_token_of(h);
-        if (token.stop_requested()) {
-            m_waiter.m_cancelled = true;
-            return false;
-        }
-        if (m_state->has_item())
-            return false;
-        m_state->wait(m_waiter, h, token);
-        return true;
-    }
-
-    result<buffer_lease> await_resume() noexcept {
-        if (m_waiter.m_cancelled)
-            return std::errc::operation_canceled;
-        return m_state->take();
-    }
-
-private:
-    detail::recv_state* m_state;   // the stream
-    detail::stream_waiter m_waiter; // the wait, while suspended
-};
-
-inline recv_stream::next_op recv_stream::next() noexcept { return next_op(*m_state); }
-
-/// The awaiter of recv_stream::next(limit): next_op whose wait also ends at a deadline, kept by
-/// the stream in the loop's timer queue. Lives in the awaiting frame.
-class [[nodiscard]] recv_stream::timed_next_op {
-public:
-    /// Made by recv_stream::next(limit); `limit_ns` counts from the suspension.
-    timed_next_op(detail::recv_state& state, std::int64_t limit_ns) noexcept
+    /// Made by recv_stream::next(); with `limit_ns` >= 0, by next(limit): the wait also ends that
+    /// long after the suspension (the stream keeps the deadline in the loop's timer queue).
+    explicit next_op(detail::recv_state& state, std::int64_t limit_ns = -1) noexcept
         : m_state(&state), m_limit_ns(limit_ns) {}
-    timed_next_op(const timed_next_op&) = delete;
-    timed_next_op& operator=(const timed_next_op&) = delete;
+    next_op(const next_op&) = delete;
+    next_op& operator=(const next_op&) = delete;
 
     [[nodiscard]] bool await_ready() const noexcept { return false; }
 
@@ -292,8 +257,11 @@ public:
         }
         if (m_state->has_item())
             return false;
-        std::int64_t deadline = corio::detail::monotonic_now_ns() + m_limit_ns;
-        m_state->wait_until(m_waiter, h, token, deadline);
+        if (m_limit_ns < 0)
+            m_state->wait(m_waiter, h, token);
+        else
+            m_state->wait_until(m_waiter, h, token,
+                                corio::detail::monotonic_now_ns() + m_limit_ns);
         return true;
     }
 
@@ -307,13 +275,15 @@ public:
 
 private:
     detail::recv_state* m_state;    // the stream
-    std::int64_t m_limit_ns;        // the deadline, relative to the suspension
+    std::int64_t m_limit_ns;        // the deadline, relative to the suspension; -1: none
     detail::stream_waiter m_waiter; // the wait, while suspended
 };
 
+inline recv_stream::next_op recv_stream::next() noexcept { return next_op(*m_state); }
+
 template <class Rep, class Period>
-recv_stream::timed_next_op recv_stream::next(std::chrono::duration<Rep, Period> limit) noexcept {
-    return timed_next_op(*m_state, corio::detail::to_ns(limit));
+recv_stream::next_op recv_stream::next(std::chrono::duration<Rep, Period> limit) noexcept {
+    return next_op(*m_state, corio::detail::to_ns(limit));
 }
 
 } // namespace corio::net
