@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <exception>
 #include <limits>
@@ -35,6 +36,15 @@ void* map_anonymous(std::size_t bytes, const char* what) {
     return p;
 }
 
+/// A stream's share of the ring: 1/64 of it, at most 64 KiB (enough to keep one connection's
+/// bulk transfer streaming; the rest waits in its socket), at least one buffer. With 512 buffers
+/// of 4 KiB that is 32 KiB: 64 connections that never drain their streams cannot empty it.
+std::uint32_t default_stream_limit(unsigned count, std::uint32_t size) noexcept {
+    constexpr std::uint64_t k_most = 64 * 1024;
+    std::uint64_t share = std::min<std::uint64_t>(std::uint64_t{count} * size / 64, k_most);
+    return static_cast<std::uint32_t>(std::max<std::uint64_t>(share, size));
+}
+
 } // namespace
 
 buffer_group::buffer_group(io_context& ctx, unsigned count, std::uint32_t size, int group_id,
@@ -46,6 +56,7 @@ buffer_group::buffer_group(io_context& ctx, unsigned count, std::uint32_t size, 
         throw std::system_error(EINVAL, std::system_category(),
                                 "corio: buffer_ring needs a power-of-two count up to 32768, a "
                                 "non-zero buffer size and a group id below 65536");
+    m_stream_limit = default_stream_limit(count, size);
     m_offsets = std::make_unique<std::uint32_t[]>(count);
     m_pieces = std::make_unique<std::uint32_t[]>(count);
     m_out = std::make_unique<bool[]>(count);
@@ -192,7 +203,20 @@ recv_state::~recv_state() {
 }
 
 void recv_state::prepare(io_uring_sqe* sqe) noexcept {
-    io_uring_prep_recv_multishot(sqe, m_socket->native_handle(), nullptr, 0, 0);
+    const int fd = m_socket->native_handle();
+    m_capped = m_group->recv_cap() != buffer_group::cap_support::no;
+    if (m_capped) {
+        // Multishot, and the kernel ends it after stream_limit() bytes (Linux 6.17): the stream
+        // never holds more than that however fast the peer sends. NOTE: liburing 2.3 names the
+        // field file_index; the kernel reads `optlen` there.
+        io_uring_prep_recv_multishot(sqe, fd, nullptr, 0, 0);
+        sqe->file_index = m_group->stream_limit();
+    } else {
+        // Before 6.17 a multishot recv cannot be bounded: with bytes waiting in the socket the
+        // kernel fills buffer after buffer in one go (a cancel arrives after it emptied the
+        // ring). One buffer per recv instead, re-armed while the stream is under its limit.
+        io_uring_prep_recv(sqe, fd, nullptr, 0, 0);
+    }
     sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = m_group->id();
 }
@@ -207,6 +231,20 @@ void recv_state::on_cqe(int res, unsigned flags) noexcept {
         at = m_group->received(bid, res > 0 ? static_cast<std::uint32_t>(res) : 0,
                                flags & k_cqe_f_buf_more, keep);
     m_group->woken_done(this); // the re-arm after a wake-up has had its answer
+    if (m_capped && m_group->recv_cap() != buffer_group::cap_support::yes) {
+        if (res == -EINVAL) {
+            // A kernel before 6.17 refuses the cap (every stream armed before the first answer
+            // hears it): one buffer per recv from now on.
+            m_group->learn_recv_cap(false);
+            if (!m_orphaned) {
+                m_read_ahead = true; // re-arm as the refused recv would have gone on reading
+                request_service();
+            }
+            return;
+        }
+        if (keep)
+            m_group->learn_recv_cap(true);
+    }
     if (keep) {
         try {
             m_queue.push({bid, static_cast<std::uint32_t>(res), at});
@@ -214,6 +252,18 @@ void recv_state::on_cqe(int res, unsigned flags) noexcept {
             std::terminate(); // bounded by the ring's buffer count: growth is rare and tiny
         }
         m_received += static_cast<std::uint64_t>(res);
+        m_held += m_group->cost_of(static_cast<std::uint32_t>(res));
+        if (!m_armed) {
+            // The recv ended with bytes: at its cap or, without one, after its one buffer. Read
+            // on while under the limit; at it, the consumer is behind and the rest of the bytes
+            // wait in the socket until it catches up (its next wait re-arms).
+            if (m_held >= m_group->stream_limit()) {
+                ++m_pauses;
+            } else {
+                m_read_ahead = true;
+                request_service();
+            }
+        }
         wake();
         return;
     }
@@ -225,10 +275,10 @@ void recv_state::on_cqe(int res, unsigned flags) noexcept {
         return;
     }
     if (res == -EINTR) {
-        // Interrupted before it took a buffer or a byte: arm again for a waiting consumer (one
-        // that is not waiting re-arms from next()). An error here would end a healthy stream.
-        if (m_waiter)
-            request_service();
+        // Interrupted before it took a buffer or a byte: arm again (for a waiting consumer, or
+        // reading ahead under the limit). An error here would end a healthy stream.
+        m_read_ahead = true;
+        request_service();
         return;
     }
     if (res == -ENOBUFS) {
@@ -250,15 +300,44 @@ void recv_state::arm_or_starve() {
         m_group->add_starved(this); // recycle() wakes us through request_service()
         return;
     }
+    read();
+}
+
+void recv_state::read() {
+    if (m_socket->native_handle() < 0) {
+        // Closed while no recv was armed (between two recvs, or while waiting for a buffer):
+        // the stream ends as it does when close() cancels an armed recv, and the fd number,
+        // perhaps reused already, is never read.
+        m_group->woken_done(this);
+        if (!m_error && !m_eof)
+            m_error = errno_code(ECANCELED);
+        wake();
+        return;
+    }
     arm();
 }
 
 void recv_state::service() {
+    // Read ahead for a consumer busy with earlier chunks, while under the limit (a recv that
+    // ended with bytes), as a multishot recv would have.
+    bool read_ahead = std::exchange(m_read_ahead, false) && !m_armed && !is_starved() &&
+                      !m_eof && !m_error && m_held < m_group->stream_limit();
+    if (read_ahead && !m_waiter) {
+        // Without a free buffer this ends in ENOBUFS as the multishot recv would have; the
+        // consumer's next wait then queues for a buffer.
+        read();
+        return;
+    }
     if (m_waiter && !m_armed && !starved_node::m_linked && !has_item()) {
-        if (starved_node::m_woken)
-            arm(); // a buffer was promised to us: take it (woken_done on the completion)
-        else
+        if (starved_node::m_woken) {
+            // A buffer was promised to us: take it (woken_done on the completion). The idle
+            // limit starts again: the wait for a buffer was not the peer's silence.
+            if (m_wait_deadline_ns != std::numeric_limits<std::int64_t>::max())
+                restart_deadline(corio::detail::monotonic_now_ns());
+            read();
+        } else {
             arm_or_starve();
+        }
         return;
     }
     m_group->woken_done(this); // woken for a buffer nobody here wants any more: pass it on
@@ -279,15 +358,20 @@ void recv_state::on_idle_timer(corio::detail::timer_node* node, bool expired) no
     stream_waiter* w = self->m_waiter;
     if (!w || self->m_wait_deadline_ns == std::numeric_limits<std::int64_t>::max())
         return; // nobody waits with a deadline: the next timed wait queues the timer again
-    if (expired && corio::detail::monotonic_now_ns() < self->m_wait_deadline_ns) {
-        // An earlier wait's deadline: this wait began later. Wait on for its own.
-        self->m_idle.m_deadline_ns = self->m_wait_deadline_ns;
-        try {
-            self->m_loop->add_timer(&self->m_idle); // its slot was just freed: no allocation
-        } catch (...) {
-            std::terminate();
+    if (expired) {
+        std::int64_t now = corio::detail::monotonic_now_ns();
+        if (self->is_starved())
+            self->m_wait_deadline_ns = now + self->m_wait_limit_ns; // not silence: no buffer
+        if (now < self->m_wait_deadline_ns) {
+            // An earlier wait's deadline (this wait began later), or a starved stream: wait on.
+            self->m_idle.m_deadline_ns = self->m_wait_deadline_ns;
+            try {
+                self->m_loop->add_timer(&self->m_idle); // its slot was just freed: no allocation
+            } catch (...) {
+                std::terminate();
+            }
+            return;
         }
-        return;
     }
     w->leave(); // unregisters the consumer (and its stop callback), like a cancellation
     if (expired)
@@ -297,15 +381,23 @@ void recv_state::on_idle_timer(corio::detail::timer_node* node, bool expired) no
     self->m_loop->post(&w->m_node);
 }
 
-void recv_state::wait_until(stream_waiter& waiter, std::coroutine_handle<> h, stop_token token,
-                            std::int64_t deadline_ns) {
-    if (!m_idle.queued() || m_idle.m_deadline_ns > deadline_ns) {
+void recv_state::restart_deadline(std::int64_t now_ns) {
+    std::int64_t deadline = now_ns + m_wait_limit_ns;
+    if (!m_idle.queued() || m_idle.m_deadline_ns > deadline) {
         m_loop->remove_timer(&m_idle);
-        m_idle.m_deadline_ns = deadline_ns;
-        m_loop->add_timer(&m_idle); // may throw std::bad_alloc: nothing registered yet
+        m_idle.m_deadline_ns = deadline;
+        m_loop->add_timer(&m_idle); // may throw std::bad_alloc (the first time only)
     }
+    m_wait_deadline_ns = deadline; // a timer queued earlier re-queues itself for it
+}
+
+void recv_state::wait_within(stream_waiter& waiter, std::coroutine_handle<> h, stop_token token,
+                             std::int64_t limit_ns) {
+    m_wait_limit_ns = limit_ns;
+    restart_deadline(corio::detail::monotonic_now_ns()); // before registering: it may throw
+    std::int64_t deadline = m_wait_deadline_ns;
     wait(waiter, h, token);
-    m_wait_deadline_ns = deadline_ns;
+    m_wait_deadline_ns = deadline;
 }
 
 void recv_state::wait(stream_waiter& waiter, std::coroutine_handle<> h, stop_token token) {
@@ -319,6 +411,7 @@ void recv_state::wait(stream_waiter& waiter, std::coroutine_handle<> h, stop_tok
 result<buffer_lease> recv_state::take() noexcept {
     if (!m_queue.empty()) {
         item next = m_queue.pop();
+        m_held -= m_group->cost_of(next.size);
         return buffer_lease(*m_group, next.bid, next.size, next.offset);
     }
     if (m_error)

@@ -51,6 +51,17 @@ public:
     [[nodiscard]] std::uint32_t buffer_size() const noexcept { return m_group->buffer_size(); }
     /// Buffers the kernel can pick now (neither leased nor queued in a stream).
     [[nodiscard]] unsigned available() const noexcept { return m_group->available(); }
+    /// Bytes of the ring one recv_stream may hold in chunks its consumer has not taken yet;
+    /// at the limit the stream stops reading (the kernel ends its recv at that many bytes on
+    /// Linux 6.17+, corio cancels it before) until the consumer catches up. Chunks count at
+    /// their size when consumption is incremental, a whole buffer each otherwise. Default: 1/64
+    /// of the ring, at most 64 KiB, at least one buffer.
+    [[nodiscard]] std::uint32_t stream_limit() const noexcept { return m_group->stream_limit(); }
+    /// Sets stream_limit() for every stream of this ring (from their next arm on). At least one
+    /// buffer: a smaller value is raised to buffer_size().
+    void set_stream_limit(std::uint32_t bytes) noexcept {
+        m_group->set_stream_limit(bytes < buffer_size() ? buffer_size() : bytes);
+    }
     /// True when the kernel consumes the buffers incrementally (IOU_PBUF_RING_INC, kernel
     /// 6.12+; probed at construction, false before and on the epoll backend): a completion then
     /// takes only the bytes it carries, later completions continue in the same buffer, and a
@@ -146,12 +157,14 @@ public:
     [[nodiscard]] result<buffer_lease> take() noexcept;
     /// Registers the consumer and makes sure something will wake it.
     void wait(stream_waiter& waiter, std::coroutine_handle<> h, stop_token token);
-    /// wait(), and wakes the consumer with m_timed_out set once CLOCK_MONOTONIC passes
-    /// `deadline_ns` with nothing to take. Throws std::bad_alloc before registering anything.
-    void wait_until(stream_waiter& waiter, std::coroutine_handle<> h, stop_token token,
-                    std::int64_t deadline_ns);
+    /// wait(), and wakes the consumer with m_timed_out set once `limit_ns` pass with nothing to
+    /// take while the stream could read (time spent waiting for a ring buffer does not count).
+    /// Throws std::bad_alloc before registering anything.
+    void wait_within(stream_waiter& waiter, std::coroutine_handle<> h, stop_token token,
+                     std::int64_t limit_ns);
 
     std::uint64_t m_starvations = 0; // ENOBUFS completions (ring empty: slowed down)
+    std::uint64_t m_pauses = 0;      // stops because the queued bytes reached the stream limit
     std::uint64_t m_received = 0;    // bytes received
 
 private:
@@ -166,6 +179,12 @@ private:
     void service() override;
     void on_waiter_left() noexcept override;
     void arm_or_starve();
+    /// Arms the recv, or ends the stream with ECANCELED if its socket was closed.
+    void read();
+    /// Waiting for a ring buffer (after ENOBUFS, or not armed because none was free).
+    [[nodiscard]] bool is_starved() const noexcept { return starved_node::m_linked; }
+    /// Starts (or moves) the idle timer for a consumer's deadline.
+    void restart_deadline(std::int64_t now_ns);
     void on_orphaned() noexcept override;
     static void on_idle_timer(corio::detail::timer_node* node, bool expired) noexcept;
 
@@ -185,6 +204,10 @@ private:
     bool m_eof = false;              // sticky: the peer shut its side down
     idle_timer m_idle;               // times out a consumer waiting with a deadline
     std::int64_t m_wait_deadline_ns = 0; // the waiting consumer's deadline (none: INT64_MAX)
+    std::int64_t m_wait_limit_ns = 0;    // the idle limit it was given (restarts after starving)
+    std::uint32_t m_held = 0;        // ring bytes the queue holds (buffer_group::cost_of)
+    bool m_capped = false;           // the armed SQE is a multishot with a byte cap (optlen)
+    bool m_read_ahead = false;       // service() should re-arm: a recv ended under the limit
 };
 
 } // namespace detail
@@ -192,7 +215,10 @@ private:
 /// Multishot recv into a buffer_ring (kernel 6.0+): one SQE stays armed and every chunk of bytes
 /// that arrives lands in a ring buffer, handed out by next() as a buffer_lease. When the ring
 /// runs dry (ENOBUFS) the stream stops reading until a lease comes back; the bytes wait in the
-/// socket, nothing is lost. One consumer at a time. The socket must stay open while the stream
+/// socket, nothing is lost. A stream whose consumer falls behind stops reading once its queued
+/// chunks hold buffer_ring::stream_limit() bytes of the ring, and reads on when the consumer
+/// has taken them: a peer that sends and never reads the replies cannot empty the ring for
+/// everyone else. One consumer at a time. The socket must stay open while the stream
 /// is in use, at the same address (not moved); closing it (close()) ends the stream with
 /// ECANCELED, and a stream whose socket was closed never arms again.
 class recv_stream {
@@ -219,7 +245,9 @@ public:
     [[nodiscard]] next_op next() noexcept;
 
     /// next() with an idle deadline: errc::timed_out when nothing (no bytes, EOF or error)
-    /// arrives within `limit` of the suspension. The deadline is one entry per stream in the
+    /// arrives within `limit` of the suspension. Time the stream spends waiting for a ring
+    /// buffer (ENOBUFS: the peer did send) does not count: the limit starts again once it can
+    /// read. The deadline is one entry per stream in the
     /// loop's user-space timer queue, moved lazily: no SQE, no extra coroutine frame, and no heap
     /// operation per read (timeout() around next() costs three frames and a when_any per read).
     /// After a timeout the stream stays armed and usable: bytes that arrive later go to the next
@@ -229,6 +257,11 @@ public:
 
     /// ENOBUFS completions so far: how often this stream was slowed down by an empty ring.
     [[nodiscard]] std::uint64_t starvations() const noexcept { return m_state->m_starvations; }
+    /// How often this stream stopped reading because its queued chunks reached the stream limit
+    /// (its consumer fell behind; the bytes waited in the socket).
+    [[nodiscard]] std::uint64_t pauses() const noexcept { return m_state->m_pauses; }
+    /// True while the stream's recv is armed (reading into the ring).
+    [[nodiscard]] bool is_armed() const noexcept { return m_state->is_armed(); }
     /// SQEs armed so far (the first and every re-arm).
     [[nodiscard]] std::uint64_t arms() const noexcept { return m_state->arms(); }
 
@@ -260,8 +293,7 @@ public:
         if (m_limit_ns < 0)
             m_state->wait(m_waiter, h, token);
         else
-            m_state->wait_until(m_waiter, h, token,
-                                corio::detail::monotonic_now_ns() + m_limit_ns);
+            m_state->wait_within(m_waiter, h, token, m_limit_ns);
         return true;
     }
 

@@ -488,6 +488,14 @@ void epoll_backend::start(const io_uring_sqe& sqe, std::unique_ptr<chain> rest) 
         finish(o, -EINVAL); // not behind an op
         return;
     case IORING_OP_RECV:
+        if (sqe.file_index != 0) {
+            // A multishot recv's byte cap (`optlen`, Linux 6.17): refused as an older kernel
+            // refuses it, and the caller falls back to cancelling (net::recv_stream does).
+            finish(o, -EINVAL);
+            return;
+        }
+        start_readiness(o);
+        return;
     case IORING_OP_SEND:
     case IORING_OP_RECVMSG:
     case IORING_OP_SENDMSG:

@@ -59,6 +59,24 @@ public:
     /// in the same buffer, so small reads do not pin a whole buffer each.
     [[nodiscard]] bool is_incremental() const noexcept { return m_incremental; }
 
+    /// Bytes of the ring one stream may hold queued (received, not yet taken by its consumer)
+    /// before it stops reading: see buffer_ring::stream_limit().
+    [[nodiscard]] std::uint32_t stream_limit() const noexcept { return m_stream_limit; }
+    void set_stream_limit(std::uint32_t bytes) noexcept { m_stream_limit = bytes; }
+    /// What a completion of `bytes` takes from the ring: the bytes themselves when consumption
+    /// is incremental, a whole buffer otherwise (a 1-byte read pins all of it).
+    [[nodiscard]] std::uint32_t cost_of(std::uint32_t bytes) const noexcept {
+        return m_incremental ? bytes : m_size;
+    }
+
+    /// Whether the kernel takes a multishot recv's byte cap (`optlen`, Linux 6.17): learnt from
+    /// the first capped arm's answer (EINVAL before 6.17, and on the epoll backend).
+    enum class cap_support : std::uint8_t { unknown, yes, no };
+    [[nodiscard]] cap_support recv_cap() const noexcept { return m_recv_cap; }
+    void learn_recv_cap(bool supported) noexcept {
+        m_recv_cap = supported ? cap_support::yes : cap_support::no;
+    }
+
     /// A completion carried `bytes` of buffer `bid` (IORING_CQE_F_BUFFER); `more` is
     /// IORING_CQE_F_BUF_MORE (the kernel goes on filling that buffer). Returns where the bytes
     /// start in the buffer. With `keep`, the bytes become a piece that release() must return;
@@ -101,6 +119,8 @@ private:
     unsigned m_waking = 0;              // woken streams not yet completed (see wake_one)
     int m_refs = 1;                     // owners (the creator holds the first)
     bool m_incremental = false;         // registered with IOU_PBUF_RING_INC
+    cap_support m_recv_cap = cap_support::unknown; // multishot recv byte caps (see recv_cap)
+    std::uint32_t m_stream_limit = 0;   // see stream_limit(); set by the constructor
     std::unique_ptr<std::uint32_t[]> m_offsets; // per buffer: bytes the kernel filled so far
     std::unique_ptr<std::uint32_t[]> m_pieces;  // per buffer: pieces not yet released
     std::unique_ptr<bool[]> m_out;              // per buffer: out of the ring (kernel done)

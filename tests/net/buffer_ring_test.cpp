@@ -88,6 +88,7 @@ task<void> eof_is_sticky() {
 task<std::uint64_t> starved_connection_loses_nothing() {
     io_context& ctx = io_context::current();
     buffer_ring ring(ctx, 1, 16);
+    ring.set_stream_limit(4096); // the stream keeps reading past its one buffer: into ENOBUFS
     auto [a, b] = socket_pair();
     recv_stream rs = b.recv_multishot(ring);
     std::vector<std::byte> payload = test::make_payload(7, 1000);
@@ -339,6 +340,98 @@ task<void> small_reads_share_a_buffer(buffer_ring* ring) {
     CHECK(text_of(fourth->data()) == "dd");
 }
 
+/// A peer that sends 64 KiB and whose consumer takes one chunk and then nothing (an echo server
+/// blocked sending to a client that never reads): its stream must stop at the ring's stream
+/// limit, and eight other connections must still be served through the same ring. Afterwards
+/// the slow consumer drains its stream and gets every byte, in order.
+task<void> one_slow_consumer_cannot_empty_the_ring(buffer_ring* ring, std::uint64_t* pauses) {
+    constexpr std::size_t k_size = 64 * 1024;
+    auto [hog_peer, hog] = socket_pair();
+    recv_stream hog_stream = hog.recv_multishot(*ring);
+    std::vector<std::byte> payload = test::make_payload(3, k_size);
+    result<std::size_t> sent = co_await hog_peer.send_all(payload);
+    REQUIRE(sent.value() == k_size);
+    // The consumer starts waiting (the recv is armed), takes at most the first chunk, and
+    // then takes nothing.
+    result<buffer_lease> first = std::errc::operation_canceled;
+    auto take_one = [](recv_stream* rs, result<buffer_lease>* out) -> task<void> {
+        *out = co_await rs->next();
+    };
+    auto arm = when_any(take_one(&hog_stream, &first), one_nop());
+    co_await arm;
+    auto stopped = [&hog_stream] { return hog_stream.pauses() > 0 && !hog_stream.is_armed(); };
+    task<void> wait = test::turn_until(stopped, 100'000);
+    co_await std::move(wait);
+    // It holds its limit (its consumer's chunk apart), and a buffer more when pieces of an
+    // incremental ring straddle one.
+    unsigned held = ring->count() - ring->available();
+    CAPTURE(held);
+    CHECK(held <= ring->stream_limit() / ring->buffer_size() + 2);
+
+    task_scope others;
+    std::vector<std::string> echoed(8);
+    for (std::size_t i = 0; i < echoed.size(); ++i) {
+        others.spawn([](buffer_ring* r, std::string* out, std::size_t n) -> task<void> {
+            auto [peer, conn] = socket_pair();
+            recv_stream rs = conn.recv_multishot(*r);
+            co_await send_text(&peer, "ping " + std::to_string(n));
+            result<buffer_lease> lease = co_await rs.next(std::chrono::seconds(10));
+            REQUIRE(lease.has_value());
+            *out = text_of(lease->data());
+        }(ring, &echoed[i], i));
+    }
+    co_await others.join();
+    for (std::size_t i = 0; i < echoed.size(); ++i)
+        CHECK(echoed[i] == "ping " + std::to_string(i));
+
+    std::vector<std::byte> got;
+    if (first) {
+        got.assign(first->data().begin(), first->data().end());
+        first->reset();
+    }
+    result<void> shut = co_await hog_peer.shutdown();
+    REQUIRE(shut.has_value());
+    for (;;) {
+        result<buffer_lease> lease = co_await hog_stream.next();
+        REQUIRE(lease.has_value());
+        if (lease->empty())
+            break;
+        got.insert(got.end(), lease->data().begin(), lease->data().end());
+    }
+    CHECK(got.size() == k_size);
+    CHECK(test::first_mismatch(got, 3) == got.size());
+    *pauses = hog_stream.pauses();
+}
+
+/// Two leases hold a ring of two buffers; a third connection's peer has sent, so its next(20 ms)
+/// waits for a buffer, not for the peer. A buffer comes back after 100 ms: the wait must get
+/// the bytes, not timed_out.
+task<void> a_starved_wait_is_not_idle(std::string* got) {
+    io_context& ctx = io_context::current();
+    buffer_ring ring(ctx, 2, 64, -1, net::buffer_use::whole);
+    auto [pa, a] = socket_pair();
+    auto [pb, b] = socket_pair();
+    auto [pc, c] = socket_pair();
+    recv_stream ra = a.recv_multishot(ring);
+    recv_stream rb = b.recv_multishot(ring);
+    recv_stream rc = c.recv_multishot(ring);
+    co_await send_text(&pa, "a");
+    co_await send_text(&pb, "b");
+    result<buffer_lease> la = co_await ra.next();
+    result<buffer_lease> lb = co_await rb.next();
+    REQUIRE(la.has_value());
+    REQUIRE(lb.has_value());
+    REQUIRE(ring.available() == 0);
+    co_await send_text(&pc, "c");
+    auto give_back = [](buffer_lease* lease) -> task<void> {
+        result<void> slept = co_await sleep_for(std::chrono::milliseconds(100));
+        slept.value();
+        lease->reset();
+    };
+    auto both = when_all(next_text(&rc, std::chrono::milliseconds(20), got), give_back(&*la));
+    co_await both;
+}
+
 /// A context whose reads are never cut short by the fault-injection mode: these cases check
 /// which bytes each lease holds, not how a reader copes with short reads.
 io_context_options exact_reads() {
@@ -358,6 +451,36 @@ TEST_CASE("incremental consumption: small reads share a buffer, which returns wh
     MESSAGE(mode);
     sync_wait(ctx, small_reads_share_a_buffer(&ring));
     CHECK(ring.available() == 2);
+}
+
+TEST_CASE("regression: a consumer that stops taking chunks holds at most its stream limit of "
+          "the ring; the other connections read on (one never-reading client emptied the ring "
+          "and starved every other connection)") {
+    for (bool kernel_cap : {true, false}) {
+        for (net::buffer_use use : {net::buffer_use::whole, net::buffer_use::incremental}) {
+            CAPTURE(kernel_cap);
+            CAPTURE(static_cast<int>(use));
+            io_context ctx(exact_reads());
+            buffer_ring ring(ctx, 64, 256, -1, use);
+            ring.set_stream_limit(1024);
+            if (!kernel_cap)
+                ring.group().learn_recv_cap(false); // as before Linux 6.17: cancel at the limit
+            std::uint64_t pauses = 0;
+            sync_wait(ctx, one_slow_consumer_cannot_empty_the_ring(&ring, &pauses));
+            CHECK(pauses >= 1);
+            CHECK(ring.available() == ring.count());
+            MESSAGE("pauses: ", pauses, ", kernel cap: ",
+                    ring.group().recv_cap() == net::detail::buffer_group::cap_support::yes);
+        }
+    }
+}
+
+TEST_CASE("regression: waiting for a ring buffer is not idleness: next(limit) waits on past its "
+          "limit while starved (starved connections were closed as idle)") {
+    io_context ctx(exact_reads());
+    std::string got;
+    sync_wait(ctx, a_starved_wait_is_not_idle(&got));
+    CHECK(got == "c");
 }
 
 TEST_CASE("a ring asked for whole buffers is not incremental") {
@@ -513,6 +636,7 @@ TEST_CASE("200 concurrent senders through a ring of 4 buffers: every byte arrive
 TEST_CASE("a recv stream destroyed while armed gives its buffers back once the kernel is done") {
     io_context ctx;
     buffer_ring ring(ctx, 4, 64, -1, net::buffer_use::whole);
+    ring.set_stream_limit(256); // room for the second message while the first is leased
     auto [a, b] = socket_pair();
     auto run = [](buffer_ring* r, unix_stream* sender, unix_stream* receiver) -> task<void> {
         recv_stream rs = receiver->recv_multishot(*r);
