@@ -2,11 +2,11 @@
 // echo: a TCP echo server on corio. Each connection is one coroutine that reads like the blocking
 // thread-per-connection version (recv, then send, until EOF) while one thread and one io_uring
 // serve every connection. Its lean siblings for side-by-side comparison (threads, epoll, raw
-// io_uring, corio, one CLI) are in examples/lab/echo/. Each connection reads into a buffer of its
-// own by default; with --provided-buffers N (512 is the measured choice) reads land in a shared
-// ring instead (multishot recv: an idle connection holds no buffer, about 1.3 KiB in all,
-// docs/provided_buffers.md). Not the default yet: a peer that never reads lets its armed recv take
-// the whole ring, and the starved connections' idle deadline then closes them (the soak run). With --shards N, N loops (threads, --cpus pins them) each
+// io_uring, corio, one CLI) are in examples/lab/echo/. Reads land in a ring of 512 provided
+// buffers shared by every connection (multishot recv: an idle connection holds no buffer, about
+// 1.3 KiB in all, docs/provided_buffers.md; a connection whose peer never reads the echo holds at
+// most the ring's stream limit); --provided-buffers 0 gives each connection a buffer of its own
+// (and a kernel before 5.19 gets that anyway). With --shards N, N loops (threads, --cpus pins them) each
 // run this same server on their own SO_REUSEPORT listener of the port; shard 0 owns the signals
 // (examples/common/shards.hpp). --shards 1 (the default) is one such loop.
 // Try: build/debug/examples/echo --port 0   (prints `listening on PORT`), then
@@ -47,7 +47,7 @@ struct options {
     unsigned sq_entries = 256;           // io_uring submission queue size
     unsigned cq_entries = 0;             // completion queue size (0: kernel default, 2 × SQ)
     std::size_t buffer_size = 4096;      // bytes per read (per connection, or per ring buffer)
-    unsigned provided_buffers = 0;       // >0: a shared ring of this many buffers (power of 2);
+    unsigned provided_buffers = 512;     // >0: a shared ring of this many buffers (power of 2);
                                          // 0: a buffer per connection
     std::size_t max_connections = 10000; // beyond this, new connections are closed at once
     std::chrono::milliseconds idle_timeout = 60s; // a peer silent (or not reading) this long goes
@@ -350,8 +350,8 @@ options parse_args(int argc, char** argv) {
              "bytes per read (per connection, or per ring buffer)")
         .type("BYTES");
     p.number("--provided-buffers", opt.provided_buffers, 0, 32768,
-             "> 0: reads go to a shared ring of this many buffers (a power of 2); 0: a "
-             "buffer per connection");
+             "> 0: reads go to a shared ring of this many buffers (a power of 2; default "
+             "512); 0: a buffer per connection");
     p.number("--max-connections", opt.max_connections, 0, 1'000'000,
              "beyond this, new connections are closed at once");
     p.duration("--idle-timeout-ms", opt.idle_timeout, 24h,
