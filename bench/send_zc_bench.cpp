@@ -5,11 +5,11 @@
 // reader thread draining the other end. Sizes 4 KiB to 1 MiB; bytes per second and the sender's
 // CPU per byte. On loopback the receiving side copies the pages anyway, so this measures the
 // overhead of zero-copy where it cannot win; a NIC is needed to see the win.
+#include "bench/support/loopback.hpp"
+
 #include <benchmark/benchmark.h>
 #include <liburing.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -28,33 +28,9 @@ std::int64_t thread_cpu_ns() noexcept {
     return std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
 }
 
-/// A connected loopback TCP pair {sender, receiver}, or {-1, -1}.
-std::pair<int, int> tcp_pair() {
-    int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof addr;
-    if (::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-        ::listen(listener, 1) != 0 ||
-        ::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-        ::close(listener);
-        return {-1, -1};
-    }
-    int sender = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (::connect(sender, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-        ::close(sender);
-        ::close(listener);
-        return {-1, -1};
-    }
-    int receiver = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
-    ::close(listener);
-    return {sender, receiver};
-}
-
 void run_send(benchmark::State& state, bool zero_copy) {
     const auto size = static_cast<std::size_t>(state.range(0));
-    auto [sender, receiver] = tcp_pair();
+    auto [sender, receiver] = corio::bench::loopback_tcp_pair();
     if (sender < 0) {
         state.SkipWithError("loopback connection");
         return;

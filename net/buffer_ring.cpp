@@ -204,7 +204,10 @@ recv_state::~recv_state() {
 
 void recv_state::prepare(io_uring_sqe* sqe) noexcept {
     const int fd = m_socket->native_handle();
-    m_capped = m_group->recv_cap() != buffer_group::cap_support::no;
+    // The kernel's cap counts bytes, and so does the limit only when consumption is
+    // incremental (whole buffers: a 64-byte chunk costs 4 KiB of ring, 512 of them the ring).
+    m_capped = m_group->is_incremental() &&
+               m_group->recv_cap() != buffer_group::cap_support::no;
     if (m_capped) {
         // Multishot, and the kernel ends it after stream_limit() bytes (Linux 6.17): the stream
         // never holds more than that however fast the peer sends. NOTE: liburing 2.3 names the
@@ -212,8 +215,8 @@ void recv_state::prepare(io_uring_sqe* sqe) noexcept {
         io_uring_prep_recv_multishot(sqe, fd, nullptr, 0, 0);
         sqe->file_index = m_group->stream_limit();
     } else {
-        // Before 6.17 a multishot recv cannot be bounded: with bytes waiting in the socket the
-        // kernel fills buffer after buffer in one go (a cancel arrives after it emptied the
+        // Without the cap a multishot recv cannot be bounded: with bytes waiting in the socket
+        // the kernel fills buffer after buffer in one go (a cancel arrives after it emptied the
         // ring). One buffer per recv instead, re-armed while the stream is under its limit.
         io_uring_prep_recv(sqe, fd, nullptr, 0, 0);
     }

@@ -52,8 +52,9 @@ public:
     /// Buffers the kernel can pick now (neither leased nor queued in a stream).
     [[nodiscard]] unsigned available() const noexcept { return m_group->available(); }
     /// Bytes of the ring one recv_stream may hold in chunks its consumer has not taken yet;
-    /// at the limit the stream stops reading (the kernel ends its recv at that many bytes on
-    /// Linux 6.17+, corio cancels it before) until the consumer catches up. Chunks count at
+    /// at the limit the stream stops reading until the consumer catches up (with incremental
+    /// consumption on Linux 6.17+ the kernel ends the multishot recv at that many bytes;
+    /// otherwise the stream reads with one recv SQE per buffer, re-armed under the limit). Chunks count at
     /// their size when consumption is incremental, a whole buffer each otherwise. Default: 1/64
     /// of the ring, at most 64 KiB, at least one buffer.
     [[nodiscard]] std::uint32_t stream_limit() const noexcept { return m_group->stream_limit(); }
