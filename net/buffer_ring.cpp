@@ -206,8 +206,7 @@ void recv_state::prepare(io_uring_sqe* sqe) noexcept {
     const int fd = m_socket->native_handle();
     // The kernel's cap counts bytes, and so does the limit only when consumption is
     // incremental (whole buffers: a 64-byte chunk costs 4 KiB of ring, 512 of them the ring).
-    m_capped = m_group->is_incremental() &&
-               m_group->recv_cap() != buffer_group::cap_support::no;
+    m_capped = m_group->is_incremental() && m_group->takes_recv_cap();
     if (m_capped) {
         // Multishot, and the kernel ends it after stream_limit() bytes (Linux 6.17): the stream
         // never holds more than that however fast the peer sends. NOTE: liburing 2.3 names the
@@ -234,20 +233,6 @@ void recv_state::on_cqe(int res, unsigned flags) noexcept {
         at = m_group->received(bid, res > 0 ? static_cast<std::uint32_t>(res) : 0,
                                flags & k_cqe_f_buf_more, keep);
     m_group->woken_done(this); // the re-arm after a wake-up has had its answer
-    if (m_capped && m_group->recv_cap() != buffer_group::cap_support::yes) {
-        if (res == -EINVAL) {
-            // A kernel before 6.17 refuses the cap (every stream armed before the first answer
-            // hears it): one buffer per recv from now on.
-            m_group->learn_recv_cap(false);
-            if (!m_orphaned) {
-                m_read_ahead = true; // re-arm as the refused recv would have gone on reading
-                request_service();
-            }
-            return;
-        }
-        if (keep)
-            m_group->learn_recv_cap(true);
-    }
     if (keep) {
         try {
             m_queue.push({bid, static_cast<std::uint32_t>(res), at});
@@ -268,6 +253,16 @@ void recv_state::on_cqe(int res, unsigned flags) noexcept {
             }
         }
         wake();
+        return;
+    }
+    if (res == -EINVAL && m_capped) {
+        // A kernel before 6.17 refuses the cap (every stream armed before the first answer
+        // hears it): one buffer per recv from now on. (Another EINVAL comes back uncapped.)
+        m_group->refuse_recv_cap();
+        if (!m_orphaned) {
+            m_read_ahead = true; // re-arm as the refused recv would have gone on reading
+            request_service();
+        }
         return;
     }
     if (m_orphaned || res > 0)
@@ -335,8 +330,10 @@ void recv_state::service() {
         if (starved_node::m_woken) {
             // A buffer was promised to us: take it (woken_done on the completion). The idle
             // limit starts again: the wait for a buffer was not the peer's silence.
-            if (m_wait_deadline_ns != std::numeric_limits<std::int64_t>::max())
-                restart_deadline(corio::detail::monotonic_now_ns());
+            if (m_wait_deadline_ns != std::numeric_limits<std::int64_t>::max()) {
+                m_wait_deadline_ns = corio::detail::monotonic_now_ns() + m_wait_limit_ns;
+                queue_idle_timer(m_wait_deadline_ns);
+            }
             read();
         } else {
             arm_or_starve();
@@ -384,23 +381,19 @@ void recv_state::on_idle_timer(corio::detail::timer_node* node, bool expired) no
     self->m_loop->post(&w->m_node);
 }
 
-void recv_state::restart_deadline(std::int64_t now_ns) {
-    std::int64_t deadline = now_ns + m_wait_limit_ns;
-    if (!m_idle.queued() || m_idle.m_deadline_ns > deadline) {
-        m_loop->remove_timer(&m_idle);
-        m_idle.m_deadline_ns = deadline;
-        m_loop->add_timer(&m_idle); // may throw std::bad_alloc (the first time only)
-    }
-    m_wait_deadline_ns = deadline; // a timer queued earlier re-queues itself for it
+void recv_state::requeue_idle_timer(std::int64_t deadline_ns) {
+    m_loop->remove_timer(&m_idle);
+    m_idle.m_deadline_ns = deadline_ns;
+    m_loop->add_timer(&m_idle); // may throw std::bad_alloc (the first time only)
 }
 
 void recv_state::wait_within(stream_waiter& waiter, std::coroutine_handle<> h, stop_token token,
                              std::int64_t limit_ns) {
-    m_wait_limit_ns = limit_ns;
-    restart_deadline(corio::detail::monotonic_now_ns()); // before registering: it may throw
-    std::int64_t deadline = m_wait_deadline_ns;
+    std::int64_t deadline = corio::detail::monotonic_now_ns() + limit_ns;
+    queue_idle_timer(deadline); // before registering anything: it may throw
     wait(waiter, h, token);
     m_wait_deadline_ns = deadline;
+    m_wait_limit_ns = limit_ns;
 }
 
 void recv_state::wait(stream_waiter& waiter, std::coroutine_handle<> h, stop_token token) {

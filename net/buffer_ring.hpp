@@ -184,8 +184,14 @@ private:
     void read();
     /// Waiting for a ring buffer (after ENOBUFS, or not armed because none was free).
     [[nodiscard]] bool is_starved() const noexcept { return starved_node::m_linked; }
-    /// Starts (or moves) the idle timer for a consumer's deadline.
-    void restart_deadline(std::int64_t now_ns);
+    /// Makes sure the idle timer fires by `deadline_ns`. Lazy: a timer queued for a later
+    /// deadline stays, fires early and re-queues itself (see idle_timer); inline, as it runs
+    /// at every timed wait.
+    void queue_idle_timer(std::int64_t deadline_ns) {
+        if (!m_idle.queued() || m_idle.m_deadline_ns > deadline_ns)
+            requeue_idle_timer(deadline_ns);
+    }
+    void requeue_idle_timer(std::int64_t deadline_ns);
     void on_orphaned() noexcept override;
     static void on_idle_timer(corio::detail::timer_node* node, bool expired) noexcept;
 

@@ -69,13 +69,10 @@ public:
         return m_incremental ? bytes : m_size;
     }
 
-    /// Whether the kernel takes a multishot recv's byte cap (`optlen`, Linux 6.17): learnt from
-    /// the first capped arm's answer (EINVAL before 6.17, and on the epoll backend).
-    enum class cap_support : std::uint8_t { unknown, yes, no };
-    [[nodiscard]] cap_support recv_cap() const noexcept { return m_recv_cap; }
-    void learn_recv_cap(bool supported) noexcept {
-        m_recv_cap = supported ? cap_support::yes : cap_support::no;
-    }
+    /// Whether a multishot recv may carry a byte cap (`optlen`, Linux 6.17): true until a capped
+    /// recv is refused with EINVAL (before 6.17, and on the epoll backend).
+    [[nodiscard]] bool takes_recv_cap() const noexcept { return m_takes_recv_cap; }
+    void refuse_recv_cap() noexcept { m_takes_recv_cap = false; }
 
     /// A completion carried `bytes` of buffer `bid` (IORING_CQE_F_BUFFER); `more` is
     /// IORING_CQE_F_BUF_MORE (the kernel goes on filling that buffer). Returns where the bytes
@@ -119,7 +116,7 @@ private:
     unsigned m_waking = 0;              // woken streams not yet completed (see wake_one)
     int m_refs = 1;                     // owners (the creator holds the first)
     bool m_incremental = false;         // registered with IOU_PBUF_RING_INC
-    cap_support m_recv_cap = cap_support::unknown; // multishot recv byte caps (see recv_cap)
+    bool m_takes_recv_cap = true;       // see takes_recv_cap()
     std::uint32_t m_stream_limit = 0;   // see stream_limit(); set by the constructor
     std::unique_ptr<std::uint32_t[]> m_offsets; // per buffer: bytes the kernel filled so far
     std::unique_ptr<std::uint32_t[]> m_pieces;  // per buffer: pieces not yet released
