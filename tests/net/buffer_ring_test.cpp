@@ -432,6 +432,28 @@ task<void> a_starved_wait_is_not_idle(std::string* got) {
     co_await both;
 }
 
+/// The stream stops at its limit after one chunk (no recv armed), then its socket is closed: the
+/// next wait ends the stream with ECANCELED, as a close during an armed recv does, and never arms
+/// a recv on the closed fd number.
+task<std::error_code> closed_between_recvs() {
+    io_context& ctx = io_context::current();
+    buffer_ring ring(ctx, 4, 64, -1, net::buffer_use::whole);
+    ring.set_stream_limit(64); // one buffer: the stream stops after each chunk
+    auto [a, b] = socket_pair();
+    recv_stream rs = b.recv_multishot(ring);
+    co_await send_text(&a, "one");
+    result<buffer_lease> first = co_await rs.next();
+    REQUIRE(first.has_value());
+    CHECK(text_of(first->data()) == "one");
+    CHECK_FALSE(rs.is_armed());
+    std::uint64_t arms = rs.arms();
+    result<void> closed = co_await b.close();
+    REQUIRE(closed.has_value());
+    result<buffer_lease> after = co_await rs.next();
+    CHECK(rs.arms() == arms);
+    co_return after ? std::error_code() : after.error();
+}
+
 /// A context whose reads are never cut short by the fault-injection mode: these cases check
 /// which bytes each lease holds, not how a reader copes with short reads.
 io_context_options exact_reads() {
@@ -601,6 +623,12 @@ TEST_CASE("an empty buffer ring slows a connection down (ENOBUFS) without losing
 
 TEST_CASE("closing the socket ends its recv stream with ECANCELED, for good") {
     CHECK(sync_wait(close_ends_stream()) == std::errc::operation_canceled);
+}
+
+TEST_CASE("regression: a stream whose socket was closed while no recv was armed ends with "
+          "ECANCELED (it armed a recv on fd -1 and ended with EBADF)") {
+    io_context ctx(exact_reads());
+    CHECK(sync_wait(ctx, closed_between_recvs()) == std::errc::operation_canceled);
 }
 
 TEST_CASE("a peer reset ends a recv stream with ECONNRESET") {
