@@ -167,6 +167,7 @@ public:
     std::uint64_t m_starvations = 0; // ENOBUFS completions (ring empty: slowed down)
     std::uint64_t m_pauses = 0;      // stops because the queued bytes reached the stream limit
     std::uint64_t m_received = 0;    // bytes received
+    std::uint64_t m_completions = 0; // completions that carried bytes (a bundle: several chunks)
 
 private:
     struct item {
@@ -213,7 +214,7 @@ private:
     std::int64_t m_wait_deadline_ns = 0; // the waiting consumer's deadline (none: INT64_MAX)
     std::int64_t m_wait_limit_ns = 0;    // the idle limit it was given (restarts after starving)
     std::uint32_t m_held = 0;        // ring bytes the queue holds (buffer_group::cost_of)
-    bool m_capped = false;           // the armed SQE is a multishot with a byte cap (optlen)
+    bool m_capped = false;           // the armed SQE: a multishot with a byte cap, bundles
     bool m_read_ahead = false;       // service() should re-arm: a recv ended under the limit
 };
 
@@ -267,6 +268,9 @@ public:
     /// How often this stream stopped reading because its queued chunks reached the stream limit
     /// (its consumer fell behind; the bytes waited in the socket).
     [[nodiscard]] std::uint64_t pauses() const noexcept { return m_state->m_pauses; }
+    /// Completions that carried bytes. Fewer than the chunks handed out when the kernel fills
+    /// several buffers per completion (bundles, Linux 6.10).
+    [[nodiscard]] std::uint64_t completions() const noexcept { return m_state->m_completions; }
     /// True while the stream's recv is armed (reading into the ring).
     [[nodiscard]] bool is_armed() const noexcept { return m_state->is_armed(); }
     /// SQEs armed so far (the first and every re-arm).

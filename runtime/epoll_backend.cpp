@@ -34,6 +34,9 @@ constexpr std::uint64_t k_done_tag = ~std::uint64_t{0};
 /// CQEs one multishot op posts per wake-up before the others get their turn (the kernel's
 /// multishot recv retries a similar bounded number of times).
 constexpr unsigned k_multishot_batch = 32;
+
+/// IORING_RECVSEND_BUNDLE (sqe->ioprio; Linux 6.10, unnamed in liburing 2.3).
+constexpr unsigned k_recvsend_bundle = 1u << 4;
 /// Waits in a row that may skip epoll because CQEs are waiting: then one looks anyway, so a
 /// task that keeps completing at once cannot starve the sockets.
 constexpr unsigned k_max_skipped_polls = 8;
@@ -488,9 +491,9 @@ void epoll_backend::start(const io_uring_sqe& sqe, std::unique_ptr<chain> rest) 
         finish(o, -EINVAL); // not behind an op
         return;
     case IORING_OP_RECV:
-        if (sqe.file_index != 0) {
-            // A multishot recv's byte cap (`optlen`, Linux 6.17): refused as an older kernel
-            // refuses it, and the caller falls back to cancelling (net::recv_stream does).
+        if (sqe.file_index != 0 || (sqe.ioprio & k_recvsend_bundle)) {
+            // A multishot recv's byte cap (`optlen`, Linux 6.17) or a bundle (6.10): refused as
+            // an older kernel refuses them; the caller arms without (net::recv_stream does).
             finish(o, -EINVAL);
             return;
         }

@@ -17,6 +17,8 @@ namespace corio::net::detail {
 // io_uring_buf_reg's `pad` (the kernel's `flags`), the CQE flag has no name yet.
 inline constexpr std::uint16_t k_pbuf_ring_inc = 2;   ///< IOU_PBUF_RING_INC
 inline constexpr unsigned k_cqe_f_buf_more = 1u << 4; ///< IORING_CQE_F_BUF_MORE
+// Bundles (Linux 6.10) predate nothing in liburing 2.3 either: the recv flag has no name there.
+inline constexpr unsigned k_recvsend_bundle = 1u << 4; ///< IORING_RECVSEND_BUNDLE (sqe->ioprio)
 
 /// A stream that got ENOBUFS and waits for a buffer to come back.
 struct starved_node {
@@ -74,12 +76,33 @@ public:
     [[nodiscard]] bool takes_recv_cap() const noexcept { return m_takes_recv_cap; }
     void refuse_recv_cap() noexcept { m_takes_recv_cap = false; }
 
+
     /// A completion carried `bytes` of buffer `bid` (IORING_CQE_F_BUFFER); `more` is
     /// IORING_CQE_F_BUF_MORE (the kernel goes on filling that buffer). Returns where the bytes
     /// start in the buffer. With `keep`, the bytes become a piece that release() must return;
     /// without, they are dropped (an orphaned stream). The buffer goes back into the ring once
     /// the kernel is done with it and every piece of it is released.
     std::uint32_t received(std::uint16_t bid, std::uint32_t bytes, bool more, bool keep) noexcept;
+    /// A bundle's completion (IORING_RECVSEND_BUNDLE): `bytes` from buffer `first` on, across
+    /// the ring entries that follow its own (not consecutive buffer ids once buffers came back
+    /// out of order), the last one left partly filled with incremental consumption. Calls
+    /// `piece(bid, size, offset)` for each buffer's share, in order, after counting it as
+    /// received() does.
+    template <class Piece>
+    void received_bundle(std::uint16_t first, std::uint32_t bytes, bool keep,
+                         Piece&& piece) noexcept {
+        for (std::uint32_t position = m_position[first]; bytes > 0; ++position) {
+            auto bid = m_ring_bids[position & static_cast<unsigned>(m_mask)];
+            std::uint32_t room = m_size - m_offsets[bid];
+            std::uint32_t size = bytes < room ? bytes : room;
+            bytes -= size;
+            // The kernel takes whole buffers unless incremental, where it keeps filling the
+            // last one (the completion's IORING_CQE_F_BUF_MORE).
+            std::uint32_t at = received(bid, size, m_incremental && size < room, keep);
+            if (keep)
+                piece(bid, size, at);
+        }
+    }
     /// Returns a piece of buffer `bid` (a dropped lease, a stream's unclaimed chunk).
     void release(std::uint16_t bid) noexcept;
     /// Wakes the oldest starved stream if a buffer is free that no woken stream was promised:
@@ -117,6 +140,10 @@ private:
     int m_refs = 1;                     // owners (the creator holds the first)
     bool m_incremental = false;         // registered with IOU_PBUF_RING_INC
     bool m_takes_recv_cap = true;       // see takes_recv_cap()
+    // The ring's entries in the order the kernel takes them, to follow a bundle across them.
+    std::unique_ptr<std::uint16_t[]> m_ring_bids; // per position (& m_mask): the buffer put there
+    std::unique_ptr<std::uint32_t[]> m_position;  // per buffer: the position it was put at
+    std::uint32_t m_tail = 0;                    // positions filled (the ring's tail)
     std::uint32_t m_stream_limit = 0;   // see stream_limit(); set by the constructor
     std::unique_ptr<std::uint32_t[]> m_offsets; // per buffer: bytes the kernel filled so far
     std::unique_ptr<std::uint32_t[]> m_pieces;  // per buffer: pieces not yet released

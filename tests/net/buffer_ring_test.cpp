@@ -454,6 +454,34 @@ task<std::error_code> closed_between_recvs() {
     co_return after ? std::error_code() : after.error();
 }
 
+struct bulk_result {
+    std::vector<std::byte> got;    // every byte, in order
+    std::uint64_t chunks = 0;      // leases handed out
+    std::uint64_t completions = 0; // completions that carried them
+};
+
+/// 128 KiB sent before the stream is armed, then drained: with bundles the kernel fills several
+/// buffers per completion (each a lease of its own, in order).
+task<void> bulk_through_bundles(buffer_ring* ring, bulk_result* out) {
+    constexpr std::size_t k_size = 128 * 1024;
+    auto [a, b] = socket_pair();
+    std::vector<std::byte> payload = test::make_payload(5, k_size);
+    result<std::size_t> sent = co_await a.send_all(payload);
+    REQUIRE(sent.value() == k_size);
+    result<void> shut = co_await a.shutdown();
+    REQUIRE(shut.has_value());
+    recv_stream rs = b.recv_multishot(*ring);
+    for (;;) {
+        result<buffer_lease> lease = co_await rs.next();
+        REQUIRE(lease.has_value());
+        if (lease->empty())
+            break;
+        ++out->chunks;
+        out->got.insert(out->got.end(), lease->data().begin(), lease->data().end());
+    }
+    out->completions = rs.completions();
+}
+
 /// A context whose reads are never cut short by the fault-injection mode: these cases check
 /// which bytes each lease holds, not how a reader copes with short reads.
 io_context_options exact_reads() {
@@ -503,6 +531,29 @@ TEST_CASE("regression: waiting for a ring buffer is not idleness: next(limit) wa
     std::string got;
     sync_wait(ctx, a_starved_wait_is_not_idle(&got));
     CHECK(got == "c");
+}
+
+TEST_CASE("a bulk stream arrives whole and in order when the kernel fills several buffers per "
+          "completion (bundles, Linux 6.10; one buffer per completion where refused)") {
+    for (net::buffer_use use : {net::buffer_use::whole, net::buffer_use::incremental}) {
+        CAPTURE(static_cast<int>(use));
+        io_context ctx(exact_reads());
+        buffer_ring ring(ctx, 16, 4096, -1, use);
+        ring.set_stream_limit(32 * 1024);
+        bulk_result out;
+        sync_wait(ctx, bulk_through_bundles(&ring, &out));
+        CHECK(out.got.size() == 128 * 1024);
+        CHECK(test::first_mismatch(out.got, 5) == out.got.size());
+        CHECK(ring.available() == ring.count());
+        // Bundles come with the kernel's cap (Linux 6.17), which needs incremental consumption.
+        bool bundles = ring.group().takes_recv_cap() && ring.is_incremental();
+        MESSAGE("bundles: ", bundles, ", ", out.chunks, " chunks in ", out.completions,
+                " completions");
+        if (bundles)
+            CHECK(out.completions < out.chunks);
+        else
+            CHECK(out.completions == out.chunks);
+    }
 }
 
 TEST_CASE("a ring asked for whole buffers is not incremental") {
