@@ -728,8 +728,12 @@ void connection::after_arrival() noexcept {
 corio::task<bool> connection::read_into_buffer() {
     for (;;) {
         m_data = m_in.data();
-        auto processing = process_buffer();
-        bool more = co_await std::move(processing);
+        bool more = false;
+        {
+            // Scoped: the finished frame goes before the wait instead of staying with it.
+            auto processing = process_buffer();
+            more = co_await std::move(processing);
+        }
         if (!more)
             co_return true;
         bool idle = m_begin == m_end && m_parser.is_fresh() && m_discard == 0;
@@ -799,8 +803,11 @@ bool connection::keep_partial_head(bool from_lease) {
 corio::task<bool> connection::read_from_ring(net::recv_stream* chunks) {
     net::buffer_lease lease;
     for (;;) {
-        auto processing = process_buffer();
-        bool more = co_await std::move(processing);
+        bool more = false;
+        {
+            auto processing = process_buffer(); // scoped as in read_into_buffer()
+            more = co_await std::move(processing);
+        }
         if (!more)
             co_return true;
         bool kept = keep_partial_head(!lease.empty());
