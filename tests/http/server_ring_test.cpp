@@ -70,7 +70,8 @@ TEST_CASE("ring mode: an idle keep-alive connection holds no input bytes; the ri
           "once, in ring_bytes") {
     temp_root root;
     root.write("a.txt", "hello");
-    server srv({"--root", root.dir.string(), "--provided-buffers", "64"});
+    server srv({"--root", root.dir.string(), "--provided-buffers", "64", "--provided-buffer-size",
+                "4096"});
     std::vector<std::unique_ptr<client>> clients;
     for (int i = 0; i < 3; ++i) {
         clients.push_back(std::make_unique<client>(srv.port));
