@@ -5,8 +5,8 @@
 // Each connection is one coroutine that reads like the blocking version. Small files are served
 // from a bounded in-memory cache revalidated once per --cache-validity-ms (see file_cache.hpp).
 // Requests are read through a provided-buffer ring (multishot recv, --provided-buffers 512 by
-// default): an idle keep-alive connection holds no input buffer (4.3 KB in all per idle
-// connection against 7.9 KB with --provided-buffers 0, a 4 KiB buffer each; docs/servers.md).
+// default): an idle keep-alive connection holds no input buffer (3.3 KB in all per idle
+// connection against 6.9 KB with --provided-buffers 0, a 4 KiB buffer each; docs/servers.md).
 // Choices: a traversal attempt (.., %2F, \, NUL) is 400, a symlink leading outside 403, a missing
 // file 404; request bodies are skipped (413 past --max-body), Transfer-Encoding is 501; several
 // ranges in one Range get the whole body (200); timeouts are deadlines checked by one sweep task.
@@ -76,10 +76,10 @@ struct options {
     parse_limits limits;                               // request line, header count and bytes, body
     std::size_t cache_bytes = 32u << 20;               // the small-file cache's bound (0: no cache)
     std::size_t cache_max_file = 256u << 10;           // larger files are always read from disk
-    unsigned provided_buffers = 512;     // >0: requests are read through a ring of this many
-                                         // buffers per shard; 0: a buffer per connection
-    std::uint32_t provided_buffer_size = 4096;         // bytes of each ring buffer
     std::chrono::milliseconds cache_validity = 1000ms; // a cached file is rechecked after this
+    unsigned provided_buffers = 512; // >0: requests are read through a ring of this many buffers
+                                     // per shard; 0: a buffer per connection
+    std::uint32_t provided_buffer_size = 4096;         // bytes of each ring buffer
     example::shard_flags shards;                       // --shards, --cpus
 };
 
