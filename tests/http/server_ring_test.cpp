@@ -246,3 +246,34 @@ TEST_CASE("ring mode: a ring of two 64-byte buffers serves eight pipelining conn
     INFO(stats);
     CHECK(stat_field(stats, "requests") == "80");
 }
+
+// The mode that is no longer the default keeps a test of its own paths (the whole suite runs in
+// it as meson's http-own-buffer test): the buffer grows for a head larger than 4 KiB, shrinks
+// back when idle, and compacts pipelined requests and skipped bodies.
+TEST_CASE("own-buffer mode: a head larger than the 4 KiB buffer grows it, then it shrinks back; "
+          "pipelining and skipped bodies") {
+    temp_root root;
+    root.write("a.txt", "hello");
+    server srv({"--root", root.dir.string(), "--provided-buffers", "0", "--max-body", "8192",
+                "--max-headers", "1000", "--max-header-bytes", "65536"});
+    client c(srv.port);
+    // About 21 KiB of header lines: the buffer doubles to 32 KiB (above 16 KiB an idle
+    // connection's buffer goes back to 4 KiB; up to 16 KiB it is kept).
+    response big = c.get("/a.txt", padding_headers(500, 'g'));
+    CHECK(big.status == 200);
+    CHECK(big.body == "hello");
+    std::string body(5000, 'b');
+    std::string burst = "GET /a.txt HTTP/1.1\r\nHost: t\r\nContent-Length: 5000\r\n\r\n" + body;
+    for (int i = 0; i < 20; ++i)
+        burst += k_get_a;
+    c.send(burst);
+    for (int i = 0; i < 21; ++i) {
+        INFO(i);
+        CHECK(read_response(c.in).body == "hello");
+    }
+    std::string stats = stats_when(srv, "bytes_buffered", "4096");
+    INFO(stats);
+    CHECK(stat_field(stats, "bytes_buffered") == "4096"); // back to one 4 KiB buffer when idle
+    CHECK(stat_field(stats, "requests") == "22");
+    CHECK(stat_field(stats, "ring_bytes") == "0");
+}
