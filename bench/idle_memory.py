@@ -8,6 +8,10 @@
 Example (the numbers in docs/provided_buffers.md):
   python3 bench/idle_memory.py --server build/release/examples/echo --connections 10000 \
       -- --provided-buffers 4096
+With --http PATH the server is an HTTP server (corio-http): each connection sends one keep-alive
+`GET PATH` and reads the whole response instead of an echo, e.g.
+  python3 bench/idle_memory.py --server build/release/examples/http/corio-http --http /file \
+      --connections 10000 -- --root DIR --provided-buffers 512
 Arguments after `--` go to the server. The server is started with `--port 0` and must print
 `listening on PORT` first. Prints one JSON line: rss_before_kib, rss_idle_kib, bytes_per_conn,
 hwm_kib (VmHWM: the peak, connecting included) and the server's SIGUSR1 stats line.
@@ -53,12 +57,34 @@ def recv_exact(sock, n, deadline):
     return got
 
 
+def recv_http_response(sock, deadline):
+    """One response with a Content-Length body; its status line."""
+    got = b""
+    while b"\r\n\r\n" not in got:
+        sock.settimeout(max(0.001, deadline - time.monotonic()))
+        chunk = sock.recv(4096)
+        if not chunk:
+            raise ConnectionError("server closed the connection")
+        got += chunk
+    head, _, body = got.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    if len(body) < length:
+        body += recv_exact(sock, length - len(body), deadline)
+    return head.split(b"\r\n")[0].decode()
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--server", required=True, help="the echo server binary")
     p.add_argument("--connections", type=int, default=10000)
     p.add_argument("--size", type=int, default=64, help="bytes of the one message per connection")
+    p.add_argument("--http", metavar="PATH",
+                   help="an HTTP server: one GET PATH per connection instead of an echo")
     p.add_argument("--batch", type=int, default=500, help="connections opened per round")
     p.add_argument("--settle", type=float, default=0.5, help="seconds before reading VmRSS")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds for the whole run")
@@ -75,6 +101,8 @@ def main():
         time.sleep(args.settle)
         before = status_kib(proc.pid, "VmRSS")
         message = bytes(i % 251 for i in range(args.size))
+        if args.http:
+            message = f"GET {args.http} HTTP/1.1\r\nHost: bench\r\n\r\n".encode()
         while len(socks) < args.connections:
             if time.monotonic() > deadline:
                 sys.exit(f"timed out after {len(socks)} connections")
@@ -86,13 +114,17 @@ def main():
             for s in batch:
                 s.sendall(message)
             for s in batch:
-                if recv_exact(s, len(message), deadline) != message:
+                if args.http:
+                    status = recv_http_response(s, deadline)
+                    if not status.startswith("HTTP/1.1 200"):
+                        sys.exit(f"unexpected response: {status!r}")
+                elif recv_exact(s, len(message), deadline) != message:
                     sys.exit("echo mismatch")
             socks += batch
         time.sleep(args.settle)
         idle = status_kib(proc.pid, "VmRSS")
         hwm = status_kib(proc.pid, "VmHWM")
-        proc.send_signal(signal.SIGUSR1)  # echo prints its stats line
+        proc.send_signal(signal.SIGUSR1)  # the server prints its stats line
         stats = ""
         while time.monotonic() < deadline:
             line = proc.stdout.readline().decode()

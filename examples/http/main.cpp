@@ -4,6 +4,9 @@
 // requests inside (openat2 RESOLVE_BENEATH), and every file operation through the ring.
 // Each connection is one coroutine that reads like the blocking version. Small files are served
 // from a bounded in-memory cache revalidated once per --cache-validity-ms (see file_cache.hpp).
+// Requests are read through a provided-buffer ring (multishot recv, --provided-buffers 512 by
+// default): an idle keep-alive connection holds no input buffer (3.3 KB in all per idle
+// connection against 6.9 KB with --provided-buffers 0, a 4 KiB buffer each; docs/servers.md).
 // Choices: a traversal attempt (.., %2F, \, NUL) is 400, a symlink leading outside 403, a missing
 // file 404; request bodies are skipped (413 past --max-body), Transfer-Encoding is 501; several
 // ranges in one Range get the whole body (200); timeouts are deadlines checked by one sweep task.
@@ -74,6 +77,9 @@ struct options {
     std::size_t cache_bytes = 32u << 20;               // the small-file cache's bound (0: no cache)
     std::size_t cache_max_file = 256u << 10;           // larger files are always read from disk
     std::chrono::milliseconds cache_validity = 1000ms; // a cached file is rechecked after this
+    unsigned provided_buffers = 512; // >0: requests are read through a ring of this many buffers
+                                     // per shard; 0: a buffer per connection
+    std::uint32_t provided_buffer_size = 4096;         // bytes of each ring buffer
     example::shard_flags shards;                       // --shards, --cpus
 };
 
@@ -83,7 +89,7 @@ struct connection_entry {
     int fd = -1;                      // the socket (owned by the connection's task)
     steady::time_point deadline;      // when the sweep shuts it down
     bool timed_out = false;           // the sweep shut it down
-    std::size_t buffered = 0;         // bytes of its receive buffer (for the stats)
+    std::size_t buffered = 0;         // bytes of its own input buffer (for the stats)
     connection_entry* prev = nullptr; // neighbours in server_state's list
     connection_entry* next = nullptr;
 };
@@ -95,6 +101,7 @@ struct server_state {
     const options& opt;
     int root_fd = -1;                      // the document root, O_PATH|O_DIRECTORY
     file_cache cache;                      // small files in memory
+    net::buffer_ring* ring = nullptr;      // with --provided-buffers: where requests are read
     date_cache dates;                      // the Date value, once per second
     connection_entry* head = nullptr;      // every open connection
     net::server* front = nullptr;          // accepts and drains; counts connections, timeouts
@@ -272,9 +279,13 @@ plan plan_response(const request& r, std::uint64_t size, std::int64_t mtime,
 
 // ----- one connection -----
 
-/// The connection's task and state. Responses are queued in an output batch (heads and small
-/// bodies copied into one buffer, larger cached bodies by reference) and sent with gathering
-/// send_all calls; a file too large for the cache is streamed after the batch with send_file_range.
+/// The connection's task and state. Requests are read through a multishot recv into the shard's
+/// ring (the default) and parsed straight from each chunk (a buffer_lease): m_in holds only a
+/// request head split across chunks, so an idle connection holds no input buffer at all. With
+/// --provided-buffers 0 they are read into a buffer of its own (m_in, 4 KiB from the accept on).
+/// Responses are queued in an output batch (heads and small bodies copied into one buffer, larger
+/// cached bodies by reference) and sent with gathering send_all calls; a file too large for the
+/// cache is streamed after the batch with send_file_range.
 class connection {
 public:
     connection(net::tcp_stream conn, net::server::connection* ctx, server_state* srv)
@@ -282,8 +293,11 @@ public:
         m_entry.fd = m_conn.native_handle();
         m_header_deadline = steady::now() + srv->opt.header_timeout;
         m_entry.deadline = m_header_deadline; // the first request is due from the accept on
-        m_in.resize(k_initial_buffer);
-        m_entry.buffered = m_in.size();
+        if (srv->ring == nullptr) {
+            m_in.resize(k_initial_buffer);
+            m_data = m_in.data();
+            m_entry.buffered = m_in.capacity();
+        }
         const parse_limits& l = srv->opt.limits;
         // Room for the largest head the parser accepts (it refuses one before it outgrows this).
         m_max_buffer = l.max_request_line + l.max_header_bytes + 64;
@@ -308,11 +322,17 @@ private:
     };
 
     corio::task<bool> process_buffer();
+    corio::task<bool> read_into_buffer();
+    corio::task<bool> read_from_ring(net::recv_stream* chunks);
+    bool keep_partial_head(bool from_lease);
+    void before_wait(bool idle);
+    void after_arrival() noexcept;
     corio::task<bool> serve_request(const request* r);
     corio::task<bool> flush();
     corio::task<bool> send_fully();
     corio::task<bool> stream_file(const corio::file* f, std::uint64_t offset, std::uint64_t length);
-    corio::task<void> linger_close();
+    corio::task<void> linger_close(net::recv_stream* chunks);
+    corio::task<void> close(net::recv_stream* chunks, bool orderly);
     bool serve_cached(const request& r, const std::string& key);
     void queue_cached(const request& r, const cached_file& c);
     void queue_error(int status, bool keep_alive, bool head_only = false);
@@ -340,8 +360,9 @@ private:
     server_state* m_srv;      // the server it belongs to
     connection_entry m_entry; // its place in the server's list
     request_parser m_parser;  // the request head being parsed
-    std::vector<char> m_in;   // received bytes: [m_begin, m_end) not consumed yet
-    std::size_t m_begin = 0;
+    std::vector<char> m_in;   // own input buffer; in ring mode only a head split across chunks
+    const char* m_data = nullptr; // what process_buffer() parses: m_in, or the current lease
+    std::size_t m_begin = 0;      // [m_begin, m_end) of m_data: received, not consumed yet
     std::size_t m_end = 0;
     std::size_t m_max_buffer = 0;         // m_in never grows beyond this
     std::uint64_t m_discard = 0;          // body bytes of the last request still to skip
@@ -574,8 +595,9 @@ corio::task<bool> connection::serve_request(const request* r) {
     co_return ok&& keep;
 }
 
-/// Answers every complete request in the buffer, in order. False when the connection must close
-/// (after flushing what was queued).
+/// Answers every complete request in [m_begin, m_end) of m_data, in order, and skips the bodies
+/// to discard. The parsed request's views point into m_data: its bytes (m_in or the lease) stay
+/// put until this returns. False when the connection must close (after flushing what was queued).
 corio::task<bool> connection::process_buffer() {
     for (;;) {
         if (m_discard > 0) {
@@ -587,7 +609,7 @@ corio::task<bool> connection::process_buffer() {
         }
         if (m_begin == m_end)
             break;
-        parse_status s = m_parser.feed(std::string_view(m_in.data() + m_begin, m_end - m_begin));
+        parse_status s = m_parser.feed(std::string_view(m_data + m_begin, m_end - m_begin));
         if (s == parse_status::need_more)
             break;
         if (s == parse_status::error) {
@@ -627,18 +649,30 @@ corio::task<bool> connection::process_buffer() {
 /// still sends for a moment, so that closing with unread bytes does not reset the connection
 /// before the client has read the response. A client that neither closes nor sends for
 /// --linger-timeout-ms is closed anyway (counted: linger_timeouts); so is one whose connection
-/// deadline passes meanwhile (the sweep; counted: timed_out).
-corio::task<void> connection::linger_close() {
+/// deadline passes meanwhile (the sweep; counted: timed_out). In ring mode the bytes are read
+/// through the connection's stream (its multishot recv is still armed on the socket).
+corio::task<void> connection::linger_close(net::recv_stream* chunks) {
     auto shut = m_conn.shutdown(SHUT_WR);
     corio::result<void> down = co_await shut;
     if (down && m_srv->opt.linger_timeout.count() > 0) {
         char sink[4096];
         for (int i = 0; i < 64; ++i) {
-            auto recv = corio::with_timeout(m_conn.recv_some(std::span<char>(sink)),
-                                            m_srv->opt.linger_timeout);
-            corio::result<std::size_t> n = co_await recv;
-            if (!n || *n == 0) {
-                m_srv->linger_timeouts += n == std::errc::timed_out;
+            bool timed_out = false;
+            bool ended = false;
+            if (chunks != nullptr) {
+                corio::result<net::buffer_lease> got =
+                    co_await chunks->next(m_srv->opt.linger_timeout);
+                timed_out = got == std::errc::timed_out;
+                ended = !got || got->empty(); // the lease goes back to the ring at once
+            } else {
+                auto recv = corio::with_timeout(m_conn.recv_some(std::span<char>(sink)),
+                                                m_srv->opt.linger_timeout);
+                corio::result<std::size_t> n = co_await recv;
+                timed_out = n == std::errc::timed_out;
+                ended = !n || *n == 0;
+            }
+            if (ended) {
+                m_srv->linger_timeouts += timed_out;
                 break;
             }
         }
@@ -650,19 +684,65 @@ corio::task<void> connection::linger_close() {
     (void)closed;
 }
 
-corio::task<void> connection::run() {
-    const options& opt = m_srv->opt;
-    bool orderly = false; // the server ended it after a response (linger before closing)
-    for (;;) {
-        auto processing = process_buffer();
-        bool more = co_await std::move(processing);
-        if (!more) {
-            orderly = true;
-            break;
+/// Ends the connection: after a response that ends it (`orderly`) with a linger, else at once.
+corio::task<void> connection::close(net::recv_stream* chunks, bool orderly) {
+    if (m_entry.timed_out)
+        m_ctx->count_timeout();
+    if (orderly && !m_entry.timed_out) {
+        auto lingering = linger_close(chunks);
+        co_await std::move(lingering);
+        co_return;
+    }
+    forget_fd();
+    corio::result<void> closed = co_await m_conn.close(); // ends the stream's armed recv too
+    (void)closed;
+}
+
+/// Before waiting for bytes: the deadline the sweep enforces (keep-alive when idle between
+/// requests, else the current request head's), and idleness for the drain.
+void connection::before_wait(bool idle) {
+    if (idle && m_out.capacity() > k_batch_max / 4)
+        std::string().swap(m_out); // an idle connection holds no large output buffer
+    steady::time_point now = steady::now();
+    if (idle && !m_in_request) {
+        m_entry.deadline = now + m_srv->opt.keepalive_timeout;
+    } else {
+        if (!m_in_request) {
+            m_in_request = true;
+            m_header_deadline = now + m_srv->opt.header_timeout;
         }
+        m_entry.deadline = m_header_deadline;
+    }
+    m_ctx->set_idle(idle);
+}
+
+/// After bytes arrived (before they are counted in m_end): the first byte of a new request
+/// starts its header deadline.
+void connection::after_arrival() noexcept {
+    m_ctx->set_idle(false);
+    if (m_begin == m_end && m_parser.is_fresh() && !m_in_request && m_discard == 0) {
+        m_in_request = true;
+        m_header_deadline = steady::now() + m_srv->opt.header_timeout;
+    }
+}
+
+/// The read loop with a buffer of its own: recv into m_in, answer what is complete, compact,
+/// grow only for a head that needs it. True when the server ends the connection after a
+/// response (linger), false when the peer or a timeout ended it.
+corio::task<bool> connection::read_into_buffer() {
+    for (;;) {
+        m_data = m_in.data();
+        bool more = false;
+        {
+            // Scoped: the finished frame goes before the wait instead of staying with it.
+            auto processing = process_buffer();
+            more = co_await std::move(processing);
+        }
+        if (!more)
+            co_return true;
         bool idle = m_begin == m_end && m_parser.is_fresh() && m_discard == 0;
         if (m_ctx->is_draining() && idle)
-            break;
+            co_return false;
         // Compact: the unconsumed bytes move to the front; grow only for a head that needs it.
         if (m_begin > 0) {
             std::memmove(m_in.data(), m_in.data() + m_begin, m_end - m_begin);
@@ -675,50 +755,113 @@ corio::task<void> connection::run() {
                 auto flushing = flush();
                 bool flushed = co_await std::move(flushing);
                 (void)flushed;
-                orderly = true;
-                break;
+                co_return true;
             }
             m_in.resize(std::min(m_in.size() * 2, m_max_buffer));
-            m_entry.buffered = m_in.size();
         } else if (idle && m_in.size() > 4 * k_initial_buffer) {
             m_in.resize(k_initial_buffer);
             m_in.shrink_to_fit(); // an idle connection holds a small buffer again
-            m_entry.buffered = m_in.size();
         }
-        if (idle && m_out.capacity() > k_batch_max / 4)
-            std::string().swap(m_out); // and no large output buffer either
-        steady::time_point now = steady::now();
-        if (idle && !m_in_request) {
-            m_entry.deadline = now + opt.keepalive_timeout;
-        } else {
-            if (!m_in_request) {
-                m_in_request = true;
-                m_header_deadline = now + opt.header_timeout;
-            }
-            m_entry.deadline = m_header_deadline;
-        }
-        m_ctx->set_idle(idle);
+        m_entry.buffered = m_in.capacity();
+        before_wait(idle);
         auto recv = m_conn.recv_some(std::span<char>(m_in.data() + m_end, m_in.size() - m_end));
         corio::result<std::size_t> n = co_await recv;
         m_ctx->set_idle(false);
         if (!n || *n == 0)
-            break;
-        if (m_begin == m_end && m_parser.is_fresh() && !m_in_request && m_discard == 0) {
-            m_in_request = true;
-            m_header_deadline = steady::now() + opt.header_timeout;
-        }
+            co_return false;
+        after_arrival();
         m_end += *n;
     }
-    if (m_entry.timed_out)
-        m_ctx->count_timeout();
-    if (orderly && !m_entry.timed_out) {
-        auto lingering = linger_close();
-        co_await std::move(lingering);
-    } else {
-        forget_fd();
-        corio::result<void> closed = co_await m_conn.close();
-        (void)closed;
+}
+
+/// After process_buffer() in ring mode: what is left unconsumed is a partial request head (the
+/// complete ones were answered, bodies skipped). It moves to the front of m_in (copied out of
+/// the lease when `from_lease`); nothing left releases m_in. False (after queuing a 431) when
+/// the head outgrew what the parser can ever accept (defensive: it refuses such heads first).
+bool connection::keep_partial_head(bool from_lease) {
+    std::size_t left = m_end - m_begin;
+    if (left == 0) {
+        std::vector<char>().swap(m_in); // an idle connection holds no input buffer
+    } else if (from_lease) {
+        m_in.assign(m_data + m_begin, m_data + m_end);
+    } else if (m_begin > 0) {
+        std::memmove(m_in.data(), m_in.data() + m_begin, left);
+        m_in.resize(left);
     }
+    m_begin = 0;
+    m_end = left;
+    m_data = m_in.data();
+    m_entry.buffered = m_in.capacity();
+    if (left <= m_max_buffer)
+        return true;
+    queue_error(431, false);
+    return false;
+}
+
+/// The read loop in ring mode: each chunk of the multishot recv is parsed where the kernel put
+/// it while no partial head is pending; a chunk continuing a partial head is appended to m_in
+/// (at most one ring buffer beyond the head) and its lease dropped at once. The lease being
+/// parsed lives until process_buffer() returns: every request in it has been served by then.
+/// The sweep's and the drain's shutdown(2) end the wait in next() with EOF. Returns as
+/// read_into_buffer().
+corio::task<bool> connection::read_from_ring(net::recv_stream* chunks) {
+    net::buffer_lease lease;
+    for (;;) {
+        bool more = false;
+        {
+            auto processing = process_buffer(); // scoped as in read_into_buffer()
+            more = co_await std::move(processing);
+        }
+        if (!more)
+            co_return true;
+        bool kept = keep_partial_head(!lease.empty());
+        lease.reset(); // back to the ring before waiting
+        if (!kept) {
+            auto flushing = flush();
+            bool flushed = co_await std::move(flushing);
+            (void)flushed;
+            co_return true;
+        }
+        bool idle = m_end == 0 && m_parser.is_fresh() && m_discard == 0;
+        if (m_ctx->is_draining() && idle)
+            co_return false;
+        before_wait(idle);
+        corio::result<net::buffer_lease> got = co_await chunks->next();
+        m_ctx->set_idle(false);
+        if (!got || got->empty())
+            co_return false; // EOF (also after the sweep's or the drain's shutdown) or an error
+        after_arrival();
+        std::span<const std::byte> bytes = got->data();
+        const char* first = reinterpret_cast<const char*>(bytes.data());
+        if (m_end > 0) {
+            m_in.reserve(m_end + bytes.size());
+            m_in.insert(m_in.end(), first, first + bytes.size());
+            m_data = m_in.data();
+            m_end = m_in.size();
+            m_entry.buffered = m_in.capacity();
+        } else {
+            lease = std::move(*got);
+            m_data = first;
+            m_end = bytes.size();
+        }
+    }
+}
+
+corio::task<void> connection::run() {
+    if (m_srv->ring == nullptr) {
+        auto reading = read_into_buffer();
+        bool orderly = co_await std::move(reading);
+        auto closing = close(nullptr, orderly);
+        co_await std::move(closing);
+        co_return;
+    }
+    // Declared after m_conn's first use and destroyed before the connection: the stream is
+    // done with the socket (closed by then) when it goes.
+    net::recv_stream chunks = m_conn.recv_multishot(*m_srv->ring);
+    auto reading = read_from_ring(&chunks);
+    bool orderly = co_await std::move(reading);
+    auto closing = close(&chunks, orderly);
+    co_await std::move(closing);
 }
 
 corio::task<void> serve(net::tcp_stream conn, net::server::connection* ctx, server_state* srv) {
@@ -763,7 +906,8 @@ struct snapshot {
     std::uint64_t cache_hits = 0;
     std::uint64_t cache_revalidated = 0;
     std::uint64_t cache_misses = 0;
-    std::size_t buffered = 0;
+    std::size_t buffered = 0;                // bytes of the connections' own input buffers
+    std::size_t ring_bytes = 0;              // bytes of the shards' provided-buffer rings
     corio::io_context_stats ctx;             // the fields the line shows (summed)
     long long longest_stall_ms = 0;
 
@@ -784,6 +928,7 @@ struct snapshot {
         cache_revalidated += o.cache_revalidated;
         cache_misses += o.cache_misses;
         buffered += o.buffered;
+        ring_bytes += o.ring_bytes;
         ctx.live_tasks += o.ctx.live_tasks;
         ctx.frame_bytes += o.ctx.frame_bytes;
         ctx.peak_frame_bytes += o.ctx.peak_frame_bytes;
@@ -832,6 +977,8 @@ snapshot take(const shard_state* sh) {
     snap.cache_misses = srv->cache_misses;
     for (const connection_entry* c = srv->head; c != nullptr; c = c->next)
         snap.buffered += c->buffered;
+    if (srv->ring != nullptr)
+        snap.ring_bytes = std::size_t{srv->ring->count()} * srv->ring->buffer_size();
     snap.ctx = corio::io_context::current().stats();
     snap.longest_stall_ms = static_cast<long long>(snap.ctx.longest_stall.count() / 1000);
     return snap;
@@ -863,7 +1010,7 @@ corio::task<void> print_stats(const shared* sh, bool final) {
         "requests=%llu "
         "2xx=%llu 3xx=%llu 4xx=%llu 5xx=%llu cache_entries=%zu cache_bytes=%zu "
         "cache_hits=%llu cache_revalidated=%llu cache_misses=%llu out_of_fds_503=%llu "
-        "accept_backoffs=%llu bytes_buffered=%zu open_fds=%ld live_tasks=%zu "
+        "accept_backoffs=%llu bytes_buffered=%zu ring_bytes=%zu open_fds=%ld live_tasks=%zu "
         "frame_bytes=%zu frame_bytes_peak=%zu ops_in_flight=%zu "
         "kernel_enters=%llu "
         "cq_overflows=%llu stalls=%llu longest_stall_ms=%lld\n",
@@ -880,7 +1027,7 @@ corio::task<void> print_stats(const shared* sh, bool final) {
         static_cast<unsigned long long>(t.cache_revalidated),
         static_cast<unsigned long long>(t.cache_misses),
         static_cast<unsigned long long>(front.out_of_fds),
-        static_cast<unsigned long long>(front.accept_backoffs), t.buffered, fds, s.live_tasks,
+        static_cast<unsigned long long>(front.accept_backoffs), t.buffered, t.ring_bytes, fds, s.live_tasks,
         s.frame_bytes, s.peak_frame_bytes, s.ops_in_flight,
         static_cast<unsigned long long>(s.kernel_enters),
         static_cast<unsigned long long>(s.cq_overflows),
@@ -910,6 +1057,20 @@ corio::task<void> run_shard(const shared* sh, unsigned k) {
     shard_state& mine = *(*sh->shards)[k];
     server_state& srv = mine.srv;
     srv.root_fd = sh->root_fd;
+    // One ring per shard (a ring belongs to one loop), destroyed after the server (and so after
+    // every connection's stream and lease).
+    std::unique_ptr<net::buffer_ring> ring;
+    if (opt.provided_buffers > 0) {
+        try {
+            ring = std::make_unique<net::buffer_ring>(corio::io_context::current(),
+                                                      opt.provided_buffers,
+                                                      opt.provided_buffer_size);
+            srv.ring = ring.get();
+        } catch (const std::system_error& e) {
+            // A kernel before 5.19 has no provided-buffer rings: serve all the same.
+            std::fprintf(stderr, "corio-http: %s: a buffer per connection instead\n", e.what());
+        }
+    }
 
     // The skeleton (limit, fd back-off report, signals, drain) is net::server's.
     net::server_options so;
@@ -951,6 +1112,7 @@ corio::task<void> run_shard(const shared* sh, unsigned k) {
     mine.last = take(&mine); // what the final stats line reads once the server is gone
     mine.done = true;
     srv.front = nullptr;
+    srv.ring = nullptr;
     sh->link->detach(k);
 }
 
@@ -999,6 +1161,13 @@ options parse_args(int argc, char** argv) {
         .type("BYTES");
     p.duration("--cache-validity-ms", opt.cache_validity, 24h,
                "a cached file is checked again after this");
+    p.number("--provided-buffers", opt.provided_buffers, 0, 32768,
+             "> 0: requests are read through a ring of this many buffers per shard (a power of "
+             "2; an idle connection then holds no input buffer); 0: a 4 KiB buffer per "
+             "connection");
+    p.number("--provided-buffer-size", opt.provided_buffer_size, 64, 1 << 20,
+             "bytes of each ring buffer (the most one read delivers)")
+        .type("BYTES");
     example::add_shard_flags(p, opt.shards);
     p.parse(argc, argv);
     if (std::string bad = example::check_cpus(opt.shards.cpus); !bad.empty())
@@ -1010,6 +1179,9 @@ options parse_args(int argc, char** argv) {
     for (auto* t : {&opt.header_timeout, &opt.keepalive_timeout, &opt.send_timeout})
         if (t->count() == 0)
             *t = std::chrono::hours(24 * 365); // "no timeout"
+    if ((opt.provided_buffers & (opt.provided_buffers - 1)) != 0)
+        p.fail("--provided-buffers wants 0 or a power of 2, got " +
+               std::to_string(opt.provided_buffers));
     if (opt.index.find('/') != std::string::npos)
         p.fail("--index is a file name, not a path");
     return opt;

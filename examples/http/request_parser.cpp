@@ -90,9 +90,9 @@ bool iequals(std::string_view a, std::string_view b) noexcept {
     return true;
 }
 
-request_parser::request_parser(parse_limits limits) : m_limits(limits) {
-    m_fields.reserve(std::min<std::size_t>(limits.max_headers, 64));
-}
+// Nothing reserved up front: the field list grows with the first requests and keeps its capacity
+// (64 fields reserved per connection were 1 KiB of every idle keep-alive connection).
+request_parser::request_parser(parse_limits limits) : m_limits(limits) {}
 
 void request_parser::reset() noexcept {
     m_phase = phase::request_line;

@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <iterator>
 #include <map>
 #include <string>
 #include <utility>
@@ -82,6 +83,15 @@ inline response read_response(reader& in, bool head_only = false) {
     return r;
 }
 
+/// The value of `key=` in a stats line ("<none>" when absent).
+inline std::string stat_field(const std::string& stats, const std::string& key) {
+    std::size_t at = stats.find(" " + key + "=");
+    if (at == std::string::npos)
+        return "<none>";
+    at += key.size() + 2;
+    return stats.substr(at, stats.find(' ', at) - at);
+}
+
 /// A temporary document root, removed with everything in it.
 struct temp_root {
     fs::path dir;     // the root given to the server
@@ -113,13 +123,37 @@ struct temp_root {
     }
 };
 
+/// The arguments every server gets before its own (a test's own arguments override them): the
+/// words of CORIO_HTTP_ARGS, e.g. "--provided-buffers 0" to run every test in the other read
+/// mode.
+inline std::vector<std::string> with_common_args(std::vector<std::string> args) {
+    std::vector<std::string> all;
+    if (const char* common = std::getenv("CORIO_HTTP_ARGS")) {
+        std::string word;
+        for (const char* p = common;; ++p) {
+            if (*p == ' ' || *p == '\0') {
+                if (!word.empty())
+                    all.push_back(std::move(word));
+                word.clear();
+                if (*p == '\0')
+                    break;
+            } else {
+                word += *p;
+            }
+        }
+    }
+    all.insert(all.end(), std::make_move_iterator(args.begin()),
+               std::make_move_iterator(args.end()));
+    return all;
+}
+
 /// corio-http, started with --port 0 and `args`; stdout is a pipe (the port, signal and stats
 /// lines), stderr is inherited unless `stderr_to` says otherwise; `limits` are set before exec.
 struct server : corio::test::server_process {
     explicit server(std::vector<std::string> args,
                     corio::test::child_stderr stderr_to = corio::test::child_stderr::inherit,
                     corio::test::child_limits limits = {})
-        : server_process(server_path(), std::move(args), stderr_to, limits) {}
+        : server_process(server_path(), with_common_args(std::move(args)), stderr_to, limits) {}
 
     /// SIGUSR1, then the stats line it prints.
     std::string stats() {

@@ -36,15 +36,6 @@ std::string last_modified_of(const fs::path& p) {
     return corio_http::format_http_date(st.st_mtime);
 }
 
-/// The value of `key=` in a stats line ("<none>" when absent).
-std::string stat_field(const std::string& stats, const std::string& key) {
-    std::size_t at = stats.find(" " + key + "=");
-    if (at == std::string::npos)
-        return "<none>";
-    at += key.size() + 2;
-    return stats.substr(at, stats.find(' ', at) - at);
-}
-
 /// The number before " requests answered 503" in a log line, or 0.
 unsigned long long refused_in(const std::string& line) {
     std::size_t at = line.find(" requests answered 503");
@@ -102,7 +93,7 @@ TEST_CASE("keep-alive: two requests on one connection, counted as one connection
     temp_root root;
     root.write("a.txt", "first");
     root.write("b.txt", "second");
-    server srv({"--root", root.dir.string()});
+    server srv({"--root", root.dir.string(), "--provided-buffers", "0"});
     {
         client c(srv.port);
         CHECK(c.get("/a.txt").body == "first");

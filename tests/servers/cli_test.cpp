@@ -54,6 +54,8 @@ std::vector<std::string> flags_of(kind k) {
                 "--cache-bytes",
                 "--cache-max-file",
                 "--cache-validity-ms",
+                "--provided-buffers",
+                "--provided-buffer-size",
                 "--shards",
                 "--cpus",
                 "--accept"};
