@@ -229,6 +229,12 @@ void recv_state::prepare(io_uring_sqe* sqe) noexcept {
     }
     sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = m_group->id();
+    // With no buffer free the kernel would answer ENOBUFS at once, whether or not the peer has
+    // sent: wait for bytes first, so that only a stream with bytes waiting queues for a buffer
+    // (a silent stream queued before was promised the next returned buffer and kept it from
+    // the others until its peer spoke).
+    if (!m_group->has_unpromised())
+        sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
     // A bundle fills as many buffers as the bytes waiting need in one completion (Linux 6.10):
     // 2.5x less CPU per byte on a bulk stream (bench_ring_ops). Only under the cap, which bounds
     // it: a single recv's bundle is not bounded by its length (the kernel retries it with all
@@ -316,14 +322,6 @@ void recv_state::on_cqe(int res, unsigned flags) noexcept {
     wake();
 }
 
-void recv_state::arm_or_starve() {
-    if (!m_group->has_unpromised()) {
-        m_group->add_starved(this); // recycle() wakes us through request_service()
-        return;
-    }
-    read();
-}
-
 void recv_state::read() {
     if (m_socket->native_handle() < 0) {
         // Closed while no recv was armed (between two recvs, or while waiting for a buffer):
@@ -359,7 +357,7 @@ void recv_state::service() {
             }
             read();
         } else {
-            arm_or_starve();
+            read();
         }
         return;
     }
@@ -424,7 +422,7 @@ void recv_state::wait(stream_waiter& waiter, std::coroutine_handle<> h, stop_tok
     waiter.enqueue(*this, h, token);
     if (waiter.m_cancelled || m_armed || starved_node::m_linked)
         return;
-    arm_or_starve();
+    read();
 }
 
 result<buffer_lease> recv_state::take() noexcept {

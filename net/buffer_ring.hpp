@@ -180,10 +180,9 @@ private:
     void on_cqe(int res, unsigned flags) noexcept override;
     void service() override;
     void on_waiter_left() noexcept override;
-    void arm_or_starve();
     /// Arms the recv, or ends the stream with ECANCELED if its socket was closed.
     void read();
-    /// Waiting for a ring buffer (after ENOBUFS, or not armed because none was free).
+    /// Waiting for a ring buffer: the kernel found bytes to read and no buffer (ENOBUFS).
     [[nodiscard]] bool is_starved() const noexcept { return starved_node::m_linked; }
     /// Makes sure the idle timer fires by `deadline_ns`. Lazy: a timer queued for a later
     /// deadline stays, fires early and re-queues itself (see idle_timer); inline, as it runs

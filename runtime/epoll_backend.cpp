@@ -1014,8 +1014,20 @@ int epoll_backend::attempt_recv(op* o) noexcept {
     buffer_ring_state& ring = group->second;
     for (unsigned posted = 0;;) {
         const std::uint16_t tail = io_uring_smp_load_acquire(&ring.m_ring->tail);
-        if (ring.m_head == tail)
-            return -ENOBUFS;
+        if (ring.m_head == tail) {
+            // ENOBUFS only with bytes to read, as the kernel answers a recv armed with
+            // IORING_RECVSEND_POLL_FIRST (which net::recv_stream sets when the ring is empty):
+            // a silent socket waits for readiness.
+            char probe = 0;
+            long n = ::recv(s.fd, &probe, 1, flags | MSG_PEEK);
+            if (n < 0 && errno == EAGAIN) {
+                st.m_readable = false;
+                return k_again;
+            }
+            if (n < 0 && errno != EINTR)
+                return errno_res();
+            return n == 0 ? 0 : -ENOBUFS;
+        }
         const io_uring_buf& buf = ring.m_ring->bufs[ring.m_head & ring.m_mask];
         std::size_t wanted = s.len != 0 ? std::min<std::size_t>(s.len, buf.len) : buf.len;
         long n = ::recv(s.fd, address(buf.addr), wanted, flags);

@@ -791,17 +791,15 @@ task<std::string> a_silent_stream_keeps_the_promise() {
 
 } // namespace
 
-// A known bug, reported by the corio-http ring-mode work (its test of 8 pipelining connections
-// on a ring of 2 buffers hung on the epoll backend): recv_state::wait() queues a stream as
-// starved when no buffer is free, before its peer sent anything, and buffer_group then promises
-// the next returned buffer to it. The promise holds until that stream's recv completes, which
-// for a silent peer (an idle keep-alive client) is never: every other starved stream waits
-// (until a timeout closes the silent one). On epoll it is more frequent: a recv armed while the
-// ring is empty gives ENOBUFS at once even when the socket has no bytes (epoll_backend.cpp's
-// attempt_recv checks the ring before the socket). should_fail: this test passes once fixed;
-// then drop the decorator.
-TEST_CASE("known bug: a returned buffer promised to a stream whose peer is silent starves the "
-          "others" * doctest::should_fail(true)) {
+// Reported by the corio-http ring-mode work (its test of 8 pipelining connections on a ring of
+// 2 buffers hung on the epoll backend): recv_state::wait() queued a stream as starved when no
+// buffer was free, before its peer sent anything, and buffer_group then promised the next
+// returned buffer to it; the promise held until that stream's recv completed, for a silent peer
+// never. Now a recv armed with no buffer free waits for bytes first (POLL_FIRST; the epoll
+// backend likewise answers ENOBUFS only with bytes to read), and only a stream with bytes
+// waiting queues for a buffer.
+TEST_CASE("regression: a returned buffer is not promised to a stream whose peer is silent (it "
+          "was, and the streams with bytes waiting starved until the silent one timed out)") {
     io_context ctx(exact_reads());
     std::string got = sync_wait(ctx, a_silent_stream_keeps_the_promise());
     CHECK(got == "second");
