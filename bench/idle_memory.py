@@ -8,6 +8,8 @@
 Example (the numbers in docs/provided_buffers.md):
   python3 bench/idle_memory.py --server build/release/examples/echo --connections 10000 \
       -- --provided-buffers 4096
+  python3 bench/idle_memory.py --kv --server build/release/examples/kv/corio-kv \
+      --connections 10000 -- --provided-buffers 2048
 Arguments after `--` go to the server. The server is started with `--port 0` and must print
 `listening on PORT` first. Prints one JSON line: rss_before_kib, rss_idle_kib, bytes_per_conn,
 hwm_kib (VmHWM: the peak, connecting included) and the server's SIGUSR1 stats line.
@@ -59,6 +61,8 @@ def main():
     p.add_argument("--server", required=True, help="the echo server binary")
     p.add_argument("--connections", type=int, default=10000)
     p.add_argument("--size", type=int, default=64, help="bytes of the one message per connection")
+    p.add_argument("--kv", action="store_true",
+                   help="the server speaks RESP (corio-kv): the one message is a PING")
     p.add_argument("--batch", type=int, default=500, help="connections opened per round")
     p.add_argument("--settle", type=float, default=0.5, help="seconds before reading VmRSS")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds for the whole run")
@@ -75,6 +79,9 @@ def main():
         time.sleep(args.settle)
         before = status_kib(proc.pid, "VmRSS")
         message = bytes(i % 251 for i in range(args.size))
+        expected = message
+        if args.kv:
+            message, expected = b"*1\r\n$4\r\nPING\r\n", b"+PONG\r\n"
         while len(socks) < args.connections:
             if time.monotonic() > deadline:
                 sys.exit(f"timed out after {len(socks)} connections")
@@ -86,8 +93,8 @@ def main():
             for s in batch:
                 s.sendall(message)
             for s in batch:
-                if recv_exact(s, len(message), deadline) != message:
-                    sys.exit("echo mismatch")
+                if recv_exact(s, len(expected), deadline) != expected:
+                    sys.exit("reply mismatch")
             socks += batch
         time.sleep(args.settle)
         idle = status_kib(proc.pid, "VmRSS")
