@@ -6,7 +6,8 @@
 
 Each repetition starts a fresh server per side, pinned to --server-cpu, and runs
 redis-benchmark pinned to --client-cpu: a warm-up, then -n REQUESTS of one test. CPU is the
-server's utime+stime over the measured run (/proc/PID/stat) divided by the requests. The side
+server's utime+stime over the measured run (/proc/PID/stat) divided by the requests; hwm_kib is
+the server's peak resident set (VmHWM) after it. The side
 that goes first alternates per repetition. Prints one JSON line per run and a summary per cell:
 the median of the per-repetition ratios A/B with their range.
 
@@ -31,6 +32,14 @@ def proc_ticks(pid):
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return int(fields[11]) + int(fields[12])
+
+
+def status_kib(pid, field):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return -1
 
 
 def start(args, extra):
@@ -64,10 +73,11 @@ def run_side(args, extra, clients, pipeline):
         t0 = proc_ticks(proc.pid)
         rps = bench(args, port, clients, pipeline, args.requests)
         ticks = proc_ticks(proc.pid) - t0
+        hwm = status_kib(proc.pid, "VmHWM")
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    return {"rps": rps, "cpu_us_per_req": ticks / CLK_TCK / args.requests * 1e6}
+    return {"rps": rps, "cpu_us_per_req": ticks / CLK_TCK / args.requests * 1e6, "hwm_kib": hwm}
 
 
 def main():
