@@ -81,9 +81,9 @@ struct options {
     std::size_t max_bulk = 512u << 20;          // one argument's bytes
     std::chrono::seconds timeout{0};            // idle clients are closed after this (0: never)
     std::chrono::milliseconds drain{2000};      // on SIGINT/SIGTERM: time given to finish
-    unsigned provided_buffers = 256; // >0: multishot recv into a shared ring of this many 16 KiB
-                                     // buffers (docs/provided_buffers.md: 256 was measured);
-                                     // 0: a 16 KiB buffer per connection
+    unsigned provided_buffers = 0; // >0: multishot recv into a shared ring of this many 16 KiB
+                                   // buffers; 0: a 16 KiB buffer per connection (the default:
+                                   // docs/provided_buffers.md says why)
     bool aof_repair = false;       // --aof-repair: cut the log at its first bad record, exit
     unsigned shards = 1;           // loops (threads), each owning the keys that hash to it
     std::vector<int> cpus;         // --cpus: shard i runs on cpus[i % size]; empty: not pinned
@@ -713,8 +713,8 @@ enum class batch_end : unsigned char {
     abort,          // end at once (a forwarded `always` write could not be made durable)
 };
 
-/// A connection's unparsed input. With a buffer per connection (--provided-buffers 0) it is
-/// `bytes`, 16 KiB from the start. With the shared ring (the default) the bytes are parsed where
+/// A connection's unparsed input. With a buffer per connection (the default) it is `bytes`,
+/// 16 KiB from the start. With the shared ring (--provided-buffers N) the bytes are parsed where
 /// the kernel put them (`chunk`); only an incomplete command's tail is copied into `bytes`, which
 /// is allocated then and freed once it empties: an idle client holds no input memory. Whatever the
 /// parser's arguments view stays put until settle(), which the reader calls only when no argument

@@ -485,13 +485,8 @@ TEST_CASE("server: a client that pipelines past --client-output-buffer-limit and
     std::size_t value_size = 1 << 20;
     std::size_t gets = 100;
     std::size_t limit = 8 << 20;
-    // The total counts what the replies hold (block capacities, spliced values at full size):
-    // with 10 kB values about twice their pending bytes (16.8 MB held at the pause below), so
-    // with a total of 2 x limit either bound could be met first, depending on how the reads and
-    // sends fell: in ring mode (now the default) the total came first and the client paused
-    // instead of being closed. 4 x: the client's own limit comes first, as --help asks.
     std::vector<std::string> args = {"--client-output-buffer-limit", std::to_string(limit),
-                                     "--max-output-memory", std::to_string(4 * limit)};
+                                     "--max-output-memory", std::to_string(2 * limit)};
     SUBCASE("1 MiB values") {}
     SUBCASE("10 kB values") {
         value_size = 10000;
@@ -1308,9 +1303,9 @@ TEST_CASE("server: pipelined values larger than a ring buffer round-trip across 
         CHECK(input_buffered(c) == 0); // the tail was freed with its command
 }
 
-TEST_CASE("server: in ring mode (the default) idle clients hold no input buffer; an incomplete "
-          "command holds just its tail until it completes") {
-    server srv({});
+TEST_CASE("server: in ring mode idle clients hold no input buffer; an incomplete command holds "
+          "just its tail until it completes") {
+    server srv({"--provided-buffers", "256"});
     std::vector<std::unique_ptr<client>> idle;
     for (int i = 0; i < 20; ++i) {
         idle.push_back(std::make_unique<client>(srv.port));
@@ -1361,4 +1356,48 @@ TEST_CASE("server: --provided-buffers that is not a power of two is refused with
     auto [status, text] = run_to_exit({"--provided-buffers", "100"});
     CHECK(status == 2);
     CHECK(text.find("power of two") != std::string::npos);
+}
+
+namespace {
+
+/// `heavy` clients pipeline 5,000 GETs of a 10 kB value each and read nothing, so that every one
+/// of them is paused for --max-output-memory (1 MiB); then another client sends a PING: its
+/// reply (or "<timeout>" after k_timeout_ms).
+std::string ping_beside_paused_readers(std::vector<std::string> args, std::size_t heavy) {
+    args.insert(args.end(), {"--max-output-memory", "1048576"});
+    server srv(args);
+    client normal(srv.port);
+    REQUIRE(normal.call({"SET", "v", patterned(10000)}) == "+OK\r\n");
+    std::string batch;
+    for (int i = 0; i < 5000; ++i)
+        batch += client::encode({"GET", "v"});
+    std::vector<int> fds;
+    for (std::size_t i = 0; i < heavy; ++i) {
+        fds.push_back(connect_small_window(srv.port));
+        (void)::send(fds.back(), batch.data(), batch.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    }
+    // INFO round trips on a client of its own until the heavy clients paused (up to 10 s; a
+    // starved INFO ends the wait too: its reply is "<timeout>").
+    client observer(srv.port);
+    long long pauses = 0;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (pauses < static_cast<long long>(heavy) && std::chrono::steady_clock::now() < deadline) {
+        std::string info = observer.call({"INFO", "stats"});
+        if (info == "<timeout>")
+            break;
+        pauses = info_field(info, "output_budget_pauses");
+    }
+    CHECK(pauses >= static_cast<long long>(heavy)); // a wait each: a client may pause again
+    normal.send(client::encode({"PING"}));
+    std::string reply = normal.in.reply();
+    for (int fd : fds)
+        ::close(fd);
+    return reply;
+}
+
+} // namespace
+
+TEST_CASE("server: with a buffer per connection, 100 readers paused for --max-output-memory do not "
+          "delay another client") {
+    CHECK(ping_beside_paused_readers({"--provided-buffers", "0"}, 100) == "+PONG\r\n");
 }
