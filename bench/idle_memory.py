@@ -12,6 +12,9 @@ With --http PATH the server is an HTTP server (corio-http): each connection send
 `GET PATH` and reads the whole response instead of an echo, e.g.
   python3 bench/idle_memory.py --server build/release/examples/http/corio-http --http /file \
       --connections 10000 -- --root DIR --provided-buffers 512
+With --kv the server speaks RESP (corio-kv) and the one message is a PING, e.g.
+  python3 bench/idle_memory.py --kv --server build/release/examples/kv/corio-kv \
+      --connections 10000 -- --provided-buffers 2048
 Arguments after `--` go to the server. The server is started with `--port 0` and must print
 `listening on PORT` first. Prints one JSON line: rss_before_kib, rss_idle_kib, bytes_per_conn,
 hwm_kib (VmHWM: the peak, connecting included) and the server's SIGUSR1 stats line.
@@ -85,6 +88,8 @@ def main():
     p.add_argument("--size", type=int, default=64, help="bytes of the one message per connection")
     p.add_argument("--http", metavar="PATH",
                    help="an HTTP server: one GET PATH per connection instead of an echo")
+    p.add_argument("--kv", action="store_true",
+                   help="the server speaks RESP (corio-kv): the one message is a PING")
     p.add_argument("--batch", type=int, default=500, help="connections opened per round")
     p.add_argument("--settle", type=float, default=0.5, help="seconds before reading VmRSS")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds for the whole run")
@@ -101,8 +106,11 @@ def main():
         time.sleep(args.settle)
         before = status_kib(proc.pid, "VmRSS")
         message = bytes(i % 251 for i in range(args.size))
+        expected = message
         if args.http:
             message = f"GET {args.http} HTTP/1.1\r\nHost: bench\r\n\r\n".encode()
+        elif args.kv:
+            message, expected = b"*1\r\n$4\r\nPING\r\n", b"+PONG\r\n"
         while len(socks) < args.connections:
             if time.monotonic() > deadline:
                 sys.exit(f"timed out after {len(socks)} connections")
@@ -118,8 +126,8 @@ def main():
                     status = recv_http_response(s, deadline)
                     if not status.startswith("HTTP/1.1 200"):
                         sys.exit(f"unexpected response: {status!r}")
-                elif recv_exact(s, len(message), deadline) != message:
-                    sys.exit("echo mismatch")
+                elif recv_exact(s, len(expected), deadline) != expected:
+                    sys.exit("reply mismatch")
             socks += batch
         time.sleep(args.settle)
         idle = status_kib(proc.pid, "VmRSS")

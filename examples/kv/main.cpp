@@ -81,7 +81,9 @@ struct options {
     std::size_t max_bulk = 512u << 20;          // one argument's bytes
     std::chrono::seconds timeout{0};            // idle clients are closed after this (0: never)
     std::chrono::milliseconds drain{2000};      // on SIGINT/SIGTERM: time given to finish
-    unsigned provided_buffers = 0; // >0: multishot recv into a shared ring of this many buffers
+    unsigned provided_buffers = 0; // >0: multishot recv into a shared ring of this many 16 KiB
+                                   // buffers; 0: a 16 KiB buffer per connection (the default:
+                                   // docs/provided_buffers.md says why)
     bool aof_repair = false;       // --aof-repair: cut the log at its first bad record, exit
     unsigned shards = 1;           // loops (threads), each owning the keys that hash to it
     std::vector<int> cpus;         // --cpus: shard i runs on cpus[i % size]; empty: not pinned
@@ -131,6 +133,7 @@ struct server final : kv::server_hooks {
     std::uint64_t flights = 0;         // messages that carried routed commands
     std::vector<std::shared_ptr<flight>> outbox; // per shard: the message being filled, or null
     std::size_t output_bytes = 0;     // memory of the replies not sent yet (output_queue::held)
+    std::size_t input_bytes = 0;      // memory of the clients' input buffers (input::bytes)
     std::size_t paused_readers = 0;   // clients waiting for output_room now
     std::uint64_t output_pauses = 0;  // waits of a client for --max-output-memory
     corio::event output_room;         // pulsed when paused clients may go on (see wake_paused)
@@ -191,6 +194,7 @@ void server::info_section(std::string_view section, std::string& out) {
         append_line(out, "closed_output_buffer_limit", output_limit_closes);
         append_line(out, "closed_query_buffer_limit", query_limit_closes);
         append_line(out, "output_buffered_bytes", output_bytes);
+        append_line(out, "input_buffered_bytes", input_bytes);
         append_line(out, "output_budget_pauses", output_pauses);
         append_line(out, "closed_timeout", timeouts);
         append_line(out, "closed_send_timeout", send_timeouts);
@@ -280,7 +284,7 @@ struct shard_stats {
     std::size_t keys = 0;
     std::uint64_t commands = 0, protocol_errors = 0, output_limit_closes = 0,
                   query_limit_closes = 0;
-    std::size_t output_bytes = 0;
+    std::size_t output_bytes = 0, input_bytes = 0;
     std::uint64_t output_pauses = 0, timeouts = 0, send_timeouts = 0;
     std::size_t live_tasks = 0, ops_in_flight = 0;
     std::uint64_t loop_turns = 0, kernel_enters = 0, cq_overflows = 0, aof_size = 0, stalls = 0;
@@ -296,6 +300,7 @@ struct shard_stats {
         output_limit_closes += o.output_limit_closes;
         query_limit_closes += o.query_limit_closes;
         output_bytes += o.output_bytes;
+        input_bytes += o.input_bytes;
         output_pauses += o.output_pauses;
         timeouts += o.timeouts;
         send_timeouts += o.send_timeouts;
@@ -708,18 +713,89 @@ enum class batch_end : unsigned char {
     abort,          // end at once (a forwarded `always` write could not be made durable)
 };
 
-/// A connection's unparsed input.
+/// A connection's unparsed input. With a buffer per connection (the default) it is `bytes`,
+/// 16 KiB from the start. With the shared ring (--provided-buffers N) the bytes are parsed where
+/// the kernel put them (`chunk`); only an incomplete command's tail is copied into `bytes`, which
+/// is allocated then and freed once it empties: an idle client holds no input memory. Whatever the
+/// parser's arguments view stays put until settle(), which the reader calls only when no argument
+/// is in use any more.
 struct input {
-    std::vector<char> bytes = std::vector<char>(k_read_chunk);
-    std::size_t begin = 0; // unconsumed input starts here
-    std::size_t end = 0;   // and ends here
+    std::vector<char> bytes; // own bytes: the whole input per connection, the ring's tails
+    std::size_t begin = 0;   // unconsumed own bytes start here
+    std::size_t end = 0;     // and end here
+    net::buffer_lease chunk; // ring: the chunk parsed in place (only while `bytes` holds nothing)
+    std::size_t chunk_begin = 0; // its unconsumed bytes start here
+    std::size_t* held;       // the server's total of input memory (server::input_bytes)
+    std::size_t counted = 0; // bytes.capacity() as added to *held
+
+    /// `ring`: the input of a ring-mode connection (no buffer until a tail needs one).
+    input(std::size_t* total, bool ring) : held(total) {
+        if (!ring)
+            bytes.resize(k_read_chunk);
+        account();
+    }
+    ~input() { *held -= counted; }
+    input(const input&) = delete;
+    input& operator=(const input&) = delete;
 
     [[nodiscard]] std::string_view unparsed() const noexcept {
+        if (!chunk.empty()) {
+            std::span<const std::byte> d = chunk.data();
+            return {reinterpret_cast<const char*>(d.data()) + chunk_begin, d.size() - chunk_begin};
+        }
         return {bytes.data() + begin, end - begin};
     }
+    /// Unconsumed bytes, wherever they are.
+    [[nodiscard]] std::size_t pending() const noexcept { return unparsed().size(); }
+    /// The parser covered `n` more bytes. Nothing moves or is freed: its arguments view them.
+    void consume(std::size_t n) noexcept {
+        if (!chunk.empty())
+            chunk_begin += n;
+        else
+            begin += n;
+    }
 
-    /// Where the next read goes: drops what was consumed, and grows (up to `cap` bytes) only for
-    /// a command larger than the buffer.
+    /// Ring mode: takes a received chunk. Parsed in place when nothing is pending; behind a
+    /// pending tail it is copied (the parser needs the command's bytes contiguous).
+    void take(net::buffer_lease got) {
+        if (begin == end) {
+            begin = end = 0;
+            chunk = std::move(got);
+            chunk_begin = 0;
+            return;
+        }
+        // In ring mode the vector's size is its content: drop what was consumed, append (the
+        // capacity grows geometrically for a large command arriving in many chunks).
+        std::span<const std::byte> d = got.data();
+        bytes.erase(bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(begin));
+        const char* from = reinterpret_cast<const char*>(d.data());
+        bytes.insert(bytes.end(), from, from + d.size());
+        begin = 0;
+        end = bytes.size();
+        account();
+    }
+
+    /// Ring mode, with no parsed argument in use: returns the chunk to the ring, copying its
+    /// unconsumed tail (an incomplete command) into own bytes, and frees own bytes that emptied.
+    void settle() {
+        if (!chunk.empty()) {
+            std::string_view rest = unparsed();
+            if (!rest.empty()) {
+                bytes.assign(rest.begin(), rest.end());
+                begin = 0;
+                end = rest.size();
+            }
+            chunk.reset();
+            chunk_begin = 0;
+        } else if (begin == end && bytes.capacity() > 0) {
+            std::vector<char>().swap(bytes); // the command is done: an idle client holds nothing
+            begin = end = 0;
+        }
+        account();
+    }
+
+    /// Buffer per connection: where the next read goes. Drops what was consumed, and grows (up
+    /// to `cap` bytes) only for a command larger than the buffer.
     std::span<std::byte> room(std::size_t cap) {
         if (begin == end) {
             begin = end = 0;
@@ -736,7 +812,14 @@ struct input {
             if (bytes.size() - end < k_read_chunk / 4 && bytes.size() < cap)
                 bytes.resize(std::min(bytes.size() * 2, cap));
         }
+        account();
         return std::as_writable_bytes(std::span(bytes)).subspan(end);
+    }
+
+private:
+    void account() noexcept {
+        *held += bytes.capacity() - counted;
+        counted = bytes.capacity();
     }
 };
 
@@ -811,7 +894,7 @@ batch_end run_commands(client* c, input* in, kv::resp_parser* parser, kv::reply_
             if (where.kind == route_kind::owner || where.kind == route_kind::fan_out)
                 return batch_end::route; // not consumed: route_commands parses it again
         }
-        in->begin += parser->consumed();
+        in->consume(parser->consumed());
         if (st == kv::parse_status::empty)
             continue;
         kv::exec_result r = srv->engine.execute(parser->args(), *writer);
@@ -857,7 +940,7 @@ corio::task<batch_end> route_commands(client* c, input* in, kv::resp_parser* par
             break; // runs alone, in the next batch
         const std::vector<std::string_view>& args = parser->args();
         std::string_view raw = in->unparsed().substr(0, parser->consumed());
-        in->begin += parser->consumed(); // args and raw stay valid: the buffer does not change
+        in->consume(parser->consumed()); // args and raw stay valid: nothing moves before settle()
         if (where.kind == route_kind::fan_out) {
             ++srv->routed_fan_outs;
             std::vector<std::string> owned(args.begin(), args.end());
@@ -925,7 +1008,7 @@ corio::task<void> read_commands(client* c) {
     kv::parser_limits limits;
     limits.max_bulk_length = opt.max_bulk;
     kv::resp_parser parser(limits);
-    input in;
+    input in(&srv->input_bytes, srv->ring != nullptr);
     kv::reply_writer writer(c->out.filling());
     std::optional<net::recv_stream> chunks;
     if (srv->ring)
@@ -949,13 +1032,19 @@ corio::task<void> read_commands(client* c) {
             abort = true;
             break;
         }
-        if (why == batch_end::need_input && in.end - in.begin > opt.query_limit) {
+        if (why == batch_end::need_input && in.pending() > opt.query_limit) {
             ++srv->query_limit_closes; // Redis's client-query-buffer-limit
-            log_limit_close(c, "query buffer", in.end - in.begin, opt.query_limit,
+            log_limit_close(c, "query buffer", in.pending(), opt.query_limit,
                             "client-query-buffer-limit");
             abort = true;
             break;
         }
+        // No parsed argument is in use now. Before any wait but the inline send of a flush the
+        // chunk goes back to the ring (its tail copied): a paused, fsync-waiting or idle client
+        // holds no ring buffer, and an idle one no input bytes either.
+        if (chunks && (why != batch_end::flush ||
+                       (opt.appendonly && srv->aof.policy() == kv::fsync_policy::always)))
+            in.settle();
 
         // Release point: the replies produced so far may go out once their records are logged.
         if (opt.appendonly) {
@@ -1013,11 +1102,10 @@ corio::task<void> read_commands(client* c) {
         if (c->ctx->is_draining())
             break;
 
-        auto room = in.room(opt.query_limit + k_read_chunk);
-        c->ctx->set_idle(in.begin == in.end); // a drain shuts an idle client's read side
+        c->ctx->set_idle(in.pending() == 0); // a drain shuts an idle client's read side
         corio::result<std::size_t> n = std::errc::timed_out;
         if (chunks) {
-            // Multishot: the recv stays armed; copy the chunk behind what is pending.
+            // Multishot: the recv stays armed; the chunk is parsed where it landed.
             corio::result<net::buffer_lease> lease = std::errc::timed_out;
             if (opt.timeout.count() > 0) {
                 // The idle deadline lives in the stream's read: no extra frame, no SQE.
@@ -1028,21 +1116,18 @@ corio::task<void> read_commands(client* c) {
                 lease = co_await next;
             }
             if (lease) {
-                std::span<const std::byte> got = lease->data();
-                if (got.size() > room.size()) {
-                    in.bytes.resize(in.end + got.size());
-                    room = std::as_writable_bytes(std::span(in.bytes)).subspan(in.end);
-                }
-                if (!got.empty()) // an empty lease (EOF) has no data pointer
-                    std::memcpy(room.data(), got.data(), got.size());
-                n = got.size();
+                n = lease->size(); // 0: EOF
+                if (*n > 0)
+                    in.take(std::move(*lease));
             } else {
                 n = lease.error();
             }
         } else if (opt.timeout.count() > 0) {
+            auto room = in.room(opt.query_limit + k_read_chunk);
             auto receiving = corio::with_timeout(conn.recv_some(room), opt.timeout);
             n = co_await receiving;
         } else {
+            auto room = in.room(opt.query_limit + k_read_chunk);
             auto receiving = conn.recv_some(room);
             n = co_await receiving;
         }
@@ -1055,8 +1140,11 @@ corio::task<void> read_commands(client* c) {
             break;
         }
         srv->bytes_in += *n;
-        in.end += *n;
+        if (!chunks)
+            in.end += *n;
     }
+    if (chunks)
+        in.settle(); // the chunk back to the ring now: the writer may go on for a while
     c->reader_done = true;
     if (abort && !c->broken) {
         c->broken = true; // nothing more goes out
@@ -1167,6 +1255,7 @@ shard_stats snapshot(server* srv) {
     r.output_limit_closes = srv->output_limit_closes;
     r.query_limit_closes = srv->query_limit_closes;
     r.output_bytes = srv->output_bytes;
+    r.input_bytes = srv->input_bytes;
     r.output_pauses = srv->output_pauses;
     r.timeouts = srv->timeouts;
     r.send_timeouts = srv->send_timeouts;
@@ -1184,8 +1273,8 @@ shard_stats snapshot(server* srv) {
 void print_stats(const shard_stats& r) {
     std::printf("stats: clients=%zu accepted=%llu rejected=%llu keys=%zu commands=%llu "
                 "protocol_errors=%llu output_limit_closes=%llu query_limit_closes=%llu "
-                "output_bytes=%zu output_pauses=%llu idle_timeouts=%llu send_timeouts=%llu "
-                "live_tasks=%zu ops_in_flight=%zu "
+                "output_bytes=%zu input_bytes=%zu output_pauses=%llu idle_timeouts=%llu "
+                "send_timeouts=%llu live_tasks=%zu ops_in_flight=%zu "
                 "loop_turns=%llu kernel_enters=%llu cq_overflows=%llu aof_size=%llu stalls=%llu "
                 "longest_stall_ms=%lld\n",
                 r.clients, static_cast<unsigned long long>(r.accepted),
@@ -1194,6 +1283,7 @@ void print_stats(const shard_stats& r) {
                 static_cast<unsigned long long>(r.protocol_errors),
                 static_cast<unsigned long long>(r.output_limit_closes),
                 static_cast<unsigned long long>(r.query_limit_closes), r.output_bytes,
+                r.input_bytes,
                 static_cast<unsigned long long>(r.output_pauses),
                 static_cast<unsigned long long>(r.timeouts),
                 static_cast<unsigned long long>(r.send_timeouts), r.live_tasks, r.ops_in_flight,
@@ -1335,10 +1425,16 @@ corio::task<int> run_server(options opt, corio::signal_set* signals, shard_table
 
     std::unique_ptr<net::buffer_ring> ring;
     if (opt.provided_buffers > 0) {
-        ring = std::make_unique<net::buffer_ring>(corio::io_context::current(),
-                                                  opt.provided_buffers,
-                                                  static_cast<std::uint32_t>(k_read_chunk));
-        srv.ring = ring.get();
+        try {
+            ring = std::make_unique<net::buffer_ring>(corio::io_context::current(),
+                                                      opt.provided_buffers,
+                                                      static_cast<std::uint32_t>(k_read_chunk));
+            srv.ring = ring.get();
+        } catch (const std::system_error& e) { // a kernel before 5.19: serve without the ring
+            std::fprintf(stderr,
+                         "corio-kv: no provided-buffer ring (%s): a buffer per connection\n",
+                         e.what());
+        }
     }
     srv.port = listener->local_address().value().port();
 
@@ -1577,7 +1673,8 @@ options parse_args(int argc, char** argv) {
         .type("SECONDS");
     p.duration("--drain-ms", opt.drain, 24h, "on SIGINT/SIGTERM: time the clients get to finish");
     p.number("--provided-buffers", opt.provided_buffers, 0, 32768,
-             "> 0: multishot recv into a shared ring of this many buffers");
+             "multishot recv into a shared ring of this many 16 KiB buffers (a power of two): "
+             "an idle client holds no input buffer; 0: a 16 KiB buffer per connection");
     p.flag("--aof-repair", opt.aof_repair,
            "cut the append-only file at its first bad record and exit (see below)");
     p.number("--shards", opt.shards, 0, 1024,
@@ -1589,6 +1686,9 @@ options parse_args(int argc, char** argv) {
     p.parse(argc, argv);
     if (std::string bad = example::check_cpus(opt.cpus); !bad.empty())
         p.fail(bad);
+    if ((opt.provided_buffers & (opt.provided_buffers - 1)) != 0)
+        p.fail("--provided-buffers: a power of two (or 0), not " +
+               std::to_string(opt.provided_buffers));
     if (opt.shards == 0)
         opt.shards = opt.cpus.empty() ? cpus_available() : static_cast<unsigned>(opt.cpus.size());
     if (opt.query_limit < k_read_chunk)
