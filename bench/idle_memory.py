@@ -28,13 +28,7 @@ import subprocess
 import sys
 import time
 
-
-def status_kib(pid, field):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return -1
+from support.procfs import status_kib
 
 
 def start(args):

@@ -22,13 +22,7 @@ import subprocess
 import sys
 import time
 
-
-def command(*args):
-    out = b"*%d\r\n" % len(args)
-    for a in args:
-        a = a if isinstance(a, bytes) else a.encode()
-        out += b"$%d\r\n%s\r\n" % (len(a), a)
-    return out
+from support.procfs import resp_command as command
 
 
 def main():

@@ -25,21 +25,9 @@ import subprocess
 import sys
 import time
 
+from support.procfs import cpu_ticks as proc_ticks, status_kib
+
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def proc_ticks(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
-
-
-def status_kib(pid, field):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return -1
 
 
 def start(args, extra):

@@ -27,21 +27,13 @@ import sys
 import tempfile
 import time
 
+from support.procfs import cpu_ticks, status_kib
+
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-def status_kib(pid, field):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return -1
-
-
 def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
+    return cpu_ticks(pid) / TICK  # utime + stime
 
 
 def wrk(args, port, connections, seconds):
