@@ -342,23 +342,20 @@ void recv_state::service() {
     bool read_ahead = std::exchange(m_read_ahead, false) && !m_armed && !is_starved() &&
                       !m_eof && !m_error && m_held < m_group->stream_limit();
     if (read_ahead && !m_waiter) {
-        // Without a free buffer this ends in ENOBUFS as the multishot recv would have; the
-        // consumer's next wait then queues for a buffer.
+        // Without a free buffer this waits for bytes and then ends in ENOBUFS, as the multishot
+        // recv would have; the consumer's next wait then queues for a buffer.
         read();
         return;
     }
     if (m_waiter && !m_armed && !starved_node::m_linked && !has_item()) {
-        if (starved_node::m_woken) {
-            // A buffer was promised to us: take it (woken_done on the completion). The idle
-            // limit starts again: the wait for a buffer was not the peer's silence.
-            if (m_wait_deadline_ns != std::numeric_limits<std::int64_t>::max()) {
-                m_wait_deadline_ns = corio::detail::monotonic_now_ns() + m_wait_limit_ns;
-                queue_idle_timer(m_wait_deadline_ns);
-            }
-            read();
-        } else {
-            read();
+        if (starved_node::m_woken &&
+            m_wait_deadline_ns != std::numeric_limits<std::int64_t>::max()) {
+            // A buffer was promised to us (woken_done on the completion). The idle limit
+            // starts again: the wait for a buffer was not the peer's silence.
+            m_wait_deadline_ns = corio::detail::monotonic_now_ns() + m_wait_limit_ns;
+            queue_idle_timer(m_wait_deadline_ns);
         }
+        read();
         return;
     }
     m_group->woken_done(this); // woken for a buffer nobody here wants any more: pass it on
