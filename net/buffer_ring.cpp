@@ -236,11 +236,13 @@ void recv_state::prepare(io_uring_sqe* sqe) noexcept {
     if (!m_group->has_unpromised())
         sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
     // A bundle fills as many buffers as the bytes waiting need in one completion (Linux 6.10):
-    // 2.5x less CPU per byte on a bulk stream (bench_ring_ops). Only under the cap, which bounds
-    // it: a single recv's bundle is not bounded by its length (the kernel retries it with all
-    // the socket holds; a test saw one take a whole 64-buffer ring).
-    if (m_capped)
-        sqe->ioprio |= k_recvsend_bundle; // the kernels with the cap (6.17) have bundles (6.10)
+    // 2.5x less CPU per byte on a bulk stream (bench_ring_ops), but 1-3 % more per small read
+    // (paired echo runs), so only for a stream whose last completion filled its buffer. Only
+    // under the cap, which bounds it: a single recv's bundle is not bounded by its length (the
+    // kernel retries it with all the socket holds; a test saw one take a whole 64-buffer ring).
+    m_bundled = m_capped && m_bulk; // the kernels with the cap (6.17) have bundles (6.10)
+    if (m_bundled)
+        sqe->ioprio |= k_recvsend_bundle;
 }
 
 void recv_state::on_cqe(int res, unsigned flags) noexcept {
@@ -256,14 +258,16 @@ void recv_state::on_cqe(int res, unsigned flags) noexcept {
         }
         m_held += m_group->cost_of(size);
     };
-    if (has_buffer && m_capped && res > 0) {
+    if (has_buffer && m_bundled && res > 0) {
         // One completion, several buffers: a chunk (a lease) per buffer, in order.
         m_group->received_bundle(bid, static_cast<std::uint32_t>(res), keep, queue_piece);
+        m_bulk = static_cast<std::uint32_t>(res) >= m_group->buffer_size();
     } else if (has_buffer) {
         std::uint32_t size = res > 0 ? static_cast<std::uint32_t>(res) : 0;
         std::uint32_t at = m_group->received(bid, size, flags & k_cqe_f_buf_more, keep);
         if (keep)
             queue_piece(bid, size, at);
+        m_bulk = at + size == m_group->buffer_size(); // filled to its end: more was waiting
     }
     m_group->woken_done(this); // the re-arm after a wake-up has had its answer
     if (keep) {

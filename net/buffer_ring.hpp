@@ -213,7 +213,9 @@ private:
     std::int64_t m_wait_deadline_ns = 0; // the waiting consumer's deadline (none: INT64_MAX)
     std::int64_t m_wait_limit_ns = 0;    // the idle limit it was given (restarts after starving)
     std::uint32_t m_held = 0;        // ring bytes the queue holds (buffer_group::cost_of)
-    bool m_capped = false;           // the armed SQE: a multishot with a byte cap, bundles
+    bool m_capped = false;           // the armed SQE is a multishot with a byte cap
+    bool m_bundled = false;          // ... taking bundles (IORING_RECVSEND_BUNDLE)
+    bool m_bulk = false;             // the last completion filled its buffer: bundle next arm
     bool m_read_ahead = false;       // service() should re-arm: a recv ended under the limit
 };
 
