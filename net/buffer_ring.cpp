@@ -351,7 +351,7 @@ void recv_state::service() {
         read();
         return;
     }
-    if (m_waiter && !m_armed && !starved_node::m_linked && !has_item()) {
+    if (m_waiter && !m_armed && !is_starved() && !has_item()) {
         if (starved_node::m_woken &&
             m_wait_deadline_ns != std::numeric_limits<std::int64_t>::max()) {
             // A buffer was promised to us (woken_done on the completion). The idle limit
@@ -421,7 +421,7 @@ void recv_state::wait_within(stream_waiter& waiter, std::coroutine_handle<> h, s
 void recv_state::wait(stream_waiter& waiter, std::coroutine_handle<> h, stop_token token) {
     m_wait_deadline_ns = std::numeric_limits<std::int64_t>::max();
     waiter.enqueue(*this, h, token);
-    if (waiter.m_cancelled || m_armed || starved_node::m_linked)
+    if (waiter.m_cancelled || m_armed || is_starved())
         return;
     read();
 }

@@ -221,8 +221,9 @@ private:
 
 } // namespace detail
 
-/// Multishot recv into a buffer_ring (kernel 6.0+): one SQE stays armed and every chunk of bytes
-/// that arrives lands in a ring buffer, handed out by next() as a buffer_lease. When the ring
+/// Receiving into a buffer_ring (kernel 5.19+): every chunk of bytes that arrives lands in a ring
+/// buffer, handed out by next() as a buffer_lease. On Linux 6.17+ with incremental consumption
+/// one multishot SQE stays armed until the stream limit; elsewhere each chunk is one recv SQE. When the ring
 /// runs dry (ENOBUFS) the stream stops reading until a lease comes back; the bytes wait in the
 /// socket, nothing is lost. A stream whose consumer falls behind stops reading once its queued
 /// chunks hold buffer_ring::stream_limit() bytes of the ring, and reads on when the consumer

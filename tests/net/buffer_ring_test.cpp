@@ -556,6 +556,20 @@ TEST_CASE("a bulk stream arrives whole and in order when the kernel fills severa
     }
 }
 
+TEST_CASE("a stream's share of the ring: 1/64 of it, at most 64 KiB, at least one buffer; "
+          "set_stream_limit raises what is below one buffer") {
+    io_context ctx;
+    CHECK(buffer_ring(ctx, 512, 4096).stream_limit() == 32 * 1024);
+    CHECK(buffer_ring(ctx, 4096, 4096).stream_limit() == 64 * 1024);
+    CHECK(buffer_ring(ctx, 4, 64).stream_limit() == 64);
+    buffer_ring ring(ctx, 16, 1024);
+    CHECK(ring.stream_limit() == 1024);
+    ring.set_stream_limit(10);
+    CHECK(ring.stream_limit() == 1024);
+    ring.set_stream_limit(5000);
+    CHECK(ring.stream_limit() == 5000);
+}
+
 TEST_CASE("a ring asked for whole buffers is not incremental") {
     io_context ctx;
     buffer_ring ring(ctx, 2, 64, -1, net::buffer_use::whole);

@@ -54,3 +54,17 @@ TEST_CASE("regression: a client that sends and never reads is closed after --idl
         CHECK(other.exchange());
     }
 }
+
+TEST_CASE("echo reads through a shared ring of 512 buffers of 4 KiB by default; "
+          "--provided-buffers 0 gives each connection a 4 KiB buffer of its own") {
+    fixture f(kind::echo);
+    server ring_default(f, {});
+    connection a(f, ring_default.port);
+    REQUIRE(a.exchange());
+    CHECK(server::field(ring_default.stats(), "bytes_buffered") == "2097152");
+
+    server own(f, {"--provided-buffers", "0"});
+    connection b(f, own.port);
+    REQUIRE(b.exchange());
+    CHECK(server::field(own.stats(), "bytes_buffered") == "4096");
+}
